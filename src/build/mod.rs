@@ -1,0 +1,3 @@
+//! Per-language builders; each returns the artifacts it built.
+
+pub mod rust;

@@ -1,0 +1,310 @@
+//! The one place kiln spawns processes. Every command carries a one-line human summary,
+//! is logged at `-v`, captures its stderr, and on failure reports the command line and the
+//! tail of what it printed.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// Set the global verbosity (0 quiet-ish, 1 `-v` logs commands, 2 `-vv` also streams output).
+pub fn set_verbosity(v: u8) {
+    VERBOSITY.store(v, Ordering::Relaxed);
+}
+
+pub fn verbosity() -> u8 {
+    VERBOSITY.load(Ordering::Relaxed)
+}
+
+/// How many stderr lines a failure report keeps.
+const TAIL_LINES: usize = 40;
+
+/// A command that failed to start or exited non-zero.
+#[derive(Debug, thiserror::Error)]
+pub struct ExecError {
+    pub summary: String,
+    pub command_line: String,
+    /// `None` when the process could not be started.
+    pub status: Option<i32>,
+    pub stderr_tail: String,
+    pub spawn_error: Option<String>,
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.spawn_error, self.status) {
+            (Some(e), _) => write!(
+                f,
+                "{} failed: could not run `{}`: {e}",
+                self.summary, self.command_line
+            )?,
+            (None, Some(code)) => write!(
+                f,
+                "{} failed: `{}` exited with status {code}",
+                self.summary, self.command_line
+            )?,
+            (None, None) => write!(
+                f,
+                "{} failed: `{}` was killed by a signal",
+                self.summary, self.command_line
+            )?,
+        }
+        if !self.stderr_tail.trim().is_empty() {
+            write!(
+                f,
+                "\n--- last lines it printed ---\n{}",
+                self.stderr_tail.trim_end()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A process to run.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: PathBuf,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, Option<OsString>)>,
+    dir: Option<PathBuf>,
+    summary: String,
+}
+
+impl Cmd {
+    /// `summary` is the human line: "build hello for linux/arm64".
+    pub fn new(program: impl AsRef<Path>, summary: impl Into<String>) -> Self {
+        Cmd {
+            program: program.as_ref().to_path_buf(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            dir: None,
+            summary: summary.into(),
+        }
+    }
+
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.args.push(a.as_ref().to_os_string());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
+        self.envs
+            .push((k.as_ref().to_os_string(), Some(v.as_ref().to_os_string())));
+        self
+    }
+
+    pub fn env_remove(mut self, k: impl AsRef<OsStr>) -> Self {
+        self.envs.push((k.as_ref().to_os_string(), None));
+        self
+    }
+
+    pub fn dir(mut self, d: impl AsRef<Path>) -> Self {
+        self.dir = Some(d.as_ref().to_path_buf());
+        self
+    }
+
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// The environment changes this command makes (value `None` = removed).
+    pub fn get_envs(&self) -> &[(OsString, Option<OsString>)] {
+        &self.envs
+    }
+
+    /// The command line as a user could paste it (environment changes first).
+    pub fn command_line(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.envs {
+            if let Some(v) = v {
+                s.push_str(&format!(
+                    "{}={} ",
+                    k.to_string_lossy(),
+                    shell_quote(&v.to_string_lossy())
+                ));
+            }
+        }
+        s.push_str(&shell_quote(&self.program.to_string_lossy()));
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&shell_quote(&a.to_string_lossy()));
+        }
+        s
+    }
+
+    fn expression(&self) -> duct::Expression {
+        // An OsStr, not a Path: duct would make a bare Path name relative (`./sh`).
+        let mut e = duct::cmd(self.program.as_os_str(), &self.args);
+        for (k, v) in &self.envs {
+            e = match v {
+                Some(v) => e.env(k, v),
+                None => e.env_remove(k),
+            };
+        }
+        if let Some(d) = &self.dir {
+            e = e.dir(d);
+        }
+        e
+    }
+
+    fn log(&self) {
+        if verbosity() >= 1 {
+            eprintln!("  [kiln] {}: {}", self.summary, self.command_line());
+        }
+    }
+
+    fn error(&self, out: Option<&Output>, spawn: Option<std::io::Error>) -> ExecError {
+        let stderr_tail = out
+            .map(|o| {
+                let mut text = String::from_utf8_lossy(&o.stderr).into_owned();
+                if text.trim().is_empty() {
+                    text = String::from_utf8_lossy(&o.stdout).into_owned();
+                }
+                tail(&text, TAIL_LINES)
+            })
+            .unwrap_or_default();
+        ExecError {
+            summary: self.summary.clone(),
+            command_line: self.command_line(),
+            status: out.and_then(|o| o.status.code()),
+            stderr_tail,
+            spawn_error: spawn.map(|e| e.to_string()),
+        }
+    }
+
+    /// Run to completion, capturing stdout and stderr; non-zero exit is an error.
+    pub fn run(&self) -> Result<Output, ExecError> {
+        let out = self.output()?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(self.error(Some(&out), None))
+        }
+    }
+
+    /// Run to completion, capturing stdout and stderr; the exit status is the caller's to judge.
+    pub fn output(&self) -> Result<Output, ExecError> {
+        self.log();
+        let out = self
+            .expression()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|e| self.error(None, Some(e)))?;
+        if verbosity() >= 2 {
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(out)
+    }
+
+    /// Run and return stdout as a trimmed string.
+    pub fn read(&self) -> Result<String, ExecError> {
+        let out = self.run()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Run with stdin/stdout/stderr inherited (for interactive installers); non-zero is an error.
+    pub fn run_inherit(&self) -> Result<(), ExecError> {
+        self.log();
+        let out = self
+            .expression()
+            .unchecked()
+            .run()
+            .map_err(|e| self.error(None, Some(e)))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.error(Some(&out), None))
+        }
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].join("\n")
+}
+
+/// Quote a word for a POSIX shell when it needs it.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_names_command_and_tail() {
+        let err = Cmd::new("sh", "say hello")
+            .args(["-c", "echo one >&2; echo two >&2; exit 7"])
+            .run()
+            .unwrap_err();
+        assert_eq!(err.status, Some(7));
+        let msg = err.to_string();
+        assert!(msg.starts_with("say hello failed: `sh -c"), "{msg}");
+        assert!(
+            msg.contains("status 7") && msg.contains("one\ntwo"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_program_is_a_spawn_error() {
+        let err = Cmd::new("/nonexistent/kiln-test-tool", "run a tool")
+            .run()
+            .unwrap_err();
+        assert!(err.spawn_error.is_some());
+        assert!(err.to_string().contains("could not run"));
+    }
+
+    #[test]
+    fn env_and_dir_apply() {
+        let out = Cmd::new("sh", "print env")
+            .args(["-c", "echo $KILN_T; pwd"])
+            .env("KILN_T", "x y")
+            .dir("/")
+            .read()
+            .unwrap();
+        assert_eq!(out, "x y\n/");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("abc-1.2"), "abc-1.2");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+    }
+}

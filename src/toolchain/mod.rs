@@ -1,0 +1,3 @@
+//! Finding and installing toolchains: zig, go, rust targets; the zig-cc wrapper.
+
+pub mod zigcc;
