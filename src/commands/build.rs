@@ -1,5 +1,273 @@
-//! WIP
-use crate::{cli::BuildArgs, commands::Ctx};
-pub fn run(_args: &BuildArgs, _ctx: &Ctx) -> anyhow::Result<()> {
-    anyhow::bail!("build: not yet implemented")
+//! `kiln build`: plan → build (one stage per target, in parallel) → inspect gate → smoke →
+//! images. Prints a summary table, or one JSON object per artifact / image / index.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::build::{self, Artifact, rust};
+use crate::cli::BuildArgs;
+use crate::commands::Ctx;
+use crate::config::{self, BuildConfig};
+use crate::error::UsageError;
+use crate::progress::Progress;
+use crate::target::Target;
+use crate::toolchain;
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    pub artifacts: Vec<Artifact>,
+    /// `sha256:…` of the image index, when an image was written.
+    pub index_digest: Option<String>,
+}
+
+pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
+    let cfg = config::resolve_build(args)?;
+    let progress = Progress::new(ctx.quiet || ctx.json);
+    let outcome = build(&cfg, &progress)?;
+    print_outcome(&outcome, &cfg, ctx)?;
+    Ok(outcome)
+}
+
+/// Build every target of `cfg`; the library entry point (no printing but progress).
+pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
+    if !cfg.outputs.is_empty() {
+        validate_outputs(&cfg.outputs)?;
+    }
+    if !rust::detect(&cfg.project_dir, &cfg.cargo) {
+        return Err(not_a_project(&cfg.project_dir).into());
+    }
+    let zig = toolchain::find_zig()?;
+    let kiln_exe = kiln_exe()?;
+    let project = rust::plan(&cfg.project_dir, &cfg.cargo)?;
+    let manifest = rust::manifest_path(&cfg.project_dir, &cfg.cargo);
+
+    // Toolchain installs run one at a time, before the parallel builds.
+    let installed = toolchain::rust_targets_installed(None);
+    let mut stages = Vec::new();
+    for target in &cfg.targets {
+        let plan = toolchain::ensure_rust_target(target, &installed, &|m| progress.say(m))?;
+        let wrappers = toolchain::write_wrappers(
+            &project.target_dir.join("kiln").join("wrappers").join(&target.name),
+            &kiln_exe,
+            &zig,
+            target,
+        )?;
+        let cmd = rust::build_command(&project, &manifest, &cfg.cargo, target, &plan, &wrappers);
+        stages.push((target.clone(), cmd));
+    }
+
+    let results: Mutex<Vec<(usize, anyhow::Result<Vec<Artifact>>)>> = Mutex::new(Vec::new());
+    let next = Mutex::new(0usize);
+    std::thread::scope(|s| {
+        for _ in 0..cfg.jobs.min(stages.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some((target, cmd)) = stages.get(i) else {
+                        break;
+                    };
+                    let r = run_stage(target, cmd, &project.bins, cfg, progress);
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, r));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+
+    let mut artifacts = Vec::new();
+    let mut errors = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(a) => artifacts.extend(a),
+            Err(e) => errors.push(e.context(format!("{} failed", stages[i].0.platform))),
+        }
+    }
+    if let Some(first) = errors.pop() {
+        // Report every failed target, keep the first one's kind for the exit code.
+        let others: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+        return Err(if others.is_empty() {
+            first
+        } else {
+            first.context(format!("also failed: {}", others.join("\n")))
+        });
+    }
+
+    let index_digest = if cfg.outputs.is_empty() {
+        None
+    } else {
+        Some(pack_images(cfg, &artifacts, &project, progress)?)
+    };
+    Ok(BuildOutcome {
+        artifacts,
+        index_digest,
+    })
+}
+
+/// One target: build, gate, copy to dist, smoke.
+fn run_stage(
+    target: &Target,
+    cmd: &crate::exec::Cmd,
+    bins: &[String],
+    cfg: &BuildConfig,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Artifact>> {
+    let task = progress.task(&target.platform.to_string());
+    task.set("building");
+    let built = rust::build_target(cmd, bins)?;
+    let mut artifacts = Vec::new();
+    for b in &built {
+        task.set(&format!("verifying {}", b.name));
+        artifacts.push(build::finish_artifact(target, b, &cfg.out_dir)?);
+    }
+    if cfg.smoke {
+        for a in &artifacts {
+            task.set(&format!("smoke-running {}", a.name));
+            let line = build::smoke(a, &cfg.smoke_args)?;
+            progress.say(&format!("{:<14} {} ran: {line}", target.platform.to_string(), a.name));
+        }
+    }
+    task.finish("done");
+    Ok(artifacts)
+}
+
+fn not_a_project(dir: &Path) -> UsageError {
+    UsageError(format!(
+        "{} is not a cargo project (no Cargo.toml). Run kiln in a project directory, pass its path \
+         (`kiln build PATH`), or give --manifest-path.",
+        dir.display()
+    ))
+}
+
+/// The kiln executable the wrappers call back into.
+fn kiln_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("finding kiln's own executable for the zig wrappers")
+}
+
+fn validate_outputs(outputs: &[String]) -> anyhow::Result<()> {
+    for o in outputs {
+        if !o.starts_with("oci:") {
+            return Err(UsageError(format!(
+                "unsupported --output `{o}`: use oci:DIR[:TAG]"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn pack_images(
+    _cfg: &BuildConfig,
+    _artifacts: &[Artifact],
+    _project: &rust::RustProject,
+    _progress: &Progress,
+) -> anyhow::Result<String> {
+    anyhow::bail!("image output is not wired in yet")
+}
+
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The summary table, or JSON lines.
+fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if ctx.json {
+        for a in &outcome.artifacts {
+            let mut v = serde_json::to_value(a)?;
+            v["reason"] = json!("artifact");
+            writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        }
+        if let Some(d) = &outcome.index_digest {
+            writeln!(
+                out,
+                "{}",
+                json!({"reason": "index", "digest": d, "outputs": cfg.outputs})
+            )?;
+        }
+        return Ok(());
+    }
+    let rows: Vec<[String; 5]> = outcome
+        .artifacts
+        .iter()
+        .map(|a| {
+            [
+                a.platform.clone(),
+                a.name.clone(),
+                human_size(a.size),
+                a.report.linkage.to_string(),
+                a.sha256[..12].to_string(),
+            ]
+        })
+        .collect();
+    let header = ["PLATFORM", "BINARY", "SIZE", "LINKAGE", "SHA256"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:>w2$}  {:<w3$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        )
+    };
+    writeln!(out, "{}", line(header))?;
+    for r in &rows {
+        writeln!(
+            out,
+            "{}",
+            line([&r[0], &r[1], &r[2], &r[3], &r[4]])
+        )?;
+    }
+    writeln!(out, "binaries in {}", cfg.out_dir.display())?;
+    if let Some(d) = &outcome.index_digest {
+        writeln!(out, "index {d} -> {}", cfg.outputs.join(", "))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
+    }
 }
