@@ -263,7 +263,10 @@ env = { RUST_LOG = "info" }
         let dir = tempfile::tempdir().unwrap();
         fs_err::write(dir.path().join("kiln.toml"), "platfroms = [\"arm64\"]\n").unwrap();
         let err = read_file_config(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("platfroms") && err.contains("kiln.toml"), "{err}");
+        assert!(
+            err.contains("platfroms") && err.contains("kiln.toml"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -286,7 +289,10 @@ env = { RUST_LOG = "info" }
         args.platforms = vec!["arm64,amd64".into()];
         let c = resolve_build(&args).unwrap();
         assert_eq!(
-            c.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            c.targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
             ["arm64", "amd64"]
         );
     }

@@ -242,10 +242,8 @@ impl Cmd {
                 Ok(None) if std::time::Instant::now() >= deadline => {
                     let _ = handle.kill();
                     let mut err = self.error(None, None);
-                    err.spawn_error = Some(format!(
-                        "still running after {} s, killed",
-                        limit.as_secs()
-                    ));
+                    err.spawn_error =
+                        Some(format!("still running after {} s, killed", limit.as_secs()));
                     return Err(err);
                 }
                 Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),

@@ -137,6 +137,11 @@ impl Target {
         };
         self.name == host
     }
+
+    /// Whether this machine runs the target's binaries natively (amd64 runs 386 too).
+    pub fn runs_natively(&self) -> bool {
+        self.is_host() || (self.name == "386" && std::env::consts::ARCH == "x86_64")
+    }
 }
 
 #[derive(Deserialize)]

@@ -266,7 +266,10 @@ pub fn toolchain_env(
     set_unless_user(format!("CC_{triple_us}"), wrappers.cc.clone().into());
     set_unless_user(format!("CXX_{triple_us}"), wrappers.cxx.clone().into());
     set_unless_user(format!("AR_{triple_us}"), wrappers.ar.clone().into());
-    set_unless_user(format!("RANLIB_{triple_us}"), wrappers.ranlib.clone().into());
+    set_unless_user(
+        format!("RANLIB_{triple_us}"),
+        wrappers.ranlib.clone().into(),
+    );
     set_unless_user(
         format!("CARGO_TARGET_{t_env}_LINKER"),
         wrappers.cc.clone().into(),
@@ -416,8 +419,14 @@ mod tests {
         let line = cmd.command_line();
         assert!(line.contains(" run nightly cargo build "), "{line}");
         assert!(line.contains("-Zbuild-std=std,panic_abort"), "{line}");
-        assert!(line.contains("--target armv7-unknown-linux-musleabihf"), "{line}");
+        assert!(
+            line.contains("--target armv7-unknown-linux-musleabihf"),
+            "{line}"
+        );
         assert!(line.contains("--target-dir /p/target/kiln/armv7"), "{line}");
-        assert!(line.contains("--release --bin hello --features 'a b'"), "{line}");
+        assert!(
+            line.contains("--release --bin hello --features 'a b'"),
+            "{line}"
+        );
     }
 }

@@ -52,7 +52,11 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
     for target in &cfg.targets {
         let plan = toolchain::ensure_rust_target(target, &installed, &|m| progress.say(m))?;
         let wrappers = toolchain::write_wrappers(
-            &project.target_dir.join("kiln").join("wrappers").join(&target.name),
+            &project
+                .target_dir
+                .join("kiln")
+                .join("wrappers")
+                .join(&target.name),
             &kiln_exe,
             &zig,
             target,
@@ -137,7 +141,11 @@ fn run_stage(
         for a in &artifacts {
             task.set(&format!("smoke-running {}", a.name));
             let line = build::smoke(a, &cfg.smoke_args)?;
-            progress.say(&format!("{:<14} {} ran: {line}", target.platform.to_string(), a.name));
+            progress.say(&format!(
+                "{:<14} {} ran: {line}",
+                target.platform.to_string(),
+                a.name
+            ));
         }
     }
     task.finish("done");
@@ -160,10 +168,9 @@ fn kiln_exe() -> anyhow::Result<PathBuf> {
 fn validate_outputs(outputs: &[String]) -> anyhow::Result<()> {
     for o in outputs {
         if !o.starts_with("oci:") {
-            return Err(UsageError(format!(
-                "unsupported --output `{o}`: use oci:DIR[:TAG]"
-            ))
-            .into());
+            return Err(
+                UsageError(format!("unsupported --output `{o}`: use oci:DIR[:TAG]")).into(),
+            );
         }
     }
     Ok(())
@@ -247,11 +254,7 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
     };
     writeln!(out, "{}", line(header))?;
     for r in &rows {
-        writeln!(
-            out,
-            "{}",
-            line([&r[0], &r[1], &r[2], &r[3], &r[4]])
-        )?;
+        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
     }
     writeln!(out, "binaries in {}", cfg.out_dir.display())?;
     if let Some(d) = &outcome.index_digest {

@@ -242,14 +242,20 @@ pub fn ensure_rust_target(
                     }
                     .into());
                 };
-                say(&format!("installing Rust std for {} (rustup target add)", target.rust_triple));
-                Cmd::new(rustup, format!("install the Rust std for {}", target.platform))
-                    .args(["target", "add", &target.rust_triple])
-                    .run()
-                    .map_err(|e| ToolchainMissing {
-                        what: format!("Rust std for {}", target.rust_triple),
-                        install: format!("`rustup target add {}` failed: {e}", target.rust_triple),
-                    })?;
+                say(&format!(
+                    "installing Rust std for {} (rustup target add)",
+                    target.rust_triple
+                ));
+                Cmd::new(
+                    rustup,
+                    format!("install the Rust std for {}", target.platform),
+                )
+                .args(["target", "add", &target.rust_triple])
+                .run()
+                .map_err(|e| ToolchainMissing {
+                    what: format!("Rust std for {}", target.rust_triple),
+                    install: format!("`rustup target add {}` failed: {e}", target.rust_triple),
+                })?;
             }
             Ok(RustPlan {
                 toolchain: None,
@@ -312,7 +318,7 @@ pub fn binfmt_registered(target: &Target) -> bool {
 
 /// How to run `target`'s binaries here.
 pub fn runner(target: &Target) -> Result<Runner, ToolchainMissing> {
-    if target.is_host() || binfmt_registered(target) {
+    if target.runs_natively() || binfmt_registered(target) {
         return Ok(Runner::Direct);
     }
     let name = format!("qemu-{}-static", target.qemu);

@@ -308,7 +308,14 @@ mod tests {
             "x86_64-linux-musl",
             None,
             &["-march=native", "-c", "x.c"],
-            &["cc", "-target", "x86_64-linux-musl", "-march=native", "-c", "x.c"],
+            &[
+                "cc",
+                "-target",
+                "x86_64-linux-musl",
+                "-march=native",
+                "-c",
+                "x.c",
+            ],
         ),
         (
             ZigMode::Cc,
@@ -377,7 +384,10 @@ mod tests {
         std::fs::write(&f, "-o\nout\\\\x\n/x/self-contained/crt1.o\n").unwrap();
         let args = vec![format!("@{}", f.display()), "-lc".to_string()];
         let expanded = expand_response_files(&args);
-        assert_eq!(expanded, v(&["-o", "out\\x", "/x/self-contained/crt1.o", "-lc"]));
+        assert_eq!(
+            expanded,
+            v(&["-o", "out\\x", "/x/self-contained/crt1.o", "-lc"])
+        );
         let got = rewrite_args(ZigMode::Cc, "aarch64-linux-musl", None, &expanded);
         assert_eq!(
             got,
