@@ -48,7 +48,10 @@ fn example_builds_verifies_and_smoke_runs_on_amd64_and_arm64() {
     // Summary table.
     let table = stdout(&out);
     assert!(table.starts_with("PLATFORM"), "{table}");
-    assert!(table.contains("linux/arm64") && table.contains("hello"), "{table}");
+    assert!(
+        table.contains("linux/arm64") && table.contains("hello"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -57,10 +60,7 @@ fn json_messages_describe_each_artifact() {
     let out = build_example(tmp.path(), &["--message-format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
-    let artifacts: Vec<_> = lines
-        .iter()
-        .filter(|v| v["reason"] == "artifact")
-        .collect();
+    let artifacts: Vec<_> = lines.iter().filter(|v| v["reason"] == "artifact").collect();
     assert_eq!(artifacts.len(), 2, "{lines:?}");
     let platforms: Vec<&str> = artifacts
         .iter()
@@ -163,7 +163,10 @@ fn unknown_platform_lists_the_known_ones() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("unknown platform `linux/mips64`"), "{err}");
-    assert!(err.contains("linux/arm/v7") && err.contains("kiln targets"), "{err}");
+    assert!(
+        err.contains("linux/arm/v7") && err.contains("kiln targets"),
+        "{err}"
+    );
 }
 
 #[test]

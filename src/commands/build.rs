@@ -12,7 +12,7 @@ use crate::build::{self, Artifact, rust};
 use crate::cli::BuildArgs;
 use crate::commands::Ctx;
 use crate::config::{self, BuildConfig};
-use crate::error::UsageError;
+use crate::error::{TargetsFailed, UsageError};
 use crate::progress::Progress;
 use crate::target::Target;
 use crate::toolchain;
@@ -93,21 +93,23 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
     results.sort_by_key(|(i, _)| *i);
 
     let mut artifacts = Vec::new();
-    let mut errors = Vec::new();
+    let mut failures = Vec::new();
     for (i, r) in results {
         match r {
             Ok(a) => artifacts.extend(a),
-            Err(e) => errors.push(e.context(format!("{} failed", stages[i].0.platform))),
+            Err(e) => failures.push((stages[i].0.platform.to_string(), e)),
         }
     }
-    if let Some(first) = errors.pop() {
-        // Report every failed target, keep the first one's kind for the exit code.
-        let others: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
-        return Err(if others.is_empty() {
-            first
-        } else {
-            first.context(format!("also failed: {}", others.join("\n")))
-        });
+    if failures.len() == 1 {
+        let (platform, e) = failures.remove(0);
+        return Err(e.context(format!("{platform} failed")));
+    }
+    if !failures.is_empty() {
+        return Err(TargetsFailed {
+            failures,
+            total: stages.len(),
+        }
+        .into());
     }
 
     let index_digest = if cfg.outputs.is_empty() {
