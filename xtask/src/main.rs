@@ -2,6 +2,7 @@
 //! `setup` installs everything the demo and the tests need (idempotent, root on Debian);
 //! `demo` and `ci` run it first, so each of the README's two commands works on its own.
 
+mod bench_build;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -129,5 +130,7 @@ fn e2e(all: bool) -> anyhow::Result<()> {
 
 fn bench() -> anyhow::Result<()> {
     setup::run_setup()?;
-    bail!("no benchmarks wired in yet")
+    let kiln = build_kiln()?;
+    bench_build::run_bench(&kiln)?;
+    Ok(())
 }
