@@ -129,8 +129,8 @@ fn parse<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport, E
     }
 
     let mut needed = Vec::new();
-    if has_dynamic_segment {
-        if let Ok(sections) = header.sections(endian, data) {
+    if has_dynamic_segment && let Ok(sections) = header.sections(endian, data) {
+        {
             for section in sections.iter() {
                 if section.sh_type(endian) != elf::SHT_DYNAMIC {
                     continue;
@@ -142,10 +142,10 @@ fn parse<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport, E
                     continue;
                 };
                 for d in entries {
-                    if d.d_tag(endian) == elf::DT_NEEDED {
-                        if let Ok(name) = d.string(endian, strings) {
-                            needed.push(String::from_utf8_lossy(name).into_owned());
-                        }
+                    if d.d_tag(endian) == elf::DT_NEEDED
+                        && let Ok(name) = d.string(endian, strings)
+                    {
+                        needed.push(String::from_utf8_lossy(name).into_owned());
                     }
                 }
             }

@@ -33,6 +33,34 @@ pub struct Artifact {
     pub report: ElfReport,
 }
 
+/// What a builder planned: the binaries, metadata for image annotations, and one stage per
+/// target. Stages run in parallel; everything slow and shared (toolchain installs) happens
+/// while planning, one at a time.
+pub struct Plan {
+    /// "rust", "go" or "c".
+    pub language: &'static str,
+    /// Binary names every stage builds.
+    pub bins: Vec<String>,
+    pub package: Option<PackageInfo>,
+    pub stages: Vec<Stage>,
+}
+
+/// One target's build: a closure that runs the build tool and returns the binaries.
+pub struct Stage {
+    pub target: Target,
+    pub run: Box<dyn Fn() -> anyhow::Result<Vec<Built>> + Send + Sync>,
+}
+
+/// Project metadata for OCI annotations (title, version, description, licenses, source).
+#[derive(Debug, Clone, Default)]
+pub struct PackageInfo {
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub repository: Option<String>,
+}
+
 /// A binary a builder produced, before it is checked.
 #[derive(Debug, Clone)]
 pub struct Built {

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cargo_metadata::{Message, Metadata, MetadataCommand};
 
-use crate::build::Built;
+use crate::build::{Built, PackageInfo, Plan, Stage};
 use crate::cli::CargoFlags;
+use crate::config::BuildConfig;
 use crate::error::UsageError;
 use crate::exec::Cmd;
+use crate::progress::Progress;
 use crate::target::Target;
-use crate::toolchain::{RustPlan, Wrappers};
+use crate::toolchain::{self, RustPlan, Wrappers};
 
 /// What `plan` found in a cargo project.
 #[derive(Debug, Clone)]
@@ -27,15 +29,6 @@ pub struct RustProject {
     /// Package name, version, description, license, repository of the first selected
     /// package (for image annotations).
     pub package: Option<PackageInfo>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct PackageInfo {
-    pub name: String,
-    pub version: String,
-    pub description: Option<String>,
-    pub license: Option<String>,
-    pub repository: Option<String>,
 }
 
 /// `$CARGO` (set when kiln runs as `cargo kiln`), else `cargo`.
@@ -51,6 +44,42 @@ pub fn manifest_path(project_dir: &Path, flags: &CargoFlags) -> PathBuf {
         .manifest_path
         .clone()
         .unwrap_or_else(|| project_dir.join("Cargo.toml"))
+}
+
+/// Plan a Rust build: read the project, make sure every target has a std (installing with
+/// rustup), write the zig wrappers, and return one stage per target.
+pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
+    let zig = toolchain::find_zig()?;
+    let kiln_exe = toolchain::kiln_exe()?;
+    let project = plan(&cfg.project_dir, &cfg.cargo)?;
+    let manifest = manifest_path(&cfg.project_dir, &cfg.cargo);
+    let mut rust = toolchain::RustToolchains::detect();
+    let mut stages = Vec::new();
+    for target in &cfg.targets {
+        let rplan = rust.ensure(target, &|m| progress.say(m))?;
+        let wrappers = toolchain::write_wrappers(
+            &project
+                .target_dir
+                .join("kiln")
+                .join("wrappers")
+                .join(&target.name),
+            &kiln_exe,
+            &zig,
+            target,
+        )?;
+        let cmd = build_command(&project, &manifest, &cfg.cargo, target, &rplan, &wrappers);
+        let bins = project.bins.clone();
+        stages.push(Stage {
+            target: target.clone(),
+            run: Box::new(move || build_target(&cmd, &bins)),
+        });
+    }
+    Ok(Plan {
+        language: "rust",
+        bins: project.bins.clone(),
+        package: project.package.clone(),
+        stages,
+    })
 }
 
 /// Whether `dir` is a cargo project.

@@ -2,20 +2,17 @@
 //! images. Prints a summary table, or one JSON object per artifact / image / index.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::Context;
 use serde_json::json;
 
-use crate::build::{self, Artifact, rust};
+use crate::build::{self, Artifact, Plan, Stage, rust};
 use crate::cli::BuildArgs;
 use crate::commands::Ctx;
 use crate::config::{self, BuildConfig};
 use crate::error::{TargetsFailed, UsageError};
 use crate::progress::Progress;
-use crate::target::Target;
-use crate::toolchain;
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -38,32 +35,8 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
     if !cfg.outputs.is_empty() {
         validate_outputs(&cfg.outputs)?;
     }
-    if !rust::detect(&cfg.project_dir, &cfg.cargo) {
-        return Err(not_a_project(&cfg.project_dir).into());
-    }
-    let zig = toolchain::find_zig()?;
-    let kiln_exe = kiln_exe()?;
-    let project = rust::plan(&cfg.project_dir, &cfg.cargo)?;
-    let manifest = rust::manifest_path(&cfg.project_dir, &cfg.cargo);
-
-    // Toolchain installs run one at a time, before the parallel builds.
-    let installed = toolchain::rust_targets_installed(None);
-    let mut stages = Vec::new();
-    for target in &cfg.targets {
-        let plan = toolchain::ensure_rust_target(target, &installed, &|m| progress.say(m))?;
-        let wrappers = toolchain::write_wrappers(
-            &project
-                .target_dir
-                .join("kiln")
-                .join("wrappers")
-                .join(&target.name),
-            &kiln_exe,
-            &zig,
-            target,
-        )?;
-        let cmd = rust::build_command(&project, &manifest, &cfg.cargo, target, &plan, &wrappers);
-        stages.push((target.clone(), cmd));
-    }
+    let plan = prepare(cfg, progress)?;
+    let stages = &plan.stages;
 
     let results: Mutex<Vec<(usize, anyhow::Result<Vec<Artifact>>)>> = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
@@ -77,10 +50,10 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
                         *n += 1;
                         i
                     };
-                    let Some((target, cmd)) = stages.get(i) else {
+                    let Some(stage) = stages.get(i) else {
                         break;
                     };
-                    let r = run_stage(target, cmd, &project.bins, cfg, progress);
+                    let r = run_stage(stage, cfg, progress);
                     results
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -97,7 +70,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
     for (i, r) in results {
         match r {
             Ok(a) => artifacts.extend(a),
-            Err(e) => failures.push((stages[i].0.platform.to_string(), e)),
+            Err(e) => failures.push((stages[i].target.platform.to_string(), e)),
         }
     }
     if failures.len() == 1 {
@@ -115,7 +88,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
     let index_digest = if cfg.outputs.is_empty() {
         None
     } else {
-        Some(pack_images(cfg, &artifacts, &project, progress)?)
+        Some(pack_images(cfg, &artifacts, &plan, progress)?)
     };
     Ok(BuildOutcome {
         artifacts,
@@ -123,17 +96,24 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
     })
 }
 
+/// Detect the project's language and plan its build.
+fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
+    if rust::detect(&cfg.project_dir, &cfg.cargo) {
+        return rust::prepare(cfg, progress);
+    }
+    Err(not_a_project(&cfg.project_dir).into())
+}
+
 /// One target: build, gate, copy to dist, smoke.
 fn run_stage(
-    target: &Target,
-    cmd: &crate::exec::Cmd,
-    bins: &[String],
+    stage: &Stage,
     cfg: &BuildConfig,
     progress: &Progress,
 ) -> anyhow::Result<Vec<Artifact>> {
+    let target = &stage.target;
     let task = progress.task(&target.platform.to_string());
     task.set("building");
-    let built = rust::build_target(cmd, bins)?;
+    let built = (stage.run)()?;
     let mut artifacts = Vec::new();
     for b in &built {
         task.set(&format!("verifying {}", b.name));
@@ -162,11 +142,6 @@ fn not_a_project(dir: &Path) -> UsageError {
     ))
 }
 
-/// The kiln executable the wrappers call back into.
-fn kiln_exe() -> anyhow::Result<PathBuf> {
-    std::env::current_exe().context("finding kiln's own executable for the zig wrappers")
-}
-
 fn validate_outputs(outputs: &[String]) -> anyhow::Result<()> {
     for o in outputs {
         if !o.starts_with("oci:") {
@@ -181,7 +156,7 @@ fn validate_outputs(outputs: &[String]) -> anyhow::Result<()> {
 fn pack_images(
     _cfg: &BuildConfig,
     _artifacts: &[Artifact],
-    _project: &rust::RustProject,
+    _plan: &Plan,
     _progress: &Progress,
 ) -> anyhow::Result<String> {
     anyhow::bail!("image output is not wired in yet")

@@ -222,11 +222,52 @@ pub fn nightly_with_rust_src() -> bool {
         .unwrap_or(false)
 }
 
+/// The kiln executable the wrappers call back into.
+pub fn kiln_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("finding kiln's own executable for the zig wrappers")
+}
+
+/// What rustup has, asked once per build and updated as kiln installs.
+#[derive(Debug, Clone, Default)]
+pub struct RustToolchains {
+    pub installed_targets: Vec<String>,
+    pub nightly_rust_src: Option<bool>,
+}
+
+impl RustToolchains {
+    pub fn detect() -> Self {
+        RustToolchains {
+            installed_targets: rust_targets_installed(None),
+            nightly_rust_src: None,
+        }
+    }
+
+    /// Make sure a std exists for `target`, installing what is missing with rustup. `say`
+    /// is called with a one-line progress message before anything slow.
+    pub fn ensure(&mut self, target: &Target, say: &dyn Fn(&str)) -> anyhow::Result<RustPlan> {
+        if target.rust_std == RustStd::BuildStd && self.nightly_rust_src.is_none() {
+            self.nightly_rust_src = Some(nightly_with_rust_src());
+        }
+        let plan = ensure_rust_target(
+            target,
+            &self.installed_targets,
+            self.nightly_rust_src.unwrap_or(false),
+            say,
+        )?;
+        match target.rust_std {
+            RustStd::Prebuilt => self.installed_targets.push(target.rust_triple.clone()),
+            RustStd::BuildStd => self.nightly_rust_src = Some(true),
+        }
+        Ok(plan)
+    }
+}
+
 /// Make sure a std exists for `target`, installing what is missing with rustup. `say` is
 /// called with a one-line progress message before anything slow.
 pub fn ensure_rust_target(
     target: &Target,
     installed: &[String],
+    have_nightly_rust_src: bool,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<RustPlan> {
     match target.rust_std {
@@ -263,7 +304,7 @@ pub fn ensure_rust_target(
             })
         }
         RustStd::BuildStd => {
-            if !nightly_with_rust_src() {
+            if !have_nightly_rust_src {
                 let Some(rustup) = rustup() else {
                     return Err(ToolchainMissing {
                         what: "nightly Rust with rust-src".into(),

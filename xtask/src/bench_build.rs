@@ -37,7 +37,13 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
         let mut c = Command::new(kiln_exe);
         c.arg("build")
             .arg(&project_dir)
-            .args(["--release", "--platform", "linux/arm64", "--quiet", "--out-dir"])
+            .args([
+                "--release",
+                "--platform",
+                "linux/arm64",
+                "--quiet",
+                "--out-dir",
+            ])
             .arg(&dist)
             .arg("--output")
             .arg(format!("oci:{}", out.display()));
@@ -82,12 +88,22 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
     })?;
     let ratio = kiln_t.as_secs_f64() / cargo_t.as_secs_f64();
     println!("\n== no-op rebuild, examples/hello-rust, linux/arm64, median of {RUNS} ==");
-    println!("  cargo build --target (what kiln drives): {:>7.1} ms", cargo_t.as_secs_f64() * 1e3);
-    println!("  kiln build (+ verify + image):           {:>7.1} ms", kiln_t.as_secs_f64() * 1e3);
+    println!(
+        "  cargo build --target (what kiln drives): {:>7.1} ms",
+        cargo_t.as_secs_f64() * 1e3
+    );
+    println!(
+        "  kiln build (+ verify + image):           {:>7.1} ms",
+        kiln_t.as_secs_f64() * 1e3
+    );
     println!("  ratio kiln / cargo:                      {ratio:>7.2}x");
     println!(
         "  goal: kiln no-op under 500 ms -> {}",
-        if kiln_t < Duration::from_millis(500) { "met" } else { "NOT met" }
+        if kiln_t < Duration::from_millis(500) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     Ok(())
 }

@@ -79,11 +79,14 @@ fn build_kiln() -> anyhow::Result<PathBuf> {
     Ok(root().join("target/release/kiln"))
 }
 
+/// The projects `demo` builds (Go and C join when their builders land).
+const EXAMPLES: &[&str] = &["hello-rust"];
+
 fn demo() -> anyhow::Result<()> {
     setup::run_setup()?;
     let kiln = build_kiln()?;
     let out = root().join("out");
-    for example in ["hello-rust"] {
+    for example in EXAMPLES {
         let dir = root().join("examples").join(example);
         eprintln!("\nxtask: building examples/{example} for linux/amd64,linux/arm64\n");
         run(Command::new(&kiln)
