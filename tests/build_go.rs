@@ -138,6 +138,16 @@ fn cgo_package_is_detected_and_linked_statically_for_arm64() {
     let bin = tmp.path().join("linux-arm64/go-cgo");
     assert_static_for(&bin, "arm64");
     assert_eq!(go_build_setting(&bin, "CGO_ENABLED").as_deref(), Some("1"));
+    // Stripped like a pure Go build, although the C toolchain did the final link.
+    let data = std::fs::read(&bin).unwrap();
+    let elf = object::File::parse(&*data).unwrap();
+    for section in [".symtab", ".debug_info"] {
+        assert!(
+            object::Object::section_by_name(&elf, section).is_none(),
+            "{section} in {}",
+            bin.display()
+        );
+    }
 }
 
 #[test]

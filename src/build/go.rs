@@ -93,7 +93,10 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     if cgo {
         progress.say("cgo on: C code is compiled by zig for each target and linked statically");
     }
-    let flags = UserGoFlags::parse(&env.goflags);
+    let flags = UserGoFlags {
+        cgo_ldflags: std::env::var_os("CGO_LDFLAGS").is_some(),
+        ..UserGoFlags::parse(&env.goflags)
+    };
     let (zig, kiln_exe) = if cgo {
         (Some(toolchain::find_zig()?), Some(toolchain::kiln_exe()?))
     } else {
@@ -307,6 +310,8 @@ pub struct UserGoFlags {
     pub buildvcs: bool,
     pub ldflags: Option<String>,
     pub tags: Vec<String>,
+    /// The user set CGO_LDFLAGS (in the environment, not GOFLAGS, but it is theirs too).
+    pub cgo_ldflags: bool,
 }
 
 impl UserGoFlags {
@@ -445,11 +450,19 @@ pub fn build_command(
     match cgo {
         // CC/CXX are replaced even when the user set them: one compiler cannot serve every
         // CPU of a multi-platform build, and the wrappers are per target.
-        Some(w) => cmd
-            .env("CGO_ENABLED", "1")
-            .env("CC", &w.cc)
-            .env("CXX", &w.cxx)
-            .env("AR", &w.ar),
+        Some(w) => {
+            cmd = cmd
+                .env("CGO_ENABLED", "1")
+                .env("CC", &w.cc)
+                .env("CXX", &w.cxx)
+                .env("AR", &w.ar);
+            // Go's default CGO_LDFLAGS is "-O2 -g", and zig lets that -g undo the -s that
+            // `-ldflags -s` passes to the external link: drop -g so the binary is stripped.
+            if !config.debug && !user.cgo_ldflags {
+                cmd = cmd.env("CGO_LDFLAGS", "-O2");
+            }
+            cmd
+        }
         None => cmd.env("CGO_ENABLED", "0"),
     }
 }
@@ -704,6 +717,21 @@ mod tests {
         };
         let w = Wrappers::in_dir(Path::new("/w"));
         let user = UserGoFlags::parse("-trimpath -buildvcs=true -ldflags=-X=main.v=1 -tags=x");
+        let stripped = build_command(
+            &go,
+            &GoEnv::default(),
+            &UserGoFlags::default(),
+            &project(),
+            &GoConfig::default(),
+            &target("arm64"),
+            Some(&w),
+            Path::new("/o"),
+        );
+        assert!(
+            line(&stripped).contains("CGO_LDFLAGS=-O2 "),
+            "{}",
+            line(&stripped)
+        );
         let cfg = GoConfig {
             debug: true,
             tags: vec!["x".into(), "y".into()],
@@ -729,6 +757,8 @@ mod tests {
             "{l}"
         );
         assert!(!l.contains("-trimpath") && !l.contains("-buildvcs"), "{l}");
+        // debug: Go's own CGO_LDFLAGS (with -g) stay.
+        assert!(!l.contains("CGO_LDFLAGS"), "{l}");
     }
 
     #[test]

@@ -191,12 +191,9 @@ pub fn write_wrappers(
             target.platform
         );
         let path = dir.join(mode);
-        if fs_err::read_to_string(&path).ok().as_deref() != Some(script.as_str()) {
-            let tmp = dir.join(format!(".{mode}.tmp"));
-            fs_err::write(&tmp, &script)?;
-            set_executable(&tmp)?;
-            fs_err::rename(&tmp, &path)?;
-        }
+        // A uniquely named temporary file: Rust, Go and C builds sharing a target dir may
+        // write the same wrapper at the same moment.
+        crate::build::write_atomic(&path, script.as_bytes(), 0o755)?;
         paths.push(path);
     }
     let mut it = paths.into_iter();
@@ -206,11 +203,6 @@ pub fn write_wrappers(
         ar: it.next().unwrap_or_default(),
         ranlib: it.next().unwrap_or_default(),
     })
-}
-
-fn set_executable(p: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
 }
 
 /// How to get a Rust std for one target.
