@@ -182,6 +182,17 @@ fn set_executable(p: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
 }
 
+/// `rustup` arguments that install the nightly toolchain `-Zbuild-std` needs.
+pub const NIGHTLY_INSTALL_ARGS: &[&str] = &[
+    "toolchain",
+    "install",
+    "nightly",
+    "--profile",
+    "minimal",
+    "--component",
+    "rust-src",
+];
+
 /// How to get a Rust std for one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RustPlan {
@@ -317,15 +328,7 @@ pub fn ensure_rust_target(
                     target.rust_triple
                 ));
                 Cmd::new(&rustup, "install the nightly Rust toolchain with rust-src")
-                    .args([
-                        "toolchain",
-                        "install",
-                        "nightly",
-                        "--profile",
-                        "minimal",
-                        "--component",
-                        "rust-src",
-                    ])
+                    .args(NIGHTLY_INSTALL_ARGS)
                     .run()
                     .map_err(|e| ToolchainMissing {
                         what: "nightly Rust with rust-src".into(),

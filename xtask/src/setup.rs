@@ -126,15 +126,7 @@ pub fn run_setup() -> anyhow::Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     if !nightly.lines().any(|l| l.starts_with("rust-src")) {
-        sh(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-            "--component",
-            "rust-src",
-        ]))?;
+        sh(Command::new("rustup").args(kiln::toolchain::NIGHTLY_INSTALL_ARGS))?;
     }
     for component in ["rustfmt", "clippy"] {
         let have = Command::new("rustup")
