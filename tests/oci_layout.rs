@@ -21,12 +21,7 @@ fn two_platform_layout_is_read_by_skopeo_and_umoci() {
     if !tools() {
         return;
     }
-    let amd = static_hello("x86_64-linux-musl");
-    let arm = static_hello("aarch64-linux-musl");
-    let images = vec![
-        hello_image("linux/amd64", &amd),
-        hello_image("linux/arm64", &arm),
-    ];
+    let (amd, arm, images) = hello_images();
     let opts = BuildOptions::default();
     let built = build_index(&images, &opts).unwrap();
     assert_eq!(

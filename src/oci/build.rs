@@ -79,13 +79,9 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     let mtime = opts.source_date_epoch.unwrap_or(0);
     let auto = auto_annotations(&opts.metadata, opts.source_date_epoch);
 
-    let bases: Vec<BaseImage> = images
-        .iter()
-        .map(|i| {
-            base::resolve(&opts.base, &i.platform, opts)
-                .with_context(|| format!("preparing the base for {}", i.platform))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let platforms: Vec<&crate::target::Platform> = images.iter().map(|i| &i.platform).collect();
+    let bases: Vec<BaseImage> =
+        base::resolve_all(&platforms, opts).context("preparing the base image")?;
 
     // Tars first (cheap), then compress each distinct one once, in parallel.
     let tars: Vec<Option<(String, Vec<u8>)>> = par_map(images, |img| {

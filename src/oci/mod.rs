@@ -11,6 +11,7 @@ pub mod json;
 pub mod layer;
 pub mod layout;
 pub mod output;
+pub mod read;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use crate::target::Platform;
 
 pub use build::build_index;
 pub use output::{OutputSpec, parse_output, write_output};
+pub use read::{LayerRef, PlatformManifest, ReadImage, read_image};
 
 /// The image configuration a user controls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +99,23 @@ pub enum Base {
     /// Nothing: only kiln's layer.
     #[default]
     Scratch,
+    /// An existing image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
+    /// Each platform takes the matching image of the base's index.
+    Image(String),
+}
+
+impl std::str::FromStr for Base {
+    type Err = crate::error::UsageError;
+    /// `scratch`, or an image reference `read_image` accepts.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "scratch" => Ok(Base::Scratch),
+            _ => {
+                read::parse_ref(s)?;
+                Ok(Base::Image(s.to_string()))
+            }
+        }
+    }
 }
 
 /// Facts about the software, turned into `org.opencontainers.image.*` annotations on every

@@ -91,6 +91,17 @@ pub fn hello_image(platform: &str, bin: &Path) -> PlatformImage {
     }
 }
 
+/// Static hellos for amd64 and arm64, and an image of each.
+pub fn hello_images() -> (PathBuf, PathBuf, Vec<PlatformImage>) {
+    let amd = static_hello("x86_64-linux-musl");
+    let arm = static_hello("aarch64-linux-musl");
+    let images = vec![
+        hello_image("linux/amd64", &amd),
+        hello_image("linux/arm64", &arm),
+    ];
+    (amd, arm, images)
+}
+
 /// Every blob in a layout hashes to its name; every descriptor in index.json points at one.
 pub fn check_layout(dir: &Path) {
     use sha2::{Digest, Sha256};
