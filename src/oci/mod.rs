@@ -3,12 +3,26 @@
 //!
 //! Everything is built in memory as plain data (`BuiltIndex`), then written by a sink.
 
+pub mod archive;
+pub mod base;
+pub mod build;
+pub mod image;
+pub mod json;
+pub mod layer;
+pub mod layout;
+pub mod output;
+pub mod read;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::target::Platform;
+
+pub use build::build_index;
+pub use output::{OutputSpec, parse_output, write_output};
+pub use read::{LayerRef, PlatformManifest, ReadImage, read_image};
 
 /// The image configuration a user controls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,11 +79,103 @@ pub enum Compression {
     None,
 }
 
+impl std::str::FromStr for Compression {
+    type Err = crate::error::UsageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            "none" => Ok(Compression::None),
+            _ => Err(crate::error::UsageError(format!(
+                "unknown layer compression `{s}`: use gzip, zstd or none"
+            ))),
+        }
+    }
+}
+
+/// What the image is built on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Base {
+    /// Nothing: only kiln's layer.
+    #[default]
+    Scratch,
+    /// An existing image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
+    /// Each platform takes the matching image of the base's index.
+    Image(String),
+}
+
+impl std::str::FromStr for Base {
+    type Err = crate::error::UsageError;
+    /// `scratch`, or an image reference `read_image` accepts.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "scratch" => Ok(Base::Scratch),
+            _ => {
+                read::parse_ref(s)?;
+                Ok(Base::Image(s.to_string()))
+            }
+        }
+    }
+}
+
+/// Facts about the software, turned into `org.opencontainers.image.*` annotations on every
+/// manifest and the index (and labels in the config, which `docker inspect` shows).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub title: Option<String>,
+    pub version: Option<String>,
+    /// VCS revision (commit id).
+    pub revision: Option<String>,
+    /// Source repository URL.
+    pub source: Option<String>,
+    /// SPDX expression.
+    pub licenses: Option<String>,
+    pub description: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// mtime of every entry and `created` when set; `SOURCE_DATE_EPOCH`, else 0.
     pub source_date_epoch: Option<u64>,
     pub compression: Compression,
+    pub base: Base,
+    pub metadata: Metadata,
+}
+
+impl BuildOptions {
+    /// `SOURCE_DATE_EPOCH` from the environment; an unparsable value is an error.
+    pub fn source_date_epoch_from_env() -> anyhow::Result<Option<u64>> {
+        match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
+                anyhow::anyhow!(
+                    "SOURCE_DATE_EPOCH=`{v}` is not a number of seconds since 1970: set it to e.g. `$(git log -1 --format=%ct)`"
+                )
+            }),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Something the caller should show the user; the image is still built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning(pub String);
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One platform's image in a `BuiltIndex`.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    pub platform: Platform,
+    /// `sha256:…` of the manifest.
+    pub manifest: String,
+    /// `sha256:…` of the config.
+    pub config: String,
+    /// Layers, base first.
+    pub layers: Vec<layer::LayerInfo>,
 }
 
 /// A built multi-platform index, all blobs in memory.
@@ -82,4 +188,15 @@ pub struct BuiltIndex {
     pub blobs: BTreeMap<String, Vec<u8>>,
     /// Per-platform manifest digests, in input order.
     pub manifests: Vec<(Platform, String)>,
+    /// Per-platform details, in input order.
+    pub images: Vec<BuiltImage>,
+    /// Things the user should know (running as root, ...).
+    pub warnings: Vec<Warning>,
+}
+
+impl BuiltIndex {
+    /// Total size of all blobs plus the index, in bytes.
+    pub fn total_size(&self) -> u64 {
+        self.blobs.values().map(|b| b.len() as u64).sum::<u64>() + self.index_json.len() as u64
+    }
 }

@@ -1,0 +1,128 @@
+//! Helpers shared by the OCI integration tests: real tools, or a clear skip (a failure in CI).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kiln::oci::{EntrySource, ImageSpec, LayerEntry, PlatformImage};
+
+/// Skip (return false) when `tool` is missing, with the install command; in CI, panic.
+pub fn have_tool(tool: &str, install: &str) -> bool {
+    if which::which(tool).is_ok() {
+        return true;
+    }
+    let msg = format!("{tool} not found: install it with `{install}`");
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    false
+}
+
+/// Whether zig is available as `python3 -m ziglang`.
+pub fn have_zig() -> bool {
+    let ok = Command::new("python3")
+        .args(["-m", "ziglang", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = "zig not found: install it with `pip install ziglang`";
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIP: {msg}");
+    }
+    ok
+}
+
+/// Run, panic with the output on failure.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oci")
+}
+
+/// A static hello built with zig for `zig_triple` (cached under the cargo target dir).
+pub fn static_hello(zig_triple: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("oci-hello");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("hello-{zig_triple}"));
+    if !out.exists() {
+        let tmp = dir.join(format!("hello-{zig_triple}.tmp{}", std::process::id()));
+        run(Command::new("python3")
+            .args([
+                "-m", "ziglang", "cc", "-target", zig_triple, "-static", "-Os", "-s", "-o",
+            ])
+            .arg(&tmp)
+            .arg(fixtures().join("hello.c")));
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    out
+}
+
+/// An image with `bin` as /usr/local/bin/hello, run as nonroot.
+pub fn hello_image(platform: &str, bin: &Path) -> PlatformImage {
+    PlatformImage {
+        platform: platform.parse().unwrap(),
+        entries: vec![LayerEntry {
+            path: "/usr/local/bin/hello".into(),
+            source: EntrySource::File(bin.to_path_buf()),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        }],
+        spec: ImageSpec {
+            user: "65532:65532".into(),
+            entrypoint: vec!["/usr/local/bin/hello".into()],
+            ..Default::default()
+        },
+    }
+}
+
+/// Static hellos for amd64 and arm64, and an image of each.
+pub fn hello_images() -> (PathBuf, PathBuf, Vec<PlatformImage>) {
+    let amd = static_hello("x86_64-linux-musl");
+    let arm = static_hello("aarch64-linux-musl");
+    let images = vec![
+        hello_image("linux/amd64", &amd),
+        hello_image("linux/arm64", &arm),
+    ];
+    (amd, arm, images)
+}
+
+/// Every blob in a layout hashes to its name; every descriptor in index.json points at one.
+pub fn check_layout(dir: &Path) {
+    use sha2::{Digest, Sha256};
+    for e in std::fs::read_dir(dir.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        assert!(!name.starts_with('.'), "temporary file left: {name}");
+        let got = hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap()));
+        assert_eq!(got, name, "blob content does not match its name");
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    for m in index["manifests"].as_array().unwrap() {
+        let d = m["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap();
+        let len = std::fs::metadata(dir.join("blobs/sha256").join(d))
+            .unwrap()
+            .len();
+        assert_eq!(len, m["size"].as_u64().unwrap());
+    }
+}
