@@ -136,13 +136,25 @@ pub struct Wrappers {
     pub ranlib: PathBuf,
 }
 
-/// Write (only when changed) the wrapper scripts for `target` into `dir`.
+/// Write (only when changed) the wrapper scripts for `target` under `base`, in a directory
+/// named after what decides the compiler's output (zig, target, CPU). A change there gives
+/// new paths in CC_<triple> and the linker setting, which makes cargo and cc-rs rebuild; a
+/// change of kiln's own path alone does not.
 pub fn write_wrappers(
-    dir: &Path,
+    base: &Path,
     kiln_exe: &Path,
     zig: &Zig,
     target: &Target,
 ) -> anyhow::Result<Wrappers> {
+    let key = format!(
+        "{}\n{}\n{}",
+        zig.path.display(),
+        target.zig_triple,
+        target.zig_cpu.as_deref().unwrap_or("")
+    );
+    let hash = crate::build::sha256_hex(key.as_bytes());
+    let dir = base.join(format!("{}-{}", target.name, &hash[..10]));
+    let dir = dir.as_path();
     fs_err::create_dir_all(dir)?;
     let mut paths = Vec::new();
     for mode in ["cc", "cxx", "ar", "ranlib"] {

@@ -364,14 +364,27 @@ mod tests {
             "x86-linux-musl",
             Some("pentium4"),
             &["-m32", "-Wl,-melf_i386", "x.o"],
-            &["cc", "-target", "x86-linux-musl", "-mcpu=pentium4", "-m32", "x.o"],
+            &[
+                "cc",
+                "-target",
+                "x86-linux-musl",
+                "-mcpu=pentium4",
+                "-m32",
+                "x.o",
+            ],
         ),
         (
             ZigMode::Cc,
             "loongarch64-linux-musl",
             None,
             &["-Wl,--no-rosegment", "-Wl,--as-needed", "x.o"],
-            &["cc", "-target", "loongarch64-linux-musl", "-Wl,--as-needed", "x.o"],
+            &[
+                "cc",
+                "-target",
+                "loongarch64-linux-musl",
+                "-Wl,--as-needed",
+                "x.o",
+            ],
         ),
         // ar and ranlib are passed through untouched
         (
