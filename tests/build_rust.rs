@@ -7,16 +7,7 @@ mod common;
 use common::*;
 
 fn build_example(out_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut cmd = kiln();
-    cmd.arg("build")
-        .arg(example("hello-rust"))
-        .args(["--release", "--platform", "linux/amd64,linux/arm64"])
-        .arg("--target-dir")
-        .arg(shared_target_dir())
-        .arg("--out-dir")
-        .arg(out_dir)
-        .args(extra);
-    run(&mut cmd)
+    run(example_build(out_dir).args(extra))
 }
 
 #[test]

@@ -9,15 +9,8 @@ use std::process::Command;
 use common::*;
 
 fn build_image(out_dir: &Path, dest: &str, envs: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = kiln();
-    cmd.arg("build")
-        .arg(example("hello-rust"))
-        .args(["--release", "--platform", "linux/amd64,linux/arm64"])
-        .arg("--target-dir")
-        .arg(shared_target_dir())
-        .arg("--out-dir")
-        .arg(out_dir)
-        .args(["--output", dest, "--message-format", "json"]);
+    let mut cmd = example_build(out_dir);
+    cmd.args(["--output", dest, "--message-format", "json"]);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -131,14 +124,7 @@ fn same_inputs_give_the_same_index_digest() {
     let (da, db) = (index_digest(&a), index_digest(&b));
     assert_eq!(da, db);
     // The digest is in the human output too.
-    let human = run(kiln()
-        .arg("build")
-        .arg(example("hello-rust"))
-        .args(["--release", "--platform", "linux/amd64,linux/arm64"])
-        .arg("--target-dir")
-        .arg(shared_target_dir())
-        .arg("--out-dir")
-        .arg(tmp.path().join("dist-c"))
+    let human = run(example_build(&tmp.path().join("dist-c"))
         .arg("--output")
         .arg(format!("oci:{}", tmp.path().join("c").display())));
     assert!(

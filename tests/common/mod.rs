@@ -42,6 +42,20 @@ pub fn kiln() -> Command {
     c
 }
 
+/// `kiln build examples/hello-rust --release` for linux/amd64 + linux/arm64, warm shared
+/// target dir, binaries into `out_dir`.
+pub fn example_build(out_dir: &Path) -> Command {
+    let mut cmd = kiln();
+    cmd.arg("build")
+        .arg(example("hello-rust"))
+        .args(["--release", "--platform", "linux/amd64,linux/arm64"])
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .arg("--out-dir")
+        .arg(out_dir);
+    cmd
+}
+
 /// Run and capture, echoing what happened into the test log.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
