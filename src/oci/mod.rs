@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod base;
 pub mod build;
+pub mod distroless;
 pub mod image;
 pub mod json;
 pub mod layer;
@@ -102,14 +103,22 @@ pub enum Base {
     /// An existing image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
     /// Each platform takes the matching image of the base's index.
     Image(String),
+    /// kiln's distroless-like base (see `distroless`).
+    Distroless(distroless::DistrolessSource),
 }
 
 impl std::str::FromStr for Base {
     type Err = crate::error::UsageError;
-    /// `scratch`, or an image reference `read_image` accepts.
+    /// `scratch`, `distroless` (pinned packages from `kiln-base.lock`), `distroless-host`,
+    /// or an image reference `read_image` accepts.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "scratch" => Ok(Base::Scratch),
+            "distroless" => Ok(Base::Distroless(distroless::DistrolessSource::Debs {
+                lock: distroless::DEFAULT_LOCK.into(),
+                debs: None,
+            })),
+            "distroless-host" => Ok(Base::Distroless(distroless::DistrolessSource::Host)),
             _ => {
                 read::parse_ref(s)?;
                 Ok(Base::Image(s.to_string()))

@@ -58,7 +58,10 @@ pub fn fixtures() -> PathBuf {
 pub fn static_hello(zig_triple: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("oci-hello");
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("hello-{zig_triple}"));
+    // The source's hash names the cached binary, so editing hello.c rebuilds it.
+    let src = std::fs::read(fixtures().join("hello.c")).unwrap();
+    let tag = &kiln::oci::layer::sha256_digest(&src)[7..19];
+    let out = dir.join(format!("hello-{zig_triple}-{tag}"));
     if !out.exists() {
         let tmp = dir.join(format!("hello-{zig_triple}.tmp{}", std::process::id()));
         run(Command::new("python3")
@@ -70,6 +73,56 @@ pub fn static_hello(zig_triple: &str) -> PathBuf {
         std::fs::rename(&tmp, &out).unwrap();
     }
     out
+}
+
+/// The committed static hello for `arch` (`amd64` or `arm64`).
+pub fn fixture_hello(arch: &str) -> PathBuf {
+    fixtures().join(format!("hello-{arch}"))
+}
+
+/// The kiln binary under test.
+pub fn kiln() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+}
+
+/// Run kiln with `args`; returns (exit code, stdout, stderr).
+pub fn kiln_run(args: &[&str]) -> (i32, String, String) {
+    let out = kiln()
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// (path, mode, uid, gid, type, content or link target) of every entry of a layer tar.
+pub fn tar_entries(tar: &[u8]) -> Vec<(String, u32, u64, u64, char, Vec<u8>)> {
+    let mut a = tar::Archive::new(tar);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let path = String::from_utf8(e.path_bytes().to_vec()).unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            if let Some(l) = e.link_name_bytes() {
+                data = l.to_vec();
+            }
+            (
+                path,
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                h.entry_type().as_byte() as char,
+                data,
+            )
+        })
+        .collect()
 }
 
 /// An image with `bin` as /usr/local/bin/hello, run as nonroot.
