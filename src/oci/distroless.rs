@@ -1,6 +1,7 @@
 //! kiln's distroless-like base: CA bundle, tzdata, passwd/group with nonroot (65532),
 //! nsswitch.conf, os-release, services/protocols, mime.types, /home/nonroot and /tmp 1777,
-//! in one deterministic layer.
+//! in one deterministic layer. passwd, group and nsswitch.conf are written by kiln (as
+//! Google's distroless does); everything else comes from the packages.
 //!
 //! The files come from real Debian packages pinned by sha256 in a lock file (`kiln base
 //! lock` writes it; the .deb files come from a directory or from `apt-get download` with the
@@ -387,6 +388,26 @@ pub fn generated_entries() -> Vec<LayerEntry> {
                 .to_vec(),
             0o644,
         ),
+        // Debian's default (libc-bin's), without pulling in libc-bin for one file.
+        bytes(
+            "/etc/nsswitch.conf",
+            b"passwd:         files\n\
+              group:          files\n\
+              shadow:         files\n\
+              gshadow:        files\n\
+              \n\
+              hosts:          files dns\n\
+              networks:       files\n\
+              \n\
+              protocols:      db files\n\
+              services:       db files\n\
+              ethers:         db files\n\
+              rpc:            db files\n\
+              \n\
+              netgroup:       nis\n"
+                .to_vec(),
+            0o644,
+        ),
         bytes(
             "/etc/group",
             b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n".to_vec(),
@@ -438,9 +459,6 @@ fn wanted(package: &str, path: &str) -> Option<String> {
     if keep {
         return Some(format!("/{path}"));
     }
-    if package == "base-files" && path == "usr/share/base-files/nsswitch.conf" {
-        return Some("/etc/nsswitch.conf".into());
-    }
     // License texts travel with the files.
     (path == format!("usr/share/doc/{package}/copyright")).then(|| format!("/{path}"))
 }
@@ -473,7 +491,6 @@ pub fn entries_from_host() -> anyhow::Result<Vec<LayerEntry>> {
     let mut out = generated_entries();
     let files = [
         (CA_BUNDLE, CA_BUNDLE),
-        ("/etc/nsswitch.conf", "/etc/nsswitch.conf"),
         ("/etc/os-release", "/etc/os-release"),
         ("/etc/services", "/etc/services"),
         ("/etc/protocols", "/etc/protocols"),
@@ -584,8 +601,8 @@ mod tests {
             Some("/usr/share/zoneinfo/Europe/Berlin")
         );
         assert_eq!(
-            wanted("base-files", "usr/share/base-files/nsswitch.conf").as_deref(),
-            Some("/etc/nsswitch.conf")
+            wanted("base-files", "usr/share/base-files/nsswitch.conf"),
+            None
         );
         assert_eq!(wanted("base-files", "etc/issue"), None);
         assert_eq!(
