@@ -357,30 +357,10 @@ pub fn fetch(
         .collect()
 }
 
-fn bytes(path: &str, data: Vec<u8>, mode: u32) -> LayerEntry {
-    LayerEntry {
-        path: path.to_string(),
-        source: EntrySource::Bytes(data),
-        mode,
-        uid: 0,
-        gid: 0,
-    }
-}
-
-fn dir(path: &str, mode: u32, id: u64) -> LayerEntry {
-    LayerEntry {
-        path: path.to_string(),
-        source: EntrySource::Dir,
-        mode,
-        uid: id,
-        gid: id,
-    }
-}
-
 /// The files kiln writes itself: users, groups and their directories.
 pub fn generated_entries() -> Vec<LayerEntry> {
     vec![
-        bytes(
+        LayerEntry::bytes(
             "/etc/passwd",
             b"root:x:0:0:root:/root:/sbin/nologin\n\
               nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n\
@@ -389,7 +369,7 @@ pub fn generated_entries() -> Vec<LayerEntry> {
             0o644,
         ),
         // Debian's default (libc-bin's), without pulling in libc-bin for one file.
-        bytes(
+        LayerEntry::bytes(
             "/etc/nsswitch.conf",
             b"passwd:         files\n\
               group:          files\n\
@@ -408,14 +388,14 @@ pub fn generated_entries() -> Vec<LayerEntry> {
                 .to_vec(),
             0o644,
         ),
-        bytes(
+        LayerEntry::bytes(
             "/etc/group",
             b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n".to_vec(),
             0o644,
         ),
-        dir("/root", 0o700, 0),
-        dir("/home/nonroot", 0o700, 65532),
-        dir("/tmp", 0o1777, 0),
+        LayerEntry::dir("/root", 0o700, 0),
+        LayerEntry::dir("/home/nonroot", 0o700, 65532),
+        LayerEntry::dir("/tmp", 0o1777, 0),
     ]
 }
 
@@ -469,7 +449,7 @@ pub fn entries_from_debs(debs: &[(LockedPackage, Vec<u8>)]) -> anyhow::Result<Ve
     for (p, deb) in debs {
         let entries = deb_entries(deb).with_context(|| format!("reading {}", p.filename))?;
         if p.name == "ca-certificates" {
-            out.push(bytes(CA_BUNDLE, ca_bundle(&entries)?, 0o644));
+            out.push(LayerEntry::bytes(CA_BUNDLE, ca_bundle(&entries)?, 0o644));
         }
         for e in entries {
             if let Some(dst) = wanted(&p.name, &e.path) {
@@ -499,7 +479,7 @@ pub fn entries_from_host() -> anyhow::Result<Vec<LayerEntry>> {
     for (src, dst) in files {
         // fs::read follows symlinks (os-release is one on Debian).
         if let Ok(b) = fs_err::read(src) {
-            out.push(bytes(dst, b, 0o644));
+            out.push(LayerEntry::bytes(dst, b, 0o644));
         }
     }
     if !out.iter().any(|e| e.path == CA_BUNDLE) {
@@ -530,10 +510,10 @@ fn walk(root: &Path, out: &mut Vec<LayerEntry>) -> anyhow::Result<()> {
                 gid: 0,
             });
         } else if ft.is_dir() {
-            out.push(dir(&p, 0o755, 0));
+            out.push(LayerEntry::dir(p.as_str(), 0o755, 0));
             walk(&path, out)?;
         } else if ft.is_file() {
-            out.push(bytes(&p, fs_err::read(&path)?, 0o644));
+            out.push(LayerEntry::bytes(&p, fs_err::read(&path)?, 0o644));
         }
     }
     Ok(())

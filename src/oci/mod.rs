@@ -63,6 +63,41 @@ pub struct LayerEntry {
     pub gid: u64,
 }
 
+impl LayerEntry {
+    /// A file copied from the build machine, owned by 0:0.
+    pub fn file(path: impl Into<String>, src: impl Into<PathBuf>, mode: u32) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::File(src.into()),
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// A file with the given content, owned by 0:0.
+    pub fn bytes(path: impl Into<String>, data: impl Into<Vec<u8>>, mode: u32) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::Bytes(data.into()),
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// A directory owned by `id:id`.
+    pub fn dir(path: impl Into<String>, mode: u32, id: u64) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::Dir,
+            mode,
+            uid: id,
+            gid: id,
+        }
+    }
+}
+
 /// One platform's image, before it is built.
 #[derive(Debug, Clone)]
 pub struct PlatformImage {

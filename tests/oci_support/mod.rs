@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kiln::oci::{EntrySource, ImageSpec, LayerEntry, PlatformImage};
+use kiln::oci::{ImageSpec, LayerEntry, PlatformImage};
 
 /// Skip (return false) when `tool` is missing, with the install command; in CI, panic.
 pub fn have_tool(tool: &str, install: &str) -> bool {
@@ -135,13 +135,7 @@ pub fn tar_entries(tar: &[u8]) -> Vec<(String, u32, u64, u64, char, Vec<u8>)> {
 pub fn hello_image(platform: &str, bin: &Path) -> PlatformImage {
     PlatformImage {
         platform: platform.parse().unwrap(),
-        entries: vec![LayerEntry {
-            path: "/usr/local/bin/hello".into(),
-            source: EntrySource::File(bin.to_path_buf()),
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-        }],
+        entries: vec![LayerEntry::file("/usr/local/bin/hello", bin, 0o755)],
         spec: ImageSpec {
             user: "65532:65532".into(),
             entrypoint: vec!["/usr/local/bin/hello".into()],
