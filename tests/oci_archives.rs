@@ -8,21 +8,6 @@ use std::process::Command;
 use kiln::oci::{BuildOptions, Compression, OutputSpec, build_index, read_image, write_output};
 use oci_support::*;
 
-fn files_in(tar: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
-    let mut a = tar::Archive::new(tar);
-    a.entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let mode = e.header().mode().unwrap();
-            let path = String::from_utf8(e.path_bytes().to_vec()).unwrap();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-            (path, mode, data)
-        })
-        .collect()
-}
-
 #[test]
 fn archives_are_read_by_skopeo_and_by_kiln() {
     if !(have_zig() && have_tool("skopeo", "apt-get install -y skopeo")) {
@@ -87,9 +72,9 @@ fn archives_are_read_by_skopeo_and_by_kiln() {
             let arm_img = img
                 .for_platform(&"linux/arm64/v8".parse().unwrap())
                 .unwrap();
-            let files = files_in(&arm_img.layers[0].tar().unwrap());
+            let files = tar_entries(&arm_img.layers[0].tar().unwrap());
             let hello = files.iter().find(|f| f.0 == "usr/local/bin/hello").unwrap();
-            assert_eq!((hello.1, &hello.2), (0o755, &std::fs::read(&arm).unwrap()));
+            assert_eq!((hello.1, &hello.5), (0o755, &std::fs::read(&arm).unwrap()));
             let err = img
                 .for_platform(&"linux/riscv64".parse().unwrap())
                 .unwrap_err();

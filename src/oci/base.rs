@@ -29,6 +29,10 @@ pub struct BaseImage {
 pub fn resolve_all(platforms: &[&Platform], opts: &BuildOptions) -> anyhow::Result<Vec<BaseImage>> {
     match &opts.base {
         Base::Scratch => Ok(platforms.iter().map(|_| BaseImage::default()).collect()),
+        Base::Distroless(src) => {
+            let b = super::distroless::resolve(src, opts)?;
+            Ok(platforms.iter().map(|_| b.clone()).collect())
+        }
         Base::Image(reference) => {
             let image = read_image(reference)?;
             platforms.iter().map(|p| from_image(&image, p)).collect()

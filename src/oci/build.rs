@@ -100,8 +100,7 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     }
     let unique: Vec<(&str, &Vec<u8>)> = unique.into_iter().collect();
     let compressed: BTreeMap<String, Layer> = par_map(&unique, |(diff_id, tar)| {
-        let l = layer::layer_from_tar((*tar).clone(), opts.compression)?;
-        debug_assert_eq!(&l.diff_id, diff_id);
+        let l = layer::finish_layer(tar, diff_id.to_string(), opts.compression)?;
         Ok::<_, anyhow::Error>((l.diff_id.clone(), l))
     })
     .into_iter()

@@ -11,7 +11,11 @@ use sha2::{Digest as _, Sha256};
 use super::{Compression, EntrySource, LayerEntry};
 
 /// gzip level: fixed, because the compressed bytes (and so the layer digest) depend on it.
-pub const GZIP_LEVEL: u32 = 6;
+/// 1 ("best speed", as go-containerregistry and so ko and crane use): on a 20 MiB binary it
+/// is about 3.5x faster than level 6 for a blob about 25% larger; packing time is what
+/// kiln's users wait for on every build, and `--compression zstd` is both faster and
+/// smaller where runtimes accept it.
+pub const GZIP_LEVEL: u32 = 1;
 /// zstd level, fixed for the same reason.
 pub const ZSTD_LEVEL: i32 = 3;
 
@@ -75,6 +79,11 @@ pub fn build_layer(entries: &[LayerEntry], mtime: u64, c: Compression) -> anyhow
 /// Compress an uncompressed tar into a layer.
 pub fn layer_from_tar(tar: Vec<u8>, c: Compression) -> anyhow::Result<Layer> {
     let diff_id = sha256_digest(&tar);
+    finish_layer(&tar, diff_id, c)
+}
+
+/// Compress a tar whose digest (`diff_id`) is already known.
+pub fn finish_layer(tar: &[u8], diff_id: String, c: Compression) -> anyhow::Result<Layer> {
     let blob = compress(tar, c)?;
     Ok(Layer {
         media_type: media_type(c).to_string(),
@@ -86,16 +95,16 @@ pub fn layer_from_tar(tar: Vec<u8>, c: Compression) -> anyhow::Result<Layer> {
 
 /// Compress with fixed settings. The gzip header carries no file name, mtime 0 and OS 255
 /// ("unknown"), so it does not depend on the machine.
-pub fn compress(tar: Vec<u8>, c: Compression) -> anyhow::Result<Vec<u8>> {
+pub fn compress(tar: &[u8], c: Compression) -> anyhow::Result<Vec<u8>> {
     match c {
-        Compression::None => Ok(tar),
+        Compression::None => Ok(tar.to_vec()),
         Compression::Gzip => {
             let out = Vec::with_capacity(tar.len() / 2);
             let mut enc = flate2::GzBuilder::new()
                 .mtime(0)
                 .operating_system(255)
                 .write(out, flate2::Compression::new(GZIP_LEVEL));
-            enc.write_all(&tar).context("gzip-compressing a layer")?;
+            enc.write_all(tar).context("gzip-compressing a layer")?;
             Ok(enc.finish().context("gzip-compressing a layer")?)
         }
         Compression::Zstd => {
@@ -105,7 +114,7 @@ pub fn compress(tar: Vec<u8>, c: Compression) -> anyhow::Result<Vec<u8>> {
             enc.set_pledged_src_size(Some(tar.len() as u64))
                 .context("zstd option")?;
             enc.include_contentsize(true).context("zstd option")?;
-            enc.write_all(&tar).context("zstd-compressing a layer")?;
+            enc.write_all(tar).context("zstd-compressing a layer")?;
             Ok(enc.finish().context("zstd-compressing a layer")?)
         }
     }

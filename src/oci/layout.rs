@@ -36,7 +36,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .prefix(".kiln-tmp-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    // tempfile creates 0600 files; layouts and archives are meant to be shared.
     tmp.write_all(bytes)
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("writing {}", tmp.path().display()))?;
     tmp.persist(path)
@@ -123,14 +129,26 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
             index.digest.as_str(),
             index.index_json.as_slice(),
         )));
+    let mut todo = Vec::new();
     for (digest, bytes) in all {
         let path = blob_path(dir, digest)?;
         // Content-addressed: a blob of the right size under its digest is this blob.
-        if fs_err::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
-            continue;
+        if !fs_err::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            todo.push((path, bytes));
         }
-        write_atomic(&path, bytes)?;
     }
+    // Large blobs are written (and synced) side by side: the disk, not the CPU, is the limit.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = todo
+            .iter()
+            .map(|(path, bytes)| s.spawn(move || write_atomic(path, bytes)))
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })?;
+    // The blobs' directory entries reach the disk before index.json names them.
+    sync_dir(&sha_dir)?;
     let index_file = dir.join("index.json");
     let existing = match fs_err::read(&index_file) {
         Ok(b) => Some(b),
@@ -139,7 +157,15 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
     };
     let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
         .with_context(|| format!("updating {}", index_file.display()))?;
-    write_atomic(&index_file, &merged)
+    write_atomic(&index_file, &merged)?;
+    sync_dir(dir)
+}
+
+/// fsync a directory, so renames in it are durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs_err::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
 }
 
 #[cfg(test)]

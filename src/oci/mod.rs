@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod base;
 pub mod build;
+pub mod distroless;
 pub mod image;
 pub mod json;
 pub mod layer;
@@ -62,6 +63,41 @@ pub struct LayerEntry {
     pub gid: u64,
 }
 
+impl LayerEntry {
+    /// A file copied from the build machine, owned by 0:0.
+    pub fn file(path: impl Into<String>, src: impl Into<PathBuf>, mode: u32) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::File(src.into()),
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// A file with the given content, owned by 0:0.
+    pub fn bytes(path: impl Into<String>, data: impl Into<Vec<u8>>, mode: u32) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::Bytes(data.into()),
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// A directory owned by `id:id`.
+    pub fn dir(path: impl Into<String>, mode: u32, id: u64) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::Dir,
+            mode,
+            uid: id,
+            gid: id,
+        }
+    }
+}
+
 /// One platform's image, before it is built.
 #[derive(Debug, Clone)]
 pub struct PlatformImage {
@@ -102,14 +138,22 @@ pub enum Base {
     /// An existing image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
     /// Each platform takes the matching image of the base's index.
     Image(String),
+    /// kiln's distroless-like base (see `distroless`).
+    Distroless(distroless::DistrolessSource),
 }
 
 impl std::str::FromStr for Base {
     type Err = crate::error::UsageError;
-    /// `scratch`, or an image reference `read_image` accepts.
+    /// `scratch`, `distroless` (pinned packages from `kiln-base.lock`), `distroless-host`,
+    /// or an image reference `read_image` accepts.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "scratch" => Ok(Base::Scratch),
+            "distroless" => Ok(Base::Distroless(distroless::DistrolessSource::Debs {
+                lock: distroless::DEFAULT_LOCK.into(),
+                debs: None,
+            })),
+            "distroless-host" => Ok(Base::Distroless(distroless::DistrolessSource::Host)),
             _ => {
                 read::parse_ref(s)?;
                 Ok(Base::Image(s.to_string()))
