@@ -3,6 +3,7 @@
 //! `demo` and `ci` run it first, so each of the README's two commands works on its own.
 
 mod bench_build;
+mod bench_image;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -135,5 +136,6 @@ fn bench() -> anyhow::Result<()> {
     setup::run_setup()?;
     let kiln = build_kiln()?;
     bench_build::run_bench(&kiln)?;
+    bench_image::run()?;
     Ok(())
 }
