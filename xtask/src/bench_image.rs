@@ -12,11 +12,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kiln::oci::{
-    BuildOptions, ImageSpec, LayerEntry, OutputSpec, PlatformImage, build_index,
-    write_output,
+    BuildOptions, ImageSpec, LayerEntry, OutputSpec, PlatformImage, build_index, write_output,
 };
 
-const PLATFORMS: [&str; 4] = ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/riscv64"];
+const PLATFORMS: [&str; 4] = [
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/riscv64",
+];
 const SIZE: usize = 20 << 20;
 const RUNS: usize = 3;
 
@@ -52,9 +56,7 @@ fn make_binary(path: &Path, salt: u8) -> anyhow::Result<()> {
 }
 
 fn sh(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed: {}",
@@ -126,7 +128,16 @@ fn docker_once(ctx: &Path, out: &Path, run: usize) -> anyhow::Result<()> {
         let tag = format!("kiln-bench/app:{}-{run}", p.replace('/', "-"));
         sh(Command::new("docker")
             .env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "--no-cache", "--platform", p, "-t", &tag, "-f"])
+            .args([
+                "build",
+                "-q",
+                "--no-cache",
+                "--platform",
+                p,
+                "-t",
+                &tag,
+                "-f",
+            ])
             .arg(ctx.join(format!("Dockerfile.{i}")))
             .arg(ctx))?;
         tags.push(tag);
@@ -135,7 +146,10 @@ fn docker_once(ctx: &Path, out: &Path, run: usize) -> anyhow::Result<()> {
         .args(["save", "-o"])
         .arg(out)
         .args(&tags))?;
-    let _ = Command::new("docker").args(["rmi", "-f"]).args(&tags).output();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f"])
+        .args(&tags)
+        .output();
     Ok(())
 }
 
@@ -193,10 +207,18 @@ pub fn run() -> anyhow::Result<()> {
     );
 
     let kiln = best("kiln", tmp.path(), |_, out| kiln_once(&bins, out))?;
-    let mut rows = vec![("kiln (library, gzip)", kiln, size_of(&tmp.path().join("kiln-0")))];
+    let mut rows = vec![(
+        "kiln (library, gzip)",
+        kiln,
+        size_of(&tmp.path().join("kiln-0")),
+    )];
     if have("umoci") {
         let t = best("umoci", tmp.path(), |_, out| umoci_once(&bins, out))?;
-        rows.push(("umoci init/new/insert/config", t, size_of(&tmp.path().join("umoci-0"))));
+        rows.push((
+            "umoci init/new/insert/config",
+            t,
+            size_of(&tmp.path().join("umoci-0")),
+        ));
     } else {
         println!("umoci: not installed (apt-get install -y umoci), skipped");
     }
@@ -206,12 +228,19 @@ pub fn run() -> anyhow::Result<()> {
         .is_ok_and(|o| o.status.success());
     if docker_ok {
         let t = best("docker", tmp.path(), |run, out| docker_once(&ctx, out, run))?;
-        rows.push(("docker build x4 + save", t, size_of(&tmp.path().join("docker-0"))));
+        rows.push((
+            "docker build x4 + save",
+            t,
+            size_of(&tmp.path().join("docker-0")),
+        ));
     } else {
         println!("docker: no engine answers (apt-get install -y docker.io; dockerd &), skipped");
     }
 
-    println!("{:<30} {:>10} {:>12} {:>10}", "tool", "seconds", "output MiB", "vs kiln");
+    println!(
+        "{:<30} {:>10} {:>12} {:>10}",
+        "tool", "seconds", "output MiB", "vs kiln"
+    );
     for (name, t, size) in &rows {
         println!(
             "{name:<30} {:>10.3} {:>12.1} {:>9.1}x",
