@@ -77,6 +77,32 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
                 let bundle = docker_run(&reference, &["cat", "/etc/ssl/certs/ca-certificates.crt"]);
                 assert!(bundle.contains("-----BEGIN CERTIFICATE-----"));
             }
+            // What docker saves, kiln reads: the same config (docker's image id) and layers.
+            let saved = tmp.path().join(format!("saved-{base}-{arch}.tar"));
+            run(Command::new("docker")
+                .args(["save", "-o"])
+                .arg(&saved)
+                .arg(&reference));
+            let ours =
+                kiln::oci::read_image(&format!("docker-archive:{}", file.display())).unwrap();
+            let theirs =
+                kiln::oci::read_image(&format!("docker-archive:{}", saved.display())).unwrap();
+            assert_eq!(
+                theirs.platforms[0].config_digest,
+                ours.platforms[0].config_digest
+            );
+            assert_eq!(theirs.platform_list(), format!("linux/{arch}"));
+            let diff_ids = |i: &kiln::oci::ReadImage| -> Vec<String> {
+                i.platforms[0]
+                    .layers
+                    .iter()
+                    .map(|l| l.diff_id.clone())
+                    .collect()
+            };
+            assert_eq!(diff_ids(&theirs), diff_ids(&ours));
+            for l in &theirs.platforms[0].layers {
+                l.tar().unwrap();
+            }
             cleanup(&reference);
         }
     }
