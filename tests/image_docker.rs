@@ -40,8 +40,7 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
                 format!("linux/amd64={}", fixture_hello("amd64").display()),
                 "--binary".into(),
                 format!("linux/arm64={}", fixture_hello("arm64").display()),
-                "--entrypoint".into(),
-                format!("/usr/local/bin/hello-{arch}"),
+                // No --entrypoint: each platform runs its own binary (hello-amd64, hello-arm64).
                 "--base".into(),
                 base.into(),
                 "--docker-platform".into(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kiln::oci::{
-    BuildOptions, ImageSpec, LayerEntry, OutputSpec, PlatformImage, build_index,
+    BuildOptions, Compression, ImageSpec, LayerEntry, OutputSpec, PlatformImage, build_index,
     write_output,
 };
 
@@ -71,7 +71,7 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn kiln_once(bins: &[PathBuf], out: &Path) -> anyhow::Result<()> {
+fn kiln_once(bins: &[PathBuf], out: &Path, compression: Compression) -> anyhow::Result<()> {
     let images: Vec<PlatformImage> = PLATFORMS
         .iter()
         .zip(bins)
@@ -84,7 +84,11 @@ fn kiln_once(bins: &[PathBuf], out: &Path) -> anyhow::Result<()> {
             },
         })
         .collect();
-    let built = build_index(&images, &BuildOptions::default())?;
+    let opts = BuildOptions {
+        compression,
+        ..Default::default()
+    };
+    let built = build_index(&images, &opts)?;
     write_output(
         &OutputSpec::OciDir {
             dir: out.to_path_buf(),
@@ -192,8 +196,16 @@ pub fn run() -> anyhow::Result<()> {
         PLATFORMS.join(", ")
     );
 
-    let kiln = best("kiln", tmp.path(), |_, out| kiln_once(&bins, out))?;
-    let mut rows = vec![("kiln (library, gzip)", kiln, size_of(&tmp.path().join("kiln-0")))];
+    let kiln = best("kiln", tmp.path(), |_, out| {
+        kiln_once(&bins, out, Compression::Gzip)
+    })?;
+    let zstd = best("kiln-zstd", tmp.path(), |_, out| {
+        kiln_once(&bins, out, Compression::Zstd)
+    })?;
+    let mut rows = vec![
+        ("kiln (library, gzip)", kiln, size_of(&tmp.path().join("kiln-0"))),
+        ("kiln (library, zstd)", zstd, size_of(&tmp.path().join("kiln-zstd-0"))),
+    ];
     if have("umoci") {
         let t = best("umoci", tmp.path(), |_, out| umoci_once(&bins, out))?;
         rows.push(("umoci init/new/insert/config", t, size_of(&tmp.path().join("umoci-0"))));
@@ -220,7 +232,7 @@ pub fn run() -> anyhow::Result<()> {
             t.as_secs_f64() / kiln.as_secs_f64()
         );
     }
-    if let Some(fastest) = rows[1..].iter().map(|r| r.1).min() {
+    if let Some(fastest) = rows[2..].iter().map(|r| r.1).min() {
         let ratio = kiln.as_secs_f64() / fastest.as_secs_f64();
         println!(
             "kiln takes {:.2} of the fastest other tool's time (goal: at most 0.50): {}",
