@@ -40,8 +40,7 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
                 format!("linux/amd64={}", fixture_hello("amd64").display()),
                 "--binary".into(),
                 format!("linux/arm64={}", fixture_hello("arm64").display()),
-                "--entrypoint".into(),
-                format!("/usr/local/bin/hello-{arch}"),
+                // No --entrypoint: each platform runs its own binary (hello-amd64, hello-arm64).
                 "--base".into(),
                 base.into(),
                 "--docker-platform".into(),
@@ -77,6 +76,59 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
                 let bundle = docker_run(&reference, &["cat", "/etc/ssl/certs/ca-certificates.crt"]);
                 assert!(bundle.contains("-----BEGIN CERTIFICATE-----"));
             }
+            // What docker saves, kiln reads: the same config (docker's image id) and layers.
+            let saved = tmp.path().join(format!("saved-{base}-{arch}.tar"));
+            run(Command::new("docker")
+                .args(["save", "-o"])
+                .arg(&saved)
+                .arg(&reference));
+            let ours =
+                kiln::oci::read_image(&format!("docker-archive:{}", file.display())).unwrap();
+            let theirs =
+                kiln::oci::read_image(&format!("docker-archive:{}", saved.display())).unwrap();
+            assert_eq!(
+                theirs.platforms[0].config_digest,
+                ours.platforms[0].config_digest
+            );
+            assert_eq!(theirs.platform_list(), format!("linux/{arch}"));
+            let diff_ids = |i: &kiln::oci::ReadImage| -> Vec<String> {
+                i.platforms[0]
+                    .layers
+                    .iter()
+                    .map(|l| l.diff_id.clone())
+                    .collect()
+            };
+            assert_eq!(diff_ids(&theirs), diff_ids(&ours));
+            for l in &theirs.platforms[0].layers {
+                l.tar().unwrap();
+            }
+
+            // docker's own archive as a base: its layers under a new one, run again.
+            let on_top = tmp.path().join(format!("on-top-{base}-{arch}.tar"));
+            let top_ref = format!("kiln-test/on-top-{base}:{arch}-{id}");
+            let note = tmp.path().join("note.txt");
+            std::fs::write(&note, "layered\n").unwrap();
+            let (code, _, err) = kiln_run(&[
+                "image",
+                "--binary",
+                &format!("linux/{arch}={}", fixture_hello(arch).display()),
+                "--base",
+                &format!("docker-archive:{}", saved.display()),
+                "--file",
+                &format!("{}:/etc/note.txt", note.display()),
+                "--entrypoint",
+                &format!("/usr/local/bin/hello-{arch}"),
+                "-o",
+                &format!("docker-archive:{}:{top_ref}", on_top.display()),
+            ]);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(docker_load(&on_top), top_ref);
+            assert_eq!(docker_run(&top_ref, &["cat", "/etc/note.txt"]), "layered\n");
+            if base == "distroless" {
+                let passwd = docker_run(&top_ref, &["cat", "/etc/passwd"]);
+                assert!(passwd.contains("nonroot"), "{passwd}");
+            }
+            cleanup(&top_ref);
             cleanup(&reference);
         }
     }

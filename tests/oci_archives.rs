@@ -174,3 +174,55 @@ fn a_base_image_supplies_layers_and_config_per_platform() {
         );
     }
 }
+
+#[test]
+fn a_failed_write_leaves_the_layout_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    let spec = |tag: &str| OutputSpec::OciDir {
+        dir: dir.clone(),
+        tag: Some(tag.into()),
+    };
+    let first = build_index(
+        &[bytes_image("linux/amd64", "/a", b"first")],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    write_output(&spec("one"), &first).unwrap();
+    let index_before = std::fs::read(dir.join("index.json")).unwrap();
+
+    // Make one of the new image's blobs impossible to write: its path is a directory.
+    let second = build_index(
+        &[bytes_image("linux/amd64", "/a", b"second")],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    let layer = &second.images[0].layers[0].digest;
+    let blocker = dir.join("blobs/sha256").join(&layer[7..]);
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), b"").unwrap();
+    let err = write_output(&spec("two"), &second).unwrap_err();
+    assert!(format!("{err:#}").contains(&layer[7..]), "{err:#}");
+    assert_eq!(
+        std::fs::read(dir.join("index.json")).unwrap(),
+        index_before,
+        "index.json must not name an image whose blobs are not all there"
+    );
+    std::fs::remove_dir_all(&blocker).unwrap();
+    check_layout(&dir);
+    assert_eq!(
+        read_image(&format!("oci:{}:one", dir.display()))
+            .unwrap()
+            .digest
+            .as_deref(),
+        Some(first.digest.as_str())
+    );
+
+    // Once the way is clear the same write succeeds and keeps the first tag.
+    write_output(&spec("two"), &second).unwrap();
+    check_layout(&dir);
+    for (tag, built) in [("one", &first), ("two", &second)] {
+        let img = read_image(&format!("oci:{}:{tag}", dir.display())).unwrap();
+        assert_eq!(img.digest.as_deref(), Some(built.digest.as_str()));
+    }
+}

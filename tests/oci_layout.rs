@@ -121,6 +121,16 @@ fn two_platform_layout_is_read_by_skopeo_and_umoci() {
         .arg(format!("oci:{}:multi", tagged.display())));
     assert_eq!(raw.stdout, built.index_json);
 
+    // skopeo copies the whole index into another layout unchanged, and kiln reads it.
+    let copied = tmp.path().join("copied");
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--all"])
+        .arg(format!("oci:{}:multi", tagged.display()))
+        .arg(format!("oci:{}:copy", copied.display())));
+    let read = kiln::oci::read_image(&format!("oci:{}:copy", copied.display())).unwrap();
+    assert_eq!(read.digest.as_deref(), Some(built.digest.as_str()));
+    assert_eq!(read.platform_list(), "linux/amd64, linux/arm64");
+
     for (arch, bin) in [("amd64", &amd), ("arm64", &arm)] {
         let bundle = tmp.path().join(format!("bundle-{arch}"));
         run(Command::new("umoci")

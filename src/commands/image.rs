@@ -158,7 +158,7 @@ pub fn plan(args: &ImageArgs) -> anyhow::Result<(Vec<PlatformImage>, BuildOption
     let first = &binaries[0].name;
     let spec = ImageSpec {
         user: args.user.clone().unwrap_or_default(),
-        entrypoint: entrypoint(args, &format!("/usr/local/bin/{first}"))?,
+        entrypoint: Vec::new(),
         cmd: args.cmd.clone(),
         env: args.env.clone(),
         workdir: args.workdir.clone(),
@@ -188,7 +188,11 @@ pub fn plan(args: &ImageArgs) -> anyhow::Result<(Vec<PlatformImage>, BuildOption
                 entries: std::iter::once(entry)
                     .chain(files.iter().cloned())
                     .collect(),
-                spec: spec.clone(),
+                spec: ImageSpec {
+                    // Without --entrypoint each platform runs its own first binary.
+                    entrypoint: entrypoint(args, &format!("/usr/local/bin/{}", b.name))?,
+                    ..spec.clone()
+                },
             }),
         }
     }

@@ -186,6 +186,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_docker_archive_takes_the_asked_the_only_or_the_host_platform() {
+        let image = |p: &str| crate::oci::PlatformImage {
+            platform: p.parse().unwrap(),
+            entries: vec![LayerEntry::bytes("/a", p.as_bytes().to_vec(), 0o644)],
+            spec: Default::default(),
+        };
+        let two = crate::oci::build_index(
+            &[image("linux/riscv64"), image("linux/s390x")],
+            &Default::default(),
+        )
+        .unwrap();
+        let s390x: Platform = "linux/s390x".parse().unwrap();
+        assert_eq!(pick_image(&two, Some(&s390x)).unwrap().platform, s390x);
+        let err = pick_image(&two, Some(&"linux/arm64".parse().unwrap())).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("it has linux/riscv64, linux/s390x"),
+            "{err}"
+        );
+        // Neither is this machine's (the tests run on amd64 or arm64).
+        assert!(pick_image(&two, None).is_err());
+        let one = crate::oci::build_index(&[image("linux/s390x")], &Default::default()).unwrap();
+        assert_eq!(pick_image(&one, None).unwrap().platform, s390x);
+        let host = Targets::builtin()
+            .all
+            .into_iter()
+            .find(|t| t.is_host())
+            .unwrap();
+        let with_host = crate::oci::build_index(
+            &[image("linux/s390x"), image(&host.platform.to_string())],
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            pick_image(&with_host, None).unwrap().platform,
+            host.platform
+        );
+    }
+
+    #[test]
     fn docker_references() {
         assert_eq!(docker_reference("hello").unwrap(), "hello:latest");
         assert_eq!(docker_reference("hello:1.0").unwrap(), "hello:1.0");

@@ -138,15 +138,17 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
         }
     }
     // Large blobs are written (and synced) side by side: the disk, not the CPU, is the limit.
-    std::thread::scope(|s| {
-        let handles: Vec<_> = todo
-            .iter()
-            .map(|(path, bytes)| s.spawn(move || write_atomic(path, bytes)))
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-    })?;
+    for batch in todo.chunks(8) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|(path, bytes)| s.spawn(move || write_atomic(path, bytes)))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })?;
+    }
     // The blobs' directory entries reach the disk before index.json names them.
     sync_dir(&sha_dir)?;
     let index_file = dir.join("index.json");

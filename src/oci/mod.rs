@@ -2,6 +2,37 @@
 //! and the sinks that write them (OCI layout, archives).
 //!
 //! Everything is built in memory as plain data (`BuiltIndex`), then written by a sink.
+//!
+//! ```no_run
+//! use kiln::oci::{BuildOptions, ImageSpec, LayerEntry, PlatformImage};
+//! # fn main() -> anyhow::Result<()> {
+//! let images: Vec<PlatformImage> = [("linux/amd64", "dist/linux-amd64/hello"), ("linux/arm64", "dist/linux-arm64/hello")]
+//!     .into_iter()
+//!     .map(|(platform, path)| PlatformImage {
+//!         platform: platform.parse().unwrap(),
+//!         entries: vec![LayerEntry::file("/usr/local/bin/hello", path, 0o755)],
+//!         spec: ImageSpec {
+//!             entrypoint: vec!["/usr/local/bin/hello".into()],
+//!             ..Default::default() // user "" means 65532:65532
+//!         },
+//!     })
+//!     .collect();
+//! let opts = BuildOptions {
+//!     source_date_epoch: BuildOptions::source_date_epoch_from_env()?,
+//!     ..Default::default() // gzip, scratch base, no metadata
+//! };
+//! let built = kiln::oci::build_index(&images, &opts)?;
+//! for w in &built.warnings {
+//!     eprintln!("warning: {w}");
+//! }
+//! kiln::oci::write_output(&kiln::oci::parse_output("oci:dist/image:1.0")?, &built)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: `layer` (tar, compression, digests), `image` (config, manifest, index
+//! documents), `build` (`build_index`), `base` and `distroless` (what comes below kiln's
+//! layer), `layout` and `archive` (the sinks), `output` (sink names), `read` (reading
+//! images back), `json` (canonical JSON).
 
 pub mod archive;
 pub mod base;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kiln::oci::{
-    BuildOptions, ImageSpec, LayerEntry, OutputSpec, PlatformImage, build_index, write_output,
+    BuildOptions, Compression, ImageSpec, LayerEntry, OutputSpec, PlatformImage, build_index,
+    write_output,
 };
 
 const PLATFORMS: [&str; 4] = [
@@ -22,7 +23,7 @@ const PLATFORMS: [&str; 4] = [
     "linux/riscv64",
 ];
 const SIZE: usize = 20 << 20;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 /// A 20 MiB "static binary": the committed static hello followed by real machine code
 /// (host programs' bytes), so it compresses like a real binary does. `salt` makes each
@@ -73,7 +74,7 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn kiln_once(bins: &[PathBuf], out: &Path) -> anyhow::Result<()> {
+fn kiln_once(bins: &[PathBuf], out: &Path, compression: Compression) -> anyhow::Result<()> {
     let images: Vec<PlatformImage> = PLATFORMS
         .iter()
         .zip(bins)
@@ -86,7 +87,11 @@ fn kiln_once(bins: &[PathBuf], out: &Path) -> anyhow::Result<()> {
             },
         })
         .collect();
-    let built = build_index(&images, &BuildOptions::default())?;
+    let opts = BuildOptions {
+        compression,
+        ..Default::default()
+    };
+    let built = build_index(&images, &opts)?;
     write_output(
         &OutputSpec::OciDir {
             dir: out.to_path_buf(),
@@ -153,21 +158,18 @@ fn docker_once(ctx: &Path, out: &Path, run: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Best of `RUNS` runs of `f(run, fresh output path)`.
-fn best(
-    name: &str,
-    dir: &Path,
-    mut f: impl FnMut(usize, &Path) -> anyhow::Result<()>,
-) -> anyhow::Result<Duration> {
-    let mut times = Vec::new();
-    for run in 0..RUNS {
-        let out = dir.join(format!("{name}-{run}"));
-        let t = Instant::now();
-        f(run, &out).with_context(|| format!("{name} run {run}"))?;
-        times.push(t.elapsed());
-    }
-    times.sort();
-    Ok(times[0])
+/// CPU seconds used so far by this process and by its waited-for children, from
+/// /proc/self/stat (utime, stime, cutime, cstime; Linux counts them in 1/100 s).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the parenthesised command name; utime is field 14 (index 11 here).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / 100.0;
+    (get(11) + get(12), get(13) + get(14))
 }
 
 fn size_of(path: &Path) -> u64 {
@@ -200,24 +202,30 @@ pub fn run() -> anyhow::Result<()> {
         )?;
     }
     println!(
-        "packing a {} MiB static binary for {} platforms ({}), best of {RUNS} runs",
+        "packing a {} MiB static binary for {} platforms ({}), {RUNS} interleaved rounds",
         SIZE >> 20,
         PLATFORMS.len(),
         PLATFORMS.join(", ")
     );
 
-    let kiln = best("kiln", tmp.path(), |_, out| kiln_once(&bins, out))?;
-    let mut rows = vec![(
-        "kiln (library, gzip)",
-        kiln,
-        size_of(&tmp.path().join("kiln-0")),
-    )];
+    type Run<'a> = Box<dyn FnMut(usize, &Path) -> anyhow::Result<()> + 'a>;
+    let mut tools: Vec<(&str, &str, Run<'_>)> = vec![
+        (
+            "kiln (library, gzip)",
+            "kiln",
+            Box::new(|_, out: &Path| kiln_once(&bins, out, Compression::Gzip)),
+        ),
+        (
+            "kiln (library, zstd)",
+            "kiln-zstd",
+            Box::new(|_, out: &Path| kiln_once(&bins, out, Compression::Zstd)),
+        ),
+    ];
     if have("umoci") {
-        let t = best("umoci", tmp.path(), |_, out| umoci_once(&bins, out))?;
-        rows.push((
+        tools.push((
             "umoci init/new/insert/config",
-            t,
-            size_of(&tmp.path().join("umoci-0")),
+            "umoci",
+            Box::new(|_, out: &Path| umoci_once(&bins, out)),
         ));
     } else {
         println!("umoci: not installed (apt-get install -y umoci), skipped");
@@ -227,29 +235,61 @@ pub fn run() -> anyhow::Result<()> {
         .output()
         .is_ok_and(|o| o.status.success());
     if docker_ok {
-        let t = best("docker", tmp.path(), |run, out| docker_once(&ctx, out, run))?;
-        rows.push((
+        tools.push((
             "docker build x4 + save",
-            t,
-            size_of(&tmp.path().join("docker-0")),
+            "docker",
+            Box::new(|run, out: &Path| docker_once(&ctx, out, run)),
         ));
     } else {
         println!("docker: no engine answers (apt-get install -y docker.io; dockerd &), skipped");
     }
+    // Rounds interleave the tools, so a busy machine slows them all alike. CPU seconds are
+    // kiln's own or the tool processes' (docker's work is in the daemon, not counted).
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
+    let mut cpu: Vec<f64> = vec![0.0; tools.len()];
+    for run in 0..RUNS {
+        for (i, (_, dir_name, f)) in tools.iter_mut().enumerate() {
+            let out = tmp.path().join(format!("{dir_name}-{run}"));
+            let before = cpu_seconds();
+            let t = Instant::now();
+            f(run, &out).with_context(|| format!("{dir_name} run {run}"))?;
+            times[i].push(t.elapsed());
+            let after = cpu_seconds();
+            cpu[i] += (after.0 - before.0) + (after.1 - before.1);
+        }
+    }
+    let rows: Vec<(&str, Duration, Duration, f64, u64)> = tools
+        .iter()
+        .zip(&mut times)
+        .zip(&cpu)
+        .map(|(((name, dir_name, _), t), cpu)| {
+            t.sort();
+            (
+                *name,
+                t[0],
+                t[t.len() / 2],
+                cpu / RUNS as f64,
+                size_of(&tmp.path().join(format!("{dir_name}-0"))),
+            )
+        })
+        .collect();
+    let kiln = rows[0].1;
 
     println!(
-        "{:<30} {:>10} {:>12} {:>10}",
-        "tool", "seconds", "output MiB", "vs kiln"
+        "{:<30} {:>8} {:>8} {:>7} {:>10} {:>8}",
+        "tool", "best s", "median s", "CPU s", "output MiB", "vs kiln"
     );
-    for (name, t, size) in &rows {
+    for (name, t, median, cpu, size) in &rows {
         println!(
-            "{name:<30} {:>10.3} {:>12.1} {:>9.1}x",
+            "{name:<30} {:>8.3} {:>8.3} {:>7.2} {:>10.1} {:>7.1}x",
             t.as_secs_f64(),
+            median.as_secs_f64(),
+            cpu,
             *size as f64 / (1 << 20) as f64,
             t.as_secs_f64() / kiln.as_secs_f64()
         );
     }
-    if let Some(fastest) = rows[1..].iter().map(|r| r.1).min() {
+    if let Some(fastest) = rows[2..].iter().map(|r| r.1).min() {
         let ratio = kiln.as_secs_f64() / fastest.as_secs_f64();
         println!(
             "kiln takes {:.2} of the fastest other tool's time (goal: at most 0.50): {}",
