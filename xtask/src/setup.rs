@@ -138,6 +138,11 @@ pub fn run_setup() -> anyhow::Result<()> {
         }
     }
 
+    // cargo-fuzz, for the bounded fuzz run of the ELF inspector in `cargo xtask ci`.
+    if !quiet_ok(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
+        sh(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;
+    }
+
     if root {
         register_binfmt();
     }
