@@ -33,6 +33,7 @@ pub enum MessageFormat {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing buys nothing
 pub enum Command {
     /// Build static binaries for each platform, verify them, and pack images.
     Build(BuildArgs),
@@ -45,6 +46,11 @@ pub enum Command {
     Toolchain(ToolchainCommand),
     /// List the platforms kiln knows.
     Targets,
+    /// Pack prebuilt static binaries into a multi-platform OCI image (no daemon).
+    Image(Box<ImageArgs>),
+    /// Bases for `kiln image`: `kiln base lock` pins the distroless packages.
+    #[command(subcommand)]
+    Base(BaseCommand),
     /// (internal) the C compiler / linker wrapper: rewrites arguments and runs zig.
     #[command(hide = true)]
     ZigCc(ZigCcArgs),
@@ -102,7 +108,8 @@ pub struct BuildArgs {
     /// names (amd64, arm64, armv7) or `all`. Default: config, else linux/amd64,linux/arm64.
     #[arg(long = "platform", value_name = "PLATFORMS")]
     pub platforms: Vec<String>,
-    /// Where to write the image: `oci:DIR[:TAG]`. Repeatable. Default: no image.
+    /// Where to write the image: oci:DIR[:TAG], oci-archive:FILE[:TAG],
+    /// docker-archive:FILE[:REPO:TAG]. Repeatable. Default: config, else no image.
     #[arg(long = "output", short = 'o', value_name = "DEST")]
     pub outputs: Vec<String>,
     /// Where binaries are copied: `<out-dir>/<os>-<arch>[-<variant>]/<name>`.
@@ -114,7 +121,13 @@ pub struct BuildArgs {
     /// Arguments for the smoke run (default: from config, else none).
     #[arg(long = "smoke-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub smoke_args: Vec<String>,
-    /// Parallel target builds (default: config, else 2).
+    /// Image base: scratch (default), oci:DIR[:TAG], oci-archive:FILE[:TAG].
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// Layer compression: gzip (default), zstd, none.
+    #[arg(long, value_name = "KIND")]
+    pub compression: Option<String>,
+    /// Parallel target builds (default: config, else one per target, at most 4).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
     #[command(flatten)]
@@ -193,4 +206,105 @@ pub struct ZigCcArgs {
     /// The arguments the build tool passed.
     #[arg(last = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ImageArgs {
+    /// A binary for a platform: `linux/arm64=target/aarch64-unknown-linux-musl/release/app`.
+    /// Repeat for each platform (and for several binaries in one image). Each lands in
+    /// /usr/local/bin/<file name>. Every binary must be static and built for its platform.
+    #[arg(long = "binary", value_name = "PLATFORM=PATH", required = true)]
+    pub binaries: Vec<String>,
+    /// Where to write: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REPO:TAG]`.
+    /// Repeatable.
+    #[arg(long = "output", short = 'o', value_name = "DEST", required = true)]
+    pub outputs: Vec<String>,
+    /// `scratch` (default), `distroless` (CA bundle, tzdata, passwd with nonroot), or an
+    /// image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
+    #[arg(long, value_name = "BASE", default_value = "scratch")]
+    pub base: String,
+    /// Where `--base distroless` takes its files from: `deb` (the packages pinned in the
+    /// lock file) or `host` (this machine's files; not reproducible elsewhere).
+    #[arg(long, value_name = "SOURCE", default_value = "deb")]
+    pub distroless_from: String,
+    /// The lock file pinning the distroless packages (default: kiln-base.lock).
+    #[arg(long, value_name = "FILE")]
+    pub base_lock: Option<PathBuf>,
+    /// A directory of .deb files for `--base distroless` (default: download with apt-get).
+    #[arg(long, value_name = "DIR")]
+    pub debs: Option<PathBuf>,
+    /// `uid[:gid]` or a name the base's /etc/passwd knows. Default 65532:65532 (nonroot);
+    /// `root` must be asked for and warns.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The program to run: a path, or a JSON array (`["/usr/local/bin/app","--serve"]`).
+    /// Default: the first binary.
+    #[arg(long, value_name = "PATH|JSON")]
+    pub entrypoint: Option<String>,
+    /// Default arguments (repeatable, one per argument).
+    #[arg(long = "cmd", value_name = "ARG", allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+    /// Environment in the image: `KEY=value` (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory.
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Exposed port: `8080`, `8080/tcp`, `53/udp` (repeatable).
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<String>,
+    /// Signal that stops the container: `SIGTERM`, `SIGINT` ...
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Config label `KEY=value` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Manifest and index annotation `KEY=value` (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// An extra file: `SRC:DST[:MODE]` (mode in octal, default 0644), on every platform.
+    #[arg(long = "file", value_name = "SRC:DST[:MODE]")]
+    pub files: Vec<String>,
+    /// Layer compression: gzip (default), zstd or none.
+    #[arg(long, value_name = "KIND", default_value = "gzip")]
+    pub compression: String,
+    /// The platform a docker-archive output holds (default: the only one, else this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    pub docker_platform: Option<String>,
+    /// org.opencontainers.image.title (default: the first binary's name).
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// org.opencontainers.image.version.
+    #[arg(long = "app-version", value_name = "VERSION")]
+    pub app_version: Option<String>,
+    /// org.opencontainers.image.revision (a commit id).
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+    /// org.opencontainers.image.source (repository URL).
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// org.opencontainers.image.licenses (SPDX expression).
+    #[arg(long, value_name = "SPDX")]
+    pub licenses: Option<String>,
+    /// org.opencontainers.image.description.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaseCommand {
+    /// Pin the Debian packages of `--base distroless` by sha256 in a lock file.
+    Lock {
+        /// Take the .deb files from this directory instead of `apt-get download`.
+        #[arg(long, value_name = "DIR")]
+        debs: Option<PathBuf>,
+        /// The lock file to write.
+        #[arg(
+            long,
+            short = 'o',
+            value_name = "FILE",
+            default_value = "kiln-base.lock"
+        )]
+        output: PathBuf,
+    },
 }

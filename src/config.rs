@@ -109,7 +109,26 @@ pub struct FileImage {
     pub workdir: Option<String>,
     pub labels: Option<BTreeMap<String, String>>,
     pub ports: Option<Vec<String>>,
+    pub stop_signal: Option<String>,
     pub bin_dir: Option<String>,
+    /// `scratch` (default), `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`.
+    pub base: Option<String>,
+    /// `gzip` (default), `zstd` or `none`.
+    pub compression: Option<String>,
+    /// Extra files: `{ src = "config/app.toml", dst = "/etc/app.toml", mode = 0o644 }`.
+    pub files: Option<Vec<FileEntry>>,
+}
+
+/// One extra file or directory copied into the image.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Path on the host, relative to the project directory.
+    pub src: PathBuf,
+    /// Absolute path in the image.
+    pub dst: String,
+    /// File mode; default 0644 for files, 0755 for directories.
+    pub mode: Option<u32>,
 }
 
 /// The image settings after resolution.
@@ -126,8 +145,14 @@ pub struct ImageConfig {
     pub workdir: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub ports: Vec<String>,
+    pub stop_signal: Option<String>,
     /// Directory inside the image that holds the binaries.
     pub bin_dir: String,
+    /// What the image is built on.
+    pub base: crate::oci::Base,
+    pub compression: crate::oci::Compression,
+    /// Extra files, `src` resolved against the project directory.
+    pub files: Vec<FileEntry>,
 }
 
 /// Everything `kiln build` needs, resolved.
@@ -214,6 +239,21 @@ pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
     }
 }
 
+/// The distroless lock file and .deb directory belong to the project, not to the directory
+/// kiln happens to run in.
+fn project_relative_base(base: crate::oci::Base, project_dir: &Path) -> crate::oci::Base {
+    use crate::oci::{Base, distroless::DistrolessSource};
+    match base {
+        Base::Distroless(DistrolessSource::Debs { lock, debs }) => {
+            Base::Distroless(DistrolessSource::Debs {
+                lock: project_dir.join(lock),
+                debs: debs.map(|d| project_dir.join(d)),
+            })
+        }
+        other => other,
+    }
+}
+
 /// Resolve `kiln build`'s settings.
 pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
     let project_dir = match &args.path {
@@ -266,7 +306,25 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         workdir: fi.workdir,
         labels: fi.labels.unwrap_or_default(),
         ports: fi.ports.unwrap_or_default(),
+        stop_signal: fi.stop_signal,
         bin_dir: fi.bin_dir.unwrap_or_else(|| DEFAULT_BIN_DIR.to_string()),
+        base: match args.base.as_deref().or(fi.base.as_deref()) {
+            Some(b) => project_relative_base(b.parse()?, &project_dir),
+            None => crate::oci::Base::Scratch,
+        },
+        compression: match args.compression.as_deref().or(fi.compression.as_deref()) {
+            Some(c) => c.parse()?,
+            None => crate::oci::Compression::Gzip,
+        },
+        files: fi
+            .files
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| FileEntry {
+                src: project_dir.join(&f.src),
+                ..f
+            })
+            .collect(),
     };
 
     Ok(BuildConfig {

@@ -33,6 +33,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Doctor(args) => commands::doctor::run(&args, &ctx),
         cli::Command::Toolchain(cmd) => commands::toolchain::run(&cmd, &ctx),
         cli::Command::Targets => commands::targets::run(&ctx),
+        cli::Command::Image(args) => commands::image::run(&args, &ctx).map(|_| ()),
+        cli::Command::Base(cmd) => commands::image::run_base(&cmd, &ctx),
         cli::Command::ZigCc(args) => toolchain::zigcc::run(&args),
     }
 }

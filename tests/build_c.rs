@@ -57,13 +57,15 @@ fn makefile_example_builds_for_amd64_arm64_armv6_armv7_and_runs() {
     let v7 = arm_cpu_arch(&tmp.path().join("linux-arm-v7/hello-c")).unwrap_or_default();
     assert!(v6.starts_with("v6"), "armv6 Tag_CPU_arch: {v6}");
     assert_eq!(v7, "v7");
+    for v in ["v6", "v7"] {
+        let bin = tmp.path().join(format!("linux-arm-{v}/hello-c"));
+        assert_eq!(report(&bin).variant.as_deref(), Some(v));
+    }
 
     // Each target built in its own copy of the project: the objects differ per CPU.
     let machine = |t: &str| {
         let obj = c_build_dir("hello-c", t).join("src/build/main.o");
-        kiln::elf::inspect_path(&obj)
-            .unwrap_or_else(|e| panic!("{}: {e}", obj.display()))
-            .machine
+        report(&obj).machine
     };
     assert_eq!(machine("amd64"), 62);
     assert_eq!(machine("arm64"), 183);
@@ -202,6 +204,7 @@ fn every_platform_builds_and_runs_c() {
             if let Some(v) = &target.platform.variant {
                 let arch = arm_cpu_arch(&path).unwrap_or_default();
                 assert!(arch.starts_with(v.as_str()), "{p} {bin}: {arch}");
+                assert_eq!(report(&path).variant.as_ref(), Some(v), "{p} {bin}");
             }
         }
     }

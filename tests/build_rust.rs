@@ -7,16 +7,7 @@ mod common;
 use common::*;
 
 fn build_example(out_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut cmd = kiln();
-    cmd.arg("build")
-        .arg(example("hello-rust"))
-        .args(["--release", "--platform", "linux/amd64,linux/arm64"])
-        .arg("--target-dir")
-        .arg(shared_target_dir())
-        .arg("--out-dir")
-        .arg(out_dir)
-        .args(extra);
-    run(&mut cmd)
+    run(example_build(out_dir).args(extra))
 }
 
 #[test]
@@ -192,7 +183,17 @@ fn missing_zig_exits_4_with_the_install_command() {
 fn inspect_rejects_host_dynamic_binary() {
     let out = run(kiln().args(["inspect", "/bin/ls"]));
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("libc.so.6"), "{}", stderr(&out));
+    // The table and the explanation go to stdout, the verdict to stderr.
+    let text = stdout(&out);
+    assert!(
+        text.contains("libc.so.6") && text.contains("dynamic"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("failed verification"),
+        "{}",
+        stderr(&out)
+    );
     let any = run(kiln().args(["inspect", "--require", "any", "/bin/ls"]));
     assert_eq!(any.status.code(), Some(0));
 }

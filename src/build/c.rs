@@ -265,6 +265,7 @@ impl Job {
     /// Copy the project into `<dir>/src`, run the build command there, check the output.
     fn run_command(&self, build: &str, output: &str) -> anyhow::Result<Vec<Built>> {
         let src = self.dir.join("src");
+        self.start_clean_if_changed(&src, build)?;
         let skip: Vec<PathBuf> = self
             .skip
             .iter()
@@ -305,6 +306,26 @@ impl Job {
         }])
     }
 
+    /// Empty `dir` when the compiler, flags or command differ from the last build there: make
+    /// compares file times only, so objects from another compiler (a new zig, other CFLAGS)
+    /// would otherwise be linked as if current.
+    fn start_clean_if_changed(&self, dir: &Path, command: &str) -> anyhow::Result<()> {
+        let stamp_file = dir.join(".kiln-stamp");
+        let mut stamp = format!("command: {command}\n");
+        for (k, v) in &self.env {
+            stamp.push_str(&format!("{k}={}\n", v.to_string_lossy()));
+        }
+        if fs_err::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
+            return Ok(());
+        }
+        if dir.exists() {
+            fs_err::remove_dir_all(dir)?;
+        }
+        fs_err::create_dir_all(dir)?;
+        fs_err::write(&stamp_file, stamp)?;
+        Ok(())
+    }
+
     /// A build command can ignore CC (a Makefile with `CC = gcc`): the output is then a host
     /// or dynamic binary. The shared gate would reject it too; this says why it happened.
     fn check_used_our_compiler(&self, path: &Path, build: &str) -> anyhow::Result<()> {
@@ -341,6 +362,7 @@ impl Job {
     fn run_cmake(&self) -> anyhow::Result<Vec<Built>> {
         let cmake = self.cmake.clone().unwrap_or_else(|| "cmake".into());
         let build = self.dir.join("cmake");
+        self.start_clean_if_changed(&build, &self.config.cmake_args.join(" "))?;
         let query = build.join(".cmake/api/v1/query");
         fs_err::create_dir_all(&query)?;
         // CMake's file API: after configuring, CMake describes every target (type, artifact
@@ -819,6 +841,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cmake_executables_declared(dir.path()), ["tool", "srv"]);
+    }
+
+    #[test]
+    fn build_dir_starts_clean_when_compiler_or_flags_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut job = Job {
+            project: tmp.path().join("p"),
+            dir: tmp.path().join("b"),
+            target: arm64(),
+            config: CConfig::default(),
+            wrappers: wrappers(),
+            env: c_env(&wrappers(), &CConfig::default(), &arm64(), |_| None),
+            skip: Vec::new(),
+            name: "app".into(),
+            wanted: Vec::new(),
+            cmake: None,
+        };
+        let src = job.dir.join("src");
+        job.start_clean_if_changed(&src, "make").unwrap();
+        fs_err::write(src.join("main.o"), "old").unwrap();
+        job.start_clean_if_changed(&src, "make").unwrap();
+        assert!(src.join("main.o").is_file(), "same build: objects are kept");
+        job.start_clean_if_changed(&src, "make -j2").unwrap();
+        assert!(!src.join("main.o").exists(), "another command: start clean");
+        fs_err::write(src.join("main.o"), "old").unwrap();
+        job.env = c_env(
+            &Wrappers::in_dir(Path::new("/new-zig")),
+            &CConfig::default(),
+            &arm64(),
+            |_| None,
+        );
+        job.start_clean_if_changed(&src, "make -j2").unwrap();
+        assert!(
+            !src.join("main.o").exists(),
+            "another compiler: start clean"
+        );
     }
 
     #[test]

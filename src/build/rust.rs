@@ -303,12 +303,16 @@ pub fn toolchain_env(
         format!("CARGO_TARGET_{t_env}_LINKER"),
         wrappers.cc.clone().into(),
     );
+    let ours = match &target.rust_flags {
+        Some(extra) => format!("{RUSTFLAGS} {extra}"),
+        None => RUSTFLAGS.to_string(),
+    };
     // RUSTFLAGS, when the user set it, hides target rustflags from cargo: ours go in front
     // of theirs so theirs still win.
     if get("CARGO_ENCODED_RUSTFLAGS").is_some() {
         // The user took full control; leave it.
     } else if let Some(user) = get("RUSTFLAGS") {
-        let mut v = OsString::from(RUSTFLAGS);
+        let mut v = OsString::from(&ours);
         v.push(" ");
         v.push(user);
         env.push(("RUSTFLAGS".into(), v));
@@ -316,12 +320,12 @@ pub fn toolchain_env(
         let key = format!("CARGO_TARGET_{t_env}_RUSTFLAGS");
         match get(&key) {
             Some(user) => {
-                let mut v = OsString::from(RUSTFLAGS);
+                let mut v = OsString::from(&ours);
                 v.push(" ");
                 v.push(user);
                 env.push((key, v));
             }
-            None => env.push((key, RUSTFLAGS.into())),
+            None => env.push((key, ours.into())),
         }
     }
     env
@@ -398,6 +402,25 @@ mod tests {
             RUSTFLAGS
         );
         assert!(get("RUSTFLAGS").is_none());
+    }
+
+    #[test]
+    fn target_rust_flags_come_before_the_users() {
+        let t = Targets::builtin().find("loong64").unwrap().clone();
+        let env = toolchain_env(&t, &wrappers(), |_| None);
+        let (_, v) = env
+            .iter()
+            .find(|(k, _)| k == "CARGO_TARGET_LOONGARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS")
+            .unwrap();
+        assert_eq!(v, format!("{RUSTFLAGS} -C target-feature=-lsx").as_str());
+        let env = toolchain_env(&t, &wrappers(), |k| {
+            (k == "RUSTFLAGS").then(|| "-C target-feature=+lsx".into())
+        });
+        let (_, v) = env.iter().find(|(k, _)| k == "RUSTFLAGS").unwrap();
+        assert_eq!(
+            v,
+            format!("{RUSTFLAGS} -C target-feature=-lsx -C target-feature=+lsx").as_str()
+        );
     }
 
     #[test]

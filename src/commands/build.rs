@@ -7,19 +7,26 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
+use anyhow::Context;
+
 use crate::build::{self, Artifact, Plan, Stage, c, go, rust};
 use crate::cli::BuildArgs;
 use crate::commands::Ctx;
 use crate::config::{self, BuildConfig};
 use crate::error::{TargetsFailed, UsageError};
+use crate::exec::Cmd;
+use crate::oci::{
+    self, BuildOptions, BuiltIndex, EntrySource, ImageSpec, LayerEntry, Metadata, OutputSpec,
+    PlatformImage,
+};
 use crate::progress::Progress;
 
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
     pub artifacts: Vec<Artifact>,
-    /// `sha256:…` of the image index, when an image was written.
-    pub index_digest: Option<String>,
+    /// The image index, when an image was written.
+    pub index: Option<BuiltIndex>,
 }
 
 pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
@@ -32,9 +39,8 @@ pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
 
 /// Build every target of `cfg`; the library entry point (no printing but progress).
 pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
-    if !cfg.outputs.is_empty() {
-        validate_outputs(&cfg.outputs)?;
-    }
+    // Bad --output values fail before minutes of building.
+    let outputs = validate_outputs(&cfg.outputs)?;
     let plan = prepare(cfg, progress)?;
     let stages = &plan.stages;
 
@@ -85,15 +91,12 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
         .into());
     }
 
-    let index_digest = if cfg.outputs.is_empty() {
+    let index = if outputs.is_empty() {
         None
     } else {
-        Some(pack_images(cfg, &artifacts, &plan, progress)?)
+        Some(pack_images(cfg, &outputs, &artifacts, &plan, progress)?)
     };
-    Ok(BuildOutcome {
-        artifacts,
-        index_digest,
-    })
+    Ok(BuildOutcome { artifacts, index })
 }
 
 /// Detect the project's language and plan its build.
@@ -161,24 +164,130 @@ fn not_a_project(dir: &Path) -> UsageError {
     ))
 }
 
-fn validate_outputs(outputs: &[String]) -> anyhow::Result<()> {
-    for o in outputs {
-        if !o.starts_with("oci:") {
-            return Err(
-                UsageError(format!("unsupported --output `{o}`: use oci:DIR[:TAG]")).into(),
-            );
-        }
-    }
-    Ok(())
+fn validate_outputs(outputs: &[String]) -> anyhow::Result<Vec<OutputSpec>> {
+    outputs
+        .iter()
+        .map(|o| oci::parse_output(o).map_err(Into::into))
+        .collect()
 }
 
+/// The commit the project is at, when it is a git checkout.
+fn git_revision(dir: &Path) -> Option<String> {
+    which::which("git").ok()?;
+    Cmd::new("git", "read the git revision")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .read()
+        .ok()
+        .filter(|r| r.len() == 40)
+}
+
+/// The entrypoint when the config gives none: the only binary, else the one named like
+/// the package, else the first.
+fn default_entrypoint(bin_dir: &str, bins: &[String], package: Option<&str>) -> Vec<String> {
+    let name = match bins {
+        [one] => one.as_str(),
+        _ => package
+            .filter(|p| bins.iter().any(|b| b == p))
+            .or(bins.first().map(String::as_str))
+            .unwrap_or_default(),
+    };
+    if name.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("{}/{name}", bin_dir.trim_end_matches('/'))]
+    }
+}
+
+/// One image per platform (the binaries, extra files, config), the index, every output.
 fn pack_images(
-    _cfg: &BuildConfig,
-    _artifacts: &[Artifact],
-    _plan: &Plan,
-    _progress: &Progress,
-) -> anyhow::Result<String> {
-    anyhow::bail!("image output is not wired in yet")
+    cfg: &BuildConfig,
+    outputs: &[OutputSpec],
+    artifacts: &[Artifact],
+    plan: &Plan,
+    progress: &Progress,
+) -> anyhow::Result<BuiltIndex> {
+    let img = &cfg.image;
+    let mut extra = Vec::new();
+    for f in &img.files {
+        let meta = fs_err::metadata(&f.src).with_context(|| {
+            format!(
+                "image file {} (from [image] files in the config)",
+                f.src.display()
+            )
+        })?;
+        extra.push(LayerEntry {
+            path: f.dst.clone(),
+            source: if meta.is_dir() {
+                EntrySource::Dir
+            } else {
+                EntrySource::File(f.src.clone())
+            },
+            mode: f.mode.unwrap_or(if meta.is_dir() { 0o755 } else { 0o644 }),
+            uid: 0,
+            gid: 0,
+        });
+    }
+    let package = plan.package.as_ref();
+    let spec = ImageSpec {
+        user: img.user.clone(),
+        entrypoint: img.entrypoint.clone().unwrap_or_else(|| {
+            default_entrypoint(&img.bin_dir, &plan.bins, package.map(|p| p.name.as_str()))
+        }),
+        cmd: img.cmd.clone(),
+        env: img.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: img.workdir.clone(),
+        labels: img.labels.clone(),
+        exposed_ports: img.ports.clone(),
+        stop_signal: img.stop_signal.clone(),
+        annotations: Default::default(),
+    };
+    let images: Vec<PlatformImage> = plan
+        .stages
+        .iter()
+        .map(|stage| {
+            let mut entries: Vec<LayerEntry> = artifacts
+                .iter()
+                .filter(|a| a.target.name == stage.target.name)
+                .map(|a| LayerEntry {
+                    path: format!("{}/{}", img.bin_dir.trim_end_matches('/'), a.name),
+                    source: EntrySource::File(a.path.clone()),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                })
+                .collect();
+            entries.extend(extra.iter().cloned());
+            PlatformImage {
+                platform: stage.target.platform.clone(),
+                entries,
+                spec: spec.clone(),
+            }
+        })
+        .collect();
+    let opts = BuildOptions {
+        source_date_epoch: cfg.source_date_epoch,
+        compression: img.compression,
+        base: img.base.clone(),
+        metadata: Metadata {
+            title: img.name.clone().or_else(|| package.map(|p| p.name.clone())),
+            version: package.map(|p| p.version.clone()).filter(|v| !v.is_empty()),
+            revision: git_revision(&cfg.project_dir),
+            source: package.and_then(|p| p.repository.clone()),
+            licenses: package.and_then(|p| p.license.clone()),
+            description: package.and_then(|p| p.description.clone()),
+        },
+    };
+    let index = oci::build_index(&images, &opts)?;
+    for w in &index.warnings {
+        progress.say(&format!("warning: {w}"));
+    }
+    for o in outputs {
+        oci::write_output(o, &index).with_context(|| format!("writing {o}"))?;
+        progress.say(&format!("wrote {o}"));
+    }
+    Ok(index)
 }
 
 fn human_size(n: u64) -> String {
@@ -205,11 +314,24 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
             v["reason"] = json!("artifact");
             writeln!(out, "{}", serde_json::to_string(&v)?)?;
         }
-        if let Some(d) = &outcome.index_digest {
+        if let Some(index) = &outcome.index {
+            for image in &index.images {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({
+                        "reason": "image",
+                        "platform": image.platform.to_string(),
+                        "manifest": image.manifest,
+                        "config": image.config,
+                        "layers": image.layers.iter().map(|l| &l.digest).collect::<Vec<_>>(),
+                    })
+                )?;
+            }
             writeln!(
                 out,
                 "{}",
-                json!({"reason": "index", "digest": d, "outputs": cfg.outputs})
+                json!({"reason": "index", "digest": index.digest, "outputs": cfg.outputs})
             )?;
         }
         return Ok(());
@@ -253,8 +375,8 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
         writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
     }
     writeln!(out, "binaries in {}", cfg.out_dir.display())?;
-    if let Some(d) = &outcome.index_digest {
-        writeln!(out, "index {d} -> {}", cfg.outputs.join(", "))?;
+    if let Some(index) = &outcome.index {
+        writeln!(out, "index {} -> {}", index.digest, cfg.outputs.join(", "))?;
     }
     Ok(())
 }

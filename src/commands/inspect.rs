@@ -1,4 +1,6 @@
-//! `kiln inspect FILE…`: linkage, architecture, interpreter and needed libraries.
+//! `kiln inspect FILE|DIR…`: the ELF inspector on the command line. Prints the table (or
+//! `--json`), then exits 0 when every file passes, 3 when one fails the policy, 1 when an
+//! input could not be read (that wins: an unread file was not verified).
 
 use std::io::Write;
 
@@ -6,11 +8,13 @@ use anyhow::Context;
 
 use crate::cli::InspectArgs;
 use crate::commands::Ctx;
-use crate::elf::{self, Policy};
+use crate::elf::Policy;
+use crate::elf::printer::{self, PolicyOut};
+use crate::elf::walk::{self, Inspection};
 use crate::error::VerificationFailed;
 use crate::target::Targets;
 
-pub fn run(args: &InspectArgs, _ctx: &Ctx) -> anyhow::Result<()> {
+pub fn run(args: &InspectArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let target = match &args.arch {
         Some(a) => Some(
             Targets::builtin()
@@ -19,36 +23,50 @@ pub fn run(args: &InspectArgs, _ctx: &Ctx) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let policy_out = PolicyOut::new(
+        args.require,
+        target.as_ref().map(|t| t.platform.to_string()),
+    );
     let policy = Policy {
         require: args.require,
         target,
     };
+    let inspection = inspect(args, &policy);
+
     let mut out = std::io::stdout().lock();
-    let mut failures = Vec::new();
-    for path in &args.paths {
-        let report =
-            elf::inspect_path(path).with_context(|| format!("inspecting {}", path.display()))?;
-        let problems = elf::verify(&report, &policy);
-        writeln!(
-            out,
-            "{}\t{}\t{}\t{}\t{}",
-            path.display(),
-            report.linkage,
-            report.arch.unwrap_or("?"),
-            report.interpreter.as_deref().unwrap_or("-"),
-            if report.needed.is_empty() {
-                "-".to_string()
-            } else {
-                report.needed.join(",")
-            }
-        )?;
-        if !problems.is_empty() {
-            failures.push(elf::explain(&path.display().to_string(), &problems));
-        }
-    }
-    if failures.is_empty() {
-        Ok(())
+    if args.json || ctx.json {
+        printer::write_json(&mut out, &inspection, &policy_out)
     } else {
-        Err(VerificationFailed(failures.join("\n")).into())
+        printer::write_human(&mut out, &inspection, ctx.verbose > 0)
     }
+    .context("writing the report")?;
+    out.flush().context("writing the report")?;
+    outcome(&inspection)
+}
+
+/// Run the inspection the arguments ask for.
+pub fn inspect(args: &InspectArgs, policy: &Policy) -> Inspection {
+    walk::inspect_paths(&args.paths, policy)
+}
+
+/// The exit status of a finished inspection, as an error the caller maps to 1 or 3.
+pub fn outcome(inspection: &Inspection) -> anyhow::Result<()> {
+    let s = &inspection.summary;
+    if s.errors > 0 {
+        anyhow::bail!(
+            "{} input{} could not be inspected (see the messages above); fix or remove them and run again",
+            s.errors,
+            if s.errors == 1 { "" } else { "s" }
+        );
+    }
+    if s.failed > 0 {
+        return Err(VerificationFailed(format!(
+            "{} of {} ELF file{} failed verification (reasons above)",
+            s.failed,
+            s.elf,
+            if s.elf == 1 { "" } else { "s" }
+        ))
+        .into());
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod doctor;
+pub mod image;
 pub mod inspect;
 pub mod targets;
 pub mod toolchain;

@@ -2,6 +2,48 @@
 //! and the sinks that write them (OCI layout, archives).
 //!
 //! Everything is built in memory as plain data (`BuiltIndex`), then written by a sink.
+//!
+//! ```no_run
+//! use kiln::oci::{BuildOptions, ImageSpec, LayerEntry, PlatformImage};
+//! # fn main() -> anyhow::Result<()> {
+//! let images: Vec<PlatformImage> = [("linux/amd64", "dist/linux-amd64/hello"), ("linux/arm64", "dist/linux-arm64/hello")]
+//!     .into_iter()
+//!     .map(|(platform, path)| PlatformImage {
+//!         platform: platform.parse().unwrap(),
+//!         entries: vec![LayerEntry::file("/usr/local/bin/hello", path, 0o755)],
+//!         spec: ImageSpec {
+//!             entrypoint: vec!["/usr/local/bin/hello".into()],
+//!             ..Default::default() // user "" means 65532:65532
+//!         },
+//!     })
+//!     .collect();
+//! let opts = BuildOptions {
+//!     source_date_epoch: BuildOptions::source_date_epoch_from_env()?,
+//!     ..Default::default() // gzip, scratch base, no metadata
+//! };
+//! let built = kiln::oci::build_index(&images, &opts)?;
+//! for w in &built.warnings {
+//!     eprintln!("warning: {w}");
+//! }
+//! kiln::oci::write_output(&kiln::oci::parse_output("oci:dist/image:1.0")?, &built)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: `layer` (tar, compression, digests), `image` (config, manifest, index
+//! documents), `build` (`build_index`), `base` and `distroless` (what comes below kiln's
+//! layer), `layout` and `archive` (the sinks), `output` (sink names), `read` (reading
+//! images back), `json` (canonical JSON).
+
+pub mod archive;
+pub mod base;
+pub mod build;
+pub mod distroless;
+pub mod image;
+pub mod json;
+pub mod layer;
+pub mod layout;
+pub mod output;
+pub mod read;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,6 +51,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::target::Platform;
+
+pub use build::build_index;
+pub use output::{OutputSpec, parse_output, write_output};
+pub use read::{LayerRef, PlatformManifest, ReadImage, read_image};
 
 /// The image configuration a user controls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +94,41 @@ pub struct LayerEntry {
     pub gid: u64,
 }
 
+impl LayerEntry {
+    /// A file copied from the build machine, owned by 0:0.
+    pub fn file(path: impl Into<String>, src: impl Into<PathBuf>, mode: u32) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::File(src.into()),
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// A file with the given content, owned by 0:0.
+    pub fn bytes(path: impl Into<String>, data: impl Into<Vec<u8>>, mode: u32) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::Bytes(data.into()),
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// A directory owned by `id:id`.
+    pub fn dir(path: impl Into<String>, mode: u32, id: u64) -> Self {
+        LayerEntry {
+            path: path.into(),
+            source: EntrySource::Dir,
+            mode,
+            uid: id,
+            gid: id,
+        }
+    }
+}
+
 /// One platform's image, before it is built.
 #[derive(Debug, Clone)]
 pub struct PlatformImage {
@@ -65,11 +146,111 @@ pub enum Compression {
     None,
 }
 
+impl std::str::FromStr for Compression {
+    type Err = crate::error::UsageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            "none" => Ok(Compression::None),
+            _ => Err(crate::error::UsageError(format!(
+                "unknown layer compression `{s}`: use gzip, zstd or none"
+            ))),
+        }
+    }
+}
+
+/// What the image is built on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Base {
+    /// Nothing: only kiln's layer.
+    #[default]
+    Scratch,
+    /// An existing image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
+    /// Each platform takes the matching image of the base's index.
+    Image(String),
+    /// kiln's distroless-like base (see `distroless`).
+    Distroless(distroless::DistrolessSource),
+}
+
+impl std::str::FromStr for Base {
+    type Err = crate::error::UsageError;
+    /// `scratch`, `distroless` (pinned packages from `kiln-base.lock`), `distroless-host`,
+    /// or an image reference `read_image` accepts.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "scratch" => Ok(Base::Scratch),
+            "distroless" => Ok(Base::Distroless(distroless::DistrolessSource::Debs {
+                lock: distroless::DEFAULT_LOCK.into(),
+                debs: None,
+            })),
+            "distroless-host" => Ok(Base::Distroless(distroless::DistrolessSource::Host)),
+            _ => {
+                read::parse_ref(s)?;
+                Ok(Base::Image(s.to_string()))
+            }
+        }
+    }
+}
+
+/// Facts about the software, turned into `org.opencontainers.image.*` annotations on every
+/// manifest and the index (and labels in the config, which `docker inspect` shows).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub title: Option<String>,
+    pub version: Option<String>,
+    /// VCS revision (commit id).
+    pub revision: Option<String>,
+    /// Source repository URL.
+    pub source: Option<String>,
+    /// SPDX expression.
+    pub licenses: Option<String>,
+    pub description: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// mtime of every entry and `created` when set; `SOURCE_DATE_EPOCH`, else 0.
     pub source_date_epoch: Option<u64>,
     pub compression: Compression,
+    pub base: Base,
+    pub metadata: Metadata,
+}
+
+impl BuildOptions {
+    /// `SOURCE_DATE_EPOCH` from the environment; an unparsable value is an error.
+    pub fn source_date_epoch_from_env() -> anyhow::Result<Option<u64>> {
+        match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
+                anyhow::anyhow!(
+                    "SOURCE_DATE_EPOCH=`{v}` is not a number of seconds since 1970: set it to e.g. `$(git log -1 --format=%ct)`"
+                )
+            }),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Something the caller should show the user; the image is still built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning(pub String);
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One platform's image in a `BuiltIndex`.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    pub platform: Platform,
+    /// `sha256:…` of the manifest.
+    pub manifest: String,
+    /// `sha256:…` of the config.
+    pub config: String,
+    /// Layers, base first.
+    pub layers: Vec<layer::LayerInfo>,
 }
 
 /// A built multi-platform index, all blobs in memory.
@@ -82,4 +263,15 @@ pub struct BuiltIndex {
     pub blobs: BTreeMap<String, Vec<u8>>,
     /// Per-platform manifest digests, in input order.
     pub manifests: Vec<(Platform, String)>,
+    /// Per-platform details, in input order.
+    pub images: Vec<BuiltImage>,
+    /// Things the user should know (running as root, ...).
+    pub warnings: Vec<Warning>,
+}
+
+impl BuiltIndex {
+    /// Total size of all blobs plus the index, in bytes.
+    pub fn total_size(&self) -> u64 {
+        self.blobs.values().map(|b| b.len() as u64).sum::<u64>() + self.index_json.len() as u64
+    }
 }

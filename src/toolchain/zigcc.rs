@@ -104,6 +104,18 @@ const RULES: &[Rule] = &[
         why: "cc-rs passes -march=z10; zig takes the CPU from -mcpu",
     },
     Rule {
+        matches: Match::Exact("-Wl,-melf_i386"),
+        action: Action::Drop,
+        only_for: None,
+        why: "rustc passes the emulation for i686; zig's linker rejects it and takes the target from -target",
+    },
+    Rule {
+        matches: Match::Exact("-Wl,--no-rosegment"),
+        action: Action::Drop,
+        only_for: None,
+        why: "rustc passes it for loongarch64; zig's linker rejects it (\"unsupported linker arg\")",
+    },
+    Rule {
         matches: Match::Exact("-Wl,--no-undefined-version"),
         action: Action::Drop,
         only_for: None,
@@ -343,6 +355,34 @@ mod tests {
                 "-target",
                 "aarch64-linux-musl",
                 "/home/u/self-contained-app/crt1.o.d",
+                "x.o",
+            ],
+        ),
+        // linker flags rustc passes for i686 and loongarch64 that zig rejects
+        (
+            ZigMode::Cc,
+            "x86-linux-musl",
+            Some("pentium4"),
+            &["-m32", "-Wl,-melf_i386", "x.o"],
+            &[
+                "cc",
+                "-target",
+                "x86-linux-musl",
+                "-mcpu=pentium4",
+                "-m32",
+                "x.o",
+            ],
+        ),
+        (
+            ZigMode::Cc,
+            "loongarch64-linux-musl",
+            None,
+            &["-Wl,--no-rosegment", "-Wl,--as-needed", "x.o"],
+            &[
+                "cc",
+                "-target",
+                "loongarch64-linux-musl",
+                "-Wl,--as-needed",
                 "x.o",
             ],
         ),

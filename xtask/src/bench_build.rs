@@ -64,7 +64,7 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
         .clone();
     let zig = kiln::toolchain::find_zig()?;
     let wrappers = kiln::toolchain::write_wrappers(
-        &project.target_dir.join("kiln/wrappers").join(&target.name),
+        &project.target_dir.join("kiln/wrappers"),
         kiln_exe,
         &zig,
         &target,

@@ -131,15 +131,7 @@ pub fn run_setup() -> anyhow::Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     if !nightly.lines().any(|l| l.starts_with("rust-src")) {
-        sh(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-            "--component",
-            "rust-src",
-        ]))?;
+        sh(Command::new("rustup").args(kiln::toolchain::NIGHTLY_INSTALL_ARGS))?;
     }
     for component in ["rustfmt", "clippy"] {
         let have = Command::new("rustup")
@@ -149,6 +141,11 @@ pub fn run_setup() -> anyhow::Result<()> {
         if !have {
             sh(Command::new("rustup").args(["component", "add", component]))?;
         }
+    }
+
+    // cargo-fuzz, for the bounded fuzz run of the ELF inspector in `cargo xtask ci`.
+    if !quiet_ok(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
+        sh(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;
     }
 
     if root {

@@ -1,0 +1,360 @@
+//! `kiln image --binary PLATFORM=PATH … --output DEST`: pack prebuilt static binaries into
+//! a multi-platform OCI image. Each binary passes the ELF gate (static, built for its
+//! platform) before anything is written.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::cli::{BaseCommand, ImageArgs, Require};
+use crate::commands::Ctx;
+use crate::elf::{self, Policy};
+use crate::error::{UsageError, VerificationFailed};
+use crate::oci::{
+    self, Base, BuildOptions, BuiltIndex, EntrySource, ImageSpec, LayerEntry, Metadata, OutputSpec,
+    PlatformImage,
+};
+use crate::target::{Target, Targets};
+
+/// One `--binary` value, resolved.
+#[derive(Debug, Clone)]
+struct Binary {
+    target: Target,
+    path: PathBuf,
+    name: String,
+}
+
+fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Binary> {
+    let (platform, path) = s.split_once('=').ok_or_else(|| {
+        UsageError(format!(
+            "--binary `{s}` has no platform: use PLATFORM=PATH, e.g. linux/arm64=target/aarch64-unknown-linux-musl/release/app"
+        ))
+    })?;
+    let target = targets
+        .resolve(&[platform.to_string()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| UsageError(format!("--binary `{s}` names no platform")))?;
+    let path = PathBuf::from(path);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| UsageError(format!("--binary `{s}`: the path names no file")))?
+        .to_string();
+    Ok(Binary { target, path, name })
+}
+
+/// The ELF gate: every binary static and for its platform, or exit 3 with the reasons.
+fn gate(binaries: &[Binary]) -> anyhow::Result<()> {
+    let mut failures = Vec::new();
+    for b in binaries {
+        let label = format!("{} ({})", b.path.display(), b.target.platform);
+        if !b.path.is_file() {
+            bail!("{}: no such file", b.path.display());
+        }
+        let report = match elf::inspect_path(&b.path) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!(
+                    "{label}: {e}; an image needs a static Linux executable built for {}",
+                    b.target.platform
+                ));
+                continue;
+            }
+        };
+        let policy = Policy {
+            require: Require::Static,
+            target: Some(b.target.clone()),
+        };
+        let problems = elf::verify(&report, &policy);
+        if !problems.is_empty() {
+            failures.push(elf::explain(&label, &problems));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(VerificationFailed(failures.join("\n")).into())
+    }
+}
+
+fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(UsageError(format!("{flag} `{kv}` is not KEY=value")).into()),
+        })
+        .collect()
+}
+
+/// `--file SRC:DST[:MODE]`.
+fn parse_file(s: &str) -> anyhow::Result<LayerEntry> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, 0o644),
+        [src, dst, mode] => (
+            *src,
+            *dst,
+            u32::from_str_radix(mode.trim_start_matches("0o"), 8).map_err(|_| {
+                UsageError(format!(
+                    "--file `{s}`: mode `{mode}` is not octal (e.g. 0644)"
+                ))
+            })?,
+        ),
+        _ => bail!(UsageError(format!(
+            "--file `{s}` is not SRC:DST[:MODE] (e.g. config.toml:/etc/app/config.toml:0644)"
+        ))),
+    };
+    if !dst.starts_with('/') {
+        bail!(UsageError(format!(
+            "--file `{s}`: the destination must be an absolute path in the image"
+        )));
+    }
+    if !Path::new(src).is_file() {
+        bail!("--file `{s}`: {src} is not a file");
+    }
+    Ok(LayerEntry {
+        path: dst.to_string(),
+        source: EntrySource::File(src.into()),
+        mode,
+        uid: 0,
+        gid: 0,
+    })
+}
+
+fn entrypoint(args: &ImageArgs, default: &str) -> anyhow::Result<Vec<String>> {
+    match args.entrypoint.as_deref() {
+        None => Ok(vec![default.to_string()]),
+        Some(e) if e.trim_start().starts_with('[') => serde_json::from_str(e).map_err(|err| {
+            UsageError(format!(
+                "--entrypoint `{e}` is not a JSON array of strings: {err}"
+            ))
+            .into()
+        }),
+        Some("") => Ok(Vec::new()),
+        Some(e) => Ok(vec![e.to_string()]),
+    }
+}
+
+/// Resolve the arguments into the images and options `build_index` takes.
+pub fn plan(args: &ImageArgs) -> anyhow::Result<(Vec<PlatformImage>, BuildOptions)> {
+    let targets = Targets::builtin();
+    let binaries = args
+        .binaries
+        .iter()
+        .map(|b| parse_binary(b, &targets))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    gate(&binaries)?;
+
+    let files = args
+        .files
+        .iter()
+        .map(|f| parse_file(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let first = &binaries[0].name;
+    let spec = ImageSpec {
+        user: args.user.clone().unwrap_or_default(),
+        entrypoint: Vec::new(),
+        cmd: args.cmd.clone(),
+        env: args.env.clone(),
+        workdir: args.workdir.clone(),
+        labels: key_values("--label", &args.labels)?,
+        exposed_ports: args.ports.clone(),
+        stop_signal: args.stop_signal.clone(),
+        annotations: key_values("--annotation", &args.annotations)?,
+    };
+    for p in &spec.exposed_ports {
+        oci::image::normalize_port(p).map_err(|e| UsageError(format!("--port: {e:#}")))?;
+    }
+
+    // Platforms in the order first given; each gets its binaries and the extra files.
+    let mut images: Vec<PlatformImage> = Vec::new();
+    for b in &binaries {
+        let entry = LayerEntry {
+            path: format!("/usr/local/bin/{}", b.name),
+            source: EntrySource::File(b.path.clone()),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        match images.iter_mut().find(|i| i.platform == b.target.platform) {
+            Some(img) => img.entries.push(entry),
+            None => images.push(PlatformImage {
+                platform: b.target.platform.clone(),
+                entries: std::iter::once(entry)
+                    .chain(files.iter().cloned())
+                    .collect(),
+                spec: ImageSpec {
+                    // Without --entrypoint each platform runs its own first binary.
+                    entrypoint: entrypoint(args, &format!("/usr/local/bin/{}", b.name))?,
+                    ..spec.clone()
+                },
+            }),
+        }
+    }
+
+    let base = match args.base.as_str() {
+        "distroless" => oci::distroless::base_from_args(
+            &args.distroless_from,
+            args.base_lock.as_deref(),
+            args.debs.as_deref(),
+        )?,
+        b => b.parse::<Base>()?,
+    };
+    let opts = BuildOptions {
+        source_date_epoch: BuildOptions::source_date_epoch_from_env()?,
+        compression: args.compression.parse()?,
+        base,
+        metadata: Metadata {
+            title: args.title.clone().or_else(|| Some(first.clone())),
+            version: args.app_version.clone(),
+            revision: args.revision.clone(),
+            source: args.source.clone(),
+            licenses: args.licenses.clone(),
+            description: args.description.clone(),
+        },
+    };
+    Ok((images, opts))
+}
+
+/// Parse every `--output` (before any work, so a typo fails fast).
+fn outputs(args: &ImageArgs) -> anyhow::Result<Vec<OutputSpec>> {
+    let docker_platform = args
+        .docker_platform
+        .as_ref()
+        .map(|p| {
+            Targets::builtin()
+                .resolve(std::slice::from_ref(p))
+                .map(|mut t| t.remove(0).platform)
+        })
+        .transpose()?;
+    args.outputs
+        .iter()
+        .map(|o| {
+            let mut spec = oci::parse_output(o)?;
+            if let OutputSpec::DockerArchive { platform, .. } = &mut spec {
+                platform.clone_from(&docker_platform);
+            }
+            Ok(spec)
+        })
+        .collect()
+}
+
+pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
+    let outs = outputs(args)?;
+    let (images, opts) = plan(args)?;
+    let built = oci::build_index(&images, &opts).context("building the image")?;
+    let mut err = std::io::stderr().lock();
+    for w in &built.warnings {
+        writeln!(err, "warning: {w}")?;
+    }
+    for o in &outs {
+        oci::write_output(o, &built)?;
+    }
+    let mut out = std::io::stdout().lock();
+    if ctx.json {
+        let platforms: Vec<_> = built
+            .images
+            .iter()
+            .map(|i| serde_json::json!({"platform": i.platform.to_string(), "manifest": i.manifest, "config": i.config}))
+            .collect();
+        let event = serde_json::json!({
+            "event": "index",
+            "digest": built.digest,
+            "size": built.total_size(),
+            "platforms": platforms,
+            "outputs": outs.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{event}")?;
+    } else if !ctx.quiet {
+        for i in &built.images {
+            let size: u64 = i.layers.iter().map(|l| l.size).sum();
+            writeln!(
+                out,
+                "{:<16} {}  {:>9}",
+                i.platform.to_string(),
+                i.manifest,
+                human_size(size)
+            )?;
+        }
+        for o in &outs {
+            writeln!(out, "wrote {o}  index {}", built.digest)?;
+        }
+    } else {
+        writeln!(out, "{}", built.digest)?;
+    }
+    Ok(built)
+}
+
+/// `kiln base lock`: pin the distroless packages.
+pub fn run_base(cmd: &BaseCommand, ctx: &Ctx) -> anyhow::Result<()> {
+    match cmd {
+        BaseCommand::Lock { debs, output } => {
+            let lock = oci::distroless::lock(debs.as_deref())?;
+            oci::layout::write_atomic(output, lock.to_toml()?.as_bytes())?;
+            if !ctx.quiet {
+                let mut out = std::io::stdout().lock();
+                for p in &lock.package {
+                    writeln!(out, "{:<16} {:<24} {}", p.name, p.version, p.sha256)?;
+                }
+                writeln!(out, "wrote {}", output.display())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let t = Targets::builtin();
+        let b = parse_binary("arm64=out/app", &t).unwrap();
+        assert_eq!(
+            (b.target.platform.to_string(), b.name.as_str()),
+            ("linux/arm64".into(), "app")
+        );
+        assert!(parse_binary("out/app", &t).is_err());
+        assert!(parse_binary("linux/sparc=out/app", &t).is_err());
+        assert!(key_values("--label", &["a".into()]).is_err());
+        assert_eq!(
+            key_values("--label", &["a=b=c".into()]).unwrap()["a"],
+            "b=c"
+        );
+        assert!(parse_file("x:/y:99").is_err());
+        assert!(parse_file("x:rel").is_err());
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(12), "12 B");
+        let mut args = ImageArgs {
+            entrypoint: Some(r#"["/a","b"]"#.into()),
+            ..Default::default()
+        };
+        assert_eq!(entrypoint(&args, "/d").unwrap(), ["/a", "b"]);
+        args.entrypoint = Some("[oops".into());
+        assert!(entrypoint(&args, "/d").is_err());
+        args.entrypoint = None;
+        assert_eq!(entrypoint(&args, "/d").unwrap(), ["/d"]);
+    }
+}

@@ -1,0 +1,642 @@
+//! From ELF bytes to an [`ElfReport`]. Reads what the kernel and the dynamic loader read —
+//! the file header, program headers and the PT_DYNAMIC segment — and only then the section
+//! table, for what lives only there (symbols, `.ARM.attributes`, build info, debug info).
+//! A damaged section table is a warning, not an error: the loader never looks at it.
+//!
+//! Every offset, size and count comes from the file and is checked before use; tables are
+//! borrowed slices of the input, so allocation is bounded by the input's size.
+
+use object::Endianness;
+use object::elf;
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, SectionTable, Sym};
+
+use super::{
+    ElfError, ElfReport, Hardening, Kind, Libc, Linkage, Relro, arm, auditable, goinfo, oci_arch,
+};
+
+/// How many `.comment` strings are kept: enough for compiler + linker + a few tools.
+const MAX_COMMENTS: usize = 16;
+/// Longest `.comment` string kept.
+const MAX_COMMENT_LEN: usize = 200;
+
+pub fn parse(data: &[u8]) -> Result<ElfReport, ElfError> {
+    if !super::is_elf(data) {
+        return Err(ElfError::NotElf);
+    }
+    // e_ident[EI_CLASS] is byte 4.
+    match data.get(4) {
+        Some(1) => parse_as::<elf::FileHeader32<Endianness>>(data),
+        Some(2) => parse_as::<elf::FileHeader64<Endianness>>(data),
+        Some(c) => Err(ElfError::Malformed(format!(
+            "unknown ELF class {c} (byte 4 must be 1 for 32-bit or 2 for 64-bit); the file is damaged"
+        ))),
+        None => Err(ElfError::Malformed(
+            "file ends inside the ELF identification bytes (truncated copy or download?)".into(),
+        )),
+    }
+}
+
+fn malformed(what: &str) -> impl Fn(object::read::Error) -> ElfError + '_ {
+    move |e| {
+        ElfError::Malformed(format!(
+            "{what}: {e} (the file is truncated or damaged; rebuild or re-download it)"
+        ))
+    }
+}
+
+/// The file as the loader sees it: PT_LOAD segments map virtual addresses to file offsets.
+pub(super) struct Image<'a, H: FileHeader<Endian = Endianness>> {
+    pub data: &'a [u8],
+    pub endian: Endianness,
+    pub phdrs: &'a [H::ProgramHeader],
+}
+
+impl<'a, H: FileHeader<Endian = Endianness>> Image<'a, H> {
+    /// File bytes at a virtual address, up to `len` bytes (fewer if the segment's file part
+    /// ends first). `None` when no PT_LOAD maps the address to file contents.
+    pub fn at_vaddr(&self, vaddr: u64, len: u64) -> Option<&'a [u8]> {
+        for ph in self.phdrs {
+            if ph.p_type(self.endian) != elf::PT_LOAD {
+                continue;
+            }
+            let start: u64 = ph.p_vaddr(self.endian).into();
+            let filesz: u64 = ph.p_filesz(self.endian).into();
+            let Some(rel) = vaddr.checked_sub(start) else {
+                continue;
+            };
+            if rel >= filesz {
+                continue;
+            }
+            let off: u64 = ph.p_offset(self.endian).into();
+            let off = off.checked_add(rel)?;
+            let avail = filesz - rel;
+            let end = off.checked_add(len.min(avail))?;
+            return self
+                .data
+                .get(usize::try_from(off).ok()?..usize::try_from(end).ok()?);
+        }
+        None
+    }
+
+    pub fn u32_at(&self, bytes: &[u8], off: usize) -> Option<u32> {
+        let b: [u8; 4] = bytes.get(off..off.checked_add(4)?)?.try_into().ok()?;
+        Some(match self.endian {
+            Endianness::Little => u32::from_le_bytes(b),
+            Endianness::Big => u32::from_be_bytes(b),
+        })
+    }
+
+    pub fn u16_at(&self, bytes: &[u8], off: usize) -> Option<u16> {
+        let b: [u8; 2] = bytes.get(off..off.checked_add(2)?)?.try_into().ok()?;
+        Some(match self.endian {
+            Endianness::Little => u16::from_le_bytes(b),
+            Endianness::Big => u16::from_be_bytes(b),
+        })
+    }
+}
+
+/// A NUL-terminated string at `off` in `table`, lossily decoded.
+fn cstr(table: &[u8], off: u64) -> Option<String> {
+    let rest = table.get(usize::try_from(off).ok()?..)?;
+    let len = rest.iter().position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&rest[..len]).into_owned())
+}
+
+/// What the dynamic section says, before strings are looked up.
+#[derive(Default)]
+struct DynInfo {
+    present: bool,
+    strtab: Option<u64>,
+    strsz: Option<u64>,
+    needed: Vec<u64>,
+    soname: Option<u64>,
+    rpath: Vec<u64>,
+    runpath: Vec<u64>,
+    flags: u64,
+    flags_1: u64,
+    bind_now: bool,
+    verneed: Option<u64>,
+    verneednum: u64,
+}
+
+fn read_dynamic<D: Dyn<Endian = Endianness>>(endian: Endianness, entries: &[D]) -> DynInfo {
+    let mut info = DynInfo {
+        present: true,
+        ..Default::default()
+    };
+    for d in entries {
+        let v = d.val(endian);
+        match d.tag(endian) {
+            elf::DT_NULL => break,
+            elf::DT_STRTAB => info.strtab = Some(v),
+            elf::DT_STRSZ => info.strsz = Some(v),
+            elf::DT_NEEDED => info.needed.push(v),
+            elf::DT_SONAME => info.soname = Some(v),
+            elf::DT_RPATH => info.rpath.push(v),
+            elf::DT_RUNPATH => info.runpath.push(v),
+            elf::DT_FLAGS => info.flags |= v,
+            elf::DT_FLAGS_1 => info.flags_1 |= v,
+            elf::DT_BIND_NOW => info.bind_now = true,
+            elf::DT_VERNEED => info.verneed = Some(v),
+            elf::DT_VERNEEDNUM => info.verneednum = v,
+            _ => {}
+        }
+    }
+    info
+}
+
+fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport, ElfError> {
+    let header = H::parse(data).map_err(malformed("ELF header"))?;
+    let endian = header.endian().map_err(malformed("ELF header"))?;
+    let class = if header.is_class_64() { 64 } else { 32 };
+    let machine = header.e_machine(endian).0;
+    let big = endian == Endianness::Big;
+    let e_type = header.e_type(endian);
+    let elf_type = match e_type {
+        elf::ET_EXEC => "exec",
+        elf::ET_DYN => "dyn",
+        elf::ET_REL => "rel",
+        elf::ET_CORE => "core",
+        _ => "other",
+    };
+    let mut warnings = Vec::new();
+
+    // The loader cannot start a file whose program headers are not in it, so this is fatal.
+    let phdrs = header
+        .program_headers(endian, data)
+        .map_err(malformed("program header table"))?;
+    let img = Image::<H> {
+        data,
+        endian,
+        phdrs,
+    };
+
+    let mut interpreter = None;
+    let mut dynamic = DynInfo::default();
+    let mut gnu_relro = false;
+    let mut gnu_stack = None;
+    let mut build_id = None;
+    for ph in phdrs {
+        match ph.p_type(endian) {
+            elf::PT_INTERP => match ph.interpreter(endian, data) {
+                Ok(Some(i)) => interpreter = Some(String::from_utf8_lossy(i).into_owned()),
+                // A PT_INTERP that cannot be read still makes the kernel look for a loader.
+                _ => {
+                    warnings.push("PT_INTERP is outside the file or not NUL-terminated".into());
+                    interpreter = Some(String::from("?"));
+                }
+            },
+            elf::PT_DYNAMIC if !dynamic.present => match ph.dynamic(endian, data) {
+                Ok(Some(entries)) => dynamic = read_dynamic(endian, entries),
+                _ => warnings.push("PT_DYNAMIC is outside the file".into()),
+            },
+            elf::PT_GNU_RELRO => gnu_relro = true,
+            elf::PT_GNU_STACK => gnu_stack = Some(ph.p_flags(endian).0 & elf::PF_X.0 == 0),
+            elf::PT_NOTE if build_id.is_none() => {
+                if let Ok(Some(notes)) = ph.notes(endian, data) {
+                    build_id = find_build_id(endian, notes);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // The section table: optional for running, needed for symbols and attributes.
+    let sections = match header.sections(endian, data) {
+        Ok(s) => s,
+        Err(e) => {
+            warnings.push(format!(
+                "section table unreadable ({e}); symbol-based checks skipped"
+            ));
+            SectionTable::default()
+        }
+    };
+
+    // The dynamic section through the section table, for files without PT_DYNAMIC that still
+    // carry one (and for damaged program headers).
+    if !dynamic.present
+        && let Some((entries, _)) = sections
+            .iter()
+            .find(|s| s.sh_type(endian) == elf::SHT_DYNAMIC)
+            .and_then(|s| s.dynamic(endian, data).ok().flatten())
+        && e_type != elf::ET_REL
+    {
+        dynamic = read_dynamic(endian, entries);
+    }
+
+    // Dynamic strings: through DT_STRTAB as the loader does, else the `.dynstr` section.
+    let dynstr: &[u8] = dynamic
+        .strtab
+        .and_then(|a| img.at_vaddr(a, dynamic.strsz.unwrap_or(u64::MAX)))
+        .or_else(|| {
+            sections
+                .section_by_name(endian, b".dynstr")
+                .and_then(|(_, s)| s.data(endian, data).ok())
+        })
+        .unwrap_or(&[]);
+    let mut dstr = |off: u64, what: &str| -> Option<String> {
+        let s = cstr(dynstr, off);
+        if s.is_none() {
+            warnings.push(format!(
+                "{what} string at offset {off} is outside the string table"
+            ));
+        }
+        s
+    };
+    let needed: Vec<String> = dynamic
+        .needed
+        .iter()
+        .map(|&o| dstr(o, "DT_NEEDED").unwrap_or_else(|| "?".into()))
+        .collect();
+    let soname = dynamic.soname.and_then(|o| dstr(o, "DT_SONAME"));
+    let split_paths = |offs: &[u64], dstr: &mut dyn FnMut(u64, &str) -> Option<String>| {
+        offs.iter()
+            .filter_map(|&o| dstr(o, "DT_RPATH/DT_RUNPATH"))
+            .flat_map(|s| {
+                s.split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let rpath = split_paths(&dynamic.rpath, &mut dstr);
+    let runpath = split_paths(&dynamic.runpath, &mut dstr);
+    let glibc_version = dynamic
+        .verneed
+        .and_then(|a| highest_glibc(&img, a, dynamic.verneednum, dynstr));
+
+    let is_pie_flag = dynamic.flags_1 & elf::DF_1_PIE.0 != 0;
+    let entry: u64 = header.e_entry(endian).into();
+    let kind = match e_type {
+        elf::ET_EXEC => Kind::Executable,
+        // Without DF_1_PIE (added by binutils 2.26 / lld), an interpreter or an entry point
+        // without a soname marks a program; a soname marks a library.
+        elf::ET_DYN if is_pie_flag => Kind::Executable,
+        elf::ET_DYN if soname.is_some() => Kind::SharedLibrary,
+        elf::ET_DYN if interpreter.is_some() || entry != 0 => Kind::Executable,
+        elf::ET_DYN => Kind::SharedLibrary,
+        elf::ET_REL => Kind::Relocatable,
+        elf::ET_CORE => Kind::Core,
+        _ => Kind::Other,
+    };
+    let linkage = if interpreter.is_some() || !needed.is_empty() {
+        Linkage::Dynamic
+    } else if e_type == elf::ET_DYN {
+        if kind == Kind::Executable {
+            Linkage::StaticPie
+        } else {
+            Linkage::Dynamic
+        }
+    } else {
+        Linkage::Static
+    };
+
+    // Everything the section table holds, in one pass over it.
+    let mut sec = SectionFacts::default();
+    for section in sections.iter() {
+        let Ok(name) = sections.section_name(endian, section) else {
+            continue;
+        };
+        let sh_type = section.sh_type(endian);
+        match name {
+            b".symtab" => sec.symtab = true,
+            b".go.buildinfo" => sec.go_buildinfo = section.data(endian, data).ok(),
+            b".dep-v0" => sec.dep_v0 = section.data(endian, data).ok(),
+            b".comment" => sec.comment = section.data(endian, data).ok(),
+            b".rodata" => sec.rodata = section.data(endian, data).ok(),
+            b".gopclntab" | b".note.go.buildid" => sec.go_marker = true,
+            n if n.starts_with(b".debug_") || n.starts_with(b".zdebug_") => sec.debug = true,
+            _ => {}
+        }
+        if sh_type == elf::SHT_ARM_ATTRIBUTES && machine == elf::EM_ARM.0 {
+            sec.arm_attributes = section.data(endian, data).ok();
+        }
+        if build_id.is_none()
+            && sh_type == elf::SHT_NOTE
+            && let Ok(Some(notes)) = section.notes(endian, data)
+        {
+            build_id = find_build_id(endian, notes);
+        }
+    }
+
+    let syms = scan_symbols(endian, data, &sections);
+
+    let go = sec
+        .go_buildinfo
+        .and_then(|b| goinfo::parse(b, &img))
+        .or_else(|| goinfo::search_segments(&img));
+    let arm = sec.arm_attributes.and_then(arm::parse);
+    let auditable = sec.dep_v0.and_then(|d| match auditable::parse(d) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            warnings.push(format!("cargo-auditable data (.dep-v0) unreadable: {e}"));
+            None
+        }
+    });
+    let comment = comments(sec.comment);
+
+    let language = if go.is_some() || sec.go_marker {
+        Some("go")
+    } else if auditable.is_some()
+        || comment.iter().any(|c| c.starts_with("rustc version"))
+        || syms.rust
+    {
+        Some("rust")
+    } else {
+        None
+    };
+
+    let libc = detect_libc(
+        &interpreter,
+        &needed,
+        glibc_version.is_some(),
+        &syms,
+        go.as_ref(),
+        linkage,
+        // Only constant data can hold the marker strings; searching just `.rodata` keeps
+        // this cheap for 10 MB static binaries. Without a section table, search it all.
+        if sections.is_empty() {
+            Some(data)
+        } else {
+            sec.rodata
+        },
+    );
+
+    let variant = if machine == elf::EM_ARM.0 {
+        arm.as_ref()
+            .and_then(|a| a.variant.clone())
+            .or_else(|| go.as_ref().and_then(goinfo::GoInfo::arm_variant))
+    } else {
+        None
+    };
+
+    let has_syms = syms.any_table;
+    let relro = match (gnu_relro, dynamic.present) {
+        (false, _) => Relro::None,
+        // Nothing is bound lazily without a dynamic section, so the whole RELRO region is
+        // read-only once the startup code (or kernel) has applied relocations.
+        (true, false) => Relro::Full,
+        (true, true) => {
+            let now = dynamic.bind_now
+                || dynamic.flags & elf::DF_BIND_NOW.0 != 0
+                || dynamic.flags_1 & elf::DF_1_NOW.0 != 0;
+            if now { Relro::Full } else { Relro::Partial }
+        }
+    };
+    let hardening = Hardening {
+        pie: e_type == elf::ET_DYN && kind == Kind::Executable,
+        relro,
+        // Without PT_GNU_STACK the kernel gives most architectures an executable stack.
+        nx: gnu_stack.unwrap_or(false),
+        canary: has_syms.then_some(syms.canary),
+        fortify: has_syms.then(|| syms.fortify.clone()),
+    };
+
+    Ok(ElfReport {
+        class,
+        endian: if big { "big" } else { "little" },
+        machine,
+        machine_name: machine_name(machine),
+        arch: oci_arch(machine, class, big),
+        variant,
+        elf_type,
+        kind,
+        linkage,
+        interpreter,
+        needed,
+        soname,
+        rpath,
+        runpath,
+        libc,
+        glibc_version,
+        language,
+        comment,
+        stripped: !sec.symtab,
+        debug_info: sec.debug,
+        build_id,
+        hardening,
+        arm,
+        go,
+        auditable,
+        warnings,
+    })
+}
+
+#[derive(Default)]
+struct SectionFacts<'a> {
+    symtab: bool,
+    debug: bool,
+    go_marker: bool,
+    go_buildinfo: Option<&'a [u8]>,
+    dep_v0: Option<&'a [u8]>,
+    comment: Option<&'a [u8]>,
+    arm_attributes: Option<&'a [u8]>,
+    rodata: Option<&'a [u8]>,
+}
+
+fn find_build_id<H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    mut notes: object::read::elf::NoteIterator<'_, H>,
+) -> Option<String> {
+    while let Ok(Some(note)) = notes.next() {
+        if note.name() == elf::ELF_NOTE_GNU && note.n_type(endian) == elf::NT_GNU_BUILD_ID {
+            return Some(hex::encode(note.desc()));
+        }
+    }
+    None
+}
+
+/// The highest `GLIBC_x.y` in the version-needed table (DT_VERNEED): the oldest glibc the
+/// file runs on. The table is a chain of Verneed records each followed by `vn_cnt` Vernaux
+/// records; `vn_next`/`vna_next` are relative offsets, and both chains are bounded by
+/// `count` and the table's own size so a looping chain terminates.
+fn highest_glibc<H: FileHeader<Endian = Endianness>>(
+    img: &Image<'_, H>,
+    addr: u64,
+    count: u64,
+    dynstr: &[u8],
+) -> Option<String> {
+    let table = img.at_vaddr(addr, u64::MAX)?;
+    let mut best: Option<(Vec<u32>, String)> = None;
+    let mut off = 0usize;
+    // Each record is at least 16 bytes, so this bounds a looping chain by the table size.
+    let max_records = table.len() / 16 + 1;
+    for _ in 0..count.min(max_records as u64) {
+        let vn_cnt = img.u16_at(table, off + 2)?;
+        let vn_aux = img.u32_at(table, off + 8)? as usize;
+        let vn_next = img.u32_at(table, off + 12)? as usize;
+        let mut aux = off.checked_add(vn_aux)?;
+        for _ in 0..usize::from(vn_cnt).min(max_records) {
+            let name_off = img.u32_at(table, aux + 8)?;
+            let vna_next = img.u32_at(table, aux + 12)? as usize;
+            if let Some(name) = cstr(dynstr, name_off.into())
+                && let Some(v) = name.strip_prefix("GLIBC_")
+            {
+                let parts: Option<Vec<u32>> = v.split('.').map(|p| p.parse().ok()).collect();
+                if let Some(parts) = parts
+                    && best.as_ref().is_none_or(|(b, _)| parts > *b)
+                {
+                    best = Some((parts, v.to_string()));
+                }
+            }
+            if vna_next == 0 {
+                break;
+            }
+            aux = aux.checked_add(vna_next)?;
+        }
+        if vn_next == 0 {
+            break;
+        }
+        off = off.checked_add(vn_next)?;
+    }
+    best.map(|(_, v)| v)
+}
+
+/// What the symbol tables say, from one pass over `.dynsym` and `.symtab`.
+#[derive(Default)]
+struct SymbolFacts {
+    any_table: bool,
+    canary: bool,
+    fortify: Vec<String>,
+    musl: bool,
+    glibc: bool,
+    rust: bool,
+}
+
+fn scan_symbols<H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    data: &[u8],
+    sections: &SectionTable<'_, H>,
+) -> SymbolFacts {
+    let mut facts = SymbolFacts::default();
+    for kind in [elf::SHT_DYNSYM, elf::SHT_SYMTAB] {
+        let Ok(table) = sections.symbols(endian, data, kind) else {
+            continue;
+        };
+        if table.is_empty() {
+            continue;
+        }
+        facts.any_table = true;
+        let strings = table.strings();
+        for sym in table.iter() {
+            let Ok(name) = sym.name(endian, strings) else {
+                continue;
+            };
+            // Most names are not interesting; test the cheap prefix first.
+            if name.starts_with(b"__") {
+                match name {
+                    b"__stack_chk_fail" | b"__stack_chk_guard" | b"__stack_chk_fail_local" => {
+                        facts.canary = true
+                    }
+                    b"__init_libc" | b"__libc_start_init" | b"__dls2" => facts.musl = true,
+                    b"__libc_setup_tls"
+                    | b"__libc_start_call_main"
+                    | b"_dl_relocate_static_pie" => facts.glibc = true,
+                    b"__rust_alloc" | b"__rust_probestack" | b"__rust_start_panic" => {
+                        facts.rust = true
+                    }
+                    n if n.ends_with(b"_chk") && n.len() > 6 => {
+                        let s = String::from_utf8_lossy(n).into_owned();
+                        facts.fortify.push(s);
+                    }
+                    _ => {}
+                }
+            } else if name == b"rust_begin_unwind" {
+                facts.rust = true;
+            }
+        }
+    }
+    facts.fortify.sort();
+    facts.fortify.dedup();
+    facts
+}
+
+fn detect_libc(
+    interpreter: &Option<String>,
+    needed: &[String],
+    has_glibc_versions: bool,
+    syms: &SymbolFacts,
+    go: Option<&goinfo::GoInfo>,
+    linkage: Linkage,
+    rodata: Option<&[u8]>,
+) -> Option<Libc> {
+    let interp = interpreter.as_deref().unwrap_or("");
+    if interp.contains("ld-musl") || needed.iter().any(|n| n.starts_with("libc.musl")) {
+        return Some(Libc::Musl);
+    }
+    // glibc's loader is ld-linux*.so on most architectures, ld64.so.N on ppc64/s390x.
+    if interp.contains("ld-linux")
+        || interp.contains("/ld64.so")
+        || interp.contains("/ld.so")
+        || needed.iter().any(|n| n == "libc.so.6")
+        || has_glibc_versions
+    {
+        return Some(Libc::Glibc);
+    }
+    if linkage == Linkage::Dynamic {
+        return None;
+    }
+    if go.is_some() && go.and_then(|g| g.setting("CGO_ENABLED")) != Some("1") {
+        return Some(Libc::None);
+    }
+    if syms.musl {
+        return Some(Libc::Musl);
+    }
+    if syms.glibc {
+        return Some(Libc::Glibc);
+    }
+    // No telling symbols (stripped, or only a static-pie's few dynamic symbols): look for
+    // strings only one of them carries. glibc reads the GLIBC_TUNABLES environment variable
+    // at startup (2.26+) and says "Fatal glibc error" (2.35+); musl's strerror(0) text is
+    // "No error information" (glibc says "Success").
+    let rodata = rodata?;
+    let has = |needle: &[u8]| memchr::memmem::find(rodata, needle).is_some();
+    if has(b"GLIBC_TUNABLES") || has(b"Fatal glibc error") {
+        Some(Libc::Glibc)
+    } else if has(b"No error information") {
+        Some(Libc::Musl)
+    } else {
+        None
+    }
+}
+
+fn comments(section: Option<&[u8]>) -> Vec<String> {
+    let Some(bytes) = section else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for s in bytes.split(|&b| b == 0) {
+        if s.is_empty() {
+            continue;
+        }
+        let mut text = String::from_utf8_lossy(&s[..s.len().min(MAX_COMMENT_LEN)]).into_owned();
+        text = text.trim().to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push(text);
+        }
+        if out.len() == MAX_COMMENTS {
+            break;
+        }
+    }
+    out
+}
+
+fn machine_name(m: u16) -> Option<&'static str> {
+    Some(match elf::Machine(m) {
+        elf::EM_386 => "EM_386",
+        elf::EM_68K => "EM_68K",
+        elf::EM_MIPS => "EM_MIPS",
+        elf::EM_PPC => "EM_PPC",
+        elf::EM_PPC64 => "EM_PPC64",
+        elf::EM_S390 => "EM_S390",
+        elf::EM_ARM => "EM_ARM",
+        elf::EM_SPARCV9 => "EM_SPARCV9",
+        elf::EM_X86_64 => "EM_X86_64",
+        elf::EM_AARCH64 => "EM_AARCH64",
+        elf::EM_RISCV => "EM_RISCV",
+        elf::EM_LOONGARCH => "EM_LOONGARCH",
+        elf::EM_BPF => "EM_BPF",
+        _ => return None,
+    })
+}

@@ -1,0 +1,72 @@
+//! Getting a file's bytes cheaply: small files are read, large ELF files are memory-mapped
+//! so that only the pages the parser touches are paged in, and non-ELF files are rejected
+//! after reading four bytes. This is what keeps `kiln inspect /usr/lib` fast and its memory
+//! bounded no matter how large the libraries are.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use super::ElfError;
+
+/// Below this size a plain read is cheaper than setting up and tearing down a mapping.
+const MMAP_THRESHOLD: u64 = 256 * 1024;
+
+/// Call `f` with the file's bytes. Files that do not start with the ELF magic are passed as
+/// just their first bytes (enough for `inspect_bytes` to say "not an ELF file").
+pub fn with_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, ElfError> {
+    // Look before opening: opening a FIFO for reading blocks until a writer appears. (A file
+    // swapped for a FIFO between the two calls could still block; nothing in a build tree
+    // does that.)
+    let meta = std::fs::metadata(path).map_err(io_error)?;
+    if meta.is_dir() {
+        return Err(ElfError::Io(
+            "is a directory (kiln inspect walks directories given on the command line, not ones reached through symlinks)".into(),
+        ));
+    }
+    if !meta.is_file() {
+        // FIFOs and devices: reading could block forever or never end.
+        return Err(ElfError::Io(
+            "not a regular file (device, FIFO or socket); pass regular files or directories".into(),
+        ));
+    }
+    let mut file = File::open(path).map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    if len <= MMAP_THRESHOLD {
+        // The length is bounded by the threshold, so this allocation is too. `take` guards
+        // against a file that grows while we read it.
+        let mut buf = Vec::with_capacity(len as usize);
+        file.by_ref()
+            .take(MMAP_THRESHOLD)
+            .read_to_end(&mut buf)
+            .map_err(io_error)?;
+        return Ok(f(&buf));
+    }
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || !super::is_elf(&magic) {
+        return Ok(f(&magic));
+    }
+    // SAFETY: the mapping is read-only and private. If another process truncates the file
+    // while we parse it, reads past the new end raise SIGBUS; that is the same trade-off
+    // ripgrep makes, and inspect only maps regular files it was asked to read.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
+    Ok(f(&map))
+}
+
+/// A read error as an [`ElfError`].
+pub fn io_error(e: std::io::Error) -> ElfError {
+    ElfError::Io(io_message(&e))
+}
+
+/// A read error in words a user can act on.
+pub fn io_message(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let advice = match e.kind() {
+        ErrorKind::PermissionDenied => " (run as a user that can read it, or fix its mode)",
+        ErrorKind::NotFound => " (check the path; a dangling symlink looks like this too)",
+        // ELOOP: `ErrorKind::FilesystemLoop` is not stable yet.
+        _ if e.raw_os_error() == Some(40) => " (a symlink loop: fix or remove the link)",
+        _ => "",
+    };
+    format!("{e}{advice}")
+}

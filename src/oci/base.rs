@@ -1,0 +1,68 @@
+//! Bases an image is built on: what layers and config come before kiln's own layer.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use oci_spec::image::ImageConfiguration;
+
+use super::layer::Layer;
+use super::read::{ReadImage, read_image};
+use super::{Base, BuildOptions};
+use crate::target::Platform;
+
+/// One platform's base, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct BaseImage {
+    /// Layers below kiln's, bottom first.
+    pub layers: Vec<Layer>,
+    /// The base image's config (its env, workdir, history ... are inherited).
+    pub config: Option<ImageConfiguration>,
+    /// Environment the base kind sets (`SSL_CERT_FILE` for distroless).
+    pub env: Vec<String>,
+    /// `created_by` for each of `layers` when there is no base config carrying history.
+    pub history: Vec<String>,
+    /// `org.opencontainers.image.base.*` annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Resolve `opts.base` for each platform, in order.
+pub fn resolve_all(platforms: &[&Platform], opts: &BuildOptions) -> anyhow::Result<Vec<BaseImage>> {
+    match &opts.base {
+        Base::Scratch => Ok(platforms.iter().map(|_| BaseImage::default()).collect()),
+        Base::Distroless(src) => {
+            let b = super::distroless::resolve(src, opts)?;
+            Ok(platforms.iter().map(|_| b.clone()).collect())
+        }
+        Base::Image(reference) => {
+            let image = read_image(reference)?;
+            platforms.iter().map(|p| from_image(&image, p)).collect()
+        }
+    }
+}
+
+/// One platform of a base image: its layers as they are, its config to inherit from.
+fn from_image(image: &ReadImage, p: &Platform) -> anyhow::Result<BaseImage> {
+    let m = image.for_platform(p)?;
+    let layers = m
+        .layers
+        .iter()
+        .map(|l| l.load())
+        .collect::<anyhow::Result<Vec<_>>>()
+        .with_context(|| format!("reading the {p} layers of {}", image.reference))?;
+    // base.name would be a path on this machine: only the digest is recorded, so the image
+    // does not depend on where the base was.
+    let mut annotations = BTreeMap::new();
+    if image.digest.is_some() {
+        annotations.insert(
+            oci_spec::image::ANNOTATION_BASE_IMAGE_DIGEST.to_string(),
+            m.manifest_digest.clone(),
+        );
+    }
+    Ok(BaseImage {
+        layers,
+        config: Some(m.config.clone()),
+        env: Vec::new(),
+        history: Vec::new(),
+        annotations,
+    })
+}

@@ -1,0 +1,192 @@
+//! `build_index`: per-platform images (base layers + one deterministic kiln layer + config +
+//! manifest) and the index over them, all in memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, bail};
+use oci_spec::image::ImageConfiguration;
+
+use super::base::{self, BaseImage};
+use super::image::{self, Blob, ConfigInput};
+use super::layer::{self, Layer, sha256_digest};
+use super::{BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage};
+
+/// `org.opencontainers.image.*` annotations from the metadata; `created` only with
+/// `SOURCE_DATE_EPOCH`, so that builds without it stay reproducible.
+pub fn auto_annotations(m: &Metadata, source_date_epoch: Option<u64>) -> BTreeMap<String, String> {
+    use oci_spec::image as a;
+    let mut out = BTreeMap::new();
+    let pairs = [
+        (a::ANNOTATION_TITLE, &m.title),
+        (a::ANNOTATION_VERSION, &m.version),
+        (a::ANNOTATION_REVISION, &m.revision),
+        (a::ANNOTATION_SOURCE, &m.source),
+        (a::ANNOTATION_LICENSES, &m.licenses),
+        (a::ANNOTATION_DESCRIPTION, &m.description),
+    ];
+    for (k, v) in pairs {
+        if let Some(v) = v.as_ref().filter(|v| !v.trim().is_empty()) {
+            out.insert(k.to_string(), v.trim().to_string());
+        }
+    }
+    if let Some(t) = source_date_epoch {
+        out.insert(a::ANNOTATION_CREATED.to_string(), image::rfc3339(t));
+    }
+    out
+}
+
+/// Run `f` over `items` on scoped threads, results in input order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|i| s.spawn(|| f(i))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// `created_by` of kiln's layer: what it adds, in path order.
+fn layer_history(img: &PlatformImage) -> String {
+    let mut paths: Vec<&str> = img
+        .entries
+        .iter()
+        .filter(|e| !matches!(e.source, EntrySource::Dir))
+        .map(|e| e.path.as_str())
+        .collect();
+    paths.sort();
+    format!("kiln: add {}", paths.join(" "))
+}
+
+/// Build every platform's image and the index over them. Identical layers (the same
+/// files for several platforms) are compressed once. Nothing is written anywhere.
+pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Result<BuiltIndex> {
+    if images.is_empty() {
+        bail!("no platform images to pack: give at least one binary");
+    }
+    let mut seen = BTreeSet::new();
+    for i in images {
+        if !seen.insert(i.platform.clone()) {
+            bail!(
+                "platform {} is given twice: an image index holds one image per platform",
+                i.platform
+            );
+        }
+    }
+    let mtime = opts.source_date_epoch.unwrap_or(0);
+    let auto = auto_annotations(&opts.metadata, opts.source_date_epoch);
+
+    let platforms: Vec<&crate::target::Platform> = images.iter().map(|i| &i.platform).collect();
+    let bases: Vec<BaseImage> =
+        base::resolve_all(&platforms, opts).context("preparing the base image")?;
+
+    // Tars first (cheap), then compress each distinct one once, in parallel.
+    let tars: Vec<Option<(String, Vec<u8>)>> = par_map(images, |img| {
+        if img.entries.is_empty() {
+            return Ok(None);
+        }
+        let tar = layer::build_tar(&img.entries, mtime)
+            .with_context(|| format!("building the layer for {}", img.platform))?;
+        Ok::<_, anyhow::Error>(Some((sha256_digest(&tar), tar)))
+    })
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    let mut unique: BTreeMap<&str, &Vec<u8>> = BTreeMap::new();
+    for (diff_id, tar) in tars.iter().flatten() {
+        unique.entry(diff_id.as_str()).or_insert(tar);
+    }
+    let unique: Vec<(&str, &Vec<u8>)> = unique.into_iter().collect();
+    let compressed: BTreeMap<String, Layer> = par_map(&unique, |(diff_id, tar)| {
+        let l = layer::finish_layer(tar, diff_id.to_string(), opts.compression)?;
+        Ok::<_, anyhow::Error>((l.diff_id.clone(), l))
+    })
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    let own_diff_ids: Vec<Option<String>> = tars
+        .iter()
+        .map(|t| t.as_ref().map(|(d, _)| d.clone()))
+        .collect();
+    drop(tars);
+
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut built = Vec::new();
+    let mut manifest_blobs = Vec::new();
+    for ((img, base), own) in images.iter().zip(&bases).zip(&own_diff_ids) {
+        let mut layers: Vec<&Layer> = base.layers.iter().collect();
+        let mut history = base.history.clone();
+        if let Some(l) = own.as_ref().and_then(|d| compressed.get(d)) {
+            layers.push(l);
+            history.push(layer_history(img));
+        }
+        let base_cfg: Option<&ImageConfiguration> = base.config.as_ref();
+        let (config, w) = image::config(&ConfigInput {
+            platform: &img.platform,
+            spec: &img.spec,
+            base: base_cfg,
+            base_env: &base.env,
+            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
+            history,
+            created: opts.source_date_epoch,
+            auto_labels: &auto,
+        })
+        .with_context(|| format!("writing the image config for {}", img.platform))?;
+        for w in w {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        let mut annotations = base.annotations.clone();
+        annotations.extend(auto.clone());
+        annotations.extend(img.spec.annotations.clone());
+        let descs = layers
+            .iter()
+            .map(|l| image::layer_descriptor(l))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let manifest = image::manifest(&config, &descs, &annotations)?;
+        for l in &layers {
+            blobs
+                .entry(l.digest.clone())
+                .or_insert_with(|| l.blob.clone());
+        }
+        built.push(BuiltImage {
+            platform: img.platform.clone(),
+            manifest: manifest.digest.clone(),
+            config: config.digest.clone(),
+            layers: layers.iter().map(|l| l.info()).collect(),
+        });
+        blobs.insert(config.digest.clone(), config.bytes);
+        manifest_blobs.push((img.platform.clone(), manifest));
+    }
+
+    // The index carries the automatic annotations and those every image shares.
+    let mut index_annotations = auto.clone();
+    if let Some(first) = images.first() {
+        for (k, v) in &first.spec.annotations {
+            if images.iter().all(|i| i.spec.annotations.get(k) == Some(v)) {
+                index_annotations.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let refs: Vec<(crate::target::Platform, &Blob)> =
+        manifest_blobs.iter().map(|(p, b)| (p.clone(), b)).collect();
+    let index = image::index(&refs, &index_annotations)?;
+    let manifests = manifest_blobs
+        .iter()
+        .map(|(p, b)| (p.clone(), b.digest.clone()))
+        .collect();
+    for (_, m) in manifest_blobs {
+        blobs.insert(m.digest, m.bytes);
+    }
+    Ok(BuiltIndex {
+        digest: index.digest,
+        index_json: index.bytes,
+        blobs,
+        manifests,
+        images: built,
+        warnings,
+    })
+}

@@ -1,0 +1,224 @@
+//! The OCI image layout on disk (`oci-layout`, `index.json`, `blobs/sha256/…`). Blobs are
+//! written first under temporary names and renamed; `index.json` is replaced last, so an
+//! interrupted write never leaves an index pointing at missing blobs. Writing into an
+//! existing layout adds to it: blobs already there are reused, other tags are kept and the
+//! same tag is replaced.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::BuiltIndex;
+use super::json::to_canonical_vec;
+
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Is `tag` a valid `org.opencontainers.image.ref.name` (alphanumerics joined by `-._:@/+`)?
+pub fn valid_ref_name(tag: &str) -> bool {
+    let starts_and_ends = tag.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && tag.ends_with(|c: char| c.is_ascii_alphanumeric());
+    // Runs of separators between alphanumerics: one of `-._:@/+`, or `--`.
+    let runs_ok = tag
+        .split(|c: char| c.is_ascii_alphanumeric())
+        .all(|run| run.is_empty() || run == "--" || (run.len() == 1 && "-._:@/+".contains(run)));
+    starts_and_ends && runs_ok
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same directory, synced,
+/// then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kiln-tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    // tempfile creates 0600 files; layouts and archives are meant to be shared.
+    tmp.write_all(bytes)
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// Path of a blob inside a layout.
+pub fn blob_path(dir: &Path, digest: &str) -> anyhow::Result<PathBuf> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .with_context(|| format!("`{digest}` is not a sha256 digest"))?;
+    Ok(dir.join("blobs").join("sha256").join(hex))
+}
+
+/// The `index.json` descriptor for a built index.
+pub fn index_descriptor(index: &BuiltIndex, tag: Option<&str>) -> Value {
+    let mut d = json!({
+        "mediaType": MEDIA_INDEX,
+        "digest": index.digest,
+        "size": index.index_json.len(),
+    });
+    if let Some(t) = tag {
+        d["annotations"] = json!({ REF_NAME: t });
+    }
+    d
+}
+
+/// `index.json` after adding `new` to `existing` (None: a new layout). A tagged entry
+/// replaces the entry with the same tag; an untagged one replaces the untagged entries
+/// (they could not be told apart by a reader anyway).
+pub fn merge_index_json(existing: Option<&[u8]>, new: Value) -> anyhow::Result<Vec<u8>> {
+    let mut doc: Value = match existing {
+        Some(b) => serde_json::from_slice(b).context("index.json is not valid JSON")?,
+        None => json!({ "schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [] }),
+    };
+    let tag_of = |d: &Value| d["annotations"][REF_NAME].as_str().map(str::to_string);
+    let new_tag = tag_of(&new);
+    let Some(manifests) = doc.get_mut("manifests").and_then(Value::as_array_mut) else {
+        bail!("index.json has no `manifests` array: is this an OCI image layout?");
+    };
+    manifests.retain(|d| tag_of(d) != new_tag);
+    manifests.push(new);
+    if doc.get("mediaType").is_none() {
+        doc["mediaType"] = json!(MEDIA_INDEX);
+    }
+    to_canonical_vec(&doc)
+}
+
+/// Write `index` into the layout at `dir`, tagged `tag`.
+pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyhow::Result<()> {
+    if let Some(t) = tag
+        && !valid_ref_name(t)
+    {
+        bail!("`{t}` is not a valid tag: use letters, digits and -._:@/+ (e.g. `1.0` or `latest`)");
+    }
+    let sha_dir = dir.join("blobs").join("sha256");
+    fs_err::create_dir_all(&sha_dir).context("creating the OCI layout")?;
+    let layout_file = dir.join("oci-layout");
+    match fs_err::read(&layout_file) {
+        Ok(b) => {
+            let v: Value = serde_json::from_slice(&b)
+                .with_context(|| format!("{} is not valid JSON", layout_file.display()))?;
+            if v["imageLayoutVersion"] != "1.0.0" {
+                bail!(
+                    "{} has imageLayoutVersion {}: kiln writes only 1.0.0 layouts; choose another directory",
+                    layout_file.display(),
+                    v["imageLayoutVersion"]
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_atomic(&layout_file, OCI_LAYOUT)?;
+        }
+        Err(e) => return Err(e).context("reading the OCI layout"),
+    }
+    let all = index
+        .blobs
+        .iter()
+        .map(|(d, b)| (d.as_str(), b.as_slice()))
+        .chain(std::iter::once((
+            index.digest.as_str(),
+            index.index_json.as_slice(),
+        )));
+    let mut todo = Vec::new();
+    for (digest, bytes) in all {
+        let path = blob_path(dir, digest)?;
+        // Content-addressed: a blob of the right size under its digest is this blob.
+        if !fs_err::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            todo.push((path, bytes));
+        }
+    }
+    // Large blobs are written (and synced) side by side: the disk, not the CPU, is the limit.
+    for batch in todo.chunks(8) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|(path, bytes)| s.spawn(move || write_atomic(path, bytes)))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })?;
+    }
+    // The blobs' directory entries reach the disk before index.json names them.
+    sync_dir(&sha_dir)?;
+    let index_file = dir.join("index.json");
+    let existing = match fs_err::read(&index_file) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).context("reading the OCI layout's index"),
+    };
+    let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
+        .with_context(|| format!("updating {}", index_file.display()))?;
+    write_atomic(&index_file, &merged)?;
+    sync_dir(dir)
+}
+
+/// fsync a directory, so renames in it are durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs_err::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_names() {
+        for ok in ["latest", "1.0", "v1.2.3-rc.1", "a--b", "reg/x:1", "x@y+z"] {
+            assert!(valid_ref_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a..b", "a b", "a/", ".a", "a:"] {
+            assert!(!valid_ref_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn merging_keeps_other_tags_and_replaces_the_same() {
+        let d = |digest: &str, tag: Option<&str>| {
+            let mut v = json!({"mediaType": MEDIA_INDEX, "digest": digest, "size": 1});
+            if let Some(t) = tag {
+                v["annotations"] = json!({ REF_NAME: t });
+            }
+            v
+        };
+        let a = merge_index_json(None, d("sha256:a", Some("one"))).unwrap();
+        let b = merge_index_json(Some(&a), d("sha256:b", Some("two"))).unwrap();
+        let c = merge_index_json(Some(&b), d("sha256:c", Some("one"))).unwrap();
+        let u = merge_index_json(Some(&c), d("sha256:u", None)).unwrap();
+        let u2 = merge_index_json(Some(&u), d("sha256:v", None)).unwrap();
+        let v: Value = serde_json::from_slice(&u2).unwrap();
+        let got: Vec<(&str, Option<&str>)> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["digest"].as_str().unwrap(),
+                    m["annotations"][REF_NAME].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("sha256:b", Some("two")),
+                ("sha256:c", Some("one")),
+                ("sha256:v", None)
+            ]
+        );
+        assert_eq!(v["schemaVersion"], 2);
+        assert!(merge_index_json(Some(b"{}"), d("sha256:x", None)).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! kiln's docker-archive in a real Docker engine: `docker load`, then `docker run` on
+//! linux/amd64 and linux/arm64 (qemu through binfmt_misc), on scratch and on the
+//! distroless-like base. Outside CI these skip with the install command when Docker is
+//! missing; with CI set they fail instead.
+
+mod oci_support;
+
+use std::process::Command;
+
+use oci_support::*;
+
+fn docker_run(reference: &str, args: &[&str]) -> String {
+    let out = run(Command::new("docker")
+        .args(["run", "--rm"])
+        .arg(reference)
+        .args(args));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn cleanup(reference: &str) {
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", reference])
+        .output();
+}
+
+#[test]
+fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
+    if !(docker_ready() && arm64_binfmt_ready()) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let id = std::process::id();
+    for base in ["scratch", "distroless"] {
+        for arch in ["amd64", "arm64"] {
+            let file = tmp.path().join(format!("{base}-{arch}.tar"));
+            let reference = format!("kiln-test/hello-{base}:{arch}-{id}");
+            let mut args = vec![
+                "image".to_string(),
+                "--binary".into(),
+                format!("linux/amd64={}", fixture_hello("amd64").display()),
+                "--binary".into(),
+                format!("linux/arm64={}", fixture_hello("arm64").display()),
+                // No --entrypoint: each platform runs its own binary (hello-amd64, hello-arm64).
+                "--base".into(),
+                base.into(),
+                "--docker-platform".into(),
+                format!("linux/{arch}"),
+                "-o".into(),
+                format!("docker-archive:{}:{reference}", file.display()),
+            ];
+            if base == "distroless" {
+                // The pinned-package source is tested in image_distroless.rs.
+                args.extend(["--distroless-from".into(), "host".into()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, _, err) = kiln_run(&args);
+            assert_eq!(code, 0, "{err}");
+
+            assert_eq!(docker_load(&file), reference);
+            let inspect = run(Command::new("docker").args([
+                "image",
+                "inspect",
+                "--format",
+                "{{.Os}}/{{.Architecture}} {{.Config.User}}",
+                &reference,
+            ]));
+            assert_eq!(
+                String::from_utf8_lossy(&inspect.stdout).trim(),
+                format!("linux/{arch} 65532:65532")
+            );
+            let out = docker_run(&reference, &["from", "docker"]);
+            assert_eq!(out, "hello from kiln uid=65532\narg from\narg docker\n");
+            if base == "distroless" {
+                let passwd = docker_run(&reference, &["cat", "/etc/passwd"]);
+                assert!(passwd.contains("nonroot:x:65532:65532"), "{passwd}");
+                let bundle = docker_run(&reference, &["cat", "/etc/ssl/certs/ca-certificates.crt"]);
+                assert!(bundle.contains("-----BEGIN CERTIFICATE-----"));
+            }
+            // What docker saves, kiln reads: the same config (docker's image id) and layers.
+            let saved = tmp.path().join(format!("saved-{base}-{arch}.tar"));
+            run(Command::new("docker")
+                .args(["save", "-o"])
+                .arg(&saved)
+                .arg(&reference));
+            let ours =
+                kiln::oci::read_image(&format!("docker-archive:{}", file.display())).unwrap();
+            let theirs =
+                kiln::oci::read_image(&format!("docker-archive:{}", saved.display())).unwrap();
+            assert_eq!(
+                theirs.platforms[0].config_digest,
+                ours.platforms[0].config_digest
+            );
+            assert_eq!(theirs.platform_list(), format!("linux/{arch}"));
+            let diff_ids = |i: &kiln::oci::ReadImage| -> Vec<String> {
+                i.platforms[0]
+                    .layers
+                    .iter()
+                    .map(|l| l.diff_id.clone())
+                    .collect()
+            };
+            assert_eq!(diff_ids(&theirs), diff_ids(&ours));
+            for l in &theirs.platforms[0].layers {
+                l.tar().unwrap();
+            }
+
+            // docker's own archive as a base: its layers under a new one, run again.
+            let on_top = tmp.path().join(format!("on-top-{base}-{arch}.tar"));
+            let top_ref = format!("kiln-test/on-top-{base}:{arch}-{id}");
+            let note = tmp.path().join("note.txt");
+            std::fs::write(&note, "layered\n").unwrap();
+            let (code, _, err) = kiln_run(&[
+                "image",
+                "--binary",
+                &format!("linux/{arch}={}", fixture_hello(arch).display()),
+                "--base",
+                &format!("docker-archive:{}", saved.display()),
+                "--file",
+                &format!("{}:/etc/note.txt", note.display()),
+                "--entrypoint",
+                &format!("/usr/local/bin/hello-{arch}"),
+                "-o",
+                &format!("docker-archive:{}:{top_ref}", on_top.display()),
+            ]);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(docker_load(&on_top), top_ref);
+            assert_eq!(docker_run(&top_ref, &["cat", "/etc/note.txt"]), "layered\n");
+            if base == "distroless" {
+                let passwd = docker_run(&top_ref, &["cat", "/etc/passwd"]);
+                assert!(passwd.contains("nonroot"), "{passwd}");
+            }
+            cleanup(&top_ref);
+            cleanup(&reference);
+        }
+    }
+}
