@@ -94,6 +94,31 @@ fn cmake_project_builds_for_arm64_and_runs() {
 }
 
 #[test]
+fn cmake_output_does_not_depend_on_where_the_project_is() {
+    require_tool("cmake", "apt-get install cmake");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut digests = Vec::new();
+    for copy in ["a", "somewhere/else/entirely"] {
+        let project = tmp.path().join(copy).join("c-cmake");
+        copy_dir(&fixture("c-cmake"), &project);
+        let out = run(kiln()
+            .arg("build")
+            .arg(&project)
+            .args(["--platform", "linux/arm64", "--message-format", "json"])
+            .arg("--out-dir")
+            .arg(project.join("dist")));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let lines = json_lines(&out);
+        let artifact = lines.iter().find(|v| v["reason"] == "artifact").unwrap();
+        digests.push(artifact["sha256"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "the build path leaked into the binary"
+    );
+}
+
+#[test]
 fn source_list_compiles_directly_with_defines_includes_and_libs() {
     let tmp = tempfile::tempdir().unwrap();
     let out = build(

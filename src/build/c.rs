@@ -124,7 +124,12 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
             target,
         )?;
         let dir = builds.join(&target.name);
-        let env = c_env(&wrappers, config, target, user);
+        // Where the compiler sees the sources: the per-target copy, or the project itself.
+        let source_root = match &shape {
+            Shape::Command { .. } => dir.join("src"),
+            _ => project.clone(),
+        };
+        let env = c_env(&wrappers, config, target, &source_root, user);
         let job = Job {
             project: project.clone(),
             dir,
@@ -194,11 +199,20 @@ fn binary_name(config: &CConfig, shape: &Shape, dir: &Path) -> String {
 /// kiln's compiler and linker flags: optimisation, and a static link. The optimisation level
 /// goes to the link too (zig picks its runtime libraries by it), and symbols are stripped
 /// unless `debug` is set, as Go's `-s -w` does (debug info is most of a static binary).
-fn flags(config: &CConfig) -> (Vec<String>, Vec<String>) {
+///
+/// `-ffile-prefix-map` makes `__FILE__` and debug paths relative to `source_root`, as Go's
+/// `-trimpath` does: the per-target build directory's path must not reach the binary, or two
+/// machines would build different bytes (left out for a path with spaces, which a flags
+/// variable cannot carry).
+fn flags(config: &CConfig, source_root: &Path) -> (Vec<String>, Vec<String>) {
     let opt = format!("-O{}", config.opt.as_deref().unwrap_or("2"));
     let mut cflags = vec![opt.clone()];
     if config.debug {
         cflags.push("-g".into());
+    }
+    let root = source_root.to_string_lossy();
+    if !root.contains(char::is_whitespace) {
+        cflags.push(format!("-ffile-prefix-map={root}=."));
     }
     cflags.extend(config.cflags.iter().cloned());
     let mut ldflags = vec!["-static".to_string(), opt];
@@ -217,13 +231,14 @@ pub fn c_env(
     wrappers: &Wrappers,
     config: &CConfig,
     target: &Target,
+    source_root: &Path,
     get: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<(String, OsString)> {
     let join = |mut parts: Vec<String>, user: &str| {
         parts.extend(get(user).map(|v| v.to_string_lossy().into_owned()));
         OsString::from(parts.join(" "))
     };
-    let (cflags, ldflags) = flags(config);
+    let (cflags, ldflags) = flags(config, source_root);
     vec![
         ("CC".into(), wrappers.cc.clone().into()),
         ("CXX".into(), wrappers.cxx.clone().into()),
@@ -371,7 +386,8 @@ impl Job {
         let toolchain_file = self.dir.join("toolchain.cmake");
         crate::build::write_atomic(
             &toolchain_file,
-            toolchain_file_text(&self.target, &self.wrappers, &self.config).as_bytes(),
+            toolchain_file_text(&self.target, &self.wrappers, &self.config, &self.project)
+                .as_bytes(),
             0o644,
         )?;
         let configure = self.with_env(
@@ -540,9 +556,14 @@ fn lib_arg(lib: &str, project: &Path) -> OsString {
 
 /// The CMake toolchain file for one target: the zig wrappers as compilers and archiver, a
 /// static link, and find_* kept away from the host's libraries.
-pub fn toolchain_file_text(target: &Target, w: &Wrappers, config: &CConfig) -> String {
+pub fn toolchain_file_text(
+    target: &Target,
+    w: &Wrappers,
+    config: &CConfig,
+    source_root: &Path,
+) -> String {
     let q = |p: &Path| cmake_quote(&p.to_string_lossy());
-    let (cflags, ldflags) = flags(config);
+    let (cflags, ldflags) = flags(config, source_root);
     format!(
         "# Written by kiln for {platform}: zig (through kiln's wrappers) compiles and links.\n\
          set(CMAKE_SYSTEM_NAME Linux)\n\
@@ -782,7 +803,7 @@ mod tests {
             ldflags: vec!["-Wl,--gc-sections".into()],
             ..Default::default()
         };
-        let env = c_env(&wrappers(), &cfg, &arm64(), |k| {
+        let env = c_env(&wrappers(), &cfg, &arm64(), Path::new("/p"), |k| {
             (k == "CFLAGS").then(|| "-g".into())
         });
         let get = |k: &str| {
@@ -793,28 +814,34 @@ mod tests {
         };
         assert_eq!(get("CC"), "/w/cc");
         assert_eq!(get("AR"), "/w/ar");
-        assert_eq!(get("CFLAGS"), "-Os -Wall -g");
-        assert_eq!(get("CXXFLAGS"), "-Os -Wall");
+        assert_eq!(get("CFLAGS"), "-Os -ffile-prefix-map=/p=. -Wall -g");
+        assert_eq!(get("CXXFLAGS"), "-Os -ffile-prefix-map=/p=. -Wall");
         assert_eq!(get("LDFLAGS"), "-static -Os -s -Wl,--gc-sections");
         let debug = CConfig {
             debug: true,
             ..Default::default()
         };
-        let env = c_env(&wrappers(), &debug, &arm64(), |_| None);
+        let env = c_env(&wrappers(), &debug, &arm64(), Path::new("/p"), |_| None);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).unwrap().1.clone();
-        assert_eq!(get("CFLAGS"), "-O2 -g");
+        assert_eq!(get("CFLAGS"), "-O2 -g -ffile-prefix-map=/p=.");
         assert_eq!(get("LDFLAGS"), "-static -O2");
         assert_eq!(get("KILN_PLATFORM"), "linux/arm64");
     }
 
     #[test]
     fn toolchain_file_points_at_the_wrappers() {
-        let text = toolchain_file_text(&arm64(), &wrappers(), &CConfig::default());
+        let text = toolchain_file_text(
+            &arm64(),
+            &wrappers(),
+            &CConfig::default(),
+            Path::new("/src dir"),
+        );
         for want in [
             "set(CMAKE_SYSTEM_PROCESSOR aarch64)",
             "set(CMAKE_C_COMPILER \"/w/cc\")",
             "set(CMAKE_AR \"/w/ar\" CACHE FILEPATH",
             "set(CMAKE_EXE_LINKER_FLAGS_INIT \"-static -O2 -s\")",
+            // No prefix map for a path with a space: it would split into two flags.
             "set(CMAKE_C_FLAGS_INIT \"-O2\")",
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");
@@ -852,7 +879,13 @@ mod tests {
             target: arm64(),
             config: CConfig::default(),
             wrappers: wrappers(),
-            env: c_env(&wrappers(), &CConfig::default(), &arm64(), |_| None),
+            env: c_env(
+                &wrappers(),
+                &CConfig::default(),
+                &arm64(),
+                Path::new("/p"),
+                |_| None,
+            ),
             skip: Vec::new(),
             name: "app".into(),
             wanted: Vec::new(),
@@ -870,6 +903,7 @@ mod tests {
             &Wrappers::in_dir(Path::new("/new-zig")),
             &CConfig::default(),
             &arm64(),
+            Path::new("/p"),
             |_| None,
         );
         job.start_clean_if_changed(&src, "make -j2").unwrap();
