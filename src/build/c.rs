@@ -105,15 +105,27 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         _ => None,
     };
     let name = binary_name(config, &shape, &cfg.project_dir);
-    let bins: Vec<String> = match (&shape, &cfg.cargo.bins) {
-        (Shape::CMake, wanted) if !wanted.is_empty() => wanted.clone(),
-        (Shape::CMake, _) => config
-            .output
-            .clone()
-            .map(|o| vec![o])
-            .unwrap_or_else(|| cmake_executables_declared(&cfg.project_dir)),
+    // CMake: the executables to keep (`--bin`, else `output`; empty = every one).
+    let wanted: Vec<String> = match (&shape, cfg.cargo.bins.is_empty()) {
+        (Shape::CMake, false) => cfg.cargo.bins.clone(),
+        (Shape::CMake, true) => config.output.iter().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let bins: Vec<String> = match &shape {
+        Shape::CMake if wanted.is_empty() => cmake_executables_declared(&cfg.project_dir),
+        Shape::CMake => wanted.clone(),
         _ => vec![name.clone()],
     };
+    if !matches!(shape, Shape::CMake)
+        && let Some(b) = cfg.cargo.bins.iter().find(|b| **b != name)
+    {
+        return Err(UsageError(format!(
+            "no binary `{b}` in the C project at {}: it builds `{name}` (set `name` under [c] \
+             in kiln.toml to rename it)",
+            cfg.project_dir.display()
+        ))
+        .into());
+    }
     let user = |k: &str| std::env::var_os(k);
     let mut stages = Vec::new();
     for target in &cfg.targets {
@@ -139,11 +151,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
             env,
             skip: vec![root.clone(), cfg.out_dir.clone()],
             name: name.clone(),
-            wanted: match &shape {
-                Shape::CMake if !cfg.cargo.bins.is_empty() => cfg.cargo.bins.clone(),
-                Shape::CMake => config.output.iter().cloned().collect(),
-                _ => Vec::new(),
-            },
+            wanted: wanted.clone(),
             cmake: cmake.clone(),
         };
         let shape = shape.clone();
