@@ -26,8 +26,8 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench|fuzz [SECONDS]>\n\
-                 \n  setup  install zig, Rust targets, nightly + rust-src, qemu-user + binfmt, skopeo, umoci, docker\
-                 \n  demo   setup, then build the examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
+                 \n  setup  install zig, Rust targets, nightly + rust-src, Go, make, cmake, qemu-user + binfmt, skopeo, umoci, docker\
+                 \n  demo   setup, then build the Rust, Go and C examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
                  \n  ci     setup, then fmt check, clippy -D warnings, every test, 60 s of fuzzing\
                  \n  e2e    the long integration tests (--all: the full platform matrix)\
                  \n  bench  benchmarks against the peer tools\
