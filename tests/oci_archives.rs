@@ -226,3 +226,39 @@ fn a_failed_write_leaves_the_layout_as_it_was() {
         assert_eq!(img.digest.as_deref(), Some(built.digest.as_str()));
     }
 }
+
+#[test]
+fn concurrent_writers_keep_every_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shared");
+    let writers = 4;
+    let rounds = 8;
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let dir = dir.clone();
+            s.spawn(move || {
+                for r in 0..rounds {
+                    let data = format!("writer {w} round {r}");
+                    let built = build_index(
+                        &[bytes_image("linux/amd64", "/a", data.as_bytes())],
+                        &BuildOptions::default(),
+                    )
+                    .unwrap();
+                    let spec = OutputSpec::OciDir {
+                        dir: dir.clone(),
+                        tag: Some(format!("w{w}-r{r}")),
+                    };
+                    write_output(&spec, &built).unwrap();
+                }
+            });
+        }
+    });
+    check_layout(&dir);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"].as_array().unwrap().len(),
+        writers * rounds,
+        "a tag was lost"
+    );
+}

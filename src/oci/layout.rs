@@ -103,6 +103,12 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
     }
     let sha_dir = dir.join("blobs").join("sha256");
     fs_err::create_dir_all(&sha_dir).context("creating the OCI layout")?;
+    // Writers of the same layout (parallel CI jobs, two kiln runs) take turns, so that
+    // neither loses the other's tag when index.json is read, merged and replaced. The lock
+    // is on the directory itself: no extra file in the layout.
+    let lock = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {} for writing", dir.display()))?;
     let layout_file = dir.join("oci-layout");
     match fs_err::read(&layout_file) {
         Ok(b) => {
