@@ -23,6 +23,8 @@ pub struct BaseImage {
     pub history: Vec<String>,
     /// `org.opencontainers.image.base.*` annotations.
     pub annotations: BTreeMap<String, String>,
+    /// What the user should know about this base.
+    pub warnings: Vec<super::Warning>,
 }
 
 /// Resolve `opts.base` for each platform, in order.
@@ -64,5 +66,6 @@ fn from_image(image: &ReadImage, p: &Platform) -> anyhow::Result<BaseImage> {
         env: Vec::new(),
         history: Vec::new(),
         annotations,
+        warnings: Vec::new(),
     })
 }

@@ -112,7 +112,12 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     drop(tars);
 
     let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<super::Warning> = Vec::new();
+    for w in bases.iter().flat_map(|b| &b.warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
+        }
+    }
     let mut built = Vec::new();
     let mut manifest_blobs = Vec::new();
     for ((img, base), own) in images.iter().zip(&bases).zip(&own_diff_ids) {

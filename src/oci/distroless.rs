@@ -540,6 +540,12 @@ pub fn resolve(src: &DistrolessSource, opts: &BuildOptions) -> anyhow::Result<Ba
             "kiln: distroless base from the build machine's files".to_string(),
         ),
     };
+    let warnings = match src {
+        DistrolessSource::Host => vec![super::Warning(
+            "the distroless base comes from this machine's files (--distroless-from host): another machine gives another image; pin Debian packages with `kiln base lock` for a reproducible base".into(),
+        )],
+        DistrolessSource::Debs { .. } => Vec::new(),
+    };
     let layer = build_layer(
         &entries,
         opts.source_date_epoch.unwrap_or(0),
@@ -551,6 +557,7 @@ pub fn resolve(src: &DistrolessSource, opts: &BuildOptions) -> anyhow::Result<Ba
         env: vec![format!("SSL_CERT_FILE={CA_BUNDLE}")],
         history: vec![what],
         annotations: BTreeMap::new(),
+        warnings,
     })
 }
 
