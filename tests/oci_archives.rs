@@ -262,3 +262,46 @@ fn concurrent_writers_keep_every_tag() {
         "a tag was lost"
     );
 }
+
+#[test]
+fn layers_stream_and_corruption_is_caught_at_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let dir = tmp.path().join(format!("{compression:?}"));
+        let opts = BuildOptions {
+            compression,
+            ..Default::default()
+        };
+        let built = build_index(&[bytes_image("linux/amd64", "/big", &big)], &opts).unwrap();
+        let reference = format!("oci:{}:t", dir.display());
+        write_output(&kiln::oci::parse_output(&reference).unwrap(), &built).unwrap();
+        let img = read_image(&reference).unwrap();
+        let layer = &img.platforms[0].layers[0];
+
+        let mut archive = tar::Archive::new(layer.open().unwrap());
+        let mut found = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_str() == Some("big") {
+                std::io::Read::read_to_end(&mut e, &mut found).unwrap();
+            }
+        }
+        assert_eq!(found, big);
+        std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).unwrap();
+
+        // Flip one byte of the stored blob: streaming it to the end reports the damage.
+        let path = dir.join("blobs/sha256").join(&layer.digest[7..]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&path, bytes).unwrap();
+        let mut stream = layer.open().unwrap();
+        let err = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_err();
+        assert!(
+            err.kind() == std::io::ErrorKind::InvalidData || compression != Compression::None,
+            "{compression:?}: {err}"
+        );
+        assert!(layer.tar().is_err(), "{compression:?}");
+    }
+}
