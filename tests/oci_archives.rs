@@ -48,6 +48,44 @@ fn archives_are_read_by_skopeo_and_by_kiln() {
         )
         .unwrap();
 
+        // skopeo decompresses every layer (to recompress it as gzip), and umoci unpacks that.
+        if compression != Compression::Gzip && have_tool("umoci", "apt-get install -y umoci") {
+            let regz = format!("oci:{}/regz:v1", dir.display());
+            run(Command::new("skopeo")
+                .args(["copy", "-q", "--all", "--dest-compress-format", "gzip"])
+                .arg(&layout)
+                .arg(&regz));
+            let regz_dir = dir.join("regz");
+            let bundle = dir.join("bundle");
+            // umoci cannot pick a platform from an index: unpack the arm64 manifest's copy.
+            let one = read_image(&regz).unwrap();
+            let arm_manifest = &one
+                .for_platform(&"linux/arm64".parse().unwrap())
+                .unwrap()
+                .manifest_digest;
+            let index_path = regz_dir.join("index.json");
+            let mut index: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+            index["manifests"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": arm_manifest,
+                    "size": one.platforms[1].manifest_json.len(),
+                    "annotations": {"org.opencontainers.image.ref.name": "arm64"}
+                }));
+            std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+            run(Command::new("umoci")
+                .args(["unpack", "--image"])
+                .arg(format!("{}:arm64", regz_dir.display()))
+                .arg(&bundle));
+            assert_eq!(
+                std::fs::read(bundle.join("rootfs/usr/local/bin/hello")).unwrap(),
+                std::fs::read(&arm).unwrap()
+            );
+        }
+
         // skopeo reads all three.
         let raw = run(Command::new("skopeo").args(["inspect", "--raw", &oci_archive]));
         assert_eq!(raw.stdout, built.index_json);
