@@ -87,6 +87,30 @@ fn distroless_from_pinned_debian_packages() {
     assert!(!err.contains("warning"), "{err}");
     let (_, d2, _) = build(&out2);
     assert_eq!(d1, d2, "two builds from the lock differ");
+    // From an empty cache the pinned versions are downloaded again: the same image.
+    let fresh = tmp.path().join("fresh-cache");
+    let (code, d3, err) = kiln_run_env(
+        &[
+            "image",
+            "--binary",
+            &amd,
+            "--binary",
+            &arm,
+            "--base",
+            "distroless",
+            "--base-lock",
+            lock_s,
+            "-q",
+            "-o",
+            &format!("oci:{}/three", tmp.path().display()),
+        ],
+        &[("XDG_CACHE_HOME", &fresh)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        d3, d1,
+        "a fresh download of the pinned packages gives another image"
+    );
 
     let img = kiln::oci::read_image(&out1).unwrap();
     let amd_img = &img.platforms[0];
@@ -171,7 +195,7 @@ fn distroless_from_pinned_debian_packages() {
     let mut bytes = std::fs::read(&ca).unwrap();
     bytes.push(0);
     std::fs::write(&ca, bytes).unwrap();
-    let (code, _, err) = build(&format!("oci:{}/three", tmp.path().display()));
+    let (code, _, err) = build(&format!("oci:{}/four", tmp.path().display()));
     assert_eq!(code, 1);
     assert!(err.contains("the lock pins"), "{err}");
 

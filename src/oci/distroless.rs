@@ -129,7 +129,7 @@ fn apt_download(specs: &[String], dir: &Path) -> anyhow::Result<()> {
         .run()
         .map_err(anyhow::Error::from)
         .context(
-            "apt-get could not download the packages: run `apt-get update` first, or pass a directory of .deb files with --debs",
+            "apt-get could not download the packages: run `apt-get update` first; if a pinned version is gone from the archive, `kiln base lock` pins the current ones; or pass a directory of .deb files with --debs",
         )?;
     Ok(())
 }
@@ -327,7 +327,9 @@ pub fn fetch(
         .package
         .iter()
         .filter(|p| !dir.join(&p.filename).is_file())
-        .map(|p| format!("{}={}", p.name, p.version))
+        // The architecture too: base-files is per-architecture, and the lock pins the
+        // one it was made with, whatever this machine is.
+        .map(|p| format!("{}:{}={}", p.name, p.architecture, p.version))
         .collect();
     if !missing.is_empty() {
         if debs.is_some() {
