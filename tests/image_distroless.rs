@@ -61,9 +61,9 @@ fn distroless_from_pinned_debian_packages() {
 
     let amd = format!("linux/amd64={}", fixture_hello("amd64").display());
     let arm = format!("linux/arm64={}", fixture_hello("arm64").display());
-    let build = |out: &str| {
+    let build_in = |cache: &Path, out: &str| {
         kiln_in(
-            &cache,
+            cache,
             &[
                 "image",
                 "--binary",
@@ -80,6 +80,7 @@ fn distroless_from_pinned_debian_packages() {
             ],
         )
     };
+    let build = |out: &str| build_in(&cache, out);
     let out1 = format!("oci:{}/one", tmp.path().display());
     let out2 = format!("oci:{}/two", tmp.path().display());
     let (code, d1, err) = build(&out1);
@@ -89,23 +90,7 @@ fn distroless_from_pinned_debian_packages() {
     assert_eq!(d1, d2, "two builds from the lock differ");
     // From an empty cache the pinned versions are downloaded again: the same image.
     let fresh = tmp.path().join("fresh-cache");
-    let (code, d3, err) = kiln_run_env(
-        &[
-            "image",
-            "--binary",
-            &amd,
-            "--binary",
-            &arm,
-            "--base",
-            "distroless",
-            "--base-lock",
-            lock_s,
-            "-q",
-            "-o",
-            &format!("oci:{}/three", tmp.path().display()),
-        ],
-        &[("XDG_CACHE_HOME", &fresh)],
-    );
+    let (code, d3, err) = build_in(&fresh, &format!("oci:{}/three", tmp.path().display()));
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         d3, d1,
