@@ -214,6 +214,46 @@ fn a_base_image_supplies_layers_and_config_per_platform() {
 }
 
 #[test]
+fn a_directory_that_is_not_a_layout_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), b"mine").unwrap();
+    let built = build_index(
+        &[bytes_image("linux/amd64", "/a", b"x")],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    let err = write_output(
+        &OutputSpec::OciDir {
+            dir: tmp.path().to_path_buf(),
+            tag: None,
+        },
+        &built,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("not an OCI image layout"),
+        "{err:#}"
+    );
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+    // An empty directory is fine.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    write_output(
+        &OutputSpec::OciDir {
+            dir: empty.clone(),
+            tag: None,
+        },
+        &built,
+    )
+    .unwrap();
+    check_layout(&empty);
+}
+
+#[test]
 fn a_failed_write_leaves_the_layout_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("layout");
