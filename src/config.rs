@@ -169,6 +169,21 @@ pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
     }
 }
 
+/// The distroless lock file and .deb directory belong to the project, not to the directory
+/// kiln happens to run in.
+fn project_relative_base(base: crate::oci::Base, project_dir: &Path) -> crate::oci::Base {
+    use crate::oci::{Base, distroless::DistrolessSource};
+    match base {
+        Base::Distroless(DistrolessSource::Debs { lock, debs }) => {
+            Base::Distroless(DistrolessSource::Debs {
+                lock: project_dir.join(lock),
+                debs: debs.map(|d| project_dir.join(d)),
+            })
+        }
+        other => other,
+    }
+}
+
 /// Resolve `kiln build`'s settings.
 pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
     let project_dir = match &args.path {
@@ -224,7 +239,7 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         stop_signal: fi.stop_signal,
         bin_dir: fi.bin_dir.unwrap_or_else(|| DEFAULT_BIN_DIR.to_string()),
         base: match args.base.as_deref().or(fi.base.as_deref()) {
-            Some(b) => b.parse()?,
+            Some(b) => project_relative_base(b.parse()?, &project_dir),
             None => crate::oci::Base::Scratch,
         },
         compression: match args.compression.as_deref().or(fi.compression.as_deref()) {

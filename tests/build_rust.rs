@@ -183,7 +183,10 @@ fn missing_zig_exits_4_with_the_install_command() {
 fn inspect_rejects_host_dynamic_binary() {
     let out = run(kiln().args(["inspect", "/bin/ls"]));
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("libc.so.6"), "{}", stderr(&out));
+    // The table and the explanation go to stdout, the verdict to stderr.
+    let text = stdout(&out);
+    assert!(text.contains("libc.so.6") && text.contains("dynamic"), "{text}");
+    assert!(stderr(&out).contains("failed verification"), "{}", stderr(&out));
     let any = run(kiln().args(["inspect", "--require", "any", "/bin/ls"]));
     assert_eq!(any.status.code(), Some(0));
 }

@@ -38,7 +38,7 @@ fn table_is_stable_and_failures_are_explained() {
     insta::assert_snapshot!("fixtures_table", stdout);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(
-        stderr.contains("2 of 8 ELF files failed verification"),
+        stderr.contains("2 of 10 ELF files failed verification"),
         "{stderr}"
     );
 }
@@ -262,4 +262,34 @@ fn closed_stdout_is_not_an_error() {
         "stderr: {stderr}"
     );
     assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn embedded_dependency_lists_are_reported() {
+    let out = kiln()
+        .args([
+            "inspect",
+            "--json",
+            &fixture("amd64-auditable"),
+            &fixture("amd64-goinfo"),
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let rust = &doc["files"][0]["report"];
+    assert_eq!(rust["language"], "rust");
+    assert_eq!(rust["auditable"][1]["name"], "libc");
+    assert_eq!(rust["auditable"][0]["root"], true);
+    let go = &doc["files"][1]["report"];
+    assert_eq!(go["language"], "go");
+    assert_eq!(
+        go["libc"], "none",
+        "Go build info with CGO_ENABLED=0: no C library"
+    );
+    assert_eq!(go["go"]["path"], "example.com/hello");
+    assert_eq!(go["go"]["settings"]["-trimpath"], "true");
+    assert!(go["go"]["version"].as_str().unwrap().starts_with("go1."));
 }

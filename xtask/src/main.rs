@@ -4,6 +4,8 @@
 
 mod bench_build;
 mod bench_image;
+mod bench_inspect;
+mod fuzz;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -19,14 +21,16 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("e2e") => e2e(args.iter().any(|a| a == "--all")),
         Some("bench") => bench(),
+        Some("fuzz") => fuzz::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench>\n\
+                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench|fuzz [SECONDS]>\n\
                  \n  setup  install zig, Rust targets, nightly + rust-src, qemu-user + binfmt, skopeo, umoci, docker\
                  \n  demo   setup, then build the examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
                  \n  ci     setup, then fmt check, clippy -D warnings, and every test\
                  \n  e2e    the long integration tests (--all: the full platform matrix)\
-                 \n  bench  benchmarks against the peer tools"
+                 \n  bench  benchmarks against the peer tools\
+                 \n  fuzz   fuzz the ELF inspector (default 60 s)"
             );
             return ExitCode::from(2);
         }
@@ -137,5 +141,6 @@ fn bench() -> anyhow::Result<()> {
     let kiln = build_kiln()?;
     bench_build::run_bench(&kiln)?;
     bench_image::run()?;
+    bench_inspect::run()?;
     Ok(())
 }

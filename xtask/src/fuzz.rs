@@ -1,0 +1,72 @@
+//! `cargo xtask fuzz [SECONDS]`: run the ELF parser's libFuzzer target (fuzz/) for a
+//! bounded time on the committed seed corpus, as CI does. New inputs go to a scratch corpus
+//! under target/, so the committed seeds stay small; crashes are left in
+//! fuzz/artifacts/inspect/ with instructions for turning them into regression tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// Fuzz the `inspect` target for `seconds` seconds.
+pub fn run(seconds: u64) -> anyhow::Result<()> {
+    let root = root();
+    let have = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        bail!(
+            "cargo-fuzz on a nightly toolchain is needed: run `rustup toolchain install nightly \
+             --profile minimal && cargo install cargo-fuzz`"
+        );
+    }
+    let scratch = root.join("target/fuzz-corpus/inspect");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let artifacts = root.join("fuzz/artifacts/inspect");
+    let before = list(&artifacts);
+    eprintln!("fuzzing kiln::elf::inspect_bytes for {seconds} s (seed corpus fuzz/corpus/seed)");
+    let status = Command::new("cargo")
+        .current_dir(&root)
+        .args(["+nightly", "fuzz", "run", "--fuzz-dir", "fuzz", "inspect"])
+        .arg(&scratch)
+        .arg("fuzz/corpus/seed")
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        // Bounded memory is part of the contract: fail on any input that needs more.
+        .args(["-rss_limit_mb=512", "-malloc_limit_mb=256", "-timeout=10"])
+        .status()
+        .context("running cargo +nightly fuzz run")?;
+    let new: Vec<PathBuf> = list(&artifacts)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    if !status.success() || !new.is_empty() {
+        let mut msg = format!("the fuzzer found {} failing input(s):\n", new.len());
+        for p in &new {
+            msg.push_str(&format!("  {}\n", p.display()));
+        }
+        msg.push_str(
+            "Reproduce with `cargo +nightly fuzz run --fuzz-dir fuzz inspect <file>`, copy the file \
+             to tests/fixtures/elf-fuzz-regressions/ (it is replayed by `cargo test --test \
+             inspect_mutations`), fix the parser and commit both.",
+        );
+        bail!(msg);
+    }
+    eprintln!("no crash in {seconds} s");
+    Ok(())
+}
+
+fn list(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
