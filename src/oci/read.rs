@@ -558,8 +558,21 @@ fn collect(
                 .collect()
         })
         .unwrap_or_default();
+    // The index's descriptor says which platform it serves (selection is by it); the
+    // config's own fields are the fallback for a manifest named directly.
+    let platform = match (
+        desc["platform"]["os"].as_str(),
+        desc["platform"]["architecture"].as_str(),
+    ) {
+        (Some(os), Some(arch)) => Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: desc["platform"]["variant"].as_str().map(str::to_string),
+        },
+        _ => platform_of(&config),
+    };
     out.push(PlatformManifest {
-        platform: platform_of(&config),
+        platform,
         manifest_digest: digest.to_string(),
         manifest_json: bytes,
         annotations,
