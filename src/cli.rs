@@ -238,7 +238,7 @@ pub struct ImageArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// The program to run: a path, or a JSON array (`["/usr/local/bin/app","--serve"]`).
-    /// Default: the first binary.
+    /// Default: each platform's first binary.
     #[arg(long, value_name = "PATH|JSON")]
     pub entrypoint: Option<String>,
     /// Default arguments (repeatable, one per argument).

@@ -55,6 +55,11 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let (code, _, err) = kiln_run(&args);
             assert_eq!(code, 0, "{err}");
+            assert_eq!(
+                err.contains("warning: the distroless base comes from this machine's files"),
+                base == "distroless",
+                "{err}"
+            );
 
             assert_eq!(docker_load(&file), reference);
             let inspect = run(Command::new("docker").args([

@@ -253,6 +253,17 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         writeln!(err, "warning: {w}")?;
     }
     for o in &outs {
+        if let OutputSpec::DockerArchive { platform: None, .. } = o
+            && built.images.len() > 1
+            && !ctx.quiet
+        {
+            let chosen = oci::archive::pick_image(&built, None)?;
+            writeln!(
+                err,
+                "note: {o} holds one platform, {} (this machine's); choose another with --docker-platform",
+                chosen.platform
+            )?;
+        }
         oci::write_output(o, &built)?;
     }
     let mut out = std::io::stdout().lock();
