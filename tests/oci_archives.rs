@@ -13,7 +13,7 @@ fn archives_are_read_by_skopeo_and_by_kiln() {
     if !(have_zig() && have_tool("skopeo", "apt-get install -y skopeo")) {
         return;
     }
-    let (amd, arm, images) = hello_images();
+    let (_amd, arm, images) = hello_images();
     let tmp = tempfile::tempdir().unwrap();
     for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
         let opts = BuildOptions {
