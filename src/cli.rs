@@ -33,6 +33,7 @@ pub enum MessageFormat {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing buys nothing
 pub enum Command {
     /// Build static binaries for each platform, verify them, and pack images.
     Build(BuildArgs),
@@ -107,7 +108,8 @@ pub struct BuildArgs {
     /// names (amd64, arm64, armv7) or `all`. Default: config, else linux/amd64,linux/arm64.
     #[arg(long = "platform", value_name = "PLATFORMS")]
     pub platforms: Vec<String>,
-    /// Where to write the image: `oci:DIR[:TAG]`. Repeatable. Default: no image.
+    /// Where to write the image: oci:DIR[:TAG], oci-archive:FILE[:TAG],
+    /// docker-archive:FILE[:REPO:TAG]. Repeatable. Default: config, else no image.
     #[arg(long = "output", short = 'o', value_name = "DEST")]
     pub outputs: Vec<String>,
     /// Where binaries are copied: `<out-dir>/<os>-<arch>[-<variant>]/<name>`.
@@ -119,7 +121,13 @@ pub struct BuildArgs {
     /// Arguments for the smoke run (default: from config, else none).
     #[arg(long = "smoke-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub smoke_args: Vec<String>,
-    /// Parallel target builds (default: config, else 2).
+    /// Image base: scratch (default), oci:DIR[:TAG], oci-archive:FILE[:TAG].
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// Layer compression: gzip (default), zstd, none.
+    #[arg(long, value_name = "KIND")]
+    pub compression: Option<String>,
+    /// Parallel target builds (default: config, else one per target, at most 4).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
     #[command(flatten)]

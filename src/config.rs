@@ -1,1 +1,367 @@
-//! WIP
+//! What kiln resolved: CLI > environment > file (`kiln.toml` or
+//! `[package.metadata.kiln]` in Cargo.toml) > defaults, in one plain struct.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::cli::{BuildArgs, CargoFlags};
+use crate::error::UsageError;
+use crate::target::{Target, Targets};
+
+/// Platforms built when nothing says otherwise.
+pub const DEFAULT_PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64"];
+/// The user images run as unless configured: distroless's `nonroot`.
+pub const DEFAULT_USER: &str = "65532:65532";
+/// Where binaries go inside an image.
+pub const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
+
+/// The `[package.metadata.kiln]` / `kiln.toml` file, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    pub platforms: Option<Vec<String>>,
+    pub output: Option<Vec<String>>,
+    pub out_dir: Option<PathBuf>,
+    pub smoke: Option<bool>,
+    pub smoke_args: Option<Vec<String>>,
+    pub jobs: Option<usize>,
+    pub image: Option<FileImage>,
+}
+
+/// `[package.metadata.kiln.image]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileImage {
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub workdir: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub ports: Option<Vec<String>>,
+    pub stop_signal: Option<String>,
+    pub bin_dir: Option<String>,
+    /// `scratch` (default), `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`.
+    pub base: Option<String>,
+    /// `gzip` (default), `zstd` or `none`.
+    pub compression: Option<String>,
+    /// Extra files: `{ src = "config/app.toml", dst = "/etc/app.toml", mode = 0o644 }`.
+    pub files: Option<Vec<FileEntry>>,
+}
+
+/// One extra file or directory copied into the image.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Path on the host, relative to the project directory.
+    pub src: PathBuf,
+    /// Absolute path in the image.
+    pub dst: String,
+    /// File mode; default 0644 for files, 0755 for directories.
+    pub mode: Option<u32>,
+}
+
+/// The image settings after resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// Image name used in tags when an output gives none.
+    pub name: Option<String>,
+    /// `uid:gid` the entrypoint runs as.
+    pub user: String,
+    /// Entrypoint; `None` = the one binary at `bin_dir/name`.
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<String>,
+    pub stop_signal: Option<String>,
+    /// Directory inside the image that holds the binaries.
+    pub bin_dir: String,
+    /// What the image is built on.
+    pub base: crate::oci::Base,
+    pub compression: crate::oci::Compression,
+    /// Extra files, `src` resolved against the project directory.
+    pub files: Vec<FileEntry>,
+}
+
+/// Everything `kiln build` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    /// The project directory.
+    pub project_dir: PathBuf,
+    /// Targets to build, in the order given.
+    pub targets: Vec<Target>,
+    /// Image destinations (`oci:DIR[:TAG]`); empty = no image.
+    pub outputs: Vec<String>,
+    /// Where binaries are copied: `<out_dir>/<os>-<arch>[-<variant>]/<name>`.
+    pub out_dir: PathBuf,
+    /// Run each binary once after building.
+    pub smoke: bool,
+    /// Arguments for the smoke run.
+    pub smoke_args: Vec<String>,
+    /// How many targets build at once.
+    pub jobs: usize,
+    pub image: ImageConfig,
+    /// cargo's flags, passed through.
+    pub cargo: CargoFlags,
+    /// `SOURCE_DATE_EPOCH`: mtime in layers and `created`; `None` = 0 and no `created`.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// Read the project's config file: `kiln.toml` if present, else `[package.metadata.kiln]`.
+pub fn read_file_config(project_dir: &Path) -> anyhow::Result<FileConfig> {
+    let kiln_toml = project_dir.join("kiln.toml");
+    if kiln_toml.is_file() {
+        let text = fs_err::read_to_string(&kiln_toml)?;
+        return toml::from_str(&text)
+            .map_err(|e| UsageError(format!("{}: {e}", kiln_toml.display())).into());
+    }
+    let cargo_toml = project_dir.join("Cargo.toml");
+    if cargo_toml.is_file() {
+        let text = fs_err::read_to_string(&cargo_toml)?;
+        let value: toml::Value = toml::from_str(&text)
+            .map_err(|e| UsageError(format!("{}: {e}", cargo_toml.display())))?;
+        if let Some(meta) = value
+            .get("package")
+            .and_then(|p| p.get("metadata"))
+            .and_then(|m| m.get("kiln"))
+            .or_else(|| {
+                value
+                    .get("workspace")
+                    .and_then(|w| w.get("metadata"))
+                    .and_then(|m| m.get("kiln"))
+            })
+        {
+            return meta.clone().try_into().map_err(|e| {
+                UsageError(format!(
+                    "{}: [package.metadata.kiln]: {e}",
+                    cargo_toml.display()
+                ))
+                .into()
+            });
+        }
+    }
+    Ok(FileConfig::default())
+}
+
+fn env_list(name: &str) -> Option<Vec<String>> {
+    std::env::var(name)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment.
+pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| {
+            UsageError(format!(
+                "SOURCE_DATE_EPOCH={s} is not a number of seconds since 1970; unset it or set it to e.g. `git log -1 --format=%ct`"
+            ))
+            .into()
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// The distroless lock file and .deb directory belong to the project, not to the directory
+/// kiln happens to run in.
+fn project_relative_base(base: crate::oci::Base, project_dir: &Path) -> crate::oci::Base {
+    use crate::oci::{Base, distroless::DistrolessSource};
+    match base {
+        Base::Distroless(DistrolessSource::Debs { lock, debs }) => {
+            Base::Distroless(DistrolessSource::Debs {
+                lock: project_dir.join(lock),
+                debs: debs.map(|d| project_dir.join(d)),
+            })
+        }
+        other => other,
+    }
+}
+
+/// Resolve `kiln build`'s settings.
+pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
+    let project_dir = match &args.path {
+        Some(p) => p.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    if !project_dir.is_dir() {
+        return Err(UsageError(format!(
+            "{} is not a directory. Give the project directory: `kiln build PATH`.",
+            project_dir.display()
+        ))
+        .into());
+    }
+    let file = read_file_config(&project_dir)?;
+    let table = Targets::builtin();
+
+    let platforms: Vec<String> = if !args.platforms.is_empty() {
+        args.platforms.clone()
+    } else if let Some(p) = env_list("KILN_PLATFORMS") {
+        p
+    } else if let Some(p) = &file.platforms {
+        p.clone()
+    } else {
+        DEFAULT_PLATFORMS.iter().map(|s| s.to_string()).collect()
+    };
+    let targets = table.resolve(&platforms)?;
+    if targets.is_empty() {
+        return Err(UsageError("no platform given: pass --platform linux/amd64,...".into()).into());
+    }
+
+    let out_dir = args
+        .out_dir
+        .clone()
+        .or_else(|| std::env::var_os("KILN_OUT_DIR").map(PathBuf::from))
+        .or_else(|| file.out_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("dist"));
+    let out_dir = if out_dir.is_absolute() {
+        out_dir
+    } else {
+        std::env::current_dir()?.join(out_dir)
+    };
+
+    let fi = file.image.clone().unwrap_or_default();
+    let image = ImageConfig {
+        name: fi.name,
+        user: fi.user.unwrap_or_else(|| DEFAULT_USER.to_string()),
+        entrypoint: fi.entrypoint,
+        cmd: fi.cmd.unwrap_or_default(),
+        env: fi.env.unwrap_or_default(),
+        workdir: fi.workdir,
+        labels: fi.labels.unwrap_or_default(),
+        ports: fi.ports.unwrap_or_default(),
+        stop_signal: fi.stop_signal,
+        bin_dir: fi.bin_dir.unwrap_or_else(|| DEFAULT_BIN_DIR.to_string()),
+        base: match args.base.as_deref().or(fi.base.as_deref()) {
+            Some(b) => project_relative_base(b.parse()?, &project_dir),
+            None => crate::oci::Base::Scratch,
+        },
+        compression: match args.compression.as_deref().or(fi.compression.as_deref()) {
+            Some(c) => c.parse()?,
+            None => crate::oci::Compression::Gzip,
+        },
+        files: fi
+            .files
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| FileEntry {
+                src: project_dir.join(&f.src),
+                ..f
+            })
+            .collect(),
+    };
+
+    Ok(BuildConfig {
+        outputs: if args.outputs.is_empty() {
+            file.output.clone().unwrap_or_default()
+        } else {
+            args.outputs.clone()
+        },
+        smoke: args.smoke || file.smoke.unwrap_or(false),
+        smoke_args: if args.smoke_args.is_empty() {
+            file.smoke_args.clone().unwrap_or_default()
+        } else {
+            args.smoke_args.clone()
+        },
+        jobs: args
+            .jobs
+            .or(file.jobs)
+            .unwrap_or_else(|| targets.len().clamp(1, 4))
+            .max(1),
+        targets,
+        out_dir,
+        image,
+        cargo: args.cargo.clone(),
+        source_date_epoch: source_date_epoch()?,
+        project_dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_metadata_table_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(
+            dir.path().join("Cargo.toml"),
+            r#"[package]
+name = "x"
+version = "0.1.0"
+
+[package.metadata.kiln]
+platforms = ["linux/arm64"]
+smoke-args = ["--check"]
+
+[package.metadata.kiln.image]
+name = "x-image"
+user = "1000:1000"
+env = { RUST_LOG = "info" }
+"#,
+        )
+        .unwrap();
+        let c = read_file_config(dir.path()).unwrap();
+        assert_eq!(c.platforms.unwrap(), ["linux/arm64"]);
+        assert_eq!(c.smoke_args.unwrap(), ["--check"]);
+        let img = c.image.unwrap();
+        assert_eq!(img.name.as_deref(), Some("x-image"));
+        assert_eq!(img.user.as_deref(), Some("1000:1000"));
+        assert_eq!(img.env.unwrap()["RUST_LOG"], "info");
+    }
+
+    #[test]
+    fn kiln_toml_wins_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("kiln.toml"), "platfroms = [\"arm64\"]\n").unwrap();
+        let err = read_file_config(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("platfroms") && err.contains("kiln.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cli_beats_file_and_defaults_fill_in() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(
+            dir.path().join("kiln.toml"),
+            "platforms = [\"linux/arm/v7\"]\nsmoke = true\n",
+        )
+        .unwrap();
+        let mut args = BuildArgs {
+            path: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let c = resolve_build(&args).unwrap();
+        assert_eq!(c.targets[0].name, "armv7");
+        assert!(c.smoke);
+        assert_eq!(c.image.user, DEFAULT_USER);
+        assert_eq!(c.image.bin_dir, DEFAULT_BIN_DIR);
+        args.platforms = vec!["arm64,amd64".into()];
+        let c = resolve_build(&args).unwrap();
+        assert_eq!(
+            c.targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+            ["arm64", "amd64"]
+        );
+    }
+
+    #[test]
+    fn missing_directory_is_a_usage_error() {
+        let args = BuildArgs {
+            path: Some(PathBuf::from("/nonexistent/kiln-project")),
+            ..Default::default()
+        };
+        let err = resolve_build(&args).unwrap_err();
+        assert!(err.is::<UsageError>());
+    }
+}

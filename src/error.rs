@@ -31,8 +31,38 @@ pub struct VerificationFailed(pub String);
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Several targets failed; each keeps its own error (and exit code kind).
+#[derive(Debug)]
+pub struct TargetsFailed {
+    /// (platform, error), in target order.
+    pub failures: Vec<(String, anyhow::Error)>,
+    pub total: usize,
+}
+
+impl std::fmt::Display for TargetsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} targets failed",
+            self.failures.len(),
+            self.total
+        )?;
+        for (platform, e) in &self.failures {
+            write!(f, "\n\n[{platform}] {e:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TargetsFailed {}
+
 /// Map an error chain to the exit code of DESIGN.md.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if let Some(TargetsFailed { failures, .. }) = err.downcast_ref::<TargetsFailed>()
+        && let Some((_, first)) = failures.first()
+    {
+        return exit_code(first);
+    }
     for cause in err.chain() {
         if cause.is::<VerificationFailed>() {
             return ExitCode::from(exit::VERIFY);

@@ -219,6 +219,39 @@ impl Cmd {
         Ok(out)
     }
 
+    /// Like [`Cmd::run`], but a process still running after `limit` is killed and reported.
+    pub fn run_with_timeout(&self, limit: std::time::Duration) -> Result<Output, ExecError> {
+        self.log();
+        let handle = self
+            .expression()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .start()
+            .map_err(|e| self.error(None, Some(e)))?;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            match handle.try_wait() {
+                Ok(Some(out)) => {
+                    return if out.status.success() {
+                        Ok(out.clone())
+                    } else {
+                        Err(self.error(Some(out), None))
+                    };
+                }
+                Ok(None) if std::time::Instant::now() >= deadline => {
+                    let _ = handle.kill();
+                    let mut err = self.error(None, None);
+                    err.spawn_error =
+                        Some(format!("still running after {} s, killed", limit.as_secs()));
+                    return Err(err);
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(e) => return Err(self.error(None, Some(e))),
+            }
+        }
+    }
+
     /// Run and return stdout as a trimmed string.
     pub fn read(&self) -> Result<String, ExecError> {
         let out = self.run()?;
@@ -239,6 +272,17 @@ impl Cmd {
             Err(self.error(Some(&out), None))
         }
     }
+}
+
+/// Replace this process with `program args` (the zig-cc wrapper hands over to zig, so
+/// build tools see zig's own exit status and output). Returns only on failure.
+pub fn replace_process(program: &Path, args: &[String]) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(program).args(args).exec();
+    Err(anyhow::anyhow!(
+        "could not run {}: {err}. Run `kiln doctor` to check the zig installation.",
+        program.display()
+    ))
 }
 
 /// The last `n` lines of `text`.
@@ -297,6 +341,20 @@ mod tests {
             .read()
             .unwrap();
         assert_eq!(out, "x y\n/");
+    }
+
+    #[test]
+    fn timeout_kills_and_reports() {
+        let err = Cmd::new("sleep", "sleep forever")
+            .arg("30")
+            .run_with_timeout(std::time::Duration::from_millis(200))
+            .unwrap_err();
+        assert!(err.to_string().contains("still running after 0 s"), "{err}");
+        let out = Cmd::new("echo", "say hi")
+            .arg("hi")
+            .run_with_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(out.stdout, b"hi\n");
     }
 
     #[test]

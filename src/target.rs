@@ -89,6 +89,9 @@ pub struct Target {
     pub aliases: Vec<String>,
     pub rust_triple: String,
     pub rust_std: RustStd,
+    /// Extra rustc flags for this target (e.g. a baseline ISA), before the user's.
+    #[serde(default)]
+    pub rust_flags: Option<String>,
     pub zig_triple: String,
     /// Passed to zig as `-mcpu=` when set.
     pub zig_cpu: Option<String>,
@@ -136,6 +139,11 @@ impl Target {
             _ => "",
         };
         self.name == host
+    }
+
+    /// Whether this machine runs the target's binaries natively (amd64 runs 386 too).
+    pub fn runs_natively(&self) -> bool {
+        self.is_host() || (self.name == "386" && std::env::consts::ARCH == "x86_64")
     }
 }
 

@@ -102,6 +102,33 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
             for l in &theirs.platforms[0].layers {
                 l.tar().unwrap();
             }
+
+            // docker's own archive as a base: its layers under a new one, run again.
+            let on_top = tmp.path().join(format!("on-top-{base}-{arch}.tar"));
+            let top_ref = format!("kiln-test/on-top-{base}:{arch}-{id}");
+            let note = tmp.path().join("note.txt");
+            std::fs::write(&note, "layered\n").unwrap();
+            let (code, _, err) = kiln_run(&[
+                "image",
+                "--binary",
+                &format!("linux/{arch}={}", fixture_hello(arch).display()),
+                "--base",
+                &format!("docker-archive:{}", saved.display()),
+                "--file",
+                &format!("{}:/etc/note.txt", note.display()),
+                "--entrypoint",
+                &format!("/usr/local/bin/hello-{arch}"),
+                "-o",
+                &format!("docker-archive:{}:{top_ref}", on_top.display()),
+            ]);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(docker_load(&on_top), top_ref);
+            assert_eq!(docker_run(&top_ref, &["cat", "/etc/note.txt"]), "layered\n");
+            if base == "distroless" {
+                let passwd = docker_run(&top_ref, &["cat", "/etc/passwd"]);
+                assert!(passwd.contains("nonroot"), "{passwd}");
+            }
+            cleanup(&top_ref);
             cleanup(&reference);
         }
     }

@@ -7,7 +7,7 @@ mod oci_support;
 use kiln::oci::{BuildOptions, Compression, Metadata, build_index};
 use oci_support::*;
 
-const GOLDEN_GZIP: &str = "sha256:875321acf02363f0daf7f553df5d17b4631f05edae15be2993300f3eed362bbe";
+const GOLDEN_GZIP: &str = "sha256:efc77dbc3a12dd2eae72392e6f40669377508531e73e7906a4834802f238e3a9";
 const GOLDEN_ZSTD_EPOCH: &str =
     "sha256:fe58e0c59cf8286c8af3009ad979c5f6c30f8363bf5bd3096b67515a9b9261f0";
 

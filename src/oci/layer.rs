@@ -11,11 +11,10 @@ use sha2::{Digest as _, Sha256};
 use super::{Compression, EntrySource, LayerEntry};
 
 /// gzip level: fixed, because the compressed bytes (and so the layer digest) depend on it.
-/// 1 ("best speed", as go-containerregistry and so ko and crane use): on a 20 MiB binary it
-/// is about 3.5x faster than level 6 for a blob about 25% larger; packing time is what
-/// kiln's users wait for on every build, and `--compression zstd` is both faster and
-/// smaller where runtimes accept it.
-pub const GZIP_LEVEL: u32 = 1;
+/// libdeflate's level 1: on a 20 MiB binary it is as fast as zlib's level 1 and within 5%
+/// of zlib's level 6 in size (zlib's level 1 is 30% larger), so packing stays fast without
+/// making pulls slower. libdeflate writes no name, mtime 0 and OS 255 in the header.
+pub const GZIP_LEVEL: i32 = 1;
 /// zstd level, fixed for the same reason.
 pub const ZSTD_LEVEL: i32 = 3;
 
@@ -94,18 +93,21 @@ pub fn finish_layer(tar: &[u8], diff_id: String, c: Compression) -> anyhow::Resu
 }
 
 /// Compress with fixed settings. The gzip header carries no file name, mtime 0 and OS 255
-/// ("unknown"), so it does not depend on the machine.
+/// ("unknown"), so it does not depend on the machine. The whole tar is in memory already,
+/// so gzip uses libdeflate's one-shot compressor.
 pub fn compress(tar: &[u8], c: Compression) -> anyhow::Result<Vec<u8>> {
     match c {
         Compression::None => Ok(tar.to_vec()),
         Compression::Gzip => {
-            let out = Vec::with_capacity(tar.len() / 2);
-            let mut enc = flate2::GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(out, flate2::Compression::new(GZIP_LEVEL));
-            enc.write_all(tar).context("gzip-compressing a layer")?;
-            Ok(enc.finish().context("gzip-compressing a layer")?)
+            let level = libdeflater::CompressionLvl::new(GZIP_LEVEL)
+                .map_err(|e| anyhow::anyhow!("gzip level {GZIP_LEVEL}: {e:?}"))?;
+            let mut c = libdeflater::Compressor::new(level);
+            let mut out = vec![0u8; c.gzip_compress_bound(tar.len())];
+            let n = c
+                .gzip_compress(tar, &mut out)
+                .map_err(|e| anyhow::anyhow!("gzip-compressing a layer: {e}"))?;
+            out.truncate(n);
+            Ok(out)
         }
         Compression::Zstd => {
             let mut enc = zstd::stream::Encoder::new(Vec::with_capacity(tar.len() / 2), ZSTD_LEVEL)

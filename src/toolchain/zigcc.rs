@@ -1,4 +1,440 @@
-//! WIP
-pub fn run(_args: &crate::cli::ZigCcArgs) -> anyhow::Result<()> {
-    anyhow::bail!("zig-cc: not yet implemented")
+//! The C compiler / linker wrapper. Build tools call a tiny per-target script, which calls
+//! back into `kiln zig-cc`; here the arguments are rewritten (flags zig rejects, rustc's
+//! self-contained crt objects) by a pure, table-driven function, and zig is exec'd.
+
+use std::path::Path;
+
+use crate::cli::{ZigCcArgs, ZigMode};
+
+/// What to do with an argument that matches a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Drop the argument.
+    Drop,
+    /// Drop the argument and the one after it (`-target X`).
+    DropWithValue,
+    /// Replace the argument with another.
+    Replace(&'static str),
+}
+
+/// How a rule matches an argument.
+#[derive(Debug, Clone, Copy)]
+enum Match {
+    Exact(&'static str),
+    Prefix(&'static str),
+    /// A path that contains this and ends with `.o`.
+    ObjectPathContains(&'static str),
+}
+
+/// One rewrite rule, with why it exists.
+struct Rule {
+    matches: Match,
+    action: Action,
+    /// Only for zig targets starting with this (e.g. "riscv64"); `None` = every target.
+    only_for: Option<&'static str>,
+    #[allow(dead_code)] // documentation, read in the table below
+    why: &'static str,
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        matches: Match::Prefix("--target="),
+        action: Action::Drop,
+        only_for: None,
+        why: "cc-rs passes the Rust triple (`--target=aarch64-unknown-linux-musl`); zig cannot parse it and kiln passes zig's own -target",
+    },
+    Rule {
+        matches: Match::Exact("--target"),
+        action: Action::DropWithValue,
+        only_for: None,
+        why: "same as above, in two-argument form",
+    },
+    Rule {
+        matches: Match::Exact("-target"),
+        action: Action::DropWithValue,
+        only_for: None,
+        why: "a build script's own -target would fight kiln's",
+    },
+    Rule {
+        matches: Match::ObjectPathContains("/self-contained/"),
+        action: Action::Drop,
+        only_for: None,
+        why: "rustc's self-contained musl crt objects duplicate zig's (`duplicate symbol _start`)",
+    },
+    Rule {
+        matches: Match::Exact("-lgcc_s"),
+        action: Action::Replace("-lunwind"),
+        only_for: None,
+        why: "zig ships LLVM libunwind, not libgcc_s",
+    },
+    Rule {
+        matches: Match::Prefix("-fuse-ld="),
+        action: Action::Drop,
+        only_for: None,
+        why: "zig always links with its own lld",
+    },
+    Rule {
+        matches: Match::Prefix("-march="),
+        action: Action::Drop,
+        only_for: Some("riscv"),
+        why: "cc-rs passes -march=rv64gc; zig takes the CPU from -mcpu, which kiln sets",
+    },
+    Rule {
+        matches: Match::Prefix("-mabi="),
+        action: Action::Drop,
+        only_for: Some("riscv"),
+        why: "implied by the zig target (lp64d for riscv64-linux-musl)",
+    },
+    Rule {
+        matches: Match::Prefix("-march="),
+        action: Action::Drop,
+        only_for: Some("arm-"),
+        why: "cc-rs passes -march=armv7-a/armv6; zig derives it from -mcpu, which kiln sets per target",
+    },
+    Rule {
+        matches: Match::Prefix("-mfpu="),
+        action: Action::Drop,
+        only_for: Some("arm-"),
+        why: "the FPU comes with kiln's -mcpu (vfpv3-d16 for v7, vfp2 for arm1176jzf-s)",
+    },
+    Rule {
+        matches: Match::Prefix("-march="),
+        action: Action::Drop,
+        only_for: Some("s390x"),
+        why: "cc-rs passes -march=z10; zig takes the CPU from -mcpu",
+    },
+    Rule {
+        matches: Match::Exact("-Wl,-melf_i386"),
+        action: Action::Drop,
+        only_for: None,
+        why: "rustc passes the emulation for i686; zig's linker rejects it and takes the target from -target",
+    },
+    Rule {
+        matches: Match::Exact("-Wl,--no-rosegment"),
+        action: Action::Drop,
+        only_for: None,
+        why: "rustc passes it for loongarch64; zig's linker rejects it (\"unsupported linker arg\")",
+    },
+    Rule {
+        matches: Match::Exact("-Wl,--no-undefined-version"),
+        action: Action::Drop,
+        only_for: None,
+        why: "not every zig lld build accepts it; it only tightens version-script checks",
+    },
+];
+
+impl Match {
+    fn hits(&self, arg: &str) -> bool {
+        match *self {
+            Match::Exact(s) => arg == s,
+            Match::Prefix(p) => arg.starts_with(p),
+            Match::ObjectPathContains(s) => arg.contains(s) && arg.ends_with(".o"),
+        }
+    }
+}
+
+/// The full zig command line (without the zig executable) for one wrapper call.
+pub fn rewrite_args(
+    mode: ZigMode,
+    zig_target: &str,
+    cpu: Option<&str>,
+    args: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len() + 4);
+    match mode {
+        ZigMode::Ar => {
+            out.push("ar".into());
+            out.extend(args.iter().cloned());
+            return out;
+        }
+        ZigMode::Ranlib => {
+            out.push("ranlib".into());
+            out.extend(args.iter().cloned());
+            return out;
+        }
+        ZigMode::Cc => out.push("cc".into()),
+        ZigMode::Cxx => out.push("c++".into()),
+    }
+    out.push("-target".into());
+    out.push(zig_target.into());
+    if let Some(cpu) = cpu {
+        out.push(format!("-mcpu={cpu}"));
+    }
+    let mut iter = args.iter();
+    'args: while let Some(arg) = iter.next() {
+        for rule in RULES {
+            if rule.only_for.is_some_and(|p| !zig_target.starts_with(p)) {
+                continue;
+            }
+            if !rule.matches.hits(arg) {
+                continue;
+            }
+            match rule.action {
+                Action::Drop => {}
+                Action::DropWithValue => {
+                    iter.next();
+                }
+                Action::Replace(with) => out.push(with.into()),
+            }
+            continue 'args;
+        }
+        out.push(arg.clone());
+    }
+    out
+}
+
+/// Expand `@file` arguments (rustc writes long linker command lines to a file, one
+/// argument per line) so every argument goes through the rewrite.
+fn expand_response_files(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        if let Some(file) = a.strip_prefix('@')
+            && let Ok(text) = std::fs::read_to_string(file)
+        {
+            out.extend(text.lines().map(unescape_response_line));
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
+/// rustc's response files escape `\` and newlines with a backslash.
+fn unescape_response_line(line: &str) -> String {
+    let mut s = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => s.push('\n'),
+                Some(other) => s.push(other),
+                None => s.push('\\'),
+            }
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// `kiln zig-cc`: rewrite and exec zig. Only returns on failure to start zig.
+pub fn run(args: &ZigCcArgs) -> anyhow::Result<()> {
+    let expanded = expand_response_files(&args.args);
+    let zig_args = rewrite_args(args.mode, &args.target, args.cpu.as_deref(), &expanded);
+    crate::exec::replace_process(Path::new(&args.zig), &zig_args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// (mode, zig target, cpu, input, expected output)
+    type Case = (
+        ZigMode,
+        &'static str,
+        Option<&'static str>,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+
+    const CASES: &[Case] = &[
+        // cc-rs compile call
+        (
+            ZigMode::Cc,
+            "aarch64-linux-musl",
+            None,
+            &[
+                "-O3",
+                "-fPIC",
+                "--target=aarch64-unknown-linux-musl",
+                "-c",
+                "a.c",
+            ],
+            &[
+                "cc",
+                "-target",
+                "aarch64-linux-musl",
+                "-O3",
+                "-fPIC",
+                "-c",
+                "a.c",
+            ],
+        ),
+        // cpu is passed; two-argument target dropped
+        (
+            ZigMode::Cxx,
+            "arm-linux-musleabihf",
+            Some("generic+v7a"),
+            &["-target", "armv7-unknown-linux-musleabihf", "-c", "a.cc"],
+            &[
+                "c++",
+                "-target",
+                "arm-linux-musleabihf",
+                "-mcpu=generic+v7a",
+                "-c",
+                "a.cc",
+            ],
+        ),
+        // rustc link call with self-contained crt objects and gcc_s
+        (
+            ZigMode::Cc,
+            "x86_64-linux-musl",
+            None,
+            &[
+                "-m64",
+                "/r/lib/rustlib/x86_64-unknown-linux-musl/lib/self-contained/rcrt1.o",
+                "/r/lib/rustlib/x86_64-unknown-linux-musl/lib/self-contained/crti.o",
+                "main.o",
+                "-lgcc_s",
+                "-fuse-ld=lld",
+                "-static-pie",
+                "-o",
+                "hello",
+            ],
+            &[
+                "cc",
+                "-target",
+                "x86_64-linux-musl",
+                "-m64",
+                "main.o",
+                "-lunwind",
+                "-static-pie",
+                "-o",
+                "hello",
+            ],
+        ),
+        // riscv: cc-rs's -march/-mabi go, other targets keep theirs
+        (
+            ZigMode::Cc,
+            "riscv64-linux-musl",
+            None,
+            &["-march=rv64gc", "-mabi=lp64d", "-c", "x.c"],
+            &["cc", "-target", "riscv64-linux-musl", "-c", "x.c"],
+        ),
+        (
+            ZigMode::Cc,
+            "x86_64-linux-musl",
+            None,
+            &["-march=native", "-c", "x.c"],
+            &[
+                "cc",
+                "-target",
+                "x86_64-linux-musl",
+                "-march=native",
+                "-c",
+                "x.c",
+            ],
+        ),
+        (
+            ZigMode::Cc,
+            "arm-linux-musleabihf",
+            Some("arm1176jzf_s"),
+            &["-march=armv6", "-mfpu=vfp", "-mfloat-abi=hard", "-c", "x.c"],
+            &[
+                "cc",
+                "-target",
+                "arm-linux-musleabihf",
+                "-mcpu=arm1176jzf_s",
+                "-mfloat-abi=hard",
+                "-c",
+                "x.c",
+            ],
+        ),
+        // a .o path that is not rustc's self-contained one stays
+        (
+            ZigMode::Cc,
+            "aarch64-linux-musl",
+            None,
+            &["/home/u/self-contained-app/crt1.o.d", "x.o"],
+            &[
+                "cc",
+                "-target",
+                "aarch64-linux-musl",
+                "/home/u/self-contained-app/crt1.o.d",
+                "x.o",
+            ],
+        ),
+        // linker flags rustc passes for i686 and loongarch64 that zig rejects
+        (
+            ZigMode::Cc,
+            "x86-linux-musl",
+            Some("pentium4"),
+            &["-m32", "-Wl,-melf_i386", "x.o"],
+            &[
+                "cc",
+                "-target",
+                "x86-linux-musl",
+                "-mcpu=pentium4",
+                "-m32",
+                "x.o",
+            ],
+        ),
+        (
+            ZigMode::Cc,
+            "loongarch64-linux-musl",
+            None,
+            &["-Wl,--no-rosegment", "-Wl,--as-needed", "x.o"],
+            &[
+                "cc",
+                "-target",
+                "loongarch64-linux-musl",
+                "-Wl,--as-needed",
+                "x.o",
+            ],
+        ),
+        // ar and ranlib are passed through untouched
+        (
+            ZigMode::Ar,
+            "aarch64-linux-musl",
+            None,
+            &["cq", "libx.a", "--target=x", "a.o"],
+            &["ar", "cq", "libx.a", "--target=x", "a.o"],
+        ),
+        (
+            ZigMode::Ranlib,
+            "aarch64-linux-musl",
+            None,
+            &["libx.a"],
+            &["ranlib", "libx.a"],
+        ),
+    ];
+
+    #[test]
+    fn rewrite_table() {
+        for (i, (mode, target, cpu, input, want)) in CASES.iter().enumerate() {
+            let got = rewrite_args(*mode, target, *cpu, &v(input));
+            assert_eq!(got, v(want), "case {i}: {input:?}");
+        }
+    }
+
+    #[test]
+    fn trailing_target_flag_without_value_does_not_panic() {
+        let got = rewrite_args(ZigMode::Cc, "x86_64-linux-musl", None, &v(&["-target"]));
+        assert_eq!(got, v(&["cc", "-target", "x86_64-linux-musl"]));
+    }
+
+    #[test]
+    fn response_files_are_expanded_and_unescaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("args");
+        std::fs::write(&f, "-o\nout\\\\x\n/x/self-contained/crt1.o\n").unwrap();
+        let args = vec![format!("@{}", f.display()), "-lc".to_string()];
+        let expanded = expand_response_files(&args);
+        assert_eq!(
+            expanded,
+            v(&["-o", "out\\x", "/x/self-contained/crt1.o", "-lc"])
+        );
+        let got = rewrite_args(ZigMode::Cc, "aarch64-linux-musl", None, &expanded);
+        assert_eq!(
+            got,
+            v(&["cc", "-target", "aarch64-linux-musl", "-o", "out\\x", "-lc"])
+        );
+        // A missing response file is passed on for zig to report.
+        let missing = v(&["@/nonexistent/kiln"]);
+        assert_eq!(expand_response_files(&missing), missing);
+    }
 }

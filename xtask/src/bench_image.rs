@@ -16,9 +16,14 @@ use kiln::oci::{
     write_output,
 };
 
-const PLATFORMS: [&str; 4] = ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/riscv64"];
+const PLATFORMS: [&str; 4] = [
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/riscv64",
+];
 const SIZE: usize = 20 << 20;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 /// A 20 MiB "static binary": the committed static hello followed by real machine code
 /// (host programs' bytes), so it compresses like a real binary does. `salt` makes each
@@ -52,9 +57,7 @@ fn make_binary(path: &Path, salt: u8) -> anyhow::Result<()> {
 }
 
 fn sh(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed: {}",
@@ -130,7 +133,16 @@ fn docker_once(ctx: &Path, out: &Path, run: usize) -> anyhow::Result<()> {
         let tag = format!("kiln-bench/app:{}-{run}", p.replace('/', "-"));
         sh(Command::new("docker")
             .env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "--no-cache", "--platform", p, "-t", &tag, "-f"])
+            .args([
+                "build",
+                "-q",
+                "--no-cache",
+                "--platform",
+                p,
+                "-t",
+                &tag,
+                "-f",
+            ])
             .arg(ctx.join(format!("Dockerfile.{i}")))
             .arg(ctx))?;
         tags.push(tag);
@@ -139,25 +151,25 @@ fn docker_once(ctx: &Path, out: &Path, run: usize) -> anyhow::Result<()> {
         .args(["save", "-o"])
         .arg(out)
         .args(&tags))?;
-    let _ = Command::new("docker").args(["rmi", "-f"]).args(&tags).output();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f"])
+        .args(&tags)
+        .output();
     Ok(())
 }
 
-/// Best of `RUNS` runs of `f(run, fresh output path)`.
-fn best(
-    name: &str,
-    dir: &Path,
-    mut f: impl FnMut(usize, &Path) -> anyhow::Result<()>,
-) -> anyhow::Result<Duration> {
-    let mut times = Vec::new();
-    for run in 0..RUNS {
-        let out = dir.join(format!("{name}-{run}"));
-        let t = Instant::now();
-        f(run, &out).with_context(|| format!("{name} run {run}"))?;
-        times.push(t.elapsed());
-    }
-    times.sort();
-    Ok(times[0])
+/// CPU seconds used so far by this process and by its waited-for children, from
+/// /proc/self/stat (utime, stime, cutime, cstime; Linux counts them in 1/100 s).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the parenthesised command name; utime is field 14 (index 11 here).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / 100.0;
+    (get(11) + get(12), get(13) + get(14))
 }
 
 fn size_of(path: &Path) -> u64 {
@@ -190,25 +202,31 @@ pub fn run() -> anyhow::Result<()> {
         )?;
     }
     println!(
-        "packing a {} MiB static binary for {} platforms ({}), best of {RUNS} runs",
+        "packing a {} MiB static binary for {} platforms ({}), {RUNS} interleaved rounds",
         SIZE >> 20,
         PLATFORMS.len(),
         PLATFORMS.join(", ")
     );
 
-    let kiln = best("kiln", tmp.path(), |_, out| {
-        kiln_once(&bins, out, Compression::Gzip)
-    })?;
-    let zstd = best("kiln-zstd", tmp.path(), |_, out| {
-        kiln_once(&bins, out, Compression::Zstd)
-    })?;
-    let mut rows = vec![
-        ("kiln (library, gzip)", kiln, size_of(&tmp.path().join("kiln-0"))),
-        ("kiln (library, zstd)", zstd, size_of(&tmp.path().join("kiln-zstd-0"))),
+    type Run<'a> = Box<dyn FnMut(usize, &Path) -> anyhow::Result<()> + 'a>;
+    let mut tools: Vec<(&str, &str, Run<'_>)> = vec![
+        (
+            "kiln (library, gzip)",
+            "kiln",
+            Box::new(|_, out: &Path| kiln_once(&bins, out, Compression::Gzip)),
+        ),
+        (
+            "kiln (library, zstd)",
+            "kiln-zstd",
+            Box::new(|_, out: &Path| kiln_once(&bins, out, Compression::Zstd)),
+        ),
     ];
     if have("umoci") {
-        let t = best("umoci", tmp.path(), |_, out| umoci_once(&bins, out))?;
-        rows.push(("umoci init/new/insert/config", t, size_of(&tmp.path().join("umoci-0"))));
+        tools.push((
+            "umoci init/new/insert/config",
+            "umoci",
+            Box::new(|_, out: &Path| umoci_once(&bins, out)),
+        ));
     } else {
         println!("umoci: not installed (apt-get install -y umoci), skipped");
     }
@@ -217,17 +235,56 @@ pub fn run() -> anyhow::Result<()> {
         .output()
         .is_ok_and(|o| o.status.success());
     if docker_ok {
-        let t = best("docker", tmp.path(), |run, out| docker_once(&ctx, out, run))?;
-        rows.push(("docker build x4 + save", t, size_of(&tmp.path().join("docker-0"))));
+        tools.push((
+            "docker build x4 + save",
+            "docker",
+            Box::new(|run, out: &Path| docker_once(&ctx, out, run)),
+        ));
     } else {
         println!("docker: no engine answers (apt-get install -y docker.io; dockerd &), skipped");
     }
+    // Rounds interleave the tools, so a busy machine slows them all alike. CPU seconds are
+    // kiln's own or the tool processes' (docker's work is in the daemon, not counted).
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
+    let mut cpu: Vec<f64> = vec![0.0; tools.len()];
+    for run in 0..RUNS {
+        for (i, (_, dir_name, f)) in tools.iter_mut().enumerate() {
+            let out = tmp.path().join(format!("{dir_name}-{run}"));
+            let before = cpu_seconds();
+            let t = Instant::now();
+            f(run, &out).with_context(|| format!("{dir_name} run {run}"))?;
+            times[i].push(t.elapsed());
+            let after = cpu_seconds();
+            cpu[i] += (after.0 - before.0) + (after.1 - before.1);
+        }
+    }
+    let rows: Vec<(&str, Duration, Duration, f64, u64)> = tools
+        .iter()
+        .zip(&mut times)
+        .zip(&cpu)
+        .map(|(((name, dir_name, _), t), cpu)| {
+            t.sort();
+            (
+                *name,
+                t[0],
+                t[t.len() / 2],
+                cpu / RUNS as f64,
+                size_of(&tmp.path().join(format!("{dir_name}-0"))),
+            )
+        })
+        .collect();
+    let kiln = rows[0].1;
 
-    println!("{:<30} {:>10} {:>12} {:>10}", "tool", "seconds", "output MiB", "vs kiln");
-    for (name, t, size) in &rows {
+    println!(
+        "{:<30} {:>8} {:>8} {:>7} {:>10} {:>8}",
+        "tool", "best s", "median s", "CPU s", "output MiB", "vs kiln"
+    );
+    for (name, t, median, cpu, size) in &rows {
         println!(
-            "{name:<30} {:>10.3} {:>12.1} {:>9.1}x",
+            "{name:<30} {:>8.3} {:>8.3} {:>7.2} {:>10.1} {:>7.1}x",
             t.as_secs_f64(),
+            median.as_secs_f64(),
+            cpu,
             *size as f64 / (1 << 20) as f64,
             t.as_secs_f64() / kiln.as_secs_f64()
         );

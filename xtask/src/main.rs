@@ -1,13 +1,146 @@
-//! `cargo xtask <task>`: project automation that is code, not shell.
+//! `cargo xtask setup | demo | ci | e2e [--all] | bench`: the project's own automation.
+//! `setup` installs everything the demo and the tests need (idempotent, root on Debian);
+//! `demo` and `ci` run it first, so each of the README's two commands works on its own.
 
+mod bench_build;
+mod bench_image;
 mod bench_inspect;
 mod fuzz;
+mod setup;
 
-fn main() -> anyhow::Result<()> {
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run_setup(),
+        Some("demo") => demo(),
+        Some("ci") => ci(),
+        Some("e2e") => e2e(args.iter().any(|a| a == "--all")),
+        Some("bench") => bench(),
         Some("fuzz") => fuzz::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
-        Some("bench") => bench_inspect::run(),
-        _ => anyhow::bail!("usage: cargo xtask fuzz [SECONDS] | cargo xtask bench"),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench|fuzz [SECONDS]>\n\
+                 \n  setup  install zig, Rust targets, nightly + rust-src, qemu-user + binfmt, skopeo, umoci, docker\
+                 \n  demo   setup, then build the examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
+                 \n  ci     setup, then fmt check, clippy -D warnings, and every test\
+                 \n  e2e    the long integration tests (--all: the full platform matrix)\
+                 \n  bench  benchmarks against the peer tools\
+                 \n  fuzz   fuzz the ELF inspector (default 60 s)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Run a command in the repository root, inheriting output; fail on non-zero.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: $ {}", show(cmd));
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("could not start {}", show(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", show(cmd));
+    }
+    Ok(())
+}
+
+pub fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Build kiln (release) and return its path.
+fn build_kiln() -> anyhow::Result<PathBuf> {
+    run(cargo().args(["build", "--release", "--package", "kiln", "--bins"]))?;
+    Ok(root().join("target/release/kiln"))
+}
+
+/// The projects `demo` builds (Go and C join when their builders land).
+const EXAMPLES: &[&str] = &["hello-rust"];
+
+fn demo() -> anyhow::Result<()> {
+    setup::run_setup()?;
+    let kiln = build_kiln()?;
+    let out = root().join("out");
+    for example in EXAMPLES {
+        let dir = root().join("examples").join(example);
+        eprintln!("\nxtask: building examples/{example} for linux/amd64,linux/arm64\n");
+        run(Command::new(&kiln)
+            .arg("build")
+            .arg(&dir)
+            .args([
+                "--release",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--smoke",
+                "--out-dir",
+            ])
+            .arg(root().join("dist"))
+            .arg("--output")
+            .arg(format!("oci:{}:latest", out.join(example).display())))?;
+    }
+    Ok(())
+}
+
+fn ci() -> anyhow::Result<()> {
+    setup::run_setup()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(["test", "--workspace"]))?;
+    Ok(())
+}
+
+fn e2e(all: bool) -> anyhow::Result<()> {
+    setup::run_setup()?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--", "--ignored"]);
+    if all {
+        cmd.env("KILN_E2E_ALL", "1");
+    }
+    run(&mut cmd)
+}
+
+fn bench() -> anyhow::Result<()> {
+    setup::run_setup()?;
+    let kiln = build_kiln()?;
+    bench_build::run_bench(&kiln)?;
+    bench_image::run()?;
+    bench_inspect::run()?;
+    Ok(())
 }

@@ -1,0 +1,201 @@
+//! `kiln build` on real Rust projects with real zig, rustup and qemu-user: the bundled
+//! example for linux/amd64 + linux/arm64, a crate with a cc-rs C dependency, `cargo kiln`,
+//! and every error path the README promises.
+
+mod common;
+
+use common::*;
+
+fn build_example(out_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    run(example_build(out_dir).args(extra))
+}
+
+#[test]
+fn example_builds_verifies_and_smoke_runs_on_amd64_and_arm64() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_example(tmp.path(), &["--smoke"]);
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+
+    // Both binaries are in dist/<os>-<arch>/, static, for the right CPU.
+    for (dir, arch) in [("linux-amd64", "amd64"), ("linux-arm64", "arm64")] {
+        let bin = tmp.path().join(dir).join("hello");
+        assert!(bin.is_file(), "{} missing", bin.display());
+        let r = kiln::elf::inspect_path(&bin).unwrap();
+        assert_eq!(r.arch, Some(arch));
+        assert!(r.interpreter.is_none() && r.needed.is_empty(), "{r:?}");
+        let ins = run(kiln().arg("inspect").arg(&bin));
+        assert_eq!(ins.status.code(), Some(0), "kiln inspect {}", bin.display());
+    }
+
+    // The smoke run really ran the arm64 binary (under qemu) and it printed the greeting
+    // with the value computed by the C part.
+    let err = stderr(&out);
+    assert!(
+        err.contains("Hello from kiln! arch=aarch64 os=linux answer-from-c=42"),
+        "{err}"
+    );
+    assert!(err.contains("arch=x86_64"), "{err}");
+
+    // Summary table.
+    let table = stdout(&out);
+    assert!(table.starts_with("PLATFORM"), "{table}");
+    assert!(
+        table.contains("linux/arm64") && table.contains("hello"),
+        "{table}"
+    );
+}
+
+#[test]
+fn json_messages_describe_each_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_example(tmp.path(), &["--message-format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let artifacts: Vec<_> = lines.iter().filter(|v| v["reason"] == "artifact").collect();
+    assert_eq!(artifacts.len(), 2, "{lines:?}");
+    let platforms: Vec<&str> = artifacts
+        .iter()
+        .map(|a| a["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    for a in artifacts {
+        assert_eq!(a["name"], "hello");
+        assert_eq!(a["sha256"].as_str().unwrap().len(), 64);
+        let linkage = a["report"]["linkage"].as_str().unwrap();
+        assert!(linkage == "static" || linkage == "static-pie", "{a}");
+        let bytes = std::fs::read(a["path"].as_str().unwrap()).unwrap();
+        assert_eq!(a["size"].as_u64().unwrap(), bytes.len() as u64);
+    }
+}
+
+#[test]
+fn crate_with_cc_rs_c_dependency_builds_for_arm64_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(kiln()
+        .arg("build")
+        .arg(fixture("rust-zstd"))
+        .args(["--release", "--platform", "arm64", "--smoke"])
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .arg("--out-dir")
+        .arg(tmp.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("zstd roundtrip ok on aarch64"),
+        "{}",
+        stderr(&out)
+    );
+    let bin = tmp.path().join("linux-arm64/zstd-roundtrip");
+    let r = kiln::elf::inspect_path(&bin).unwrap();
+    assert_eq!(r.arch, Some("arm64"));
+    assert!(r.needed.is_empty());
+}
+
+#[test]
+fn runs_as_a_cargo_subcommand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_cargo-kiln"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = run(std::process::Command::new(cargo)
+        .current_dir(example("hello-rust"))
+        .env("PATH", path)
+        .env_remove("CARGO_TARGET_DIR")
+        .args(["kiln", "build", "--release", "--platform", "amd64"])
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .arg("--out-dir")
+        .arg(tmp.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tmp.path().join("linux-amd64/hello").is_file());
+}
+
+#[test]
+fn failing_build_names_target_command_and_compiler_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(kiln()
+        .arg("build")
+        .arg(fixture("rust-broken"))
+        .args(["--platform", "arm64"])
+        .arg("--target-dir")
+        .arg(tmp.path().join("target"))
+        .arg("--out-dir")
+        .arg(tmp.path().join("dist")));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("linux/arm64 failed"), "{err}");
+    assert!(err.contains("cargo build"), "{err}");
+    assert!(err.contains("mismatched types"), "{err}");
+    assert!(!tmp.path().join("dist/linux-arm64/broken").exists());
+}
+
+#[test]
+fn not_a_cargo_project_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(kiln().arg("build").arg(tmp.path()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("is not a cargo project"), "{err}");
+    assert!(err.contains("--manifest-path"), "{err}");
+}
+
+#[test]
+fn unknown_platform_lists_the_known_ones() {
+    let out = run(kiln()
+        .arg("build")
+        .arg(example("hello-rust"))
+        .args(["--platform", "linux/mips64"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("unknown platform `linux/mips64`"), "{err}");
+    assert!(
+        err.contains("linux/arm/v7") && err.contains("kiln targets"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_zig_exits_4_with_the_install_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(kiln()
+        .arg("build")
+        .arg(example("hello-rust"))
+        .args(["--platform", "arm64"])
+        .arg("--out-dir")
+        .arg(tmp.path())
+        .env("KILN_ZIG", "/nonexistent/zig"));
+    assert_eq!(out.status.code(), Some(4));
+    let err = stderr(&out);
+    assert!(err.contains("kiln toolchain install zig"), "{err}");
+    // doctor agrees.
+    let doc = run(kiln().arg("doctor").env("KILN_ZIG", "/nonexistent/zig"));
+    assert_eq!(doc.status.code(), Some(4));
+    assert!(stdout(&doc).contains("MISSING  zig"), "{}", stdout(&doc));
+}
+
+#[test]
+fn inspect_rejects_host_dynamic_binary() {
+    let out = run(kiln().args(["inspect", "/bin/ls"]));
+    assert_eq!(out.status.code(), Some(3));
+    // The table and the explanation go to stdout, the verdict to stderr.
+    let text = stdout(&out);
+    assert!(text.contains("libc.so.6") && text.contains("dynamic"), "{text}");
+    assert!(stderr(&out).contains("failed verification"), "{}", stderr(&out));
+    let any = run(kiln().args(["inspect", "--require", "any", "/bin/ls"]));
+    assert_eq!(any.status.code(), Some(0));
+}
+
+#[test]
+fn doctor_passes_on_a_set_up_machine() {
+    let out = run(kiln().arg("doctor"));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("ok       zig"), "{text}");
+    assert!(text.contains("qemu-user for linux/arm64"), "{text}");
+}

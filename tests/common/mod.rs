@@ -1,0 +1,113 @@
+//! Shared helpers for the integration tests: the kiln binary, the bundled examples and
+//! fixtures, a shared cargo target dir so repeated runs stay warm, and tool checks that fail
+//! with the install command instead of passing silently.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests").join("fixtures").join(name)
+}
+
+/// A cargo target dir shared by every test run, so example builds are incremental.
+pub fn shared_target_dir() -> PathBuf {
+    root().join("target").join("kiln-tests")
+}
+
+/// `kiln` as built by cargo for this test run.
+pub fn kiln() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    // Keep the user's overrides from leaking into the tests.
+    for var in [
+        "KILN_PLATFORMS",
+        "KILN_OUT_DIR",
+        "KILN_ZIG",
+        "SOURCE_DATE_EPOCH",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// `kiln build examples/hello-rust --release` for linux/amd64 + linux/arm64, warm shared
+/// target dir, binaries into `out_dir`.
+pub fn example_build(out_dir: &Path) -> Command {
+    let mut cmd = kiln();
+    cmd.arg("build")
+        .arg(example("hello-rust"))
+        .args(["--release", "--platform", "linux/amd64,linux/arm64"])
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .arg("--out-dir")
+        .arg(out_dir);
+    cmd
+}
+
+/// Run and capture, echoing what happened into the test log.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    eprintln!(
+        "$ {:?}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The path of a tool the test needs; panics with the install command when it is missing
+/// (never a silent pass).
+pub fn require_tool(name: &str, install: &str) -> PathBuf {
+    which::which(name).unwrap_or_else(|_| {
+        panic!("this test needs `{name}`: {install} (or run `cargo xtask setup`)")
+    })
+}
+
+/// Copy a directory tree (fixtures are small).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "dist" || name == "out" {
+            continue;
+        }
+        let dest = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The JSON lines kiln printed with `--message-format json`.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    stdout(out)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}

@@ -1,0 +1,164 @@
+//! `kiln build --output oci:…` end to end: the image index skopeo sees, each platform's
+//! image unpacked by umoci and its binary run (arm64 under qemu), and reproducible digests.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn build_image(out_dir: &Path, dest: &str, envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = example_build(out_dir);
+    cmd.args(["--output", dest, "--message-format", "json"]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+fn index_digest(out: &std::process::Output) -> String {
+    json_lines(out)
+        .into_iter()
+        .find(|v| v["reason"] == "index")
+        .and_then(|v| v["digest"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no index line in {}", stdout(out)))
+}
+
+#[test]
+fn skopeo_sees_two_platforms_and_umoci_unpacks_runnable_binaries() {
+    require_tool("skopeo", "apt-get install skopeo");
+    require_tool("umoci", "apt-get install umoci");
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("image");
+    let out = build_image(
+        &tmp.path().join("dist"),
+        &format!("oci:{}:latest", layout.display()),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let digest = index_digest(&out);
+
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:latest", layout.display())));
+    assert!(raw.status.success());
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(
+        format!("sha256:{}", kiln::build::sha256_hex(&raw.stdout)),
+        digest
+    );
+
+    for (arch, greeting) in [("amd64", "arch=x86_64"), ("arm64", "arch=aarch64")] {
+        // The config skopeo reads for this platform: nonroot user, entrypoint.
+        let cfg = run(Command::new("skopeo")
+            .args(["inspect", "--config", "--override-arch", arch])
+            .arg(format!("oci:{}:latest", layout.display())));
+        assert!(cfg.status.success());
+        let cfg: serde_json::Value = serde_json::from_slice(&cfg.stdout).unwrap();
+        assert_eq!(cfg["architecture"], arch);
+        assert_eq!(cfg["config"]["User"], "65532:65532");
+        assert_eq!(cfg["config"]["Entrypoint"][0], "/usr/local/bin/hello");
+
+        // umoci unpacks one platform (it cannot pick from an index: skopeo selects it).
+        let single = tmp.path().join(format!("single-{arch}"));
+        let copy = run(Command::new("skopeo")
+            .args(["copy", "--override-arch", arch])
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("oci:{}:{arch}", single.display())));
+        assert!(copy.status.success());
+        let bundle = tmp.path().join(format!("bundle-{arch}"));
+        let unpack = run(Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:{arch}", single.display()))
+            .arg(&bundle));
+        assert!(unpack.status.success());
+        let bin = bundle.join("rootfs/usr/local/bin/hello");
+        let mut cmd = if arch == "arm64" {
+            let mut c = Command::new(require_tool(
+                "qemu-aarch64-static",
+                "apt-get install qemu-user-static",
+            ));
+            c.arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        let ran = run(cmd.arg("--check"));
+        assert!(ran.status.success());
+        assert!(stdout(&ran).contains(greeting), "{}", stdout(&ran));
+    }
+}
+
+#[test]
+fn same_inputs_give_the_same_index_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = build_image(
+        &tmp.path().join("dist-a"),
+        &format!("oci:{}", tmp.path().join("a").display()),
+        &[],
+    );
+    let b = build_image(
+        &tmp.path().join("dist-b"),
+        &format!("oci:{}", tmp.path().join("b").display()),
+        &[],
+    );
+    assert!(a.status.success() && b.status.success());
+    let (da, db) = (index_digest(&a), index_digest(&b));
+    assert_eq!(da, db);
+    // The digest is in the human output too.
+    let human = run(example_build(&tmp.path().join("dist-c"))
+        .arg("--output")
+        .arg(format!("oci:{}", tmp.path().join("c").display())));
+    assert!(
+        stdout(&human).contains(&format!("index {da}")),
+        "{}",
+        stdout(&human)
+    );
+
+    // SOURCE_DATE_EPOCH changes mtimes and `created`, and is itself reproducible.
+    let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let c = build_image(
+        &tmp.path().join("dist-d"),
+        &format!("oci:{}", tmp.path().join("d").display()),
+        &epoch,
+    );
+    let d = build_image(
+        &tmp.path().join("dist-e"),
+        &format!("oci:{}", tmp.path().join("e").display()),
+        &epoch,
+    );
+    assert_eq!(index_digest(&c), index_digest(&d));
+    assert_ne!(index_digest(&c), da);
+}
+
+#[test]
+fn bad_output_fails_before_building() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(kiln()
+        .arg("build")
+        .arg(example("hello-rust"))
+        .args(["--platform", "arm64", "--output", "s3://bucket/image"])
+        .arg("--out-dir")
+        .arg(tmp.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("oci:DIR[:TAG]"), "{}", stderr(&out));
+    assert!(!tmp.path().join("linux-arm64").exists());
+}

