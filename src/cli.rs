@@ -147,8 +147,9 @@ pub enum Require {
 
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
-    /// Files or directories to inspect.
-    #[arg(required = true, value_name = "FILE")]
+    /// Files, directories (recursive) or images to inspect: `oci:DIR[:TAG]`,
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
+    #[arg(required = true, value_name = "FILE|DIR|IMAGE")]
     pub paths: Vec<PathBuf>,
     /// What linkage passes: static (accepts static-pie), static-pie, any.
     #[arg(long, value_enum, default_value_t = Require::Static)]

@@ -739,3 +739,59 @@ fn dynamic_every_target() {
         check_built(&b);
     }
 }
+
+/// A Rust binary built with cargo-auditable carries its dependency tree in `.dep-v0`.
+#[test]
+fn rust_auditable_dependency_list() {
+    let have = Command::new("cargo")
+        .args(["auditable", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if need(
+        have.then(|| vec!["cargo".into()]),
+        "cargo-auditable",
+        "cargo install cargo-auditable",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"audited\"\nversion = \"0.3.1\"\nedition = \"2021\"\n\n\
+         [dependencies]\nmemchr = \"2\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("src/main.rs"),
+        "fn main() { println!(\"{:?}\", memchr::memchr(b'k', b\"kiln\")); }\n",
+    )
+    .unwrap();
+    // The registry cache has memchr already (kiln depends on it): try offline first.
+    let build = |offline: bool| {
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(dir.path())
+            .args(["auditable", "build", "--quiet"])
+            .env("CARGO_TARGET_DIR", dir.path().join("target"));
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd
+    };
+    if !build(true).output().is_ok_and(|o| o.status.success()) {
+        run(&mut build(false), "cargo auditable build");
+    }
+    let bin = dir.path().join("target/debug/audited");
+    let k = elf::inspect_path(&bin).unwrap();
+    assert_agrees(&bin, &k);
+    assert_eq!(k.language, Some("rust"));
+    let pkgs = k.auditable.expect("cargo-auditable's .dep-v0 is read");
+    let root = pkgs.iter().find(|p| p.root).expect("the root package");
+    assert_eq!(
+        (root.name.as_str(), root.version.as_str()),
+        ("audited", "0.3.1")
+    );
+    assert!(pkgs.iter().any(|p| p.name == "memchr"), "{pkgs:?}");
+}
