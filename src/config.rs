@@ -29,6 +29,72 @@ pub struct FileConfig {
     pub smoke_args: Option<Vec<String>>,
     pub jobs: Option<usize>,
     pub image: Option<FileImage>,
+    /// `[go]`: how Go modules are built.
+    pub go: Option<GoConfig>,
+    /// `[c]`: how C projects are built.
+    pub c: Option<CConfig>,
+}
+
+/// `[go]` in kiln.toml: settings for Go modules. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct GoConfig {
+    /// Package patterns whose main packages are built (`["./cmd/server"]`); default
+    /// `["./..."]`, every main package in the module. `--bin NAME` narrows by binary name.
+    pub packages: Vec<String>,
+    /// Build tags, added to any `-tags` in the user's GOFLAGS.
+    pub tags: Vec<String>,
+    /// `true`: cgo on, with kiln's zig wrapper as CC/CXX and external static linking;
+    /// `false`: `CGO_ENABLED=0`. Unset: the `CGO_ENABLED` environment variable if set, else
+    /// on only when a package to build (or a non-standard dependency) has cgo files.
+    pub cgo: Option<bool>,
+    /// Keep the symbol table and DWARF (kiln passes `-ldflags "-s -w"` otherwise).
+    pub debug: bool,
+    /// Stamp version-control information into binaries (`-buildvcs=true`). Off by default:
+    /// it needs `git` at build time and makes output depend on the checkout's state.
+    pub buildvcs: bool,
+    /// Extra `-ldflags`, after kiln's so they win (`"-X main.version=1.2.3"`).
+    pub ldflags: Option<String>,
+    /// Version for image annotations (go.mod has none).
+    pub version: Option<String>,
+}
+
+/// `[c]` in kiln.toml: how a C (or C++) project is built. One of three shapes: `build` +
+/// `output` (any command, e.g. make); a CMake project (CMakeLists.txt, no `build`); or
+/// `sources` compiled directly with zig cc.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct CConfig {
+    /// Binary name in `dist/` and images; default: the file name of `output` (command
+    /// shape), the project directory's name (sources shape).
+    pub name: Option<String>,
+    /// Version for image annotations.
+    pub version: Option<String>,
+    /// Shell command that builds the project (`"make -j2"`), run per target in a private
+    /// copy of the project with CC, CXX, AR, RANLIB, CFLAGS, CXXFLAGS and LDFLAGS set.
+    pub build: Option<String>,
+    /// The binary `build` produces, relative to the project (so, to its per-target copy).
+    /// For CMake projects: the executable target to keep (default: every executable).
+    pub output: Option<String>,
+    /// Extra arguments for CMake's configure step (`["-DWITH_TLS=OFF"]`).
+    pub cmake_args: Vec<String>,
+    /// Sources to compile directly (relative to the project; `.c`, or `.cc`/`.cpp`/`.cxx`
+    /// for C++), when there is no `build` command and no CMakeLists.txt.
+    pub sources: Vec<String>,
+    /// Include directories for `sources` (relative to the project).
+    pub include: Vec<String>,
+    /// Preprocessor definitions for `sources`: `"NAME"` or `"NAME=VALUE"`.
+    pub defines: Vec<String>,
+    /// Libraries to link `sources` with: `"m"` (→ `-lm`), a path to a `.a`, or a flag.
+    pub libs: Vec<String>,
+    /// Optimisation level for every shape: `-O<opt>` (default `"2"`; `"s"`, `"z"`, `"0"`).
+    pub opt: Option<String>,
+    /// Keep debug info and symbols: `-g`, and no `-s` at link time.
+    pub debug: bool,
+    /// Extra compiler flags (after kiln's and before the user's CFLAGS).
+    pub cflags: Vec<String>,
+    /// Extra linker flags (after `-static`).
+    pub ldflags: Vec<String>,
 }
 
 /// `[package.metadata.kiln.image]`.
@@ -111,6 +177,10 @@ pub struct BuildConfig {
     pub cargo: CargoFlags,
     /// `SOURCE_DATE_EPOCH`: mtime in layers and `created`; `None` = 0 and no `created`.
     pub source_date_epoch: Option<u64>,
+    /// `[go]` settings (defaults when absent).
+    pub go: GoConfig,
+    /// `[c]` settings (defaults when absent).
+    pub c: CConfig,
 }
 
 /// Read the project's config file: `kiln.toml` if present, else `[package.metadata.kiln]`.
@@ -279,6 +349,8 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         image,
         cargo: args.cargo.clone(),
         source_date_epoch: source_date_epoch()?,
+        go: file.go.clone().unwrap_or_default(),
+        c: file.c.clone().unwrap_or_default(),
         project_dir,
     })
 }

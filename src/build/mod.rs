@@ -1,6 +1,8 @@
 //! Per-language builders (each returns the binaries it built for one target) and what
 //! every artifact goes through after: copy to `dist/`, hash, the inspector gate, smoke run.
 
+pub mod c;
+pub mod go;
 pub mod rust;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::cli::Require;
+use crate::config::BuildConfig;
 use crate::elf::{self, ElfReport, Policy};
 use crate::error::VerificationFailed;
 use crate::exec::Cmd;
@@ -66,6 +69,33 @@ pub struct PackageInfo {
 pub struct Built {
     pub name: String,
     pub path: PathBuf,
+}
+
+/// Where Go and C builds keep per-target outputs, build directories and zig wrappers:
+/// `<--target-dir>/kiln`, else `<project>/target/kiln` (the layout Rust builds use). Absolute,
+/// because build tools run in other directories.
+pub fn work_dir(cfg: &BuildConfig) -> PathBuf {
+    let dir = cfg
+        .cargo
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| cfg.project_dir.join("target"))
+        .join("kiln");
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// `<work_dir>/<language>/<project>-<hash of its path>`: one directory per project, so
+/// projects sharing a `--target-dir` never write into each other's build directories.
+pub fn project_work_dir(cfg: &BuildConfig, language: &str) -> PathBuf {
+    let project = std::path::absolute(&cfg.project_dir).unwrap_or_else(|_| cfg.project_dir.clone());
+    let name = project
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "project".into());
+    let hash = sha256_hex(project.as_os_str().as_encoded_bytes());
+    work_dir(cfg)
+        .join(language)
+        .join(format!("{name}-{}", &hash[..8]))
 }
 
 /// sha256 of a byte slice, hex.

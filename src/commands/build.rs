@@ -9,7 +9,7 @@ use serde_json::json;
 
 use anyhow::Context;
 
-use crate::build::{self, Artifact, Plan, Stage, rust};
+use crate::build::{self, Artifact, Plan, Stage, c, go, rust};
 use crate::cli::BuildArgs;
 use crate::commands::Ctx;
 use crate::config::{self, BuildConfig};
@@ -104,6 +104,12 @@ fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     if rust::detect(&cfg.project_dir, &cfg.cargo) {
         return rust::prepare(cfg, progress);
     }
+    if go::detect(&cfg.project_dir) {
+        return go::prepare(cfg, progress);
+    }
+    if c::detect(&cfg.project_dir) {
+        return c::prepare(cfg, progress);
+    }
     Err(not_a_project(&cfg.project_dir).into())
 }
 
@@ -138,9 +144,22 @@ fn run_stage(
 }
 
 fn not_a_project(dir: &Path) -> UsageError {
+    let has_go_files = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "go"))
+    });
+    if has_go_files {
+        return UsageError(format!(
+            "{} has Go files but no go.mod, so it is not a Go module: run `go mod init NAME` there \
+             (kiln builds modules only).",
+            dir.display()
+        ));
+    }
     UsageError(format!(
-        "{} is not a cargo project (no Cargo.toml). Run kiln in a project directory, pass its path \
-         (`kiln build PATH`), or give --manifest-path.",
+        "{} is not a cargo project (no Cargo.toml), a Go module (no go.mod) or a C project (no \
+         CMakeLists.txt, Makefile or [c] in kiln.toml). Run kiln in a project directory, pass its \
+         path (`kiln build PATH`), or give --manifest-path.",
         dir.display()
     ))
 }

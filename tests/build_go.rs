@@ -1,0 +1,268 @@
+//! `kiln build` on real Go modules with real go, zig and qemu-user: the bundled example
+//! (GOARCH, /etc/hosts, HTTP), a cgo package linked statically with zig, the error paths,
+//! and (ignored, `cargo xtask e2e`) every platform.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn require_go() {
+    if let Err(e) = kiln::toolchain::go::find_go() {
+        panic!("this test needs Go: {e} (or run `cargo xtask setup`)");
+    }
+}
+
+fn build(project: &Path, platforms: &str, out: &Path, extra: &[&str]) -> Output {
+    require_go();
+    build_into(project, platforms, out, extra)
+}
+
+/// GET / from a server that may still be starting (under qemu that takes a moment).
+fn http_get(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).unwrap();
+            return body;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn example_builds_runs_and_serves_on_amd64_arm64_armv7() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(
+        &example("hello-go"),
+        "linux/amd64,linux/arm64,linux/arm/v7",
+        tmp.path(),
+        &["--smoke"],
+    );
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    for (dir, arch) in [
+        ("linux-amd64", "amd64"),
+        ("linux-arm64", "arm64"),
+        ("linux-arm-v7", "arm"),
+    ] {
+        let bin = tmp.path().join(dir).join("hello-go");
+        assert_static_for(&bin, arch);
+        assert_eq!(
+            go_build_setting(&bin, "CGO_ENABLED").as_deref(),
+            Some("0"),
+            "{dir}"
+        );
+        assert_eq!(go_build_setting(&bin, "-trimpath").as_deref(), Some("true"));
+    }
+    let v7 = tmp.path().join("linux-arm-v7/hello-go");
+    assert_eq!(go_build_setting(&v7, "GOARM").as_deref(), Some("7"));
+
+    // The smoke runs really ran each binary (arm ones under qemu-user).
+    let err = stderr(&out);
+    for want in [
+        "Hello from kiln! GOARCH=amd64",
+        "Hello from kiln! GOARCH=arm64",
+        "Hello from kiln! GOARCH=arm GOOS=linux GOARM=7",
+    ] {
+        assert!(err.contains(want), "{want} missing from\n{err}");
+    }
+    let table = stdout(&out);
+    assert!(
+        table.contains("linux/arm/v7") && table.contains("hello-go"),
+        "{table}"
+    );
+
+    // The arm64 binary resolves from /etc/hosts and serves HTTP on the port it is given.
+    let port = free_port();
+    let bin = tmp.path().join("linux-arm64/hello-go");
+    let target = kiln::target::Targets::builtin()
+        .find("arm64")
+        .unwrap()
+        .clone();
+    let mut cmd = match kiln::toolchain::runner(&target).unwrap_or_else(|e| panic!("{e}")) {
+        kiln::toolchain::Runner::Direct => std::process::Command::new(&bin),
+        kiln::toolchain::Runner::Qemu(q) => {
+            let mut c = std::process::Command::new(q);
+            c.arg(&bin);
+            c
+        }
+    };
+    let mut child = cmd
+        .args(["-port", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = http_get(port);
+    child.kill().unwrap();
+    let mut printed = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut printed)
+        .unwrap();
+    let _ = child.wait();
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    assert!(body.contains("Hello from kiln! GOARCH=arm64"), "{body}");
+    assert!(
+        printed.contains("localhost resolves to") && printed.contains("127.0.0.1"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn cgo_package_is_detected_and_linked_statically_for_arm64() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(&fixture("go-cgo"), "linux/arm64", tmp.path(), &["--smoke"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cgo on"), "{err}");
+    assert!(err.contains("cgo ok on arm64: 42"), "{err}");
+    let bin = tmp.path().join("linux-arm64/go-cgo");
+    assert_static_for(&bin, "arm64");
+    assert_eq!(go_build_setting(&bin, "CGO_ENABLED").as_deref(), Some("1"));
+    // Stripped like a pure Go build, although the C toolchain did the final link.
+    let data = std::fs::read(&bin).unwrap();
+    let elf = object::File::parse(&*data).unwrap();
+    for section in [".symtab", ".debug_info"] {
+        assert!(
+            object::Object::section_by_name(&elf, section).is_none(),
+            "{section} in {}",
+            bin.display()
+        );
+    }
+}
+
+#[test]
+fn directory_without_go_mod_is_not_a_go_module() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("main.go"),
+        "package main\n\nfunc main() {}\n",
+    )
+    .unwrap();
+    let out = run(kiln().arg("build").arg(tmp.path()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no go.mod") && err.contains("go mod init"),
+        "{err}"
+    );
+}
+
+#[test]
+fn main_package_that_does_not_compile_names_target_command_and_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(&fixture("go-broken"), "linux/arm64", tmp.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("linux/arm64 failed"), "{err}");
+    assert!(err.contains("go build -trimpath"), "{err}");
+    assert!(err.contains("GOARCH=arm64"), "{err}");
+    assert!(
+        err.contains(r#"cannot use "not a number""#),
+        "compiler error missing: {err}"
+    );
+    assert!(!tmp.path().join("linux-arm64/go-broken").exists());
+}
+
+#[test]
+fn cgo_header_kiln_cannot_find_is_named_with_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build(
+        &fixture("go-cgo-missing-header"),
+        "linux/arm64",
+        tmp.path(),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("linux/arm64 failed"), "{err}");
+    assert!(
+        err.contains("CGO_ENABLED=1") && err.contains("go build"),
+        "{err}"
+    );
+    assert!(
+        err.contains("'zlib.h' file not found"),
+        "the header is not named: {err}"
+    );
+    assert!(err.contains("headers of host libraries"), "{err}");
+}
+
+#[test]
+fn doctor_and_toolchain_which_report_go() {
+    require_go();
+    let doc = run(kiln().arg("doctor"));
+    let text = stdout(&doc);
+    let line = text
+        .lines()
+        .find(|l| l.contains(" go "))
+        .unwrap_or_else(|| panic!("no go line in\n{text}"));
+    assert!(line.starts_with("ok") && line.contains("go1."), "{line}");
+    let which = run(kiln().args(["toolchain", "which", "go"]));
+    assert!(which.status.success(), "{}", stderr(&which));
+    assert!(stdout(&which).contains("go"), "{}", stdout(&which));
+    // A KILN_GO that points nowhere is a missing toolchain (exit 4) with the fix.
+    let missing = run(kiln()
+        .arg("build")
+        .arg(example("hello-go"))
+        .env("KILN_GO", "/nonexistent/go"));
+    assert_eq!(missing.status.code(), Some(4));
+    assert!(
+        stderr(&missing).contains("kiln toolchain install go"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+/// The full matrix: the example and the cgo fixture on every platform (see
+/// `matrix_platforms`), each one verified and run; 32-bit ARM carries its GOARM, and cgo
+/// builds the ARM build attributes of the C code zig compiled.
+#[test]
+#[ignore = "long: every platform; run by `cargo xtask e2e [--all]`"]
+fn every_platform_builds_and_runs_go_and_cgo() {
+    let platforms = matrix_platforms();
+    let tmp = tempfile::tempdir().unwrap();
+    for project in [example("hello-go"), fixture("go-cgo")] {
+        let out = build(&project, &platforms.join(","), tmp.path(), &["--smoke"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let lines = stderr(&out);
+        let name = project.file_name().unwrap().to_str().unwrap().to_string();
+        let cgo = name == "go-cgo";
+        for p in &platforms {
+            let target = kiln::target::Targets::builtin().find(p).unwrap().clone();
+            let bin = tmp.path().join(target.platform.dir_name()).join(&name);
+            assert_static_for(&bin, &target.platform.architecture);
+            let want = if cgo {
+                format!("cgo ok on {}: 42", target.goarch)
+            } else {
+                format!("GOARCH={} GOOS=linux", target.goarch)
+            };
+            assert!(lines.contains(&want), "{p}: {want} missing from\n{lines}");
+            if let Some(goarm) = &target.goarm {
+                assert_eq!(go_build_setting(&bin, "GOARM").as_ref(), Some(goarm), "{p}");
+                if cgo {
+                    let arch = arm_cpu_arch(&bin).unwrap_or_default();
+                    assert!(arch.starts_with(&format!("v{goarm}")), "{p}: {arch}");
+                }
+            }
+        }
+    }
+}
