@@ -185,8 +185,15 @@ fn inspect_rejects_host_dynamic_binary() {
     assert_eq!(out.status.code(), Some(3));
     // The table and the explanation go to stdout, the verdict to stderr.
     let text = stdout(&out);
-    assert!(text.contains("libc.so.6") && text.contains("dynamic"), "{text}");
-    assert!(stderr(&out).contains("failed verification"), "{}", stderr(&out));
+    assert!(
+        text.contains("libc.so.6") && text.contains("dynamic"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("failed verification"),
+        "{}",
+        stderr(&out)
+    );
     let any = run(kiln().args(["inspect", "--require", "any", "/bin/ls"]));
     assert_eq!(any.status.code(), Some(0));
 }

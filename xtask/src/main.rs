@@ -27,7 +27,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench|fuzz [SECONDS]>\n\
                  \n  setup  install zig, Rust targets, nightly + rust-src, qemu-user + binfmt, skopeo, umoci, docker\
                  \n  demo   setup, then build the examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
-                 \n  ci     setup, then fmt check, clippy -D warnings, and every test\
+                 \n  ci     setup, then fmt check, clippy -D warnings, every test, 60 s of fuzzing\
                  \n  e2e    the long integration tests (--all: the full platform matrix)\
                  \n  bench  benchmarks against the peer tools\
                  \n  fuzz   fuzz the ELF inspector (default 60 s)"
@@ -123,6 +123,8 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ]))?;
     run(cargo().args(["test", "--workspace"]))?;
+    // The ELF parser takes untrusted input: a bounded fuzz run on the seed corpus.
+    fuzz::run(60)?;
     Ok(())
 }
 
