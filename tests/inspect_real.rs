@@ -683,6 +683,21 @@ fn check_go(go: &[OsString], dir: &Path, t: &Target) {
         .find(|d| d.path == "example.com/greet")
         .expect("the dependency is listed");
     assert_eq!(dep.replace.as_ref().unwrap().path, "./greet");
+
+    // Without a section table (sstrip-style: e_shoff, e_shnum, e_shstrndx zeroed) the build
+    // info is found by scanning the first writable segment, as Go's debug/buildinfo does.
+    let mut data = std::fs::read(&path).unwrap();
+    let (shoff, shnum) = if k.class == 64 { (40, 60) } else { (32, 48) };
+    let width = if k.class == 64 { 8 } else { 4 };
+    data[shoff..shoff + width].fill(0);
+    data[shnum..shnum + 4].fill(0); // e_shnum and e_shstrndx
+    let s = elf::inspect_bytes(&data).unwrap();
+    assert_eq!(
+        s.go.as_ref().map(|g| &g.version),
+        Some(&info.version),
+        "{name}"
+    );
+    assert_eq!(s.libc, Some(Libc::None), "{name}");
 }
 
 #[test]
