@@ -506,6 +506,66 @@ mod tests {
         assert_eq!(dirs, ["/opt/a", "/opt/first", "/usr/local/lib/x86_64"]);
     }
 
+    /// A layer tar as `tar` writes it: (path, kind, content or link target).
+    fn layer(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o755);
+            if kind.is_symlink() || kind.is_hard_link() {
+                h.set_size(0);
+                b.append_link(&mut h, path, std::str::from_utf8(data).unwrap())
+                    .unwrap();
+            } else {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, *data).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn layers_apply_with_hard_links_whiteouts_and_opaque_dirs() {
+        use tar::EntryType::{Directory, Link, Regular, Symlink};
+        let elf = std::fs::read("tests/fixtures/elf/amd64-static").unwrap();
+        let mut t = Tree::default();
+        t.apply(&layer(&[
+            ("bin/", Directory, b""),
+            ("bin/app", Regular, &elf),
+            ("bin/app-link", Link, b"bin/app"),
+            ("bin/sh", Symlink, b"app"),
+            ("etc/keep", Regular, b"x"),
+            ("opt/a/old", Regular, b"x"),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            t.nodes.get("/bin/app-link"),
+            Some(Node::File { elf: Some(r), .. }) if r.is_ok()
+        ));
+        assert_eq!(t.resolve("/bin/sh").as_deref(), Some("/bin/app"));
+
+        t.apply(&layer(&[
+            ("bin/.wh.app", Regular, b""),
+            ("opt/a/.wh..wh..opq", Regular, b""),
+            ("opt/a/new", Regular, b"x"),
+            // A file where a directory was hides the directory's contents.
+            ("etc", Regular, b"x"),
+        ]))
+        .unwrap();
+        let paths: Vec<&str> = t.nodes.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            ["/bin", "/bin/app-link", "/bin/sh", "/etc", "/opt/a/new"],
+            "whiteout, opaque directory and replaced directory applied"
+        );
+        assert_eq!(t.resolve("/bin/sh"), None, "its target was whited out");
+        // A tar entry whose data runs past the end of the layer is an error, not a panic.
+        let mut cut = layer(&[("big", Regular, &elf)]);
+        cut.truncate(1024);
+        let _ = Tree::default().apply(&cut);
+    }
+
     #[test]
     fn musl_loader_provides_libc_names() {
         assert!(musl_provides("libc.so"));
