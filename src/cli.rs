@@ -121,7 +121,10 @@ pub struct BuildArgs {
     /// Arguments for the smoke run (default: from config, else none).
     #[arg(long = "smoke-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub smoke_args: Vec<String>,
-    /// Image base: scratch (default), oci:DIR[:TAG], oci-archive:FILE[:TAG].
+    /// The one platform a docker-archive output holds (default: this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    pub docker_platform: Option<String>,
+    /// Image base: scratch (default), distroless, oci:DIR[:TAG], oci-archive:FILE[:TAG].
     #[arg(long, value_name = "BASE")]
     pub base: Option<String>,
     /// Layer compression: gzip (default), zstd, none.

@@ -40,7 +40,7 @@ pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
 /// Build every target of `cfg`; the library entry point (no printing but progress).
 pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
     // Bad --output values fail before minutes of building.
-    let outputs = validate_outputs(&cfg.outputs)?;
+    let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
     let plan = prepare(cfg, progress)?;
     let stages = &plan.stages;
 
@@ -162,13 +162,6 @@ fn not_a_project(dir: &Path) -> UsageError {
          path (`kiln build PATH`), or give --manifest-path.",
         dir.display()
     ))
-}
-
-fn validate_outputs(outputs: &[String]) -> anyhow::Result<Vec<OutputSpec>> {
-    outputs
-        .iter()
-        .map(|o| oci::parse_output(o).map_err(Into::into))
-        .collect()
 }
 
 /// The commit the project is at, when it is a git checkout.

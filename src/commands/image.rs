@@ -223,25 +223,7 @@ pub fn plan(args: &ImageArgs) -> anyhow::Result<(Vec<PlatformImage>, BuildOption
 
 /// Parse every `--output` (before any work, so a typo fails fast).
 fn outputs(args: &ImageArgs) -> anyhow::Result<Vec<OutputSpec>> {
-    let docker_platform = args
-        .docker_platform
-        .as_ref()
-        .map(|p| {
-            Targets::builtin()
-                .resolve(std::slice::from_ref(p))
-                .map(|mut t| t.remove(0).platform)
-        })
-        .transpose()?;
-    args.outputs
-        .iter()
-        .map(|o| {
-            let mut spec = oci::parse_output(o)?;
-            if let OutputSpec::DockerArchive { platform, .. } = &mut spec {
-                platform.clone_from(&docker_platform);
-            }
-            Ok(spec)
-        })
-        .collect()
+    oci::output::parse_outputs(&args.outputs, args.docker_platform.as_deref())
 }
 
 pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
