@@ -57,13 +57,15 @@ fn makefile_example_builds_for_amd64_arm64_armv6_armv7_and_runs() {
     let v7 = arm_cpu_arch(&tmp.path().join("linux-arm-v7/hello-c")).unwrap_or_default();
     assert!(v6.starts_with("v6"), "armv6 Tag_CPU_arch: {v6}");
     assert_eq!(v7, "v7");
+    for v in ["v6", "v7"] {
+        let bin = tmp.path().join(format!("linux-arm-{v}/hello-c"));
+        assert_eq!(report(&bin).variant.as_deref(), Some(v));
+    }
 
     // Each target built in its own copy of the project: the objects differ per CPU.
     let machine = |t: &str| {
         let obj = c_build_dir("hello-c", t).join("src/build/main.o");
-        kiln::elf::inspect_path(&obj)
-            .unwrap_or_else(|e| panic!("{}: {e}", obj.display()))
-            .machine
+        report(&obj).machine
     };
     assert_eq!(machine("amd64"), 62);
     assert_eq!(machine("arm64"), 183);
@@ -88,6 +90,31 @@ fn cmake_project_builds_for_arm64_and_runs() {
     assert!(
         toolchain.contains("set(CMAKE_SYSTEM_PROCESSOR aarch64)"),
         "{toolchain}"
+    );
+}
+
+#[test]
+fn cmake_output_does_not_depend_on_where_the_project_is() {
+    require_tool("cmake", "apt-get install cmake");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut digests = Vec::new();
+    for copy in ["a", "somewhere/else/entirely"] {
+        let project = tmp.path().join(copy).join("c-cmake");
+        copy_dir(&fixture("c-cmake"), &project);
+        let out = run(kiln()
+            .arg("build")
+            .arg(&project)
+            .args(["--platform", "linux/arm64", "--message-format", "json"])
+            .arg("--out-dir")
+            .arg(project.join("dist")));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let lines = json_lines(&out);
+        let artifact = lines.iter().find(|v| v["reason"] == "artifact").unwrap();
+        digests.push(artifact["sha256"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "the build path leaked into the binary"
     );
 }
 
@@ -202,6 +229,7 @@ fn every_platform_builds_and_runs_c() {
             if let Some(v) = &target.platform.variant {
                 let arch = arm_cpu_arch(&path).unwrap_or_default();
                 assert!(arch.starts_with(v.as_str()), "{p} {bin}: {arch}");
+                assert_eq!(report(&path).variant.as_ref(), Some(v), "{p} {bin}");
             }
         }
     }

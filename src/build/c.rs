@@ -105,21 +105,38 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         _ => None,
     };
     let name = binary_name(config, &shape, &cfg.project_dir);
-    let bins: Vec<String> = match (&shape, &cfg.cargo.bins) {
-        (Shape::CMake, wanted) if !wanted.is_empty() => wanted.clone(),
-        (Shape::CMake, _) => config
-            .output
-            .clone()
-            .map(|o| vec![o])
-            .unwrap_or_else(|| cmake_executables_declared(&cfg.project_dir)),
+    // CMake: the executables to keep (`--bin`, else `output`; empty = every one).
+    let wanted: Vec<String> = match (&shape, cfg.cargo.bins.is_empty()) {
+        (Shape::CMake, false) => cfg.cargo.bins.clone(),
+        (Shape::CMake, true) => config.output.iter().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let bins: Vec<String> = match &shape {
+        Shape::CMake if wanted.is_empty() => cmake_executables_declared(&cfg.project_dir),
+        Shape::CMake => wanted.clone(),
         _ => vec![name.clone()],
     };
+    if !matches!(shape, Shape::CMake)
+        && let Some(b) = cfg.cargo.bins.iter().find(|b| **b != name)
+    {
+        return Err(UsageError(format!(
+            "no binary `{b}` in the C project at {}: it builds `{name}` (set `name` under [c] \
+             in kiln.toml to rename it)",
+            cfg.project_dir.display()
+        ))
+        .into());
+    }
     let user = |k: &str| std::env::var_os(k);
     let mut stages = Vec::new();
     for target in &cfg.targets {
         let wrappers = toolchain::write_wrappers(&root.join("wrappers"), &kiln_exe, &zig, target)?;
         let dir = builds.join(&target.name);
-        let env = c_env(&wrappers, config, target, user);
+        // Where the compiler sees the sources: the per-target copy, or the project itself.
+        let source_root = match &shape {
+            Shape::Command { .. } => dir.join("src"),
+            _ => project.clone(),
+        };
+        let env = c_env(&wrappers, config, target, &source_root, user);
         let job = Job {
             project: project.clone(),
             dir,
@@ -129,11 +146,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
             env,
             skip: vec![root.clone(), cfg.out_dir.clone()],
             name: name.clone(),
-            wanted: match &shape {
-                Shape::CMake if !cfg.cargo.bins.is_empty() => cfg.cargo.bins.clone(),
-                Shape::CMake => config.output.iter().cloned().collect(),
-                _ => Vec::new(),
-            },
+            wanted: wanted.clone(),
             cmake: cmake.clone(),
         };
         let shape = shape.clone();
@@ -189,11 +202,20 @@ fn binary_name(config: &CConfig, shape: &Shape, dir: &Path) -> String {
 /// kiln's compiler and linker flags: optimisation, and a static link. The optimisation level
 /// goes to the link too (zig picks its runtime libraries by it), and symbols are stripped
 /// unless `debug` is set, as Go's `-s -w` does (debug info is most of a static binary).
-fn flags(config: &CConfig) -> (Vec<String>, Vec<String>) {
+///
+/// `-ffile-prefix-map` makes `__FILE__` and debug paths relative to `source_root`, as Go's
+/// `-trimpath` does: the per-target build directory's path must not reach the binary, or two
+/// machines would build different bytes (left out for a path with spaces, which a flags
+/// variable cannot carry).
+fn flags(config: &CConfig, source_root: &Path) -> (Vec<String>, Vec<String>) {
     let opt = format!("-O{}", config.opt.as_deref().unwrap_or("2"));
     let mut cflags = vec![opt.clone()];
     if config.debug {
         cflags.push("-g".into());
+    }
+    let root = source_root.to_string_lossy();
+    if !root.contains(char::is_whitespace) {
+        cflags.push(format!("-ffile-prefix-map={root}=."));
     }
     cflags.extend(config.cflags.iter().cloned());
     let mut ldflags = vec!["-static".to_string(), opt];
@@ -212,13 +234,14 @@ pub fn c_env(
     wrappers: &Wrappers,
     config: &CConfig,
     target: &Target,
+    source_root: &Path,
     get: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<(String, OsString)> {
     let join = |mut parts: Vec<String>, user: &str| {
         parts.extend(get(user).map(|v| v.to_string_lossy().into_owned()));
         OsString::from(parts.join(" "))
     };
-    let (cflags, ldflags) = flags(config);
+    let (cflags, ldflags) = flags(config, source_root);
     vec![
         ("CC".into(), wrappers.cc.clone().into()),
         ("CXX".into(), wrappers.cxx.clone().into()),
@@ -260,6 +283,7 @@ impl Job {
     /// Copy the project into `<dir>/src`, run the build command there, check the output.
     fn run_command(&self, build: &str, output: &str) -> anyhow::Result<Vec<Built>> {
         let src = self.dir.join("src");
+        self.start_clean_if_changed(&src, build)?;
         let skip: Vec<PathBuf> = self
             .skip
             .iter()
@@ -300,6 +324,26 @@ impl Job {
         }])
     }
 
+    /// Empty `dir` when the compiler, flags or command differ from the last build there: make
+    /// compares file times only, so objects from another compiler (a new zig, other CFLAGS)
+    /// would otherwise be linked as if current.
+    fn start_clean_if_changed(&self, dir: &Path, command: &str) -> anyhow::Result<()> {
+        let stamp_file = dir.join(".kiln-stamp");
+        let mut stamp = format!("command: {command}\n");
+        for (k, v) in &self.env {
+            stamp.push_str(&format!("{k}={}\n", v.to_string_lossy()));
+        }
+        if fs_err::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
+            return Ok(());
+        }
+        if dir.exists() {
+            fs_err::remove_dir_all(dir)?;
+        }
+        fs_err::create_dir_all(dir)?;
+        fs_err::write(&stamp_file, stamp)?;
+        Ok(())
+    }
+
     /// A build command can ignore CC (a Makefile with `CC = gcc`): the output is then a host
     /// or dynamic binary. The shared gate would reject it too; this says why it happened.
     fn check_used_our_compiler(&self, path: &Path, build: &str) -> anyhow::Result<()> {
@@ -336,6 +380,7 @@ impl Job {
     fn run_cmake(&self) -> anyhow::Result<Vec<Built>> {
         let cmake = self.cmake.clone().unwrap_or_else(|| "cmake".into());
         let build = self.dir.join("cmake");
+        self.start_clean_if_changed(&build, &self.config.cmake_args.join(" "))?;
         let query = build.join(".cmake/api/v1/query");
         fs_err::create_dir_all(&query)?;
         // CMake's file API: after configuring, CMake describes every target (type, artifact
@@ -344,7 +389,8 @@ impl Job {
         let toolchain_file = self.dir.join("toolchain.cmake");
         crate::build::write_atomic(
             &toolchain_file,
-            toolchain_file_text(&self.target, &self.wrappers, &self.config).as_bytes(),
+            toolchain_file_text(&self.target, &self.wrappers, &self.config, &self.project)
+                .as_bytes(),
             0o644,
         )?;
         let configure = self.with_env(
@@ -513,9 +559,14 @@ fn lib_arg(lib: &str, project: &Path) -> OsString {
 
 /// The CMake toolchain file for one target: the zig wrappers as compilers and archiver, a
 /// static link, and find_* kept away from the host's libraries.
-pub fn toolchain_file_text(target: &Target, w: &Wrappers, config: &CConfig) -> String {
+pub fn toolchain_file_text(
+    target: &Target,
+    w: &Wrappers,
+    config: &CConfig,
+    source_root: &Path,
+) -> String {
     let q = |p: &Path| cmake_quote(&p.to_string_lossy());
-    let (cflags, ldflags) = flags(config);
+    let (cflags, ldflags) = flags(config, source_root);
     format!(
         "# Written by kiln for {platform}: zig (through kiln's wrappers) compiles and links.\n\
          set(CMAKE_SYSTEM_NAME Linux)\n\
@@ -755,7 +806,7 @@ mod tests {
             ldflags: vec!["-Wl,--gc-sections".into()],
             ..Default::default()
         };
-        let env = c_env(&wrappers(), &cfg, &arm64(), |k| {
+        let env = c_env(&wrappers(), &cfg, &arm64(), Path::new("/p"), |k| {
             (k == "CFLAGS").then(|| "-g".into())
         });
         let get = |k: &str| {
@@ -766,28 +817,34 @@ mod tests {
         };
         assert_eq!(get("CC"), "/w/cc");
         assert_eq!(get("AR"), "/w/ar");
-        assert_eq!(get("CFLAGS"), "-Os -Wall -g");
-        assert_eq!(get("CXXFLAGS"), "-Os -Wall");
+        assert_eq!(get("CFLAGS"), "-Os -ffile-prefix-map=/p=. -Wall -g");
+        assert_eq!(get("CXXFLAGS"), "-Os -ffile-prefix-map=/p=. -Wall");
         assert_eq!(get("LDFLAGS"), "-static -Os -s -Wl,--gc-sections");
         let debug = CConfig {
             debug: true,
             ..Default::default()
         };
-        let env = c_env(&wrappers(), &debug, &arm64(), |_| None);
+        let env = c_env(&wrappers(), &debug, &arm64(), Path::new("/p"), |_| None);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).unwrap().1.clone();
-        assert_eq!(get("CFLAGS"), "-O2 -g");
+        assert_eq!(get("CFLAGS"), "-O2 -g -ffile-prefix-map=/p=.");
         assert_eq!(get("LDFLAGS"), "-static -O2");
         assert_eq!(get("KILN_PLATFORM"), "linux/arm64");
     }
 
     #[test]
     fn toolchain_file_points_at_the_wrappers() {
-        let text = toolchain_file_text(&arm64(), &wrappers(), &CConfig::default());
+        let text = toolchain_file_text(
+            &arm64(),
+            &wrappers(),
+            &CConfig::default(),
+            Path::new("/src dir"),
+        );
         for want in [
             "set(CMAKE_SYSTEM_PROCESSOR aarch64)",
             "set(CMAKE_C_COMPILER \"/w/cc\")",
             "set(CMAKE_AR \"/w/ar\" CACHE FILEPATH",
             "set(CMAKE_EXE_LINKER_FLAGS_INIT \"-static -O2 -s\")",
+            // No prefix map for a path with a space: it would split into two flags.
             "set(CMAKE_C_FLAGS_INIT \"-O2\")",
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");
@@ -814,6 +871,49 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cmake_executables_declared(dir.path()), ["tool", "srv"]);
+    }
+
+    #[test]
+    fn build_dir_starts_clean_when_compiler_or_flags_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut job = Job {
+            project: tmp.path().join("p"),
+            dir: tmp.path().join("b"),
+            target: arm64(),
+            config: CConfig::default(),
+            wrappers: wrappers(),
+            env: c_env(
+                &wrappers(),
+                &CConfig::default(),
+                &arm64(),
+                Path::new("/p"),
+                |_| None,
+            ),
+            skip: Vec::new(),
+            name: "app".into(),
+            wanted: Vec::new(),
+            cmake: None,
+        };
+        let src = job.dir.join("src");
+        job.start_clean_if_changed(&src, "make").unwrap();
+        fs_err::write(src.join("main.o"), "old").unwrap();
+        job.start_clean_if_changed(&src, "make").unwrap();
+        assert!(src.join("main.o").is_file(), "same build: objects are kept");
+        job.start_clean_if_changed(&src, "make -j2").unwrap();
+        assert!(!src.join("main.o").exists(), "another command: start clean");
+        fs_err::write(src.join("main.o"), "old").unwrap();
+        job.env = c_env(
+            &Wrappers::in_dir(Path::new("/new-zig")),
+            &CConfig::default(),
+            &arm64(),
+            Path::new("/p"),
+            |_| None,
+        );
+        job.start_clean_if_changed(&src, "make -j2").unwrap();
+        assert!(
+            !src.join("main.o").exists(),
+            "another compiler: start clean"
+        );
     }
 
     #[test]

@@ -134,30 +134,19 @@ pub fn matrix_platforms() -> Vec<String> {
     }
 }
 
-/// `Tag_CPU_arch` from a 32-bit ARM ELF's build attributes (`readelf -A`): `v7`, `v6KZ`, …
-pub fn arm_cpu_arch(path: &Path) -> Option<String> {
-    let readelf = require_tool("readelf", "apt-get install binutils");
-    let out = Command::new(readelf).arg("-A").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Tag_CPU_arch:"))
-        .map(|v| v.trim().to_string())
+/// kiln's own inspector on a built binary.
+pub fn report(bin: &Path) -> kiln::elf::ElfReport {
+    kiln::elf::inspect_path(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
 }
 
-/// A `build` setting from a Go binary's build info (`go version -m`): `GOARM`, `CGO_ENABLED`.
-pub fn go_build_setting(path: &Path, key: &str) -> Option<String> {
-    let go = kiln::toolchain::go::find_go()
-        .unwrap_or_else(|e| panic!("this test needs Go: {e} (or run `cargo xtask setup`)"));
-    let out = Command::new(go.path)
-        .args(["version", "-m"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        let rest = l.trim().strip_prefix("build")?.trim();
-        rest.strip_prefix(&format!("{key}="))
-            .map(|v| v.trim().to_string())
-    })
+/// `Tag_CPU_arch` from a 32-bit ARM binary's build attributes: `v7`, `v6KZ`, …
+pub fn arm_cpu_arch(bin: &Path) -> Option<String> {
+    report(bin).arm.and_then(|a| a.cpu_arch)
+}
+
+/// A `build` setting from a Go binary's build info: `GOARM`, `CGO_ENABLED`, `-trimpath`.
+pub fn go_build_setting(bin: &Path, key: &str) -> Option<String> {
+    report(bin).go?.setting(key).map(str::to_string)
 }
 
 /// `kiln build PROJECT --platform PLATFORMS` into `out`, with the shared target dir.
@@ -176,7 +165,7 @@ pub fn build_into(project: &Path, platforms: &str, out: &Path, extra: &[&str]) -
 /// `bin` exists, is for `arch` (OCI name) and needs no loader or shared library.
 pub fn assert_static_for(bin: &Path, arch: &str) {
     assert!(bin.is_file(), "{} missing", bin.display());
-    let r = kiln::elf::inspect_path(bin).unwrap();
+    let r = report(bin);
     assert_eq!(r.arch, Some(arch), "{}", bin.display());
     assert!(
         r.interpreter.is_none() && r.needed.is_empty(),
