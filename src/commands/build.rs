@@ -19,7 +19,7 @@ use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, ImageSpec, LayerEntry, Metadata, OutputSpec,
     PlatformImage,
 };
-use crate::progress::Progress;
+use crate::progress::{Progress, human_size};
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -281,21 +281,6 @@ fn pack_images(
         progress.say(&format!("wrote {o}"));
     }
     Ok(index)
-}
-
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 /// The summary table, or JSON lines.

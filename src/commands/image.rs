@@ -301,21 +301,7 @@ pub fn run_base(cmd: &BaseCommand, ctx: &Ctx) -> anyhow::Result<()> {
     }
 }
 
-/// `1536` → `1.5 KiB`.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+use crate::progress::human_size;
 
 #[cfg(test)]
 mod tests {
