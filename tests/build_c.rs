@@ -136,6 +136,38 @@ fn source_list_compiles_directly_with_defines_includes_and_libs() {
     assert_static_for(&tmp.path().join("linux-amd64/sources-hello"), "amd64");
 }
 
+/// An amd64 Debian host's default CFLAGS/LDFLAGS (dpkg-buildflags) in the environment reach
+/// every target's compiler; the wrapper drops or rewrites the ones zig refuses for arm64.
+#[test]
+fn host_distribution_flags_do_not_break_a_cross_build() {
+    require_tool("make", "apt-get install make");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(kiln()
+        .arg("build")
+        .arg(example("hello-c"))
+        .args(["--platform", "linux/arm64", "--smoke"])
+        .arg("--target-dir")
+        .arg(tmp.path().join("target"))
+        .arg("--out-dir")
+        .arg(tmp.path().join("dist"))
+        .env(
+            "CFLAGS",
+            "-g -O2 -flto=auto -ffat-lto-objects -fstack-protector-strong \
+             -fstack-clash-protection -Wformat -Werror=format-security -fcf-protection",
+        )
+        .env(
+            "LDFLAGS",
+            "-Wl,-Bsymbolic-functions -flto=auto -ffat-lto-objects -Wl,-z,relro -Wl,-z,now",
+        ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("arch=aarch64 libc=musl"),
+        "{}",
+        stderr(&out)
+    );
+    assert_static_for(&tmp.path().join("dist/linux-arm64/hello-c"), "arm64");
+}
+
 #[test]
 fn failing_build_command_names_target_command_and_stderr() {
     let tmp = tempfile::tempdir().unwrap();
