@@ -121,7 +121,10 @@ pub struct BuildArgs {
     /// Arguments for the smoke run (default: from config, else none).
     #[arg(long = "smoke-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub smoke_args: Vec<String>,
-    /// Image base: scratch (default), oci:DIR[:TAG], oci-archive:FILE[:TAG].
+    /// The one platform a docker-archive output holds (default: this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    pub docker_platform: Option<String>,
+    /// Image base: scratch (default), distroless, oci:DIR[:TAG], oci-archive:FILE[:TAG].
     #[arg(long, value_name = "BASE")]
     pub base: Option<String>,
     /// Layer compression: gzip (default), zstd, none.
@@ -147,8 +150,9 @@ pub enum Require {
 
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
-    /// Files or directories to inspect.
-    #[arg(required = true, value_name = "FILE")]
+    /// Files, directories (recursive) or images to inspect: `oci:DIR[:TAG]`,
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
+    #[arg(required = true, value_name = "FILE|DIR|IMAGE")]
     pub paths: Vec<PathBuf>,
     /// What linkage passes: static (accepts static-pie), static-pie, any.
     #[arg(long, value_enum, default_value_t = Require::Static)]
@@ -238,7 +242,7 @@ pub struct ImageArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// The program to run: a path, or a JSON array (`["/usr/local/bin/app","--serve"]`).
-    /// Default: the first binary.
+    /// Default: each platform's first binary.
     #[arg(long, value_name = "PATH|JSON")]
     pub entrypoint: Option<String>,
     /// Default arguments (repeatable, one per argument).

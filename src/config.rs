@@ -164,6 +164,8 @@ pub struct BuildConfig {
     pub targets: Vec<Target>,
     /// Image destinations (`oci:DIR[:TAG]`); empty = no image.
     pub outputs: Vec<String>,
+    /// The platform a docker-archive output holds (default: this machine's).
+    pub docker_platform: Option<String>,
     /// Where binaries are copied: `<out_dir>/<os>-<arch>[-<variant>]/<name>`.
     pub out_dir: PathBuf,
     /// Run each binary once after building.
@@ -333,6 +335,7 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         } else {
             args.outputs.clone()
         },
+        docker_platform: args.docker_platform.clone(),
         smoke: args.smoke || file.smoke.unwrap_or(false),
         smoke_args: if args.smoke_args.is_empty() {
             file.smoke_args.clone().unwrap_or_default()

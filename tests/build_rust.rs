@@ -206,3 +206,34 @@ fn doctor_passes_on_a_set_up_machine() {
     assert!(text.contains("ok       zig"), "{text}");
     assert!(text.contains("qemu-user for linux/arm64"), "{text}");
 }
+
+#[test]
+#[ignore = "long: every platform; run by `cargo xtask e2e [--all]`"]
+fn every_platform_builds_and_runs_rust() {
+    let tmp = tempfile::tempdir().unwrap();
+    let platforms = matrix_platforms();
+    let out = run(kiln()
+        .arg("build")
+        .arg(example("hello-rust"))
+        .args(["--release", "--smoke", "--platform", &platforms.join(",")])
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .arg("--out-dir")
+        .arg(tmp.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let targets = kiln::target::Targets::builtin();
+    for p in &platforms {
+        let t = targets.find(p).unwrap();
+        let bin = tmp.path().join(t.platform.dir_name()).join("hello");
+        let r = kiln::elf::inspect_path(&bin).unwrap();
+        assert_eq!(r.machine, t.elf_machine, "{p}");
+        assert!(r.interpreter.is_none() && r.needed.is_empty(), "{p}: {r:?}");
+    }
+    // Every smoke run printed the greeting with the C part's answer.
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("answer-from-c=42").count(),
+        platforms.len(),
+        "{err}"
+    );
+}

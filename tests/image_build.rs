@@ -162,3 +162,95 @@ fn bad_output_fails_before_building() {
     assert!(stderr(&out).contains("oci:DIR[:TAG]"), "{}", stderr(&out));
     assert!(!tmp.path().join("linux-arm64").exists());
 }
+
+#[test]
+fn image_config_from_kiln_toml_reaches_the_image() {
+    require_tool("skopeo", "apt-get install skopeo");
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("image");
+    let out = run(kiln()
+        .arg("build")
+        .arg(fixture("rust-configured"))
+        .arg("--target-dir")
+        .arg(shared_target_dir())
+        .arg("--out-dir")
+        .arg(tmp.path().join("dist"))
+        .arg("--output")
+        .arg(format!("oci:{}:v1", layout.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cfg = run(Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:v1", layout.display())));
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg.stdout).unwrap();
+    let c = &cfg["config"];
+    assert_eq!(c["User"], "65532:65532");
+    // Two binaries: the one named like the package is the entrypoint.
+    assert_eq!(c["Entrypoint"][0], "/usr/local/bin/configured");
+    assert_eq!(c["Cmd"][0], "--serve");
+    assert!(
+        c["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "APP_MODE=prod"),
+        "{c}"
+    );
+    assert_eq!(c["WorkingDir"], "/data");
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert!(c["ExposedPorts"].get("8080/tcp").is_some(), "{c}");
+    assert!(c["ExposedPorts"].get("9090/tcp").is_some(), "{c}");
+    assert_eq!(c["Labels"]["org.example.team"], "infra");
+    // Nothing of the build environment leaks into the config.
+    let text = cfg.to_string();
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    for leak in ["CARGO", "RUSTFLAGS", "KILN_", home.as_str(), cwd.as_str()] {
+        assert!(
+            !text.contains(leak),
+            "{leak} leaked into the config: {text}"
+        );
+    }
+
+    // Annotations come from Cargo.toml.
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:v1", layout.display())));
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let a = &index["annotations"];
+    assert_eq!(a["org.opencontainers.image.title"], "configured-image");
+    assert_eq!(a["org.opencontainers.image.version"], "1.2.3");
+    assert_eq!(a["org.opencontainers.image.licenses"], "Apache-2.0");
+    assert_eq!(
+        a["org.opencontainers.image.source"],
+        "https://example.invalid/configured"
+    );
+
+    // The extra file and both binaries are in the layer, with their modes.
+    let single = tmp.path().join("single");
+    assert!(
+        run(Command::new("skopeo")
+            .args(["copy"])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("oci:{}:v1", single.display())))
+        .status
+        .success()
+    );
+    let bundle = tmp.path().join("bundle");
+    assert!(
+        run(Command::new(require_tool("umoci", "apt-get install umoci"))
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:v1", single.display()))
+            .arg(&bundle))
+        .status
+        .success()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let f = bundle.join("rootfs/etc/app.toml");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "greeting = \"hi\"\n");
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert!(bundle.join("rootfs/usr/local/bin/server").is_file());
+    assert!(bundle.join("rootfs/usr/local/bin/configured").is_file());
+}

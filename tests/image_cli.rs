@@ -300,3 +300,30 @@ fn root_warns_and_source_date_epoch_sets_created() {
     assert_eq!(code, Some(1));
     assert!(err.contains("SOURCE_DATE_EPOCH"), "{err}");
 }
+
+#[test]
+fn a_docker_archive_of_several_platforms_says_which_it_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("d.tar");
+    let (code, _, err) = kiln_run(&[
+        "image",
+        "--binary",
+        &format!("linux/amd64={}", fixture_hello("amd64").display()),
+        "--binary",
+        &format!("linux/arm64={}", fixture_hello("arm64").display()),
+        "-o",
+        &format!("docker-archive:{}:hello:1", file.display()),
+    ]);
+    let host = kiln::target::Targets::builtin()
+        .all
+        .into_iter()
+        .find(|t| t.is_host())
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("holds one platform, {}", host.platform)),
+        "{err}"
+    );
+    let img = kiln::oci::read_image(&format!("docker-archive:{}", file.display())).unwrap();
+    assert_eq!(img.platform_list(), host.platform.to_string());
+}

@@ -61,9 +61,9 @@ fn distroless_from_pinned_debian_packages() {
 
     let amd = format!("linux/amd64={}", fixture_hello("amd64").display());
     let arm = format!("linux/arm64={}", fixture_hello("arm64").display());
-    let build = |out: &str| {
+    let build_in = |cache: &Path, out: &str| {
         kiln_in(
-            &cache,
+            cache,
             &[
                 "image",
                 "--binary",
@@ -80,12 +80,22 @@ fn distroless_from_pinned_debian_packages() {
             ],
         )
     };
+    let build = |out: &str| build_in(&cache, out);
     let out1 = format!("oci:{}/one", tmp.path().display());
     let out2 = format!("oci:{}/two", tmp.path().display());
     let (code, d1, err) = build(&out1);
     assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
     let (_, d2, _) = build(&out2);
     assert_eq!(d1, d2, "two builds from the lock differ");
+    // From an empty cache the pinned versions are downloaded again: the same image.
+    let fresh = tmp.path().join("fresh-cache");
+    let (code, d3, err) = build_in(&fresh, &format!("oci:{}/three", tmp.path().display()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        d3, d1,
+        "a fresh download of the pinned packages gives another image"
+    );
 
     let img = kiln::oci::read_image(&out1).unwrap();
     let amd_img = &img.platforms[0];
@@ -96,8 +106,9 @@ fn distroless_from_pinned_debian_packages() {
         "one base layer for all platforms"
     );
     let base = &amd_img.layers[0];
+    let tar_len = base.tar().unwrap().len();
     eprintln!(
-        "distroless base layer: {} bytes compressed ({})",
+        "distroless base layer: {} bytes compressed, {tar_len} bytes of tar ({})",
         base.size, base.digest
     );
     assert!(
@@ -169,7 +180,7 @@ fn distroless_from_pinned_debian_packages() {
     let mut bytes = std::fs::read(&ca).unwrap();
     bytes.push(0);
     std::fs::write(&ca, bytes).unwrap();
-    let (code, _, err) = build(&format!("oci:{}/three", tmp.path().display()));
+    let (code, _, err) = build(&format!("oci:{}/four", tmp.path().display()));
     assert_eq!(code, 1);
     assert!(err.contains("the lock pins"), "{err}");
 

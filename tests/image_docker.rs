@@ -55,6 +55,11 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let (code, _, err) = kiln_run(&args);
             assert_eq!(code, 0, "{err}");
+            assert_eq!(
+                err.contains("warning: the distroless base comes from this machine's files"),
+                base == "distroless",
+                "{err}"
+            );
 
             assert_eq!(docker_load(&file), reference);
             let inspect = run(Command::new("docker").args([
@@ -131,5 +136,58 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
             cleanup(&top_ref);
             cleanup(&reference);
         }
+    }
+}
+
+/// The whole path a Go user takes: `kiln build` of a Go module onto the distroless base
+/// built from pinned Debian packages, as a docker-archive, run by Docker on amd64 and arm64;
+/// inside the container the program finds the CA bundle and the Europe/Paris zone.
+#[test]
+fn go_program_on_pinned_distroless_finds_certificates_and_timezone_in_docker() {
+    if !(docker_ready() && arm64_binfmt_ready()) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("tlstz");
+    std::fs::create_dir_all(&project).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go-tlstz");
+    for f in ["go.mod", "main.go"] {
+        std::fs::copy(fixture.join(f), project.join(f)).unwrap();
+    }
+    let lock = project.join("kiln-base.lock");
+    let (code, _, err) = kiln_run(&["base", "lock", "-o", lock.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let id = std::process::id();
+    for arch in ["amd64", "arm64"] {
+        let file = tmp.path().join(format!("tlstz-{arch}.tar"));
+        let reference = format!("kiln-test/tlstz:{arch}-{id}");
+        let (code, _, err) = kiln_run(&[
+            "build",
+            project.to_str().unwrap(),
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--base",
+            "distroless",
+            "--out-dir",
+            tmp.path().join("dist").to_str().unwrap(),
+            "--docker-platform",
+            arch,
+            "--output",
+            &format!("docker-archive:{}:{reference}", file.display()),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(docker_load(&file), reference);
+        let out = docker_run(&reference, &[]);
+        cleanup(&reference);
+        let certs: usize = out
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("certs="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected output on {arch}: {out}"));
+        assert!(certs > 50, "only {certs} certificates on {arch}: {out}");
+        assert!(
+            out.contains("zone=CEST offset=7200 uid=65532"),
+            "{arch}: {out}"
+        );
     }
 }

@@ -231,6 +231,8 @@ fn named_symlink_loop_and_fifo_are_per_file_errors() {
         .args(["inspect"])
         .arg(&looped)
         .arg(tree.path().join("fifo"))
+        // Readable by mode even for root, yet every read fails with EIO.
+        .arg("/proc/self/mem")
         .arg(fixture("amd64-static"))
         .timeout(std::time::Duration::from_secs(30))
         .assert()
@@ -238,6 +240,8 @@ fn named_symlink_loop_and_fifo_are_per_file_errors() {
         .stdout(
             predicate::str::contains("symlink loop")
                 .and(predicate::str::contains("not a regular file"))
+                .and(predicate::str::contains("Input/output error"))
+                .and(predicate::str::contains("3 unreadable"))
                 .and(predicate::str::contains("1 ELF file: 1 ok")),
         );
 }

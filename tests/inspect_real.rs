@@ -683,6 +683,21 @@ fn check_go(go: &[OsString], dir: &Path, t: &Target) {
         .find(|d| d.path == "example.com/greet")
         .expect("the dependency is listed");
     assert_eq!(dep.replace.as_ref().unwrap().path, "./greet");
+
+    // Without a section table (sstrip-style: e_shoff, e_shnum, e_shstrndx zeroed) the build
+    // info is found by scanning the first writable segment, as Go's debug/buildinfo does.
+    let mut data = std::fs::read(&path).unwrap();
+    let (shoff, shnum) = if k.class == 64 { (40, 60) } else { (32, 48) };
+    let width = if k.class == 64 { 8 } else { 4 };
+    data[shoff..shoff + width].fill(0);
+    data[shnum..shnum + 4].fill(0); // e_shnum and e_shstrndx
+    let s = elf::inspect_bytes(&data).unwrap();
+    assert_eq!(
+        s.go.as_ref().map(|g| &g.version),
+        Some(&info.version),
+        "{name}"
+    );
+    assert_eq!(s.libc, Some(Libc::None), "{name}");
 }
 
 #[test]
@@ -738,4 +753,125 @@ fn dynamic_every_target() {
     for b in parallel(jobs, |(t, l)| build_c(&zig, dir.path(), &t, l, &[])) {
         check_built(&b);
     }
+}
+
+/// A Rust binary built with cargo-auditable carries its dependency tree in `.dep-v0`.
+#[test]
+fn rust_auditable_dependency_list() {
+    let have = Command::new("cargo")
+        .args(["auditable", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if need(
+        have.then(|| vec!["cargo".into()]),
+        "cargo-auditable",
+        "cargo install cargo-auditable",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"audited\"\nversion = \"0.3.1\"\nedition = \"2021\"\n\n\
+         [dependencies]\nmemchr = \"2\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("src/main.rs"),
+        "fn main() { println!(\"{:?}\", memchr::memchr(b'k', b\"kiln\")); }\n",
+    )
+    .unwrap();
+    // The registry cache has memchr already (kiln depends on it): try offline first.
+    let build = |offline: bool| {
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(dir.path())
+            .args(["auditable", "build", "--quiet"])
+            .env("CARGO_TARGET_DIR", dir.path().join("target"));
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd
+    };
+    if !build(true).output().is_ok_and(|o| o.status.success()) {
+        run(&mut build(false), "cargo auditable build");
+    }
+    let bin = dir.path().join("target/debug/audited");
+    let k = elf::inspect_path(&bin).unwrap();
+    assert_agrees(&bin, &k);
+    assert_eq!(k.language, Some("rust"));
+    let pkgs = k.auditable.expect("cargo-auditable's .dep-v0 is read");
+    let root = pkgs.iter().find(|p| p.root).expect("the root package");
+    assert_eq!(
+        (root.name.as_str(), root.version.as_str()),
+        ("audited", "0.3.1")
+    );
+    assert!(pkgs.iter().any(|p| p.name == "memchr"), "{pkgs:?}");
+}
+
+/// Pinned disagreement with `file` and `readelf`: a static-pie whose linker did not set
+/// DF_1_PIE (older linkers did not; here the flag is cleared in a zig-built static-pie).
+/// `file` calls it a "shared object" and readelf "DYN (Shared object file)"; kiln calls it
+/// a static-pie program — and running it proves kiln right. This is the shape of the
+/// long-standing "`file` says my static binary is dynamic/a library" reports.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn file_and_readelf_call_a_static_pie_without_df_1_pie_a_library() {
+    let have_file = Command::new("file").arg("--version").output().is_ok();
+    if !readelf_present()
+        || need(
+            have_file.then(|| vec!["file".into()]),
+            "file",
+            "apt-get install file",
+        )
+        .is_none()
+    {
+        return;
+    }
+    let mut data = std::fs::read("tests/fixtures/elf/amd64-static-pie").unwrap();
+    // Find DT_FLAGS_1 in PT_DYNAMIC (ELF64 little-endian) and clear DF_1_PIE.
+    let u16_at = |d: &[u8], o: usize| u16::from_le_bytes(d[o..o + 2].try_into().unwrap());
+    let u64_at = |d: &[u8], o: usize| u64::from_le_bytes(d[o..o + 8].try_into().unwrap());
+    let (phoff, phnum) = (u64_at(&data, 32) as usize, u16_at(&data, 56) as usize);
+    let mut cleared = false;
+    for i in 0..phnum {
+        let ph = phoff + 56 * i;
+        if u32::from_le_bytes(data[ph..ph + 4].try_into().unwrap()) != 2 {
+            continue;
+        }
+        let (off, size) = (
+            u64_at(&data, ph + 8) as usize,
+            u64_at(&data, ph + 32) as usize,
+        );
+        for d in (off..off + size).step_by(16) {
+            if u64_at(&data, d) == 0x6fff_fffb {
+                let v = u64_at(&data, d + 8) & !0x0800_0000;
+                data[d + 8..d + 16].copy_from_slice(&v.to_le_bytes());
+                cleared = true;
+            }
+        }
+    }
+    assert!(cleared, "the fixture has DT_FLAGS_1 with DF_1_PIE");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hello");
+    std::fs::write(&path, &data).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let ran = run(
+        Command::new(&path).arg("kiln"),
+        "running the patched static-pie",
+    );
+    assert_eq!(ran, "hello, kiln\n", "it is a program");
+    let file_says = run(Command::new("file").arg("-b").arg(&path), "file");
+    assert!(file_says.contains("shared object"), "file: {file_says}");
+    assert!(readelf(&path).type_text.contains("Shared object"));
+    let k = elf::inspect_path(&path).unwrap();
+    assert_eq!(
+        (k.kind, k.linkage),
+        (Kind::Executable, Linkage::StaticPie),
+        "{k:#?}"
+    );
+    assert!(elf::verify(&k, &Policy::default()).is_empty());
 }

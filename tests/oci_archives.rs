@@ -48,6 +48,44 @@ fn archives_are_read_by_skopeo_and_by_kiln() {
         )
         .unwrap();
 
+        // skopeo decompresses every layer (to recompress it as gzip), and umoci unpacks that.
+        if compression != Compression::Gzip && have_tool("umoci", "apt-get install -y umoci") {
+            let regz = format!("oci:{}/regz:v1", dir.display());
+            run(Command::new("skopeo")
+                .args(["copy", "-q", "--all", "--dest-compress-format", "gzip"])
+                .arg(&layout)
+                .arg(&regz));
+            let regz_dir = dir.join("regz");
+            let bundle = dir.join("bundle");
+            // umoci cannot pick a platform from an index: unpack the arm64 manifest's copy.
+            let one = read_image(&regz).unwrap();
+            let arm_manifest = &one
+                .for_platform(&"linux/arm64".parse().unwrap())
+                .unwrap()
+                .manifest_digest;
+            let index_path = regz_dir.join("index.json");
+            let mut index: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+            index["manifests"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": arm_manifest,
+                    "size": one.platforms[1].manifest_json.len(),
+                    "annotations": {"org.opencontainers.image.ref.name": "arm64"}
+                }));
+            std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+            run(Command::new("umoci")
+                .args(["unpack", "--image"])
+                .arg(format!("{}:arm64", regz_dir.display()))
+                .arg(&bundle));
+            assert_eq!(
+                std::fs::read(bundle.join("rootfs/usr/local/bin/hello")).unwrap(),
+                std::fs::read(&arm).unwrap()
+            );
+        }
+
         // skopeo reads all three.
         let raw = run(Command::new("skopeo").args(["inspect", "--raw", &oci_archive]));
         assert_eq!(raw.stdout, built.index_json);
@@ -176,6 +214,46 @@ fn a_base_image_supplies_layers_and_config_per_platform() {
 }
 
 #[test]
+fn a_directory_that_is_not_a_layout_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), b"mine").unwrap();
+    let built = build_index(
+        &[bytes_image("linux/amd64", "/a", b"x")],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    let err = write_output(
+        &OutputSpec::OciDir {
+            dir: tmp.path().to_path_buf(),
+            tag: None,
+        },
+        &built,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("not an OCI image layout"),
+        "{err:#}"
+    );
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+    // An empty directory is fine.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    write_output(
+        &OutputSpec::OciDir {
+            dir: empty.clone(),
+            tag: None,
+        },
+        &built,
+    )
+    .unwrap();
+    check_layout(&empty);
+}
+
+#[test]
 fn a_failed_write_leaves_the_layout_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("layout");
@@ -224,5 +302,84 @@ fn a_failed_write_leaves_the_layout_as_it_was() {
     for (tag, built) in [("one", &first), ("two", &second)] {
         let img = read_image(&format!("oci:{}:{tag}", dir.display())).unwrap();
         assert_eq!(img.digest.as_deref(), Some(built.digest.as_str()));
+    }
+}
+
+#[test]
+fn concurrent_writers_keep_every_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shared");
+    let writers = 4;
+    let rounds = 8;
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let dir = dir.clone();
+            s.spawn(move || {
+                for r in 0..rounds {
+                    let data = format!("writer {w} round {r}");
+                    let built = build_index(
+                        &[bytes_image("linux/amd64", "/a", data.as_bytes())],
+                        &BuildOptions::default(),
+                    )
+                    .unwrap();
+                    let spec = OutputSpec::OciDir {
+                        dir: dir.clone(),
+                        tag: Some(format!("w{w}-r{r}")),
+                    };
+                    write_output(&spec, &built).unwrap();
+                }
+            });
+        }
+    });
+    check_layout(&dir);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"].as_array().unwrap().len(),
+        writers * rounds,
+        "a tag was lost"
+    );
+}
+
+#[test]
+fn layers_stream_and_corruption_is_caught_at_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let dir = tmp.path().join(format!("{compression:?}"));
+        let opts = BuildOptions {
+            compression,
+            ..Default::default()
+        };
+        let built = build_index(&[bytes_image("linux/amd64", "/big", &big)], &opts).unwrap();
+        let reference = format!("oci:{}:t", dir.display());
+        write_output(&kiln::oci::parse_output(&reference).unwrap(), &built).unwrap();
+        let img = read_image(&reference).unwrap();
+        let layer = &img.platforms[0].layers[0];
+
+        let mut archive = tar::Archive::new(layer.open().unwrap());
+        let mut found = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_str() == Some("big") {
+                std::io::Read::read_to_end(&mut e, &mut found).unwrap();
+            }
+        }
+        assert_eq!(found, big);
+        std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).unwrap();
+
+        // Flip one byte of the stored blob: streaming it to the end reports the damage.
+        let path = dir.join("blobs/sha256").join(&layer.digest[7..]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&path, bytes).unwrap();
+        let mut stream = layer.open().unwrap();
+        let err = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_err();
+        assert!(
+            err.kind() == std::io::ErrorKind::InvalidData || compression != Compression::None,
+            "{compression:?}: {err}"
+        );
+        assert!(layer.tar().is_err(), "{compression:?}");
     }
 }

@@ -129,12 +129,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     let user = |k: &str| std::env::var_os(k);
     let mut stages = Vec::new();
     for target in &cfg.targets {
-        let wrappers = toolchain::write_wrappers(
-            &root.join("wrappers").join(&target.name),
-            &kiln_exe,
-            &zig,
-            target,
-        )?;
+        let wrappers = toolchain::write_wrappers(&root.join("wrappers"), &kiln_exe, &zig, target)?;
         let dir = builds.join(&target.name);
         // Where the compiler sees the sources: the per-target copy, or the project itself.
         let source_root = match &shape {

@@ -108,7 +108,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     for target in &cfg.targets {
         let wrappers = match (&zig, &kiln_exe) {
             (Some(zig), Some(exe)) => Some(toolchain::write_wrappers(
-                &root.join("wrappers").join(&target.name),
+                &root.join("wrappers"),
                 exe,
                 zig,
                 target,

@@ -19,7 +19,7 @@ use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, ImageSpec, LayerEntry, Metadata, OutputSpec,
     PlatformImage,
 };
-use crate::progress::Progress;
+use crate::progress::{Progress, human_size};
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
 /// Build every target of `cfg`; the library entry point (no printing but progress).
 pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
     // Bad --output values fail before minutes of building.
-    let outputs = validate_outputs(&cfg.outputs)?;
+    let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
     let plan = prepare(cfg, progress)?;
     let stages = &plan.stages;
 
@@ -164,13 +164,6 @@ fn not_a_project(dir: &Path) -> UsageError {
     ))
 }
 
-fn validate_outputs(outputs: &[String]) -> anyhow::Result<Vec<OutputSpec>> {
-    outputs
-        .iter()
-        .map(|o| oci::parse_output(o).map_err(Into::into))
-        .collect()
-}
-
 /// The commit the project is at, when it is a git checkout.
 fn git_revision(dir: &Path) -> Option<String> {
     which::which("git").ok()?;
@@ -288,21 +281,6 @@ fn pack_images(
         progress.say(&format!("wrote {o}"));
     }
     Ok(index)
-}
-
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 /// The summary table, or JSON lines.

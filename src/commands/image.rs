@@ -223,25 +223,7 @@ pub fn plan(args: &ImageArgs) -> anyhow::Result<(Vec<PlatformImage>, BuildOption
 
 /// Parse every `--output` (before any work, so a typo fails fast).
 fn outputs(args: &ImageArgs) -> anyhow::Result<Vec<OutputSpec>> {
-    let docker_platform = args
-        .docker_platform
-        .as_ref()
-        .map(|p| {
-            Targets::builtin()
-                .resolve(std::slice::from_ref(p))
-                .map(|mut t| t.remove(0).platform)
-        })
-        .transpose()?;
-    args.outputs
-        .iter()
-        .map(|o| {
-            let mut spec = oci::parse_output(o)?;
-            if let OutputSpec::DockerArchive { platform, .. } = &mut spec {
-                platform.clone_from(&docker_platform);
-            }
-            Ok(spec)
-        })
-        .collect()
+    oci::output::parse_outputs(&args.outputs, args.docker_platform.as_deref())
 }
 
 pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
@@ -253,6 +235,17 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         writeln!(err, "warning: {w}")?;
     }
     for o in &outs {
+        if let OutputSpec::DockerArchive { platform: None, .. } = o
+            && built.images.len() > 1
+            && !ctx.quiet
+        {
+            let chosen = oci::archive::pick_image(&built, None)?;
+            writeln!(
+                err,
+                "note: {o} holds one platform, {} (this machine's); choose another with --docker-platform",
+                chosen.platform
+            )?;
+        }
         oci::write_output(o, &built)?;
     }
     let mut out = std::io::stdout().lock();
@@ -308,21 +301,7 @@ pub fn run_base(cmd: &BaseCommand, ctx: &Ctx) -> anyhow::Result<()> {
     }
 }
 
-/// `1536` → `1.5 KiB`.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+use crate::progress::human_size;
 
 #[cfg(test)]
 mod tests {

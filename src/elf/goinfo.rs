@@ -252,6 +252,62 @@ mod tests {
         assert_eq!(info.arm_variant().as_deref(), Some("v7"));
     }
 
+    /// Go before 1.18 stored two pointers to string headers instead of inline strings.
+    #[test]
+    fn pointer_format_before_go_1_18() {
+        use object::U32;
+        use object::U64;
+        use object::elf::ProgramHeader64;
+        const BASE: u64 = 0x1000;
+        let e = Endianness::Little;
+        let mut data = MAGIC.to_vec();
+        data.extend_from_slice(&[8, 0]); // pointer size 8, little-endian pointer format
+        data.resize(HEADER, 0);
+        let (version, modinfo) = (
+            b"go1.16.15".as_slice(),
+            b"path\texample.com/old\n".as_slice(),
+        );
+        // Two string headers {data, len} at offsets 32 and 48, strings after them.
+        let v_at = 64u64;
+        let m_at = v_at + version.len() as u64;
+        for (at, len) in [(v_at, version.len()), (m_at, modinfo.len())] {
+            data.extend_from_slice(&(BASE + at).to_le_bytes());
+            data.extend_from_slice(&(len as u64).to_le_bytes());
+        }
+        data.extend_from_slice(version);
+        data.extend_from_slice(modinfo);
+        data[16..24].copy_from_slice(&(BASE + 32).to_le_bytes());
+        data[24..32].copy_from_slice(&(BASE + 48).to_le_bytes());
+        let len = data.len() as u64;
+        let phdr = ProgramHeader64 {
+            p_type: U32::new(e, object::elf::PT_LOAD),
+            p_flags: U32::new(e, object::elf::ProgramFlags(6)),
+            p_offset: U64::new(e, 0),
+            p_vaddr: U64::new(e, BASE),
+            p_paddr: U64::new(e, BASE),
+            p_filesz: U64::new(e, len),
+            p_memsz: U64::new(e, len),
+            p_align: U64::new(e, 8),
+        };
+        let phdrs = [phdr];
+        let img = Image::<object::elf::FileHeader64<Endianness>> {
+            data: &data,
+            endian: e,
+            phdrs: &phdrs,
+        };
+        let info = parse(&data, &img).expect("pointer-format build info parses");
+        assert_eq!(info.version, "go1.16.15");
+        assert_eq!(info.path.as_deref(), Some("example.com/old"));
+        // A pointer outside every segment is not followed.
+        data[16..24].copy_from_slice(&0xdead_0000u64.to_le_bytes());
+        let img = Image::<object::elf::FileHeader64<Endianness>> {
+            data: &data,
+            endian: e,
+            phdrs: &phdrs,
+        };
+        assert_eq!(parse(&data, &img), None);
+    }
+
     #[test]
     fn varints_past_the_end_are_rejected() {
         let mut pos = 0;

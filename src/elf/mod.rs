@@ -6,6 +6,7 @@
 mod arm;
 mod auditable;
 mod goinfo;
+pub mod image;
 mod parse;
 pub mod printer;
 mod read;

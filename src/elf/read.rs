@@ -66,7 +66,9 @@ pub fn io_message(e: &std::io::Error) -> String {
         ErrorKind::NotFound => " (check the path; a dangling symlink looks like this too)",
         // ELOOP: `ErrorKind::FilesystemLoop` is not stable yet.
         _ if e.raw_os_error() == Some(40) => " (a symlink loop: fix or remove the link)",
-        _ => "",
+        _ => {
+            " (the file system would not hand over its bytes: leave it out of the inputs, or check the disk)"
+        }
     };
     format!("{e}{advice}")
 }

@@ -147,11 +147,19 @@ enum Found {
     Error(PathBuf, String),
 }
 
-/// Inspect files and directories (recursively) against a policy.
+/// Inspect files, directories (recursively) and images against a policy, in input order.
 pub fn inspect_paths(inputs: &[PathBuf], policy: &Policy) -> Inspection {
-    let mut found = Vec::new();
     let mut out = Inspection::default();
     for input in inputs {
+        let as_str = input.to_string_lossy();
+        if super::image::is_image_ref(&as_str) {
+            match super::image::inspect_image(&as_str, policy) {
+                Ok(found) => out.merge(found),
+                Err(e) => out.push(FileEntry::error(as_str.into_owned(), format!("{e:#}"))),
+            }
+            continue;
+        }
+        let mut found = Vec::new();
         // Paths named on the command line are followed if they are symlinks: the user
         // asked for them.
         match std::fs::metadata(input) {
@@ -159,18 +167,18 @@ pub fn inspect_paths(inputs: &[PathBuf], policy: &Policy) -> Inspection {
             Ok(_) => found.push(Found::File(input.clone())),
             Err(e) => found.push(Found::Error(input.clone(), describe_io(&e))),
         }
-    }
-    let results: Vec<Option<FileEntry>> = found
-        .par_iter()
-        .map(|f| match f {
-            Found::File(path) => inspect_one(path, policy),
-            Found::Error(path, e) => Some(FileEntry::error(display(path), e.clone())),
-        })
-        .collect();
-    for r in results {
-        match r {
-            Some(e) => out.push(e),
-            None => out.summary.skipped_non_elf += 1,
+        let results: Vec<Option<FileEntry>> = found
+            .par_iter()
+            .map(|f| match f {
+                Found::File(path) => inspect_one(path, policy),
+                Found::Error(path, e) => Some(FileEntry::error(display(path), e.clone())),
+            })
+            .collect();
+        for r in results {
+            match r {
+                Some(e) => out.push(e),
+                None => out.summary.skipped_non_elf += 1,
+            }
         }
     }
     out

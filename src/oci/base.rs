@@ -23,6 +23,8 @@ pub struct BaseImage {
     pub history: Vec<String>,
     /// `org.opencontainers.image.base.*` annotations.
     pub annotations: BTreeMap<String, String>,
+    /// What the user should know about this base.
+    pub warnings: Vec<super::Warning>,
 }
 
 /// Resolve `opts.base` for each platform, in order.
@@ -58,11 +60,21 @@ fn from_image(image: &ReadImage, p: &Platform) -> anyhow::Result<BaseImage> {
             m.manifest_digest.clone(),
         );
     }
+    // Every layer needs a history entry; a base whose config has none gets one per layer.
+    let history = if m.config.history().as_ref().is_none_or(|h| h.is_empty()) {
+        layers
+            .iter()
+            .map(|l| format!("kiln: layer {} of the base image", l.digest))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(BaseImage {
         layers,
         config: Some(m.config.clone()),
         env: Vec::new(),
-        history: Vec::new(),
+        history,
         annotations,
+        warnings: Vec::new(),
     })
 }

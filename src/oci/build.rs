@@ -112,7 +112,12 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     drop(tars);
 
     let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<super::Warning> = Vec::new();
+    for w in bases.iter().flat_map(|b| &b.warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
+        }
+    }
     let mut built = Vec::new();
     let mut manifest_blobs = Vec::new();
     for ((img, base), own) in images.iter().zip(&bases).zip(&own_diff_ids) {
@@ -147,7 +152,8 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
             .map(|l| image::layer_descriptor(l))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let manifest = image::manifest(&config, &descs, &annotations)?;
-        for l in &layers {
+        // kiln's own layers move into `blobs` at the end; base layers are copied.
+        for l in &base.layers {
             blobs
                 .entry(l.digest.clone())
                 .or_insert_with(|| l.blob.clone());
@@ -180,6 +186,9 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
         .collect();
     for (_, m) in manifest_blobs {
         blobs.insert(m.digest, m.bytes);
+    }
+    for (_, l) in compressed {
+        blobs.insert(l.digest, l.blob);
     }
     Ok(BuiltIndex {
         digest: index.digest,

@@ -129,7 +129,7 @@ fn apt_download(specs: &[String], dir: &Path) -> anyhow::Result<()> {
         .run()
         .map_err(anyhow::Error::from)
         .context(
-            "apt-get could not download the packages: run `apt-get update` first, or pass a directory of .deb files with --debs",
+            "apt-get could not download the packages: run `apt-get update` first; if a pinned version is gone from the archive, `kiln base lock` pins the current ones; or pass a directory of .deb files with --debs",
         )?;
     Ok(())
 }
@@ -327,7 +327,9 @@ pub fn fetch(
         .package
         .iter()
         .filter(|p| !dir.join(&p.filename).is_file())
-        .map(|p| format!("{}={}", p.name, p.version))
+        // The architecture too: base-files is per-architecture, and the lock pins the
+        // one it was made with, whatever this machine is.
+        .map(|p| format!("{}:{}={}", p.name, p.architecture, p.version))
         .collect();
     if !missing.is_empty() {
         if debs.is_some() {
@@ -540,6 +542,12 @@ pub fn resolve(src: &DistrolessSource, opts: &BuildOptions) -> anyhow::Result<Ba
             "kiln: distroless base from the build machine's files".to_string(),
         ),
     };
+    let warnings = match src {
+        DistrolessSource::Host => vec![super::Warning(
+            "the distroless base comes from this machine's files (--distroless-from host): another machine gives another image; pin Debian packages with `kiln base lock` for a reproducible base".into(),
+        )],
+        DistrolessSource::Debs { .. } => Vec::new(),
+    };
     let layer = build_layer(
         &entries,
         opts.source_date_epoch.unwrap_or(0),
@@ -551,6 +559,7 @@ pub fn resolve(src: &DistrolessSource, opts: &BuildOptions) -> anyhow::Result<Ba
         env: vec![format!("SSL_CERT_FILE={CA_BUNDLE}")],
         history: vec![what],
         annotations: BTreeMap::new(),
+        warnings,
     })
 }
 

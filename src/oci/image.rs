@@ -347,6 +347,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_target_platform_survives_oci_spec_types() {
+        for t in crate::target::Targets::builtin().all {
+            let d = descriptor(
+                MediaType::ImageManifest.as_ref(),
+                &sha256_digest(b""),
+                0,
+                Some(&t.platform),
+                &BTreeMap::new(),
+            )
+            .unwrap();
+            let v = serde_json::to_value(&d).unwrap();
+            let p = &v["platform"];
+            let back = Platform {
+                os: p["os"].as_str().unwrap().to_string(),
+                architecture: p["architecture"].as_str().unwrap().to_string(),
+                variant: p["variant"].as_str().map(str::to_string),
+            };
+            assert_eq!(back, t.platform, "{}", t.name);
+        }
+    }
+
+    #[test]
     fn dates() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1700000000), "2023-11-14T22:13:20Z");

@@ -101,8 +101,13 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
     {
         bail!("`{t}` is not a valid tag: use letters, digits and -._:@/+ (e.g. `1.0` or `latest`)");
     }
-    let sha_dir = dir.join("blobs").join("sha256");
-    fs_err::create_dir_all(&sha_dir).context("creating the OCI layout")?;
+    fs_err::create_dir_all(dir).context("creating the OCI layout")?;
+    // Writers of the same layout (parallel CI jobs, two kiln runs) take turns, so that
+    // neither loses the other's tag when index.json is read, merged and replaced. The lock
+    // is on the directory itself: no extra file in the layout.
+    let lock = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {} for writing", dir.display()))?;
     let layout_file = dir.join("oci-layout");
     match fs_err::read(&layout_file) {
         Ok(b) => {
@@ -117,10 +122,20 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Never spread blobs over a directory that holds something else.
+            if fs_err::read_dir(dir)?.next().is_some() {
+                bail!(
+                    "{} is not empty and is not an OCI image layout: write to a new or empty directory",
+                    dir.display()
+                );
+            }
+            // First, so that a run stopped after it leaves a recognisable (empty) layout.
             write_atomic(&layout_file, OCI_LAYOUT)?;
         }
         Err(e) => return Err(e).context("reading the OCI layout"),
     }
+    let sha_dir = dir.join("blobs").join("sha256");
+    fs_err::create_dir_all(&sha_dir).context("creating the OCI layout")?;
     let all = index
         .blobs
         .iter()

@@ -46,6 +46,31 @@ impl std::fmt::Display for OutputSpec {
 const FORMS: &str = "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG]";
 
 /// Parse an output named as skopeo names it. As in skopeo, the path ends at the first `:`.
+/// Parse `--output` values; `docker_platform` (a platform, short name or alias) picks the
+/// one platform a docker-archive holds.
+pub fn parse_outputs(
+    outputs: &[String],
+    docker_platform: Option<&str>,
+) -> anyhow::Result<Vec<OutputSpec>> {
+    let docker_platform = docker_platform
+        .map(|p| {
+            crate::target::Targets::builtin()
+                .resolve(&[p.to_string()])
+                .map(|mut t| t.remove(0).platform)
+        })
+        .transpose()?;
+    outputs
+        .iter()
+        .map(|o| {
+            let mut spec = parse_output(o)?;
+            if let OutputSpec::DockerArchive { platform, .. } = &mut spec {
+                platform.clone_from(&docker_platform);
+            }
+            Ok(spec)
+        })
+        .collect()
+}
+
 pub fn parse_output(s: &str) -> Result<OutputSpec, UsageError> {
     let Some((transport, rest)) = s.split_once(':') else {
         return Err(UsageError(format!(

@@ -20,8 +20,8 @@
 //! ```
 //!
 //! Manifests, configs and indexes are read into memory (at most `MAX_DOCUMENT` bytes each);
-//! layers stay where they are until `LayerRef::blob` or `LayerRef::tar` reads one, and are
-//! checked against their digest then. Docker media types are accepted as well as OCI ones.
+//! layers stay where they are until `LayerRef::blob` or `LayerRef::tar` reads one (or
+//! `LayerRef::open` streams it), and are checked against their digests then. Docker media types are accepted as well as OCI ones.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use oci_spec::image::ImageConfiguration;
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 
 use super::layer::{self, Layer, sha256_digest};
 use crate::error::UsageError;
@@ -90,28 +91,35 @@ enum BlobSource {
 }
 
 impl BlobSource {
-    fn read(&self, limit: u64) -> anyhow::Result<Vec<u8>> {
-        let (path, offset, len) = match self {
-            BlobSource::File(p) => {
-                let len = fs_err::metadata(p)?.len();
-                (p, 0, len)
-            }
+    fn location(&self) -> anyhow::Result<(&Path, u64, u64)> {
+        Ok(match self {
+            BlobSource::File(p) => (p, 0, fs_err::metadata(p)?.len()),
             BlobSource::Member {
                 archive,
                 offset,
                 len,
             } => (archive, *offset, *len),
-        };
+        })
+    }
+
+    /// A reader over the blob's bytes, without loading them.
+    fn open(&self) -> anyhow::Result<std::io::Take<fs_err::File>> {
+        let (path, offset, len) = self.location()?;
+        let mut f = fs_err::File::open(path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(f.take(len))
+    }
+
+    fn read(&self, limit: u64) -> anyhow::Result<Vec<u8>> {
+        let (path, _, len) = self.location()?;
         if len > limit {
             bail!(
                 "{} holds a {len}-byte document where at most {limit} bytes are expected: is this an image?",
                 path.display()
             );
         }
-        let mut f = fs_err::File::open(path)?;
-        f.seek(SeekFrom::Start(offset))?;
         let mut buf = Vec::with_capacity(len as usize);
-        f.take(len).read_to_end(&mut buf)?;
+        self.open()?.read_to_end(&mut buf)?;
         if (buf.len() as u64) != len {
             bail!("{} is truncated", path.display());
         }
@@ -147,6 +155,38 @@ impl LayerRef {
         Ok(tar)
     }
 
+    /// The uncompressed tar as a stream, for layers too large to hold in memory. Both
+    /// digests are checked when the stream reaches its end, and a mismatch is an
+    /// `InvalidData` error from that read. `tar::Archive` stops at the end-of-archive
+    /// blocks, so drain what is left to get the check:
+    ///
+    /// ```no_run
+    /// # fn f(layer: &kiln::oci::LayerRef) -> anyhow::Result<()> {
+    /// let mut archive = tar::Archive::new(layer.open()?);
+    /// for entry in archive.entries()? {
+    ///     let entry = entry?;
+    ///     println!("{}", entry.path()?.display());
+    /// }
+    /// std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?; // verifies
+    /// # Ok(()) }
+    /// ```
+    pub fn open(&self) -> anyhow::Result<Box<dyn Read + Send>> {
+        let raw = Verify::new(self.source.open()?, &self.digest, "layer blob");
+        let mt = self.media_type.as_str();
+        let inner: Box<dyn Read + Send> = if mt.ends_with("gzip") {
+            Box::new(flate2::read::MultiGzDecoder::new(raw))
+        } else if mt.ends_with("zstd") {
+            Box::new(zstd::stream::read::Decoder::new(raw)?)
+        } else {
+            Box::new(raw)
+        };
+        Ok(Box::new(Verify::new(
+            inner,
+            &self.diff_id,
+            "uncompressed layer",
+        )))
+    }
+
     /// The layer with its bytes, ready to be reused in a new image.
     pub fn load(&self) -> anyhow::Result<Layer> {
         Ok(Layer {
@@ -155,6 +195,51 @@ impl LayerRef {
             diff_id: self.diff_id.clone(),
             blob: self.blob()?,
         })
+    }
+}
+
+/// Passes bytes through and, at the end, fails unless they hash to `expected`.
+struct Verify<R> {
+    inner: R,
+    hasher: Option<Sha256>,
+    expected: String,
+    what: &'static str,
+}
+
+impl<R: Read> Verify<R> {
+    fn new(inner: R, expected: &str, what: &'static str) -> Self {
+        Verify {
+            inner,
+            hasher: Some(Sha256::new()),
+            expected: expected.to_string(),
+            what,
+        }
+    }
+}
+
+impl<R: Read> Read for Verify<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hasher {
+            if n > 0 || buf.is_empty() {
+                h.update(&buf[..n]);
+            } else {
+                let got = format!(
+                    "sha256:{}",
+                    hex::encode(self.hasher.take().unwrap_or_default().finalize())
+                );
+                if got != self.expected {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{} {} is corrupt: it hashes to {got}",
+                            self.what, self.expected
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -473,8 +558,21 @@ fn collect(
                 .collect()
         })
         .unwrap_or_default();
+    // The index's descriptor says which platform it serves (selection is by it); the
+    // config's own fields are the fallback for a manifest named directly.
+    let platform = match (
+        desc["platform"]["os"].as_str(),
+        desc["platform"]["architecture"].as_str(),
+    ) {
+        (Some(os), Some(arch)) => Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: desc["platform"]["variant"].as_str().map(str::to_string),
+        },
+        _ => platform_of(&config),
+    };
     out.push(PlatformManifest {
-        platform: platform_of(&config),
+        platform,
         manifest_digest: digest.to_string(),
         manifest_json: bytes,
         annotations,

@@ -14,13 +14,6 @@ const RUNS: usize = 7;
 const MAX_RATIO: f64 = 0.5;
 const MAX_RSS_KIB: u64 = 64 * 1024;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is inside the workspace")
-        .to_path_buf()
-}
-
 /// The regular files under `dir`, not following symlinks: the same set kiln's walk visits.
 fn regular_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -73,7 +66,7 @@ fn peak_rss_kib(program: &Path, args: &[String]) -> anyhow::Result<u64> {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let root = root();
+    let root = crate::root();
     let status = Command::new("cargo")
         .current_dir(&root)
         .args([

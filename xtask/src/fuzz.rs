@@ -8,26 +8,28 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-/// The workspace root (xtask lives one level below it).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is inside the workspace")
-        .to_path_buf()
-}
-
 /// Fuzz the `inspect` target for `seconds` seconds.
 pub fn run(seconds: u64) -> anyhow::Result<()> {
-    let root = root();
-    let have = Command::new("cargo")
-        .args(["+nightly", "fuzz", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        bail!(
-            "cargo-fuzz on a nightly toolchain is needed: run `rustup toolchain install nightly \
-             --profile minimal && cargo install cargo-fuzz`"
-        );
+    let root = crate::root();
+    let fuzz_version = || {
+        Command::new("cargo")
+            .args(["+nightly", "fuzz", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !fuzz_version() {
+        // Installing it is what a user would be told to do; CI machines start without it.
+        eprintln!("installing cargo-fuzz (cargo install cargo-fuzz --locked)");
+        let ok = Command::new("cargo")
+            .args(["install", "cargo-fuzz", "--locked"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok || !fuzz_version() {
+            bail!(
+                "cargo-fuzz on a nightly toolchain is needed: run `rustup toolchain install \
+                 nightly --profile minimal && cargo install cargo-fuzz`"
+            );
+        }
     }
     let scratch = root.join("target/fuzz-corpus/inspect");
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;

@@ -147,6 +147,10 @@ pub fn run_setup() -> anyhow::Result<()> {
     if !quiet_ok(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
         sh(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;
     }
+    // cargo-auditable, for the inspector's test of the embedded Rust dependency list.
+    if !quiet_ok(Command::new("cargo").args(["auditable", "--version"])) {
+        sh(Command::new("cargo").args(["install", "--locked", "cargo-auditable"]))?;
+    }
 
     if root {
         register_binfmt();
