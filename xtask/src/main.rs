@@ -123,9 +123,10 @@ fn ci() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().args(["test", "--workspace"]))?;
     // The inspector must not panic on any input: a bounded fuzz run on the seed corpus.
+    // Before the tests, so the test runner's summary is the run's closing line.
     fuzz::run(60)?;
+    run(cargo().args(["test", "--workspace"]))?;
     Ok(())
 }
 
