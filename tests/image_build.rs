@@ -2,11 +2,13 @@
 //! image unpacked by umoci and its binary run (arm64 under qemu), and reproducible digests.
 
 mod common;
+mod oci_support;
 
 use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use oci_support::index_platforms;
 
 fn build_image(out_dir: &Path, dest: &str, envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = example_build(out_dir);
@@ -43,24 +45,7 @@ fn skopeo_sees_two_platforms_and_umoci_unpacks_runnable_binaries() {
         .args(["inspect", "--raw"])
         .arg(format!("oci:{}:latest", layout.display())));
     assert!(raw.status.success());
-    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
-    assert_eq!(
-        index["mediaType"],
-        "application/vnd.oci.image.index.v1+json"
-    );
-    let platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(index_platforms(&raw.stdout), ["linux/amd64", "linux/arm64"]);
     assert_eq!(
         format!("sha256:{}", kiln::build::sha256_hex(&raw.stdout)),
         digest

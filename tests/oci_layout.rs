@@ -50,24 +50,7 @@ fn two_platform_layout_is_read_by_skopeo_and_umoci() {
         raw.stdout, built.index_json,
         "skopeo returns the index kiln wrote"
     );
-    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
-    assert_eq!(
-        index["mediaType"],
-        "application/vnd.oci.image.index.v1+json"
-    );
-    let platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    assert_eq!(index_platforms(&raw.stdout), ["linux/amd64", "linux/arm64"]);
 
     for (arch, image) in [("amd64", &built.images[0]), ("arm64", &built.images[1])] {
         let out = run(Command::new("skopeo")

@@ -35,6 +35,28 @@ pub fn have_zig() -> bool {
     ok
 }
 
+/// The `os/architecture` of every manifest in an image index (as skopeo --raw prints it),
+/// after checking that it is an OCI index.
+pub fn index_platforms(raw: &[u8]) -> Vec<String> {
+    let index: serde_json::Value = serde_json::from_slice(raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// Run, panic with the output on failure.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
