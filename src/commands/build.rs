@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 
@@ -45,17 +46,12 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
     let stages = &plan.stages;
 
     let results: Mutex<Vec<(usize, anyhow::Result<Vec<Artifact>>)>> = Mutex::new(Vec::new());
-    let next = Mutex::new(0usize);
+    let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..cfg.jobs.min(stages.len()) {
             s.spawn(|| {
                 loop {
-                    let i = {
-                        let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
-                        let i = *n;
-                        *n += 1;
-                        i
-                    };
+                    let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(stage) = stages.get(i) else {
                         break;
                     };
