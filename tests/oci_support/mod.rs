@@ -211,39 +211,91 @@ pub fn unavailable(msg: &str) -> bool {
     false
 }
 
-/// A running Docker engine: started here (`dockerd`) when none answers.
+/// A running Docker engine: started here (`dockerd`) when none answers. The tests of one
+/// binary share a single start (a second `dockerd` would fight the first for its pid file).
 pub fn docker_ready() -> bool {
+    static READY: std::sync::Mutex<Option<bool>> = std::sync::Mutex::new(None);
+    let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = *ready {
+        return r;
+    }
+    let r = start_docker();
+    *ready = Some(r);
+    r
+}
+
+fn docker_answers() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The command name of a live process, if `pid` is one.
+fn process_name(pid: &str) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).ok()?;
+    Some(comm.trim().to_string())
+}
+
+/// Pid files left by a daemon that is gone. A pid that now belongs to another process makes
+/// `dockerd` believe its containerd still runs and wait on a dead socket for minutes (seen on a
+/// fresh machine restored from a snapshot), so a pid file whose process is not `name` goes.
+fn remove_stale_pid_file(path: &Path, name: &str) {
+    let Ok(pid) = std::fs::read_to_string(path) else {
+        return;
+    };
+    if process_name(&pid).as_deref() != Some(name) {
+        eprintln!("removing stale {} (pid {})", path.display(), pid.trim());
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn start_docker() -> bool {
     if !have_tool("docker", "apt-get install -y docker.io")
         || !have_tool("dockerd", "apt-get install -y docker.io")
     {
         return false;
     }
-    let info = || {
-        Command::new("docker")
-            .arg("info")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if info() {
+    if docker_answers() {
         return true;
     }
+    remove_stale_pid_file(Path::new("/var/run/docker.pid"), "dockerd");
+    remove_stale_pid_file(
+        Path::new("/var/run/docker/containerd/containerd.pid"),
+        "containerd",
+    );
     let log = std::env::temp_dir().join("kiln-test-dockerd.log");
     let log_file = std::fs::File::create(&log).unwrap();
     // Left running for the other tests; CI ends it with the run.
-    let _ = Command::new("dockerd")
+    let child = Command::new("dockerd")
         .args(["--host", "unix:///var/run/docker.sock"])
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
         .spawn();
-    for _ in 0..60 {
-        if info() {
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return unavailable(&format!("cannot start dockerd: {e}")),
+    };
+    let started = std::time::Instant::now();
+    let mut exited = None;
+    while started.elapsed() < std::time::Duration::from_secs(180) {
+        if docker_answers() {
+            eprintln!("dockerd answered after {:.1?}", started.elapsed());
             return true;
         }
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        if let Ok(Some(status)) = child.try_wait() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
     }
     let tail = std::fs::read_to_string(&log).unwrap_or_default();
+    let how = match exited {
+        Some(status) => format!("dockerd exited ({status})"),
+        None => format!("dockerd did not answer in {:.0?}", started.elapsed()),
+    };
     unavailable(&format!(
-        "dockerd did not start (install with `apt-get install -y docker.io`); its log:\n{}",
+        "{how} (install with `apt-get install -y docker.io`); its log:\n{}",
         kiln::exec::tail(&tail, 20)
     ))
 }
