@@ -191,3 +191,90 @@ fn go_program_on_pinned_distroless_finds_certificates_and_timezone_in_docker() {
         );
     }
 }
+
+/// A binary larger than one gzip member (1 MiB of tar): its layer is several members, which
+/// Docker, skopeo and umoci must all read as one stream. The binary is the static hello
+/// with 3 MiB appended (the loader ignores bytes past the program headers' reach).
+#[test]
+fn layers_of_several_gzip_members_load_unpack_and_run() {
+    if !(docker_ready()
+        && have_tool("skopeo", "apt-get install -y skopeo")
+        && have_tool("umoci", "apt-get install -y umoci"))
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big-hello");
+    let mut bytes = std::fs::read(fixture_hello("amd64")).unwrap();
+    let mut x: u32 = 12345;
+    bytes.extend((0..3 << 20).map(|i: u32| {
+        x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+        if i.is_multiple_of(5) {
+            (x >> 24) as u8
+        } else {
+            (i % 97) as u8
+        }
+    }));
+    std::fs::write(&big, &bytes).unwrap();
+    run(Command::new("chmod").arg("755").arg(&big));
+
+    let id = std::process::id();
+    let reference = format!("kiln-test/big-hello:{id}");
+    let archive = tmp.path().join("big.tar");
+    let layout = tmp.path().join("layout");
+    let (code, _, err) = kiln_run(&[
+        "image",
+        "--binary",
+        &format!("linux/amd64={}", big.display()),
+        "-o",
+        &format!("docker-archive:{}:{reference}", archive.display()),
+        "-o",
+        &format!("oci:{}:big", layout.display()),
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    // The layer really is several gzip members: decode them one at a time.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |digest: &str| {
+        std::fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap()
+    };
+    let idx: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(idx["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    let mut members = 0;
+    let mut rest = &layer[..];
+    while !rest.is_empty() {
+        let mut d = flate2::bufread::GzDecoder::new(rest);
+        std::io::copy(&mut d, &mut std::io::sink()).unwrap();
+        rest = d.into_inner();
+        members += 1;
+    }
+    assert!(members >= 3, "{members} gzip members");
+
+    // Docker reads it all: the program runs.
+    assert_eq!(docker_load(&archive), reference);
+    let out = docker_run(&reference, &["from", "docker"]);
+    cleanup(&reference);
+    assert_eq!(out, "hello from kiln uid=65532\narg from\narg docker\n");
+
+    // skopeo copies it (checking every digest) and umoci unpacks it byte for byte.
+    let copied = tmp.path().join("copied");
+    let copy = run(Command::new("skopeo")
+        .args(["copy"])
+        .arg(format!("oci:{}:big", layout.display()))
+        .arg(format!("oci:{}:big", copied.display())));
+    assert!(copy.status.success());
+    let bundle = tmp.path().join("bundle");
+    let unpack = run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:big", copied.display()))
+        .arg(&bundle));
+    assert!(unpack.status.success());
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/usr/local/bin/big-hello")).unwrap(),
+        bytes
+    );
+}

@@ -590,15 +590,25 @@ fn detect_libc(
     // strings only one of them carries. glibc reads the GLIBC_TUNABLES environment variable
     // at startup (2.26+) and says "Fatal glibc error" (2.35+); musl's strerror(0) text is
     // "No error information" (glibc says "Success").
-    let rodata = rodata?;
-    let has = |needle: &[u8]| memchr::memmem::find(rodata, needle).is_some();
-    if has(b"GLIBC_TUNABLES") || has(b"Fatal glibc error") {
-        Some(Libc::Glibc)
-    } else if has(b"No error information") {
-        Some(Libc::Musl)
-    } else {
-        None
+    // One pass over the data for all three (a large binary's .rodata is megabytes); a
+    // glibc string wins over musl's.
+    static NEEDLES: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::new([
+                &b"GLIBC_TUNABLES"[..],
+                b"Fatal glibc error",
+                b"No error information",
+            ])
+            .expect("fixed patterns build")
+        });
+    let mut musl = false;
+    for m in NEEDLES.find_iter(rodata?) {
+        if m.pattern().as_usize() < 2 {
+            return Some(Libc::Glibc);
+        }
+        musl = true;
     }
+    musl.then_some(Libc::Musl)
 }
 
 fn comments(section: Option<&[u8]>) -> Vec<String> {

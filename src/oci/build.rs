@@ -8,8 +8,8 @@ use oci_spec::image::ImageConfiguration;
 
 use super::base::{self, BaseImage};
 use super::image::{self, Blob, ConfigInput};
-use super::layer::{self, Layer, sha256_digest};
-use super::{BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage};
+use super::layer::{self, Layer, TarStream, sha256_digest};
+use super::{BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage, par_map};
 
 /// `org.opencontainers.image.*` annotations from the metadata; `created` only with
 /// `SOURCE_DATE_EPOCH`, so that builds without it stay reproducible.
@@ -33,20 +33,6 @@ pub fn auto_annotations(m: &Metadata, source_date_epoch: Option<u64>) -> BTreeMa
         out.insert(a::ANNOTATION_CREATED.to_string(), image::rfc3339(t));
     }
     out
-}
-
-/// Run `f` over `items` on scoped threads, results in input order.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.len() <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items.iter().map(|i| s.spawn(|| f(i))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }
 
 /// `created_by` of kiln's layer: what it adds, in path order.
@@ -83,28 +69,39 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     let bases: Vec<BaseImage> =
         base::resolve_all(&platforms, opts).context("preparing the base image")?;
 
-    // Tars first (cheap), then compress each distinct one once, in parallel.
-    let tars: Vec<Option<(String, Vec<u8>)>> = par_map(images, |img| {
+    // Tars first (files mapped, not copied) and their digests, then each distinct tar is
+    // compressed once; all cores share the compression work.
+    let tars: Vec<Option<(String, TarStream)>> = par_map(images, |img| {
         if img.entries.is_empty() {
             return Ok(None);
         }
-        let tar = layer::build_tar(&img.entries, mtime)
+        let tar = TarStream::build(&img.entries, mtime)
             .with_context(|| format!("building the layer for {}", img.platform))?;
-        Ok::<_, anyhow::Error>(Some((sha256_digest(&tar), tar)))
+        Ok::<_, anyhow::Error>(Some((tar.diff_id(), tar)))
     })
     .into_iter()
     .collect::<anyhow::Result<_>>()?;
-    let mut unique: BTreeMap<&str, &Vec<u8>> = BTreeMap::new();
+    let mut unique: BTreeMap<&str, &TarStream> = BTreeMap::new();
     for (diff_id, tar) in tars.iter().flatten() {
         unique.entry(diff_id.as_str()).or_insert(tar);
     }
-    let unique: Vec<(&str, &Vec<u8>)> = unique.into_iter().collect();
-    let compressed: BTreeMap<String, Layer> = par_map(&unique, |(diff_id, tar)| {
-        let l = layer::finish_layer(tar, diff_id.to_string(), opts.compression)?;
-        Ok::<_, anyhow::Error>((l.diff_id.clone(), l))
-    })
-    .into_iter()
-    .collect::<anyhow::Result<_>>()?;
+    let unique: Vec<(&str, &TarStream)> = unique.into_iter().collect();
+    let streams: Vec<&TarStream> = unique.iter().map(|(_, t)| *t).collect();
+    let blobs = layer::compress_all(&streams, opts.compression)?;
+    let digests = par_map(&blobs, |b| sha256_digest(b));
+    let compressed: BTreeMap<String, Layer> = unique
+        .iter()
+        .zip(blobs.into_iter().zip(digests))
+        .map(|((diff_id, _), (blob, digest))| {
+            let l = Layer {
+                media_type: layer::media_type(opts.compression).to_string(),
+                digest,
+                diff_id: diff_id.to_string(),
+                blob,
+            };
+            (l.diff_id.clone(), l)
+        })
+        .collect();
     let own_diff_ids: Vec<Option<String>> = tars
         .iter()
         .map(|t| t.as_ref().map(|(d, _)| d.clone()))

@@ -21,16 +21,16 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("ci") => ci(),
         Some("e2e") => e2e(args.iter().any(|a| a == "--all")),
-        Some("bench") => bench(),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("fuzz") => fuzz::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench|fuzz [SECONDS]>\n\
+                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench [go|build|image|inspect]|fuzz [SECONDS]>\n\
                  \n  setup  install zig, Rust targets, nightly + rust-src, Go, make, cmake, qemu-user + binfmt, skopeo, umoci, docker\
                  \n  demo   setup, then build the Rust, Go and C examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
                  \n  ci     setup, then fmt check, clippy -D warnings, every test, 60 s of fuzzing\
                  \n  e2e    the long integration tests (--all: the full platform matrix)\
-                 \n  bench  benchmarks against the peer tools\
+                 \n  bench  benchmarks against the peer tools (all, or the one named)\
                  \n  fuzz   fuzz the ELF inspector (default 60 s)"
             );
             return ExitCode::from(2);
@@ -140,12 +140,28 @@ fn e2e(all: bool) -> anyhow::Result<()> {
     run(&mut cmd)
 }
 
-fn bench() -> anyhow::Result<()> {
+/// All benchmarks, or the one named (`go`, `build`, `image`, `inspect`).
+fn bench(only: Option<&str>) -> anyhow::Result<()> {
+    const NAMES: [&str; 4] = ["go", "build", "image", "inspect"];
+    if let Some(name) = only
+        && !NAMES.contains(&name)
+    {
+        bail!("no benchmark `{name}`: choose one of {}", NAMES.join(", "));
+    }
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
     setup::run_setup()?;
     let kiln = build_kiln()?;
-    bench_go::run_bench(&kiln)?;
-    bench_build::run_bench(&kiln)?;
-    bench_image::run()?;
-    bench_inspect::run()?;
+    if wanted("go") {
+        bench_go::run_bench(&kiln)?;
+    }
+    if wanted("build") {
+        bench_build::run_bench(&kiln)?;
+    }
+    if wanted("image") {
+        bench_image::run(&kiln)?;
+    }
+    if wanted("inspect") {
+        bench_inspect::run()?;
+    }
     Ok(())
 }
