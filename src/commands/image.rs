@@ -148,15 +148,22 @@ fn entrypoint(args: &ImageArgs, default: &str) -> anyhow::Result<Vec<String>> {
     }
 }
 
-/// Resolve the arguments into the images and options `build_index` takes.
-pub fn plan(args: &ImageArgs) -> anyhow::Result<(Vec<PlatformImage>, BuildOptions)> {
+/// What `kiln image` packs: the images and options `build_index` takes, and the binaries
+/// the gate must pass.
+struct Plan {
+    images: Vec<PlatformImage>,
+    opts: BuildOptions,
+    binaries: Vec<Binary>,
+}
+
+/// Resolve the arguments into a [`Plan`].
+fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
     let targets = Targets::builtin();
     let binaries = args
         .binaries
         .iter()
         .map(|b| parse_binary(b, &targets))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    gate(&binaries)?;
 
     let files = args
         .files
@@ -226,7 +233,11 @@ pub fn plan(args: &ImageArgs) -> anyhow::Result<(Vec<PlatformImage>, BuildOption
             description: args.description.clone(),
         },
     };
-    Ok((images, opts))
+    Ok(Plan {
+        images,
+        opts,
+        binaries,
+    })
 }
 
 /// Parse every `--output` (before any work, so a typo fails fast).
@@ -236,8 +247,26 @@ fn outputs(args: &ImageArgs) -> anyhow::Result<Vec<OutputSpec>> {
 
 pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
     let outs = outputs(args)?;
-    let (images, opts) = plan(args)?;
-    let built = oci::build_index(&images, &opts).context("building the image")?;
+    let Plan {
+        images,
+        opts,
+        binaries,
+    } = plan(args)?;
+    // The gate and the packing run side by side (both read the binaries; the gate's scan
+    // of a large binary would otherwise be time the cores sit half idle). Nothing is
+    // written before both are done, and the gate's verdict comes first.
+    let (gated, built) = std::thread::scope(|s| {
+        let gated = s.spawn(|| gate(&binaries));
+        let built = oci::build_index(&images, &opts);
+        (
+            gated
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            built,
+        )
+    });
+    gated?;
+    let built = built.context("building the image")?;
     let mut err = std::io::stderr().lock();
     for w in &built.warnings {
         writeln!(err, "warning: {w}")?;

@@ -8,7 +8,7 @@ use oci_spec::image::ImageConfiguration;
 
 use super::base::{self, BaseImage};
 use super::image::{self, Blob, ConfigInput};
-use super::layer::{self, Layer, TarStream, sha256_digest};
+use super::layer::{self, Layer, TarStream};
 use super::{BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage, par_map};
 
 /// `org.opencontainers.image.*` annotations from the metadata; `created` only with
@@ -87,12 +87,10 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     }
     let unique: Vec<(&str, &TarStream)> = unique.into_iter().collect();
     let streams: Vec<&TarStream> = unique.iter().map(|(_, t)| *t).collect();
-    let blobs = layer::compress_all(&streams, opts.compression)?;
-    let digests = par_map(&blobs, |b| sha256_digest(b));
     let compressed: BTreeMap<String, Layer> = unique
         .iter()
-        .zip(blobs.into_iter().zip(digests))
-        .map(|((diff_id, _), (blob, digest))| {
+        .zip(layer::compress_all(&streams, opts.compression)?)
+        .map(|((diff_id, _), layer::Compressed { blob, digest })| {
             let l = Layer {
                 media_type: layer::media_type(opts.compression).to_string(),
                 digest,

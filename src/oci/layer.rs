@@ -87,10 +87,12 @@ pub fn layer_from_tar(tar: Vec<u8>, c: Compression) -> anyhow::Result<Layer> {
 }
 
 fn layer_from_stream(tar: &TarStream, c: Compression) -> anyhow::Result<Layer> {
-    let blob = compress_all(&[tar], c)?.pop().unwrap_or_default();
+    let Compressed { blob, digest } = compress_all(&[tar], c)?
+        .pop()
+        .expect("one tar in, one blob out");
     Ok(Layer {
         media_type: media_type(c).to_string(),
-        digest: sha256_digest(&blob),
+        digest,
         diff_id: tar.diff_id(),
         blob,
     })
@@ -99,38 +101,90 @@ fn layer_from_stream(tar: &TarStream, c: Compression) -> anyhow::Result<Layer> {
 /// Compress `tar` with fixed settings (see [`compress_all`]).
 pub fn compress(tar: &[u8], c: Compression) -> anyhow::Result<Vec<u8>> {
     let stream = TarStream::from_vec(tar.to_vec());
-    Ok(compress_all(&[&stream], c)?.pop().unwrap_or_default())
+    Ok(compress_all(&[&stream], c)?
+        .pop()
+        .expect("one tar in, one blob out")
+        .blob)
 }
 
-/// Compress each tar with fixed settings, using every core: gzip members of all the tars
-/// are one pool of work, zstd compresses one tar per core. The gzip header of each member
-/// carries no file name, mtime 0 and OS 255 ("unknown"), so nothing depends on the machine.
-pub fn compress_all(tars: &[&TarStream], c: Compression) -> anyhow::Result<Vec<Vec<u8>>> {
+/// A compressed layer blob and its `sha256:` digest.
+pub struct Compressed {
+    pub blob: Vec<u8>,
+    pub digest: String,
+}
+
+impl Compressed {
+    fn of(blob: Vec<u8>) -> Compressed {
+        Compressed {
+            digest: sha256_digest(&blob),
+            blob,
+        }
+    }
+}
+
+/// The members of one layer's gzip as they come in from the workers.
+struct Parts {
+    members: Vec<Option<Vec<u8>>>,
+    left: usize,
+}
+
+/// Compress each tar with fixed settings and hash the result, using every core: gzip
+/// members of all the tars are one pool of work, and the worker that finishes a layer's
+/// last member joins and hashes that layer while the others compress on; zstd compresses
+/// one tar per core. The gzip header of each member carries no file name, mtime 0 and OS
+/// 255 ("unknown"), so nothing depends on the machine.
+pub fn compress_all(tars: &[&TarStream], c: Compression) -> anyhow::Result<Vec<Compressed>> {
     match c {
-        Compression::None => Ok(super::par_map(tars, |t| t.to_vec())),
-        Compression::Zstd => super::par_map(tars, |t| zstd_compress(t))
+        Compression::None => Ok(super::par_map(tars, |t| Compressed::of(t.to_vec()))),
+        Compression::Zstd => super::par_map(tars, |t| zstd_compress(t).map(Compressed::of))
             .into_iter()
             .collect(),
         Compression::Gzip => {
-            let jobs: Vec<(usize, usize)> = tars
+            let counts: Vec<usize> = tars
+                .iter()
+                .map(|t| t.len().div_ceil(GZIP_MEMBER).max(1))
+                .collect();
+            let jobs: Vec<(usize, usize)> = counts
                 .iter()
                 .enumerate()
-                .flat_map(|(t, tar)| {
-                    (0..tar.len().div_ceil(GZIP_MEMBER).max(1)).map(move |m| (t, m))
+                .flat_map(|(t, &n)| (0..n).map(move |m| (t, m)))
+                .collect();
+            let parts: Vec<std::sync::Mutex<Parts>> = counts
+                .iter()
+                .map(|&n| {
+                    std::sync::Mutex::new(Parts {
+                        members: vec![None; n],
+                        left: n,
+                    })
                 })
                 .collect();
-            let members = super::par_map(&jobs, |&(t, m)| gzip_member(tars[t], m))
+            let done = super::par_map(&jobs, |&(t, m)| {
+                let member = gzip_member(tars[t], m)?;
+                let finished = {
+                    let mut p = parts[t].lock().unwrap_or_else(|e| e.into_inner());
+                    p.members[m] = Some(member);
+                    p.left -= 1;
+                    (p.left == 0).then(|| std::mem::take(&mut p.members))
+                };
+                Ok::<_, anyhow::Error>(finished.map(|members| {
+                    let members: Vec<Vec<u8>> = members.into_iter().flatten().collect();
+                    let mut blob = Vec::with_capacity(members.iter().map(Vec::len).sum());
+                    for m in &members {
+                        blob.extend_from_slice(m);
+                    }
+                    (t, Compressed::of(blob))
+                }))
+            });
+            let mut out: Vec<Option<Compressed>> = tars.iter().map(|_| None).collect();
+            for d in done {
+                if let Some((t, c)) = d? {
+                    out[t] = Some(c);
+                }
+            }
+            Ok(out
                 .into_iter()
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let mut sizes = vec![0; tars.len()];
-            for (&(t, _), member) in jobs.iter().zip(&members) {
-                sizes[t] += member.len();
-            }
-            let mut out: Vec<Vec<u8>> = sizes.into_iter().map(Vec::with_capacity).collect();
-            for (&(t, _), member) in jobs.iter().zip(members) {
-                out[t].extend_from_slice(&member);
-            }
-            Ok(out)
+                .map(|c| c.expect("every layer's last member joins it"))
+                .collect())
         }
     }
 }
@@ -758,7 +812,8 @@ mod tests {
         let blob = compress_all(&[&stream], Compression::Gzip)
             .unwrap()
             .pop()
-            .unwrap();
+            .unwrap()
+            .blob;
         // The same bytes whatever the number of workers: members compressed one by one.
         let members: Vec<Vec<u8>> = (0..tar.len().div_ceil(GZIP_MEMBER))
             .map(|m| gzip_member(&stream, m).unwrap())
