@@ -263,3 +263,115 @@ fn every_platform_builds_and_runs_go_and_cgo() {
         }
     }
 }
+
+/// A second `kiln build` with nothing changed runs neither `go list` nor `go build` (kiln's
+/// fingerprint of the module, toolchain, environment and command matches), and any change
+/// to a source, GOFLAGS or the output brings the build back.
+#[test]
+fn an_unchanged_module_is_not_rebuilt_and_a_changed_one_is() {
+    require_go();
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("hello-go");
+    std::fs::create_dir(&project).unwrap();
+    for f in ["go.mod", "main.go"] {
+        std::fs::copy(example("hello-go").join(f), project.join(f)).unwrap();
+    }
+    // A go that logs its subcommand, then runs the real one.
+    let real = kiln::toolchain::go::find_go().unwrap().path;
+    let log = tmp.path().join("go.log");
+    let wrapper = tmp.path().join("go");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let target_dir = tmp.path().join("target");
+    let out = tmp.path().join("dist");
+    let build = |extra_env: &[(&str, &str)]| {
+        let mut cmd = kiln();
+        cmd.arg("build")
+            .arg(&project)
+            .args(["--platform", "linux/amd64,linux/arm64", "--smoke"])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .arg("--out-dir")
+            .arg(&out)
+            .env("KILN_GO", &wrapper);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let o = run(&mut cmd);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        (
+            calls.lines().filter(|l| *l == "build").count(),
+            calls.lines().filter(|l| *l == "list").count(),
+            stderr(&o),
+        )
+    };
+    let greeting = |arch: &str| {
+        let bin = out.join(format!("linux-{arch}/hello-go"));
+        assert_static_for(&bin, arch);
+        bin
+    };
+
+    assert_eq!(build(&[]).0, 2, "first build: one go build per platform");
+    let (builds, lists, err) = build(&[]);
+    assert_eq!((builds, lists), (0, 0), "nothing changed: {err}");
+    // The binaries are still verified, copied and smoke-run.
+    assert!(err.contains("Hello from kiln! GOARCH=arm64"), "{err}");
+    greeting("amd64");
+
+    // An edited source: listed and built again, and the new text is in the binaries.
+    let main = project.join("main.go");
+    let src = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        src.replace("Hello from kiln!", "Hello again from kiln!"),
+    )
+    .unwrap();
+    let (builds, lists, err) = build(&[]);
+    assert_eq!((builds, lists), (2, 1));
+    assert!(err.contains("Hello again from kiln! GOARCH=arm64"), "{err}");
+    assert_eq!(build(&[]).0, 0);
+
+    // GOFLAGS is an input.
+    assert_eq!(build(&[("GOFLAGS", "-tags=kilntest")]).0, 2);
+    assert_eq!(build(&[("GOFLAGS", "-tags=kilntest")]).0, 0);
+
+    // A work-dir output that changed behind kiln's back is rebuilt (only that platform).
+    let work = walkdir_find(&target_dir, "hello-go", "arm64");
+    std::fs::write(&work, b"not a binary").unwrap();
+    assert_eq!(build(&[("GOFLAGS", "-tags=kilntest")]).0, 1);
+    greeting("arm64");
+}
+
+/// The file `name` under `dir` whose parent directory is named `parent`.
+fn walkdir_find(dir: &Path, name: &str, parent: &str) -> std::path::PathBuf {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == name)
+                && p.parent()
+                    .and_then(|q| q.file_name())
+                    .is_some_and(|n| n == parent)
+            {
+                return p;
+            }
+        }
+    }
+    panic!("no {parent}/{name} under {}", dir.display());
+}

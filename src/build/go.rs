@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::build::fresh::{self, Fingerprint};
 use crate::build::{Built, PackageInfo, Plan, Stage};
 use crate::config::{BuildConfig, GoConfig};
 use crate::error::UsageError;
@@ -77,14 +78,39 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         "asking Go for its caches and GOFLAGS (`go env` failed; does `go version` work?)",
     )?;
     let first = cfg.targets.first().context("no target to build")?;
-    let project = plan(
-        &go,
-        &project_dir,
-        &env.goflags,
-        &cfg.go,
-        &cfg.cargo.bins,
-        first,
-    )?;
+    let outputs = crate::build::project_work_dir(cfg, "go");
+    // What `go list` and the builds read, when kiln can see all of it (see fresh.rs).
+    let base = fresh_base(&go, &env, &project_dir, cfg);
+    let list_key = base.as_ref().map(|b| {
+        let mut f = Fingerprint::new("go list");
+        f.field("base", b.as_bytes());
+        f.field("goarch", first.goarch.as_bytes());
+        f.field("packages", cfg.go.packages.join("\n").as_bytes());
+        f.field("tags", cfg.go.tags.join(",").as_bytes());
+        f.field("bins", cfg.cargo.bins.join("\n").as_bytes());
+        f.finish()
+    });
+    let project = match list_key.as_deref().and_then(|k| cached_plan(&outputs, k)) {
+        Some(mains) => GoProject {
+            dir: project_dir.clone(),
+            module: mains.0,
+            mains: mains.1,
+        },
+        None => {
+            let project = plan(
+                &go,
+                &project_dir,
+                &env.goflags,
+                &cfg.go,
+                &cfg.cargo.bins,
+                first,
+            )?;
+            if let Some(k) = &list_key {
+                save_plan(&outputs, k, &project);
+            }
+            project
+        }
+    };
     let cgo = cgo_mode(
         &cfg.go,
         std::env::var("CGO_ENABLED").ok().as_deref(),
@@ -103,7 +129,10 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         (None, None)
     };
     let root = crate::build::work_dir(cfg);
-    let outputs = crate::build::project_work_dir(cfg, "go");
+    // A build is skipped when its fingerprint matches its last success. Not with cgo (C
+    // headers and libraries can come from anywhere) nor with VCS stamping (the binary then
+    // depends on .git).
+    let skippable = base.filter(|_| !cgo && !cfg.go.buildvcs && !flags.buildvcs);
     let mut stages = Vec::new();
     for target in &cfg.targets {
         let wrappers = match (&zig, &kiln_exe) {
@@ -127,9 +156,29 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
             &out,
         );
         let bins: Vec<String> = project.mains.iter().map(|m| m.bin.clone()).collect();
+        let key = skippable.as_ref().map(|b| {
+            let mut f = Fingerprint::new("go build");
+            f.field("base", b.as_bytes());
+            f.command(&cmd);
+            f.finish()
+        });
         stages.push(Stage {
             target: target.clone(),
-            run: Box::new(move || build_target(&cmd, &out, &bins, cgo)),
+            run: Box::new(move || {
+                if let Some(k) = &key
+                    && fresh::is_fresh(&out, k, &bins)
+                {
+                    return Ok(built_list(&out, &bins));
+                }
+                fresh::forget(&out);
+                remove_non_elf(&out, &bins);
+                let built = build_target(&cmd, &out, &bins, cgo)?;
+                if let Some(k) = &key {
+                    // Not recording only costs the next run a `go build`.
+                    let _ = fresh::record(&out, k, &bins);
+                }
+                Ok(built)
+            }),
         });
     }
     Ok(Plan {
@@ -138,6 +187,116 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         package: Some(package_info(&project, &cfg.go)),
         stages,
     })
+}
+
+/// The fingerprint of everything a Go build of this project reads that kiln can see: the
+/// go binary and version, GOFLAGS (also from go's env file), the GO*/CGO_* environment
+/// and every file under the project (outputs excepted). None where a build
+/// reads more than that: a go.work workspace, or a go.mod `replace` to a local directory.
+fn fresh_base(
+    go: &Go,
+    env: &toolchain::go::GoEnv,
+    dir: &Path,
+    cfg: &BuildConfig,
+) -> Option<String> {
+    let workspace = std::env::var("GOWORK").is_ok_and(|w| !w.is_empty() && w != "off")
+        || dir.ancestors().any(|d| d.join("go.work").exists());
+    let gomod = std::fs::read_to_string(dir.join("go.mod")).ok()?;
+    let local_replace = gomod.lines().any(|l| {
+        l.split_once("=>")
+            .is_some_and(|(_, to)| to.trim_start().starts_with(['.', '/']))
+    });
+    if workspace || local_replace {
+        return None;
+    }
+    let mut f = Fingerprint::new("go");
+    f.file("go", &go.path);
+    f.field("goversion", env.goversion.as_bytes());
+    f.field("goflags", env.goflags.as_bytes());
+    // Not KILN_*: what kiln's own settings change is in the command line, fingerprinted
+    // per build (and a KILN_GO naming the same go as PATH does is the same build).
+    f.env(&["GO", "CGO_"], &["CC", "CXX", "AR", "PKG_CONFIG_PATH"]);
+    let target_dir = crate::build::work_dir(cfg);
+    let skip: Vec<PathBuf> = [
+        target_dir.parent().map(Path::to_path_buf),
+        Some(cfg.out_dir.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    f.tree(dir, &skip)?;
+    Some(f.finish())
+}
+
+/// The cached `go list` result kiln keeps next to its Go outputs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedPlan {
+    key: String,
+    module: String,
+    mains: Vec<(String, String, bool)>,
+}
+
+const PLAN_FILE: &str = ".kiln-go-list.json";
+
+fn cached_plan(outputs: &Path, key: &str) -> Option<(String, Vec<MainPackage>)> {
+    let c: CachedPlan =
+        serde_json::from_slice(&std::fs::read(outputs.join(PLAN_FILE)).ok()?).ok()?;
+    (c.key == key).then(|| {
+        let mains = c
+            .mains
+            .into_iter()
+            .map(|(import_path, bin, needs_cgo)| MainPackage {
+                import_path,
+                bin,
+                needs_cgo,
+            })
+            .collect();
+        (c.module, mains)
+    })
+}
+
+fn save_plan(outputs: &Path, key: &str, project: &GoProject) {
+    let c = CachedPlan {
+        key: key.to_string(),
+        module: project.module.clone(),
+        mains: project
+            .mains
+            .iter()
+            .map(|m| (m.import_path.clone(), m.bin.clone(), m.needs_cgo))
+            .collect(),
+    };
+    // A cache: failing to write it only costs the next run a `go list`.
+    let _ = fs_err::create_dir_all(outputs)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| {
+            crate::oci::layout::write_atomic(&outputs.join(PLAN_FILE), &serde_json::to_vec(&c)?)
+        });
+}
+
+/// `go build -o` refuses to replace a file that is not an executable it wrote: a work-dir
+/// output damaged by something else is removed first (it is kiln's, never the user's).
+fn remove_non_elf(out: &Path, bins: &[String]) {
+    for name in bins {
+        let path = out.join(name);
+        let mut magic = [0u8; 4];
+        let elf = std::fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && crate::elf::is_elf(&magic);
+        if path.is_file() && !elf {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// The executables a build left in `out`.
+fn built_list(out: &Path, bins: &[String]) -> Vec<Built> {
+    bins.iter()
+        .map(|name| Built {
+            name: name.clone(),
+            path: out.join(name),
+        })
+        .collect()
 }
 
 /// Read the module with `go list` and pick the main packages to build.

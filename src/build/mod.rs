@@ -2,6 +2,7 @@
 //! every artifact goes through after: copy to `dist/`, hash, the inspector gate, smoke run.
 
 pub mod c;
+pub mod fresh;
 pub mod go;
 pub mod rust;
 
