@@ -48,7 +48,7 @@ fn example_builds_verifies_and_smoke_runs_on_amd64_and_arm64() {
 #[test]
 fn json_messages_describe_each_artifact() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = build_example(tmp.path(), &["--message-format", "json"]);
+    let out = build_example(tmp.path(), &["--message-format", "json", "--smoke"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = json_lines(&out);
     let artifacts: Vec<_> = lines.iter().filter(|v| v["reason"] == "artifact").collect();
@@ -65,6 +65,9 @@ fn json_messages_describe_each_artifact() {
         assert!(linkage == "static" || linkage == "static-pie", "{a}");
         let bytes = std::fs::read(a["path"].as_str().unwrap()).unwrap();
         assert_eq!(a["size"].as_u64().unwrap(), bytes.len() as u64);
+        // What the smoke run printed (the arm64 one under qemu).
+        let smoke = a["smoke"].as_str().unwrap();
+        assert!(smoke.starts_with("Hello from kiln! arch="), "{a}");
     }
 }
 

@@ -296,9 +296,25 @@ fn root_warns_and_source_date_epoch_sets_created() {
     };
     assert!(mtimes.iter().all(|&m| m == 1700000000), "{mtimes:?}");
 
+    // A usage error (exit 2) in `kiln image` and in `kiln build`, which stops before building.
     let (code, err) = run(Some("yesterday"), None);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.contains("SOURCE_DATE_EPOCH"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let build = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("build")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-c"))
+        .args(["--platform", "linux/amd64", "--out-dir"])
+        .arg(tmp.path())
+        .arg("--target-dir")
+        .arg(tmp.path().join("target"))
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&build.stderr);
+    assert_eq!(build.status.code(), Some(2), "{err}");
+    assert!(err.contains("SOURCE_DATE_EPOCH=yesterday"), "{err}");
+    assert!(!tmp.path().join("target").exists(), "nothing was built");
 }
 
 #[test]

@@ -35,6 +35,9 @@ pub struct Artifact {
     pub sha256: String,
     pub size: u64,
     pub report: ElfReport,
+    /// With `--smoke`: the first line the binary printed when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<String>,
 }
 
 /// What a builder planned: the binaries, metadata for image annotations, and one stage per
@@ -139,6 +142,7 @@ pub fn finish_artifact(target: &Target, built: &Built, out_dir: &Path) -> anyhow
         sha256: sha256_hex(&data),
         size: data.len() as u64,
         report,
+        smoke: None,
     })
 }
 

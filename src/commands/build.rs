@@ -125,7 +125,7 @@ fn run_stage(
         artifacts.push(build::finish_artifact(target, b, &cfg.out_dir)?);
     }
     if cfg.smoke {
-        for a in &artifacts {
+        for a in &mut artifacts {
             task.set(&format!("smoke-running {}", a.name));
             let line = build::smoke(a, &cfg.smoke_args)?;
             progress.say(&format!(
@@ -133,6 +133,8 @@ fn run_stage(
                 target.platform.to_string(),
                 a.name
             ));
+            // JSON mode shows no progress: the line goes into the artifact message.
+            a.smoke = Some(line);
         }
     }
     task.finish("done");

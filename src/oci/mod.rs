@@ -220,14 +220,8 @@ pub struct BuildOptions {
 impl BuildOptions {
     /// `SOURCE_DATE_EPOCH` from the environment; an unparsable value is an error.
     pub fn source_date_epoch_from_env() -> anyhow::Result<Option<u64>> {
-        match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
-                anyhow::anyhow!(
-                    "SOURCE_DATE_EPOCH=`{v}` is not a number of seconds since 1970: set it to e.g. `$(git log -1 --format=%ct)`"
-                )
-            }),
-            _ => Ok(None),
-        }
+        // One reading for `kiln build` and `kiln image`: a bad value is a usage error (2).
+        crate::config::source_date_epoch()
     }
 }
 
