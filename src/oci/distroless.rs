@@ -160,7 +160,7 @@ fn untar_member(name: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
     } else if name.ends_with(".zst") {
         out = zstd::stream::decode_all(data).with_context(|| format!("decompressing {name}"))?;
     } else if name.ends_with(".gz") {
-        flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+        flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
     } else if name.ends_with(".tar") {
         out = data.to_vec();
     } else {
