@@ -36,6 +36,14 @@ impl Fingerprint {
         f
     }
 
+    /// A fingerprint that extends `base` (a finished one, which already covers kiln).
+    pub fn extending(kind: &str, base: &str) -> Fingerprint {
+        let mut f = Fingerprint(Sha256::new());
+        f.field("kind", kind.as_bytes());
+        f.field("base", base.as_bytes());
+        f
+    }
+
     /// A labelled value; lengths are hashed too, so fields cannot run into each other.
     pub fn field(&mut self, label: &str, value: &[u8]) {
         for part in [label.as_bytes(), value] {
@@ -47,7 +55,7 @@ impl Fingerprint {
     /// A file by path, size and modification time (missing: recorded as missing).
     pub fn file(&mut self, label: &str, path: &Path) {
         let stat = std::fs::metadata(path)
-            .map(|m| format!("{} {} {}", m.len(), m.mtime(), m.mtime_nsec()))
+            .map(|m| stamp_text(&m))
             .unwrap_or_else(|_| "missing".into());
         self.field(label, format!("{} {stat}", path.display()).as_bytes());
     }
@@ -124,17 +132,11 @@ fn walk(root: &Path, dir: &Path, skip: &[PathBuf], out: &mut Vec<String>) -> Opt
             let target = std::fs::read_link(&path).ok()?;
             // The target's own state counts too (it may lie outside the tree).
             let stat = std::fs::metadata(&path)
-                .map(|m| format!("{} {} {}", m.len(), m.mtime(), m.mtime_nsec()))
+                .map(|m| stamp_text(&m))
                 .unwrap_or_else(|_| "dangling".into());
             out.push(format!("{rel} -> {} {stat}", target.display()));
         } else {
-            out.push(format!(
-                "{rel} {} {} {} {:o}",
-                meta.len(),
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.mode()
-            ));
+            out.push(format!("{rel} {} {:o}", stamp_text(&meta), meta.mode()));
         }
         if out.len() > MAX_FILES {
             return None;
@@ -150,9 +152,19 @@ struct Record {
     outputs: Vec<(String, u64, i64, i64)>,
 }
 
+/// A file's size and modification time (seconds, nanoseconds).
+fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64) {
+    (m.len(), m.mtime(), m.mtime_nsec())
+}
+
+fn stamp_text(m: &std::fs::Metadata) -> String {
+    let (size, s, ns) = stamp(m);
+    format!("{size} {s} {ns}")
+}
+
 fn stat(path: &Path) -> Option<(u64, i64, i64)> {
     let m = std::fs::metadata(path).ok()?;
-    m.is_file().then(|| (m.len(), m.mtime(), m.mtime_nsec()))
+    m.is_file().then(|| stamp(&m))
 }
 
 /// Did the step with fingerprint `key` last succeed in `dir`, leaving `outputs` that are
@@ -194,7 +206,7 @@ pub fn record(dir: &Path, key: &str, outputs: &[String]) -> anyhow::Result<()> {
         key: key.to_string(),
         outputs,
     };
-    crate::oci::layout::write_atomic(&dir.join(RECORD), &serde_json::to_vec(&r)?)
+    super::write_atomic(&dir.join(RECORD), &serde_json::to_vec(&r)?, 0o644)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub struct ListedModule {
 }
 
 /// A main package kiln builds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct MainPackage {
     pub import_path: String,
     /// The executable's name, as `go build` names it.
@@ -82,20 +82,18 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     // What `go list` and the builds read, when kiln can see all of it (see fresh.rs).
     let base = fresh_base(&go, &env, &project_dir, cfg);
     let list_key = base.as_ref().map(|b| {
-        let mut f = Fingerprint::new("go list");
-        f.field("base", b.as_bytes());
+        let mut f = Fingerprint::extending("go list", b);
         f.field("goarch", first.goarch.as_bytes());
         f.field("packages", cfg.go.packages.join("\n").as_bytes());
         f.field("tags", cfg.go.tags.join(",").as_bytes());
         f.field("bins", cfg.cargo.bins.join("\n").as_bytes());
         f.finish()
     });
-    let project = match list_key.as_deref().and_then(|k| cached_plan(&outputs, k)) {
-        Some(mains) => GoProject {
-            dir: project_dir.clone(),
-            module: mains.0,
-            mains: mains.1,
-        },
+    let project = match list_key
+        .as_deref()
+        .and_then(|k| cached_plan(&outputs, k, &project_dir))
+    {
+        Some(project) => project,
         None => {
             let project = plan(
                 &go,
@@ -157,8 +155,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         );
         let bins: Vec<String> = project.mains.iter().map(|m| m.bin.clone()).collect();
         let key = skippable.as_ref().map(|b| {
-            let mut f = Fingerprint::new("go build");
-            f.field("base", b.as_bytes());
+            let mut f = Fingerprint::extending("go build", b);
             f.command(&cmd);
             f.finish()
         });
@@ -229,29 +226,22 @@ fn fresh_base(
 }
 
 /// The cached `go list` result kiln keeps next to its Go outputs.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, Deserialize)]
 struct CachedPlan {
     key: String,
     module: String,
-    mains: Vec<(String, String, bool)>,
+    mains: Vec<MainPackage>,
 }
 
 const PLAN_FILE: &str = ".kiln-go-list.json";
 
-fn cached_plan(outputs: &Path, key: &str) -> Option<(String, Vec<MainPackage>)> {
+fn cached_plan(outputs: &Path, key: &str, dir: &Path) -> Option<GoProject> {
     let c: CachedPlan =
         serde_json::from_slice(&std::fs::read(outputs.join(PLAN_FILE)).ok()?).ok()?;
-    (c.key == key).then(|| {
-        let mains = c
-            .mains
-            .into_iter()
-            .map(|(import_path, bin, needs_cgo)| MainPackage {
-                import_path,
-                bin,
-                needs_cgo,
-            })
-            .collect();
-        (c.module, mains)
+    (c.key == key).then(|| GoProject {
+        dir: dir.to_path_buf(),
+        module: c.module,
+        mains: c.mains,
     })
 }
 
@@ -259,17 +249,13 @@ fn save_plan(outputs: &Path, key: &str, project: &GoProject) {
     let c = CachedPlan {
         key: key.to_string(),
         module: project.module.clone(),
-        mains: project
-            .mains
-            .iter()
-            .map(|m| (m.import_path.clone(), m.bin.clone(), m.needs_cgo))
-            .collect(),
+        mains: project.mains.clone(),
     };
     // A cache: failing to write it only costs the next run a `go list`.
     let _ = fs_err::create_dir_all(outputs)
         .map_err(anyhow::Error::from)
         .and_then(|_| {
-            crate::oci::layout::write_atomic(&outputs.join(PLAN_FILE), &serde_json::to_vec(&c)?)
+            crate::build::write_atomic(&outputs.join(PLAN_FILE), &serde_json::to_vec(&c)?, 0o644)
         });
 }
 
@@ -278,12 +264,7 @@ fn save_plan(outputs: &Path, key: &str, project: &GoProject) {
 fn remove_non_elf(out: &Path, bins: &[String]) {
     for name in bins {
         let path = out.join(name);
-        let mut magic = [0u8; 4];
-        let elf = std::fs::File::open(&path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-            .is_ok()
-            && crate::elf::is_elf(&magic);
-        if path.is_file() && !elf {
+        if path.is_file() && !crate::elf::file_is_elf(&path) {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -646,21 +627,16 @@ pub fn build_target(
         }
         return Err(e.into());
     }
-    bins.iter()
-        .map(|name| {
-            let path = out.join(name);
-            anyhow::ensure!(
-                path.is_file(),
-                "{} succeeded but did not write {}",
-                cmd.summary(),
-                path.display()
-            );
-            Ok(Built {
-                name: name.clone(),
-                path,
-            })
-        })
-        .collect()
+    for name in bins {
+        let path = out.join(name);
+        anyhow::ensure!(
+            path.is_file(),
+            "{} succeeded but did not write {}",
+            cmd.summary(),
+            path.display()
+        );
+    }
+    Ok(built_list(out, bins))
 }
 
 /// Image annotations: the module path's last element as the name, the config's version, and

@@ -13,7 +13,7 @@ use crate::commands::Ctx;
 use crate::elf::{self, Policy};
 use crate::error::{UsageError, VerificationFailed};
 use crate::oci::{
-    self, Base, BuildOptions, BuiltIndex, EntrySource, ImageSpec, LayerEntry, Metadata, OutputSpec,
+    self, Base, BuildOptions, BuiltIndex, ImageSpec, LayerEntry, Metadata, OutputSpec,
     PlatformImage,
 };
 use crate::target::{Target, Targets};
@@ -55,13 +55,10 @@ fn gate(binaries: &[Binary]) -> anyhow::Result<()> {
             bail!("{}: no such file", b.path.display());
         }
     }
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = binaries.iter().map(|b| s.spawn(|| check(b))).collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
+    let failures: Vec<String> = oci::par_map(binaries, check)
+        .into_iter()
+        .flatten()
+        .collect();
     if failures.is_empty() {
         Ok(())
     } else {
@@ -125,13 +122,7 @@ fn parse_file(s: &str) -> anyhow::Result<LayerEntry> {
     if !Path::new(src).is_file() {
         bail!("--file `{s}`: {src} is not a file");
     }
-    Ok(LayerEntry {
-        path: dst.to_string(),
-        source: EntrySource::File(src.into()),
-        mode,
-        uid: 0,
-        gid: 0,
-    })
+    Ok(LayerEntry::file(dst, src, mode))
 }
 
 fn entrypoint(args: &ImageArgs, default: &str) -> anyhow::Result<Vec<String>> {
@@ -189,13 +180,7 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
     // Platforms in the order first given; each gets its binaries and the extra files.
     let mut images: Vec<PlatformImage> = Vec::new();
     for b in &binaries {
-        let entry = LayerEntry {
-            path: format!("/usr/local/bin/{}", b.name),
-            source: EntrySource::File(b.path.clone()),
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-        };
+        let entry = LayerEntry::file(format!("/usr/local/bin/{}", b.name), &b.path, 0o755);
         match images.iter_mut().find(|i| i.platform == b.target.platform) {
             Some(img) => img.entries.push(entry),
             None => images.push(PlatformImage {

@@ -9,7 +9,7 @@ mod goinfo;
 pub mod image;
 mod parse;
 pub mod printer;
-mod read;
+pub(crate) mod read;
 pub mod walk;
 
 use std::path::Path;
@@ -228,6 +228,15 @@ pub fn inspect_bytes(data: &[u8]) -> Result<ElfReport, ElfError> {
 /// Whether `data` starts like an ELF file (cheap check before a full parse).
 pub fn is_elf(data: &[u8]) -> bool {
     data.starts_with(b"\x7fELF")
+}
+
+/// Does the file at `path` start with the ELF magic? (False when it cannot be read.)
+pub fn file_is_elf(path: &std::path::Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && is_elf(&magic)
 }
 
 /// What a file must be to pass.

@@ -4,7 +4,7 @@
 //! bounded no matter how large the libraries are.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use super::ElfError;
@@ -33,8 +33,9 @@ pub fn with_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, 
     let mut file = File::open(path).map_err(io_error)?;
     let len = file.metadata().map_err(io_error)?.len();
     if len <= MMAP_THRESHOLD {
-        // The length is bounded by the threshold, so this allocation is too. `take` guards
-        // against a file that grows while we read it.
+        // Read up to the threshold, not up to `len`: /proc and sysfs files say 0 bytes and
+        // still have content (or fail with EIO, which the user must see). The threshold
+        // bounds the allocation and guards against a file that grows while we read it.
         let mut buf = Vec::with_capacity(len as usize);
         file.by_ref()
             .take(MMAP_THRESHOLD)
@@ -46,11 +47,46 @@ pub fn with_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, 
     if file.read_exact(&mut magic).is_err() || !super::is_elf(&magic) {
         return Ok(f(&magic));
     }
+    let bytes = read_or_map(&file, len, false).map_err(io_error)?;
+    Ok(f(&bytes))
+}
+
+/// A regular file's bytes: read when small, memory-mapped when large.
+pub enum FileBytes {
+    Read(Vec<u8>),
+    Map(memmap2::Mmap),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Read(v) => v,
+            FileBytes::Map(m) => m,
+        }
+    }
+}
+
+/// The bytes of `file`, a regular file `len` bytes long: read (at most `len` bytes, so a
+/// file that grows meanwhile is cut where it was) up to [`MMAP_THRESHOLD`], mapped above.
+/// `populate` pre-faults the whole mapping, for callers that read every byte.
+pub fn read_or_map(file: &File, len: u64, populate: bool) -> std::io::Result<FileBytes> {
+    if len <= MMAP_THRESHOLD {
+        let mut buf = Vec::with_capacity(len as usize);
+        let mut reader = file;
+        reader.seek(std::io::SeekFrom::Start(0))?;
+        reader.take(len).read_to_end(&mut buf)?;
+        return Ok(FileBytes::Read(buf));
+    }
+    let mut options = memmap2::MmapOptions::new();
+    if populate {
+        options.populate();
+    }
     // SAFETY: the mapping is read-only and private. If another process truncates the file
-    // while we parse it, reads past the new end raise SIGBUS; that is the same trade-off
-    // ripgrep makes, and inspect only maps regular files it was asked to read.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
-    Ok(f(&map))
+    // while it is read, reads past the new end raise SIGBUS; that is the same trade-off
+    // ripgrep makes, and kiln maps only regular files it was asked to read or pack.
+    unsafe { options.map(file) }.map(FileBytes::Map)
 }
 
 /// A read error as an [`ElfError`].

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use super::base::BaseImage;
 use super::layer::build_layer;
@@ -104,10 +103,6 @@ pub fn base_from_args(
         ))
         .into()),
     }
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 /// kiln's cache of downloaded .deb files.
@@ -283,7 +278,7 @@ pub fn lock(debs: Option<&Path>) -> anyhow::Result<LockFile> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned(),
-            sha256: sha256_hex(&bytes),
+            sha256: crate::build::sha256_hex(&bytes),
             name: name.clone(),
         };
         if let Some(old) = found.get(&name)
@@ -346,7 +341,7 @@ pub fn fetch(
         .map(|p| {
             let path = dir.join(&p.filename);
             let bytes = fs_err::read(&path)?;
-            let got = sha256_hex(&bytes);
+            let got = crate::build::sha256_hex(&bytes);
             if got != p.sha256 {
                 bail!(
                     "{} has sha256 {got} but the lock pins {}: the package changed; run `kiln base lock` to pin the new one",

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use sha2::{Digest as _, Sha256};
 
 use super::{Compression, EntrySource, LayerEntry};
+use crate::elf::read::{FileBytes, read_or_map};
 
 /// A gzip layer is a series of gzip members, one per this many bytes of tar (RFC 1952
 /// allows any number; Go's gzip reader, and so docker, containerd, skopeo and umoci, reads
@@ -81,11 +82,6 @@ pub fn build_layer(entries: &[LayerEntry], mtime: u64, c: Compression) -> anyhow
     layer_from_stream(&TarStream::build(entries, mtime)?, c)
 }
 
-/// Compress an uncompressed tar into a layer.
-pub fn layer_from_tar(tar: Vec<u8>, c: Compression) -> anyhow::Result<Layer> {
-    layer_from_stream(&TarStream::from_vec(tar), c)
-}
-
 fn layer_from_stream(tar: &TarStream, c: Compression) -> anyhow::Result<Layer> {
     let Compressed { blob, digest } = compress_all(&[tar], c)?
         .pop()
@@ -96,15 +92,6 @@ fn layer_from_stream(tar: &TarStream, c: Compression) -> anyhow::Result<Layer> {
         diff_id: tar.diff_id(),
         blob,
     })
-}
-
-/// Compress `tar` with fixed settings (see [`compress_all`]).
-pub fn compress(tar: &[u8], c: Compression) -> anyhow::Result<Vec<u8>> {
-    let stream = TarStream::from_vec(tar.to_vec());
-    Ok(compress_all(&[&stream], c)?
-        .pop()
-        .expect("one tar in, one blob out")
-        .blob)
 }
 
 /// A compressed layer blob and its `sha256:` digest.
@@ -314,7 +301,7 @@ pub struct TarStream {
 
 enum Piece {
     Owned(Vec<u8>),
-    File(Mapped),
+    File(FileBytes),
     Zeros(usize),
 }
 
@@ -322,7 +309,7 @@ impl Piece {
     fn bytes(&self) -> &[u8] {
         match self {
             Piece::Owned(v) => v,
-            Piece::File(m) => m.bytes(),
+            Piece::File(f) => f,
             Piece::Zeros(n) => &ZEROS[..*n],
         }
     }
@@ -345,11 +332,6 @@ impl TarStream {
             starts,
             len,
         }
-    }
-
-    /// A tar that is already in memory.
-    pub fn from_vec(tar: Vec<u8>) -> TarStream {
-        TarStream::from_pieces(vec![Piece::Owned(tar)])
     }
 
     pub fn len(&self) -> usize {
@@ -510,23 +492,9 @@ impl TarStream {
     }
 }
 
-/// A file's bytes for a layer: mapped when large, read when small or empty (an empty file
-/// cannot be mapped).
-enum Mapped {
-    Map(memmap2::Mmap),
-    Read(Vec<u8>),
-}
-
-impl Mapped {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Mapped::Map(m) => m,
-            Mapped::Read(v) => v,
-        }
-    }
-}
-
-fn map_file(src: &std::path::Path, path: &str) -> anyhow::Result<Mapped> {
+/// A file's bytes for a layer: read when small, mapped (and pre-faulted: every byte is
+/// compressed) when large.
+fn map_file(src: &std::path::Path, path: &str) -> anyhow::Result<FileBytes> {
     let f = fs_err::File::open(src).with_context(|| format!("reading the file for /{path}"))?;
     let meta = f
         .metadata()
@@ -537,19 +505,8 @@ fn map_file(src: &std::path::Path, path: &str) -> anyhow::Result<Mapped> {
             src.display()
         );
     }
-    if meta.len() < 64 * 1024 {
-        let mut buf = Vec::with_capacity(meta.len() as usize);
-        // `take` guards against a file that grows while we read it.
-        std::io::Read::read_to_end(&mut std::io::Read::take(f, meta.len()), &mut buf)
-            .with_context(|| format!("reading {} for /{path}", src.display()))?;
-        return Ok(Mapped::Read(buf));
-    }
-    // SAFETY: a private read-only mapping of a regular file. A file truncated by another
-    // process while kiln copies it raises SIGBUS, the trade-off the inspector makes too;
-    // kiln maps only the files it was told to pack, after building them.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(f.file()) }
-        .with_context(|| format!("reading {} for /{path}", src.display()))?;
-    Ok(Mapped::Map(map))
+    read_or_map(f.file(), meta.len(), true)
+        .with_context(|| format!("reading {} for /{path}", src.display()))
 }
 
 #[cfg(test)]

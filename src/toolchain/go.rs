@@ -83,14 +83,7 @@ fn goroot_binary(goroot: &Path) -> Option<PathBuf> {
 /// launcher once for GOROOT and runs `<GOROOT>/bin/go` directly. A real binary is kept as is.
 fn real_go_binary(on_path: &Path) -> PathBuf {
     let canonical = fs_err::canonicalize(on_path).unwrap_or_else(|_| on_path.to_path_buf());
-    let is_elf = std::fs::File::open(&canonical)
-        .and_then(|mut f| {
-            let mut magic = [0u8; 4];
-            std::io::Read::read_exact(&mut f, &mut magic)?;
-            Ok(magic == *b"\x7fELF")
-        })
-        .unwrap_or(false);
-    if is_elf {
+    if crate::elf::file_is_elf(&canonical) {
         return canonical;
     }
     Cmd::new(on_path, "ask go for its GOROOT")

@@ -11,12 +11,7 @@ pub fn have_tool(tool: &str, install: &str) -> bool {
     if which::which(tool).is_ok() {
         return true;
     }
-    let msg = format!("{tool} not found: install it with `{install}`");
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("SKIP: {msg}");
-    false
+    unavailable(&format!("{tool} not found: install it with `{install}`"))
 }
 
 /// Whether zig is available as `python3 -m ziglang`.
@@ -25,14 +20,7 @@ pub fn have_zig() -> bool {
         .args(["-m", "ziglang", "version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        let msg = "zig not found: install it with `pip install ziglang`";
-        if std::env::var_os("CI").is_some() {
-            panic!("{msg}");
-        }
-        eprintln!("SKIP: {msg}");
-    }
-    ok
+    ok || unavailable("zig not found: install it with `pip install ziglang`")
 }
 
 /// The `os/architecture` of every manifest in an image index (as skopeo --raw prints it),
