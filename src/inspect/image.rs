@@ -22,12 +22,7 @@ const MAX_HOPS: usize = 40;
 /// Largest loader configuration file kept (`/etc/ld.so.conf*`, `/etc/ld-musl-*.path`).
 const MAX_CONF: u64 = 64 * 1024;
 
-/// Whether an input names an image rather than a file.
-pub fn is_image_ref(s: &str) -> bool {
-    ["oci:", "oci-layout:", "oci-archive:", "docker-archive:"]
-        .iter()
-        .any(|p| s.starts_with(p))
-}
+pub use crate::oci::transport::is_image_ref;
 
 /// One path in the virtual tree.
 #[derive(Debug, Clone)]
