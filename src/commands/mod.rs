@@ -4,6 +4,7 @@ pub mod build;
 pub mod doctor;
 pub mod image;
 pub mod inspect;
+pub mod message;
 pub mod targets;
 pub mod toolchain;
 
