@@ -228,15 +228,25 @@ fn env_list(name: &str) -> Option<Vec<String>> {
         .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
 }
 
+/// Latest `SOURCE_DATE_EPOCH` an image can carry: 9999-12-31T23:59:59Z.
+pub const MAX_SOURCE_DATE_EPOCH: u64 = 253_402_300_799;
+
 /// `SOURCE_DATE_EPOCH` from the environment.
 pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| {
-            UsageError(format!(
+        Ok(s) if !s.trim().is_empty() => match s.trim().parse::<u64>() {
+            // RFC 3339 (the OCI config's `created`) has four-digit years: 9999-12-31T23:59:59Z.
+            Ok(n) if n <= MAX_SOURCE_DATE_EPOCH => Ok(Some(n)),
+            Ok(_) => Err(UsageError(format!(
+                "SOURCE_DATE_EPOCH={s} is after 9999-12-31T23:59:59Z ({MAX_SOURCE_DATE_EPOCH}), \
+                 which an image config's RFC 3339 `created` cannot hold; set it to e.g. `git log -1 --format=%ct`"
+            ))
+            .into()),
+            Err(_) => Err(UsageError(format!(
                 "SOURCE_DATE_EPOCH={s} is not a number of seconds since 1970; unset it or set it to e.g. `git log -1 --format=%ct`"
             ))
-            .into()
-        }),
+            .into()),
+        },
         _ => Ok(None),
     }
 }
@@ -254,6 +264,62 @@ fn project_relative_base(base: crate::oci::Base, project_dir: &Path) -> crate::o
         }
         other => other,
     }
+}
+
+/// `[image] files`, each source resolved inside the project (unless allowed outside) and
+/// directories expanded to their files; any problem is a usage error before the build.
+fn image_files(
+    project_dir: &Path,
+    files: Vec<FileEntry>,
+    allow_outside: bool,
+) -> anyhow::Result<Vec<FileEntry>> {
+    let mut out = Vec::new();
+    for f in files {
+        for s in crate::oci::sources::resolve(project_dir, &f.src, &f.dst, f.mode, allow_outside)? {
+            out.push(FileEntry {
+                src: s.src,
+                dst: s.dst,
+                mode: s.mode,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The image settings of a config, checked before anything is built (exit 2).
+fn validate_image(image: &ImageConfig) -> anyhow::Result<()> {
+    let spec = crate::oci::ImageSpec {
+        user: image.user.clone(),
+        entrypoint: image.entrypoint.clone().unwrap_or_default(),
+        cmd: image.cmd.clone(),
+        env: image.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: image.workdir.clone(),
+        labels: image.labels.clone(),
+        exposed_ports: image.ports.clone(),
+        stop_signal: image.stop_signal.clone(),
+        annotations: Default::default(),
+    };
+    if let Some(k) = image.env.keys().find(|k| k.is_empty() || k.contains('=')) {
+        return Err(UsageError(format!(
+            "[image] env key `{k}` is not valid: give a non-empty KEY without `=`"
+        ))
+        .into());
+    }
+    if image.entrypoint.as_ref().is_some_and(Vec::is_empty) {
+        return Err(UsageError(
+            "[image] entrypoint is an empty list: name the program to run, or leave it out \
+             to run the first binary"
+                .into(),
+        )
+        .into());
+    }
+    let has_passwd = match &image.base {
+        crate::oci::Base::Scratch => Some(image.files.iter().any(|f| f.dst == "/etc/passwd")),
+        crate::oci::Base::Distroless(_) => Some(true),
+        _ => None,
+    };
+    crate::oci::validate::image_spec(&spec, has_passwd)?;
+    Ok(())
 }
 
 /// Resolve `kiln build`'s settings.
@@ -318,16 +384,13 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
             Some(c) => c.parse()?,
             None => crate::oci::Compression::Gzip,
         },
-        files: fi
-            .files
-            .unwrap_or_default()
-            .into_iter()
-            .map(|f| FileEntry {
-                src: project_dir.join(&f.src),
-                ..f
-            })
-            .collect(),
+        files: image_files(
+            &project_dir,
+            fi.files.unwrap_or_default(),
+            args.allow_outside_project,
+        )?,
     };
+    validate_image(&image)?;
 
     Ok(BuildConfig {
         outputs: if args.outputs.is_empty() {

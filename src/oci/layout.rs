@@ -51,6 +51,68 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Like [`write_atomic`], with the temporary file in `tmp_dir` (same file system).
+fn write_atomic_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(tmp_dir)
+        .with_context(|| format!("creating a temporary file in {}", tmp_dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// Prefix of kiln's temporary files.
+const TEMP_PREFIX: &str = ".kiln-tmp-";
+
+/// Remove kiln's leftover temporary files (regular files only) directly in `dir`.
+fn remove_stale_temps(dir: &Path) -> anyhow::Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let stale = e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            && e.file_type().is_ok_and(|t| t.is_file());
+        if stale {
+            fs_err::remove_file(e.path()).context("removing a stale temporary file")?;
+        }
+    }
+    Ok(())
+}
+
+/// Does `path` hold exactly the blob `digest` of `len` bytes? (Read and hashed in chunks.)
+fn blob_is_intact(path: &Path, digest: &str, len: u64) -> bool {
+    use sha2::{Digest as _, Sha256};
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() != len {
+        return false;
+    }
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match std::io::Read::read(&mut f, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(_) => return false,
+        }
+    }
+    format!("sha256:{}", hex::encode(h.finalize())) == digest
+}
+
 /// Path of a blob inside a layout.
 pub fn blob_path(dir: &Path, digest: &str) -> anyhow::Result<PathBuf> {
     let hex = digest
@@ -144,20 +206,27 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
             index.digest.as_str(),
             index.index_json.as_slice(),
         )));
+    // Temporary files of runs that were killed (SIGKILL, power loss): under the lock no
+    // other writer is busy, so every one is stale. Older kilns left them in blobs/sha256.
+    remove_stale_temps(dir)?;
+    remove_stale_temps(&sha_dir)?;
     let mut todo = Vec::new();
     for (digest, bytes) in all {
         let path = blob_path(dir, digest)?;
-        // Content-addressed: a blob of the right size under its digest is this blob.
-        if !fs_err::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        // A blob under its digest is reused only if it really has that digest: a damaged or
+        // planted file of the right size is rewritten, not pointed at by the new tag.
+        if !blob_is_intact(&path, digest, bytes.len() as u64) {
             todo.push((path, bytes));
         }
     }
     // Large blobs are written (and synced) side by side: the disk, not the CPU, is the limit.
+    // Their temporary files live in the layout's root, never in blobs/sha256 where readers
+    // (umoci gc, skopeo) expect only digests.
     for batch in todo.chunks(8) {
         std::thread::scope(|s| {
             let handles: Vec<_> = batch
                 .iter()
-                .map(|(path, bytes)| s.spawn(move || write_atomic(path, bytes)))
+                .map(|(path, bytes)| s.spawn(move || write_atomic_via(dir, path, bytes)))
                 .collect();
             handles
                 .into_iter()

@@ -37,6 +37,9 @@
 pub mod archive;
 pub mod base;
 pub mod build;
+mod compress;
+mod deb;
+pub mod decode;
 pub mod distroless;
 pub mod image;
 pub mod json;
@@ -44,6 +47,9 @@ pub mod layer;
 pub mod layout;
 pub mod output;
 pub mod read;
+pub mod sources;
+mod tarstream;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
