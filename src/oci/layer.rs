@@ -5,13 +5,13 @@
 use std::io::Read;
 
 use anyhow::Context;
-use sha2::{Digest as _, Sha256};
 
 pub use super::compress::{Compressed, compress_all};
 pub use super::tarstream::{TarStream, build_tar, normalize_path};
 use super::{Compression, LayerEntry};
 #[cfg(test)]
 use super::{EntrySource, compress::gzip_member};
+pub use crate::digest::sha256_digest;
 
 /// A gzip layer is a series of gzip members, one per this many bytes of tar (RFC 1952
 /// allows any number; Go's gzip reader, and so docker, containerd, skopeo and umoci, reads
@@ -63,11 +63,6 @@ impl Layer {
             size: self.blob.len() as u64,
         }
     }
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// The media type of a layer compressed with `c`.

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use sha2::{Digest as _, Sha256};
 
 use super::{EntrySource, LayerEntry};
-use crate::elf::read::{FileBytes, read_or_map};
+use crate::digest;
+use crate::fsutil::{FileBytes, read_or_map};
 
 /// What one tar entry will be, after paths are normalised and parents added.
 #[derive(Debug, Clone)]
@@ -120,11 +120,11 @@ impl TarStream {
 
     /// `sha256:…` of the tar: the layer's diff_id.
     pub fn diff_id(&self) -> String {
-        let mut h = Sha256::new();
+        let mut h = digest::Hasher::new();
         for p in self.pieces() {
             h.update(p);
         }
-        format!("sha256:{}", hex::encode(h.finalize()))
+        h.finish_digest()
     }
 
     /// The bytes `[start, end)`: borrowed when they lie in one piece, else gathered into

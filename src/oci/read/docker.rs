@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::oci::{parse_config, platform_of};
 use super::store::{Store, hash_stream};
 use super::{LayerRef, PlatformManifest, ReadImage};
-use crate::oci::layer::{self, sha256_digest};
+use crate::digest::sha256_digest;
+use crate::oci::layer;
 
 pub(super) fn read_docker_archive(reference: &str, store: &Store) -> anyhow::Result<ReadImage> {
     let manifest: Value = serde_json::from_slice(&store.document("manifest.json")?)

@@ -36,7 +36,8 @@ mod oci;
 mod store;
 
 use self::store::{BlobSource, Store};
-use super::layer::{Layer, sha256_digest};
+use super::layer::Layer;
+use crate::digest::sha256_digest;
 use crate::error::UsageError;
 use crate::target::Platform;
 

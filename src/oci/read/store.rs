@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use sha2::{Digest as _, Sha256};
 
 use super::MAX_DOCUMENT;
-use crate::oci::layer::sha256_digest;
+use crate::digest::sha256_digest;
 
 /// Where a blob's bytes are.
 #[derive(Debug, Clone)]

@@ -14,8 +14,9 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 
-use super::walk::{FileEntry, Inspection};
-use super::{ElfError, ElfReport, Kind, Libc, Linkage, Policy, Problem, verify_linkage};
+use super::report::{FileEntry, Inspection};
+use super::verify::{Policy, Problem, verify_linkage, verify_platform};
+use crate::elf::{ElfError, ElfReport, Kind, Libc, Linkage};
 use crate::oci::read::{PlatformManifest, read_image};
 
 /// Symlink hops before giving up, as Linux does (ELOOP after 40).
@@ -57,7 +58,7 @@ fn read_file<R: Read>(path: &str, entry: &mut tar::Entry<'_, R>) -> anyhow::Resu
             text: Some(String::from_utf8_lossy(&text).into_owned()),
         });
     }
-    if !super::is_elf(&head) {
+    if !crate::elf::is_elf(&head) {
         return Ok(Node::File {
             elf: None,
             text: None,
@@ -76,14 +77,14 @@ fn read_file<R: Read>(path: &str, entry: &mut tar::Entry<'_, R>) -> anyhow::Resu
         let mut data = head;
         data.reserve(size.min(MAX_ELF_IN_MEMORY) as usize);
         entry.read_to_end(&mut data)?;
-        super::inspect_bytes(&data)
+        crate::elf::inspect_bytes(&data)
     } else {
         let mut tmp = tempfile::tempfile().context("creating a temporary file")?;
         std::io::Write::write_all(&mut tmp, &head)?;
         std::io::copy(entry, &mut tmp).context("copying an ELF file out of the layer")?;
         let len = tmp.metadata()?.len();
-        let bytes = super::read::read_or_map(&tmp, len, false)?;
-        super::inspect_bytes(&bytes)
+        let bytes = crate::fsutil::read_or_map(&tmp, len, false)?;
+        crate::elf::inspect_bytes(&bytes)
     };
     Ok(Node::File {
         elf: Some(Box::new(report)),
@@ -550,7 +551,7 @@ fn inspect_platform(
         let mut entry = match elf.as_ref() {
             Ok(report) => {
                 let mut problems = verify_linkage(report, policy.require);
-                problems.extend(super::verify_platform(report, &pm.platform));
+                problems.extend(verify_platform(report, &pm.platform));
                 problems.extend(check_resolution(&tree, path, report, &env));
                 FileEntry::checked(path.clone(), report.clone(), problems)
             }
