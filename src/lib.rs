@@ -7,6 +7,7 @@ pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dockerfile;
 pub mod elf;
 pub mod error;
 pub mod exec;
@@ -35,6 +36,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Targets => commands::targets::run(&ctx),
         cli::Command::Image(args) => commands::image::run(&args, &ctx).map(|_| ()),
         cli::Command::Base(cmd) => commands::image::run_base(&cmd, &ctx),
+        cli::Command::Lint(args) => commands::lint::run(&args, &ctx).map(|_| ()),
+        cli::Command::Dockerfile(args) => commands::dockerfile::run(&args, &ctx),
         cli::Command::ZigCc(args) => toolchain::zigcc::run(&args),
     }
 }
