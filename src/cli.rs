@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::inspect::Require;
+use crate::toolchain::zigcc::{ZigCc, ZigMode};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
@@ -209,17 +212,6 @@ pub struct BuildArgs {
     pub cargo: CargoFlags,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Require {
-    /// Static or static-pie.
-    #[default]
-    Static,
-    /// Static-pie only.
-    StaticPie,
-    /// Anything (report only).
-    Any,
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
     /// Files, directories (recursive) or images to inspect: `oci:DIR[:TAG]`,
@@ -258,14 +250,6 @@ pub enum ToolchainCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ZigMode {
-    Cc,
-    Cxx,
-    Ar,
-    Ranlib,
-}
-
 #[derive(Debug, Args)]
 pub struct ZigCcArgs {
     /// The zig executable.
@@ -282,6 +266,18 @@ pub struct ZigCcArgs {
     /// The arguments the build tool passed.
     #[arg(last = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+impl From<ZigCcArgs> for ZigCc {
+    fn from(a: ZigCcArgs) -> ZigCc {
+        ZigCc {
+            zig: a.zig,
+            target: a.target,
+            cpu: a.cpu,
+            mode: a.mode,
+            args: a.args,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Args)]

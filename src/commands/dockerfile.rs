@@ -87,13 +87,13 @@ fn plan(
     cfg: &config::BuildConfig,
     file: &config::FileConfig,
 ) -> anyhow::Result<Input> {
-    use crate::build::{c, go, rust};
+    use crate::builders::{c, go, rust};
     let dir = &cfg.project_dir;
     let mut labels = std::collections::BTreeMap::new();
     let mut kiln_build_args = Vec::new();
     let flags = &cfg.cargo;
     let (language, bins, manifests, default_name) = if rust::detect(dir, flags) {
-        let project = rust::plan(dir, flags)?;
+        let project = rust::plan(dir, flags, &cfg.bins, cfg.target_dir.clone())?;
         if let Some(p) = &project.package {
             labels.insert(
                 "org.opencontainers.image.version".to_string(),
@@ -116,7 +116,7 @@ fn plan(
         if let Some(p) = &flags.profile {
             kiln_build_args.extend(["--profile".to_string(), p.clone()]);
         }
-        for b in &flags.bins {
+        for b in &cfg.bins {
             kiln_build_args.extend(["--bin".to_string(), b.clone()]);
         }
         for p in &flags.packages {
