@@ -33,6 +33,16 @@ pub struct FileConfig {
     pub go: Option<GoConfig>,
     /// `[c]`: how C projects are built.
     pub c: Option<CConfig>,
+    /// `[lint]`: `kiln lint` settings.
+    pub lint: Option<LintConfig>,
+}
+
+/// `[lint]` in kiln.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct LintConfig {
+    /// Rule ids `kiln lint` does not report (`["KL014"]`).
+    pub disable: Vec<String>,
 }
 
 /// `[go]` in kiln.toml: settings for Go modules. Every field is optional.
