@@ -23,16 +23,30 @@ pub fn parse_outputs(
                 .map(|mut t| t.remove(0).platform)
         })
         .transpose()?;
-    outputs
+    let specs: Vec<OutputSpec> = outputs
         .iter()
         .map(|o| {
             let mut spec = parse_output(o)?;
             if let OutputSpec::DockerArchive { platform, .. } = &mut spec {
                 platform.clone_from(&docker_platform);
             }
+            // Checked now, before anything is built: a device, FIFO or directory there is a
+            // usage error, not something to replace.
+            match &spec {
+                OutputSpec::OciArchive { file, .. } | OutputSpec::DockerArchive { file, .. } => {
+                    archive::destination(file)?;
+                }
+                OutputSpec::OciDir { .. } => {}
+            }
             Ok(spec)
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    if specs.iter().filter(|s| s.is_stdout()).count() > 1 {
+        return Err(
+            UsageError("only one output can stream to standard output (`-`)".into()).into(),
+        );
+    }
+    Ok(specs)
 }
 
 /// Parse one `--output` value.

@@ -46,6 +46,17 @@ pub fn is_image_ref(s: &str) -> bool {
 }
 
 impl ImageRef {
+    /// Does this output stream to standard output (`oci-archive:-`, `docker-archive:-`)?
+    /// Reports then go to stderr, so the archive is all that stdout carries.
+    pub fn is_stdout(&self) -> bool {
+        match self {
+            ImageRef::OciDir { .. } => false,
+            ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => {
+                file.as_os_str() == "-"
+            }
+        }
+    }
+
     /// Parse `TRANSPORT:PATH[:REST]`. `what` names the value in errors ("output", "image").
     pub fn parse(s: &str, what: &str) -> Result<ImageRef, UsageError> {
         let Some((transport, rest)) = s.split_once(':') else {
