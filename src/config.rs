@@ -9,14 +9,11 @@ use serde::Deserialize;
 
 use crate::cli::{BuildArgs, CargoFlags};
 use crate::error::UsageError;
+use crate::oci::spec::{DEFAULT_BIN_DIR, DEFAULT_USER, ImageSettings};
 use crate::target::{Target, Targets};
 
 /// Platforms built when nothing says otherwise.
 pub const DEFAULT_PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64"];
-/// The user images run as unless configured: distroless's `nonroot`.
-pub const DEFAULT_USER: &str = "65532:65532";
-/// Where binaries go inside an image.
-pub const DEFAULT_BIN_DIR: &str = "/usr/local/bin";
 
 /// The `[package.metadata.kiln]` / `kiln.toml` file, as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -124,7 +121,7 @@ pub struct FileImage {
     /// `scratch` (default), `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`.
     pub base: Option<String>,
     /// `gzip` (default), `zstd` or `none`.
-    pub compression: Option<String>,
+    pub compression: Option<crate::oci::Compression>,
     /// Extra files: `{ src = "config/app.toml", dst = "/etc/app.toml", mode = 0o644 }`.
     pub files: Option<Vec<FileEntry>>,
 }
@@ -203,6 +200,24 @@ impl From<&CargoFlags> for CargoConfig {
             offline: f.offline,
             frozen: f.frozen,
             manifest_path: f.manifest_path.clone(),
+        }
+    }
+}
+
+impl ImageConfig {
+    /// The settings the image writer takes (`oci::spec`, where the defaults live).
+    pub fn settings(&self) -> ImageSettings {
+        ImageSettings {
+            user: Some(self.user.clone()),
+            entrypoint: self.entrypoint.clone(),
+            cmd: self.cmd.clone(),
+            env: self.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            workdir: self.workdir.clone(),
+            labels: self.labels.clone(),
+            ports: self.ports.clone(),
+            stop_signal: self.stop_signal.clone(),
+            annotations: Default::default(),
+            bin_dir: Some(self.bin_dir.clone()),
         }
     }
 }
@@ -320,17 +335,7 @@ fn image_files(
 
 /// The image settings of a config, checked before anything is built (exit 2).
 fn validate_image(image: &ImageConfig) -> anyhow::Result<()> {
-    let spec = crate::oci::ImageSpec {
-        user: image.user.clone(),
-        entrypoint: image.entrypoint.clone().unwrap_or_default(),
-        cmd: image.cmd.clone(),
-        env: image.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        workdir: image.workdir.clone(),
-        labels: image.labels.clone(),
-        exposed_ports: image.ports.clone(),
-        stop_signal: image.stop_signal.clone(),
-        annotations: Default::default(),
-    };
+    let spec = image.settings().spec(&[], None);
     if let Some(k) = image.env.keys().find(|k| k.is_empty() || k.contains('=')) {
         return Err(UsageError(format!(
             "[image] env key `{k}` is not valid: give a non-empty KEY without `=`"
@@ -412,10 +417,7 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
             Some(b) => project_relative_base(b.parse()?, &project_dir),
             None => crate::oci::Base::Scratch,
         },
-        compression: match args.compression.as_deref().or(fi.compression.as_deref()) {
-            Some(c) => c.parse()?,
-            None => crate::oci::Compression::Gzip,
-        },
+        compression: args.compression.or(fi.compression).unwrap_or_default(),
         files: image_files(
             &project_dir,
             fi.files.unwrap_or_default(),

@@ -4,22 +4,23 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use crate::cli::{BaseCommand, ImageArgs};
+use crate::cli::{BaseCommand, DistrolessFrom, ImageArgs};
 use crate::commands::Ctx;
 use crate::commands::message;
 use crate::error::UsageError;
 use crate::fsutil::{WriteOptions, write_atomic};
+use crate::oci::distroless::DistrolessSource;
+use crate::oci::spec::ImageSettings;
 use crate::oci::{
-    self, Base, BuildOptions, BuiltIndex, ImageSpec, LayerEntry, Metadata, OutputSpec,
-    PlatformImage,
+    self, Base, BuildOptions, BuiltIndex, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };
 use crate::pipeline::{self, Prebuilt};
 use crate::progress::human_size;
-use crate::target::Targets;
+use crate::target::{Platform, Targets};
 
 /// One `--binary PLATFORM=PATH` value.
 fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Prebuilt> {
@@ -97,18 +98,37 @@ fn parse_file(s: &str) -> anyhow::Result<LayerEntry> {
     Ok(LayerEntry::file(dst, src, mode))
 }
 
-fn entrypoint(args: &ImageArgs, default: &str) -> anyhow::Result<Vec<String>> {
+/// `--entrypoint`: a path, a JSON array, or `""` for none; `None` = kiln's default.
+fn entrypoint(args: &ImageArgs) -> anyhow::Result<Option<Vec<String>>> {
     match args.entrypoint.as_deref() {
-        None => Ok(vec![default.to_string()]),
-        Some(e) if e.trim_start().starts_with('[') => serde_json::from_str(e).map_err(|err| {
-            UsageError(format!(
-                "--entrypoint `{e}` is not a JSON array of strings: {err}"
-            ))
-            .into()
-        }),
-        Some("") => Ok(Vec::new()),
-        Some(e) => Ok(vec![e.to_string()]),
+        None => Ok(None),
+        Some(e) if e.trim_start().starts_with('[') => {
+            serde_json::from_str(e).map(Some).map_err(|err| {
+                UsageError(format!(
+                    "--entrypoint `{e}` is not a JSON array of strings: {err}"
+                ))
+                .into()
+            })
+        }
+        Some("") => Ok(Some(Vec::new())),
+        Some(e) => Ok(Some(vec![e.to_string()])),
     }
+}
+
+/// The image settings the flags give (defaults are `oci::spec`'s, as for `kiln build`).
+fn settings(args: &ImageArgs) -> anyhow::Result<ImageSettings> {
+    Ok(ImageSettings {
+        user: args.user.clone(),
+        entrypoint: entrypoint(args)?,
+        cmd: args.cmd.clone(),
+        env: args.env.clone(),
+        workdir: args.workdir.clone(),
+        labels: key_values("--label", &args.labels)?,
+        ports: args.ports.clone(),
+        stop_signal: args.stop_signal.clone(),
+        annotations: key_values("--annotation", &args.annotations)?,
+        bin_dir: None,
+    })
 }
 
 /// What `kiln image` packs: the images and options `build_index` takes, and the binaries
@@ -134,47 +154,43 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
         .map(|f| parse_file(f))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let first = &binaries[0].name;
-    let spec = ImageSpec {
-        user: args.user.clone().unwrap_or_default(),
-        entrypoint: Vec::new(),
-        cmd: args.cmd.clone(),
-        env: args.env.clone(),
-        workdir: args.workdir.clone(),
-        labels: key_values("--label", &args.labels)?,
-        exposed_ports: args.ports.clone(),
-        stop_signal: args.stop_signal.clone(),
-        annotations: key_values("--annotation", &args.annotations)?,
-    };
-    for p in &spec.exposed_ports {
+    let settings = settings(args)?;
+    for p in &settings.ports {
         oci::image::normalize_port(p).map_err(|e| UsageError(format!("--port: {e:#}")))?;
     }
 
-    // Platforms in the order first given; each gets its binaries and the extra files.
-    let mut images: Vec<PlatformImage> = Vec::new();
+    // Platforms in the order first given; each gets its binaries and the extra files, and
+    // (without --entrypoint) runs its own first binary.
+    let mut platforms: Vec<(&Platform, Vec<&Prebuilt>)> = Vec::new();
     for b in &binaries {
-        let entry = LayerEntry::file(format!("/usr/local/bin/{}", b.name), &b.path, 0o755);
-        match images.iter_mut().find(|i| i.platform == b.target.platform) {
-            Some(img) => img.entries.push(entry),
-            None => images.push(PlatformImage {
-                platform: b.target.platform.clone(),
-                entries: std::iter::once(entry)
-                    .chain(files.iter().cloned())
-                    .collect(),
-                spec: ImageSpec {
-                    // Without --entrypoint each platform runs its own first binary.
-                    entrypoint: entrypoint(args, &format!("/usr/local/bin/{}", b.name))?,
-                    ..spec.clone()
-                },
-            }),
+        match platforms.iter_mut().find(|(p, _)| **p == b.target.platform) {
+            Some((_, bs)) => bs.push(b),
+            None => platforms.push((&b.target.platform, vec![b])),
         }
     }
+    let images: Vec<PlatformImage> = platforms
+        .iter()
+        .map(|(platform, bs)| {
+            let names: Vec<&str> = bs.iter().map(|b| b.name.as_str()).collect();
+            let on_disk: Vec<(&str, &Path)> = bs
+                .iter()
+                .map(|b| (b.name.as_str(), b.path.as_path()))
+                .collect();
+            settings.platform_image(platform, &on_disk, &names, None, &files)
+        })
+        .collect();
 
     let base = match args.base.as_str() {
-        "distroless" => oci::distroless::base_from_args(
-            &args.distroless_from,
-            args.base_lock.as_deref(),
-            args.debs.as_deref(),
-        )?,
+        "distroless" => match args.distroless_from {
+            DistrolessFrom::Deb => Base::Distroless(DistrolessSource::Debs {
+                lock: args
+                    .base_lock
+                    .clone()
+                    .unwrap_or_else(|| oci::distroless::DEFAULT_LOCK.into()),
+                debs: args.debs.clone(),
+            }),
+            DistrolessFrom::Host => Base::Distroless(DistrolessSource::Host),
+        },
         b => b.parse::<Base>()?,
     };
     // Checked before anything is packed: a bad setting is a usage error (exit 2).
@@ -192,7 +208,7 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
     }
     let opts = BuildOptions {
         source_date_epoch: BuildOptions::source_date_epoch_from_env()?,
-        compression: args.compression.parse()?,
+        compression: args.compression,
         base,
         metadata: Metadata {
             title: args.title.clone().or_else(|| Some(first.clone())),
@@ -314,10 +330,12 @@ mod tests {
             entrypoint: Some(r#"["/a","b"]"#.into()),
             ..Default::default()
         };
-        assert_eq!(entrypoint(&args, "/d").unwrap(), ["/a", "b"]);
+        assert_eq!(entrypoint(&args).unwrap().unwrap(), ["/a", "b"]);
         args.entrypoint = Some("[oops".into());
-        assert!(entrypoint(&args, "/d").is_err());
+        assert!(entrypoint(&args).is_err());
+        args.entrypoint = Some("".into());
+        assert_eq!(entrypoint(&args).unwrap(), Some(vec![]));
         args.entrypoint = None;
-        assert_eq!(entrypoint(&args, "/d").unwrap(), ["/d"]);
+        assert_eq!(entrypoint(&args).unwrap(), None);
     }
 }

@@ -9,7 +9,7 @@ use object::Endianness;
 use object::read::elf::FileHeader;
 use serde::Serialize;
 
-use super::parse::Image;
+use super::mapped::Image;
 
 const MAGIC: &[u8] = b"\xff Go buildinf:";
 /// Header size; the inline strings (Go 1.18+) start right after it.

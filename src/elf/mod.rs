@@ -7,6 +7,7 @@ mod arm;
 mod auditable;
 mod goinfo;
 mod load;
+mod mapped;
 mod parse;
 pub(crate) mod read;
 

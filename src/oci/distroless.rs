@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::base::BaseImage;
 pub use super::deb::{DebEntry, deb_control, deb_entries};
 use super::layer::build_layer;
-use super::{Base, BuildOptions, EntrySource, LayerEntry};
-use crate::error::UsageError;
+use super::{BuildOptions, EntrySource, LayerEntry};
 use crate::exec::Cmd;
 
 /// The Debian packages the base is made of.
@@ -83,25 +82,6 @@ impl LockFile {
             "# The Debian packages of kiln's distroless base, pinned by sha256.\n# Written by `kiln base lock`; commit it.\n\n{}",
             toml::to_string(self)?
         ))
-    }
-}
-
-/// `--base distroless` with `--distroless-from deb|host`.
-pub fn base_from_args(
-    from: &str,
-    lock: Option<&Path>,
-    debs: Option<&Path>,
-) -> anyhow::Result<Base> {
-    match from {
-        "deb" => Ok(Base::Distroless(DistrolessSource::Debs {
-            lock: lock.map_or_else(|| PathBuf::from(DEFAULT_LOCK), Path::to_path_buf),
-            debs: debs.map(Path::to_path_buf),
-        })),
-        "host" => Ok(Base::Distroless(DistrolessSource::Host)),
-        other => Err(UsageError(format!(
-            "--distroless-from `{other}`: use deb (pinned Debian packages) or host (this machine's files)"
-        ))
-        .into()),
     }
 }
 

@@ -6,27 +6,12 @@ use std::io::Read;
 
 use anyhow::Context;
 
-pub use super::compress::{Compressed, compress_all};
+pub use super::compress::{Compressed, GZIP_LEVEL, GZIP_MEMBER, ZSTD_LEVEL, compress_all};
 pub use super::tarstream::{TarStream, build_tar, normalize_path};
 use super::{Compression, LayerEntry};
 #[cfg(test)]
 use super::{EntrySource, compress::gzip_member};
 pub use crate::digest::sha256_digest;
-
-/// A gzip layer is a series of gzip members, one per this many bytes of tar (RFC 1952
-/// allows any number; Go's gzip reader, and so docker, containerd, skopeo and umoci, reads
-/// them as one stream, as eStargz layers rely on). Members are compressed in parallel, so a
-/// single large binary uses every core; the cut points are fixed, so the bytes do not
-/// depend on the number of cores. At 1 MiB the size cost is under 0.1%.
-pub const GZIP_MEMBER: usize = 1 << 20;
-
-/// gzip level: fixed, because the compressed bytes (and so the layer digest) depend on it.
-/// libdeflate's level 1: on a 20 MiB binary it is as fast as zlib's level 1 and within 5%
-/// of zlib's level 6 in size (zlib's level 1 is 30% larger), so packing stays fast without
-/// making pulls slower. libdeflate writes no name, mtime 0 and OS 255 in the header.
-pub const GZIP_LEVEL: i32 = 1;
-/// zstd level, fixed for the same reason.
-pub const ZSTD_LEVEL: i32 = 3;
 
 /// OCI media types of layers.
 pub const MEDIA_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";

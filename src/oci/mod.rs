@@ -49,6 +49,7 @@ pub mod layout;
 pub mod output;
 pub mod read;
 pub mod sources;
+pub mod spec;
 mod tarstream;
 pub mod transport;
 pub mod validate;
@@ -146,27 +147,14 @@ pub struct PlatformImage {
     pub spec: ImageSpec,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// How layers are compressed (`--compression`, `[image] compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
     Gzip,
     Zstd,
     None,
-}
-
-impl std::str::FromStr for Compression {
-    type Err = crate::error::UsageError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "gzip" => Ok(Compression::Gzip),
-            "zstd" => Ok(Compression::Zstd),
-            "none" => Ok(Compression::None),
-            _ => Err(crate::error::UsageError(format!(
-                "unknown layer compression `{s}`: use gzip, zstd or none"
-            ))),
-        }
-    }
 }
 
 /// What the image is built on.

@@ -11,8 +11,7 @@ use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
 use crate::exec::Cmd;
 use crate::oci::{
-    self, BuildOptions, BuiltIndex, EntrySource, ImageSpec, LayerEntry, Metadata, OutputSpec,
-    PlatformImage,
+    self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };
 use crate::par::{cpus, par_map};
 use crate::progress::Progress;
@@ -30,23 +29,6 @@ fn git_revision(dir: &Path) -> Option<String> {
         .read()
         .ok()
         .filter(|r| r.len() == 40)
-}
-
-/// The entrypoint when the config gives none: the only binary, else the one named like
-/// the package, else the first.
-fn default_entrypoint(bin_dir: &str, bins: &[String], package: Option<&str>) -> Vec<String> {
-    let name = match bins {
-        [one] => one.as_str(),
-        _ => package
-            .filter(|p| bins.iter().any(|b| b == p))
-            .or(bins.first().map(String::as_str))
-            .unwrap_or_default(),
-    };
-    if name.is_empty() {
-        Vec::new()
-    } else {
-        vec![format!("{}/{name}", bin_dir.trim_end_matches('/'))]
-    }
 }
 
 /// One image per platform (the binaries, extra files, config), the index, every output.
@@ -80,40 +62,24 @@ pub fn pack_build(
         });
     }
     let package = plan.package.as_ref();
-    let spec = ImageSpec {
-        user: img.user.clone(),
-        entrypoint: img.entrypoint.clone().unwrap_or_else(|| {
-            default_entrypoint(&img.bin_dir, &plan.bins, package.map(|p| p.name.as_str()))
-        }),
-        cmd: img.cmd.clone(),
-        env: img.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        workdir: img.workdir.clone(),
-        labels: img.labels.clone(),
-        exposed_ports: img.ports.clone(),
-        stop_signal: img.stop_signal.clone(),
-        annotations: Default::default(),
-    };
+    let settings = img.settings();
+    let bins: Vec<&str> = plan.bins.iter().map(String::as_str).collect();
     let images: Vec<PlatformImage> = plan
         .stages
         .iter()
         .map(|stage| {
-            let mut entries: Vec<LayerEntry> = artifacts
+            let binaries: Vec<(&str, &Path)> = artifacts
                 .iter()
                 .filter(|a| a.target.name == stage.target.name)
-                .map(|a| LayerEntry {
-                    path: format!("{}/{}", img.bin_dir.trim_end_matches('/'), a.name),
-                    source: EntrySource::File(a.path.clone()),
-                    mode: 0o755,
-                    uid: 0,
-                    gid: 0,
-                })
+                .map(|a| (a.name.as_str(), a.path.as_path()))
                 .collect();
-            entries.extend(extra.iter().cloned());
-            PlatformImage {
-                platform: stage.target.platform.clone(),
-                entries,
-                spec: spec.clone(),
-            }
+            settings.platform_image(
+                &stage.target.platform,
+                &binaries,
+                &bins,
+                package.map(|p| p.name.as_str()),
+                &extra,
+            )
         })
         .collect();
     let opts = BuildOptions {
