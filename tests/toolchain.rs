@@ -39,7 +39,7 @@ fn unknown_toolchain_is_a_usage_error() {
     let out = run(kiln().args(["toolchain", "install", "fortran"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("it installs: zig"),
+        stderr(&out).contains("possible values: zig, go"),
         "{}",
         stderr(&out)
     );
