@@ -35,6 +35,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Targets => commands::targets::run(&ctx),
         cli::Command::Image(args) => commands::image::run(&args, &ctx).map(|_| ()),
         cli::Command::Base(cmd) => commands::image::run_base(&cmd, &ctx),
+        cli::Command::Index(cmd) => commands::index::run(&cmd, &ctx),
         cli::Command::ZigCc(args) => toolchain::zigcc::run(&args),
     }
 }

@@ -32,16 +32,27 @@ pub struct BuildOutcome {
 
 pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
     let cfg = config::resolve_build(args)?;
+    super::push::options(&args.registry);
     let progress = Progress::new(ctx.quiet || ctx.json);
     let outcome = build(&cfg, &progress)?;
+    let (_, remote) = oci::registry::split_outputs(&cfg.outputs)?;
+    let pushed = match &outcome.index {
+        Some(index) => super::push::push_outputs(index, &remote, &args.registry, ctx)?,
+        None => None,
+    };
     print_outcome(&outcome, &cfg, ctx)?;
+    if let Some(p) = &pushed {
+        super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
+    }
     Ok(outcome)
 }
 
 /// Build every target of `cfg`; the library entry point (no printing but progress).
 pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
-    // Bad --output values fail before minutes of building.
-    let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
+    // Bad --output values fail before minutes of building. `docker://` outputs are pushed
+    // by the caller once the index is built.
+    let (local, remote) = oci::registry::split_outputs(&cfg.outputs)?;
+    let outputs = oci::output::parse_outputs(&local, cfg.docker_platform.as_deref())?;
     let plan = prepare(cfg, progress)?;
     let stages = &plan.stages;
 
@@ -87,7 +98,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
         .into());
     }
 
-    let index = if outputs.is_empty() {
+    let index = if outputs.is_empty() && remote.is_empty() {
         None
     } else {
         Some(pack_images(cfg, &outputs, &artifacts, &plan, progress)?)

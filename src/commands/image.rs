@@ -12,6 +12,7 @@ use crate::cli::{BaseCommand, ImageArgs, Require};
 use crate::commands::Ctx;
 use crate::elf::{self, Policy};
 use crate::error::{UsageError, VerificationFailed};
+use crate::oci::registry;
 use crate::oci::{
     self, Base, BuildOptions, BuiltIndex, ImageSpec, LayerEntry, Metadata, OutputSpec,
     PlatformImage,
@@ -225,13 +226,19 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
     })
 }
 
-/// Parse every `--output` (before any work, so a typo fails fast).
-fn outputs(args: &ImageArgs) -> anyhow::Result<Vec<OutputSpec>> {
-    oci::output::parse_outputs(&args.outputs, args.docker_platform.as_deref())
+/// Parse every `--output` (before any work, so a typo fails fast): local sinks and
+/// registry references.
+fn outputs(args: &ImageArgs) -> anyhow::Result<(Vec<OutputSpec>, Vec<registry::Reference>)> {
+    let (local, remote) = registry::split_outputs(&args.outputs)?;
+    Ok((
+        oci::output::parse_outputs(&local, args.docker_platform.as_deref())?,
+        remote,
+    ))
 }
 
 pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
-    let outs = outputs(args)?;
+    let (outs, remote) = outputs(args)?;
+    super::push::options(&args.registry);
     let Plan {
         images,
         opts,
@@ -270,6 +277,7 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         }
         oci::write_output(o, &built)?;
     }
+    let pushed = super::push::push_outputs(&built, &remote, &args.registry, ctx)?;
     let mut out = std::io::stdout().lock();
     if ctx.json {
         let platforms: Vec<_> = built
@@ -282,9 +290,13 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
             "digest": built.digest,
             "size": built.total_size(),
             "platforms": platforms,
-            "outputs": outs.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+            "outputs": outs.iter().map(|o| o.to_string()).chain(remote.iter().map(|r| format!("docker://{r}"))).collect::<Vec<_>>(),
         });
         writeln!(out, "{event}")?;
+        if let Some(p) = &pushed {
+            drop(out);
+            super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
+        }
     } else if !ctx.quiet {
         for i in &built.images {
             let size: u64 = i.layers.iter().map(|l| l.size).sum();
@@ -299,8 +311,14 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         for o in &outs {
             writeln!(out, "wrote {o}  index {}", built.digest)?;
         }
+        if let Some(p) = &pushed {
+            drop(out);
+            super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
+        }
     } else {
-        writeln!(out, "{}", built.digest)?;
+        // With --push-by-digest the digest pushed (one platform: its manifest).
+        let digest = pushed.as_ref().map_or(&built.digest, |p| &p.digest);
+        writeln!(out, "{digest}")?;
     }
     Ok(built)
 }

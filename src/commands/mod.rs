@@ -3,7 +3,9 @@
 pub mod build;
 pub mod doctor;
 pub mod image;
+pub mod index;
 pub mod inspect;
+pub mod push;
 pub mod targets;
 pub mod toolchain;
 

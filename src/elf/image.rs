@@ -14,7 +14,8 @@ use anyhow::Context;
 
 use super::walk::{FileEntry, Inspection};
 use super::{ElfError, ElfReport, Kind, Libc, Linkage, Policy, Problem, verify_linkage};
-use crate::oci::read::{PlatformManifest, read_image};
+use crate::oci::read::PlatformManifest;
+use crate::oci::read_image;
 
 /// Symlink hops before giving up, as Linux does (ELOOP after 40).
 const MAX_HOPS: usize = 40;
@@ -23,9 +24,16 @@ const MAX_CONF: u64 = 64 * 1024;
 
 /// Whether an input names an image rather than a file.
 pub fn is_image_ref(s: &str) -> bool {
-    ["oci:", "oci-layout:", "oci-archive:", "docker-archive:"]
-        .iter()
-        .any(|p| s.starts_with(p))
+    // A registry image only as `docker://…`: `dist.v2/app` is a file path.
+    [
+        "oci:",
+        "oci-layout:",
+        "oci-archive:",
+        "docker-archive:",
+        "docker://",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
 }
 
 /// One path in the virtual tree.

@@ -6,7 +6,8 @@ use anyhow::Context;
 use oci_spec::image::ImageConfiguration;
 
 use super::layer::Layer;
-use super::read::{ReadImage, read_image};
+use super::read::ReadImage;
+use super::read_image;
 use super::{Base, BuildOptions};
 use crate::target::Platform;
 

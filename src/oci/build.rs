@@ -53,6 +53,11 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     if images.is_empty() {
         bail!("no platform images to pack: give at least one binary");
     }
+    // The canonical platform order: an index merged from images built apart (a CI
+    // matrix) is then the same document as one built here.
+    let mut sorted = images.to_vec();
+    sorted.sort_by_key(|i| super::merge::platform_rank(&i.platform));
+    let images = sorted.as_slice();
     let mut seen = BTreeSet::new();
     for i in images {
         if !seen.insert(i.platform.clone()) {

@@ -79,6 +79,12 @@ pub struct LayerRef {
     source: BlobSource,
 }
 
+/// Brings a blob onto the disk when it is first read (a registry's blob cache) and says
+/// where it is then.
+pub trait BlobFetch: Send + Sync + std::fmt::Debug {
+    fn fetch(&self, digest: &str) -> anyhow::Result<PathBuf>;
+}
+
 /// Where a blob's bytes are.
 #[derive(Debug, Clone)]
 enum BlobSource {
@@ -88,24 +94,34 @@ enum BlobSource {
         offset: u64,
         len: u64,
     },
+    Fetch {
+        from: std::sync::Arc<dyn BlobFetch>,
+        digest: String,
+    },
 }
 
 impl BlobSource {
-    fn location(&self) -> anyhow::Result<(&Path, u64, u64)> {
+    fn location(&self) -> anyhow::Result<(std::borrow::Cow<'_, Path>, u64, u64)> {
+        use std::borrow::Cow;
         Ok(match self {
-            BlobSource::File(p) => (p, 0, fs_err::metadata(p)?.len()),
+            BlobSource::File(p) => (Cow::Borrowed(p.as_path()), 0, fs_err::metadata(p)?.len()),
             BlobSource::Member {
                 archive,
                 offset,
                 len,
-            } => (archive, *offset, *len),
+            } => (Cow::Borrowed(archive.as_path()), *offset, *len),
+            BlobSource::Fetch { from, digest } => {
+                let p = from.fetch(digest)?;
+                let len = fs_err::metadata(&p)?.len();
+                (Cow::Owned(p), 0, len)
+            }
         })
     }
 
     /// A reader over the blob's bytes, without loading them.
     fn open(&self) -> anyhow::Result<std::io::Take<fs_err::File>> {
         let (path, offset, len) = self.location()?;
-        let mut f = fs_err::File::open(path)?;
+        let mut f = fs_err::File::open(path.as_ref())?;
         f.seek(SeekFrom::Start(offset))?;
         Ok(f.take(len))
     }
@@ -128,6 +144,26 @@ impl BlobSource {
 }
 
 impl LayerRef {
+    /// A layer whose blob `from` brings when it is first read.
+    pub fn fetched(
+        media_type: &str,
+        digest: &str,
+        diff_id: &str,
+        size: u64,
+        from: std::sync::Arc<dyn BlobFetch>,
+    ) -> anyhow::Result<LayerRef> {
+        Ok(LayerRef {
+            media_type: oci_layer_type(media_type)?,
+            digest: digest.to_string(),
+            diff_id: diff_id.to_string(),
+            size,
+            source: BlobSource::Fetch {
+                from,
+                digest: digest.to_string(),
+            },
+        })
+    }
+
     /// The blob as stored (compressed), checked against its digest.
     pub fn blob(&self) -> anyhow::Result<Vec<u8>> {
         let b = self.source.read(u64::MAX)?;
@@ -433,7 +469,7 @@ fn oci_layer_type(mt: &str) -> anyhow::Result<String> {
     })
 }
 
-fn platform_of(cfg: &ImageConfiguration) -> Platform {
+pub fn platform_of(cfg: &ImageConfiguration) -> Platform {
     Platform {
         os: cfg.os().to_string(),
         architecture: cfg.architecture().to_string(),
@@ -441,7 +477,7 @@ fn platform_of(cfg: &ImageConfiguration) -> Platform {
     }
 }
 
-fn parse_config(bytes: &[u8], what: &str) -> anyhow::Result<ImageConfiguration> {
+pub fn parse_config(bytes: &[u8], what: &str) -> anyhow::Result<ImageConfiguration> {
     ImageConfiguration::from_reader(bytes).with_context(|| format!("{what} is not an image config"))
 }
 
