@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::inspect::Require;
+use crate::toolchain::zigcc::{ZigCc, ZigMode};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
@@ -51,12 +54,84 @@ pub enum Command {
     /// Bases for `kiln image`: `kiln base lock` pins the distroless packages.
     #[command(subcommand)]
     Base(BaseCommand),
+    /// Check Dockerfiles for mistakes that make images big, slow, insecure or unable to start.
+    Lint(LintArgs),
+    /// Write the BuildKit multi-stage Dockerfile that does what `kiln build` does.
+    Dockerfile(DockerfileArgs),
     /// Image indexes: `kiln index merge` joins per-platform images pushed by digest.
     #[command(subcommand)]
     Index(IndexCommand),
     /// (internal) the C compiler / linker wrapper: rewrites arguments and runs zig.
     #[command(hide = true)]
     ZigCc(ZigCcArgs),
+}
+
+/// Output of `kiln lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LintFormat {
+    /// `FILE:LINE: severity ID message` and a fix line.
+    #[default]
+    Human,
+    /// One JSON document with every finding.
+    Json,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
+}
+
+/// The lowest severity that makes `kiln lint` exit 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum FailLevel {
+    Error,
+    #[default]
+    Warning,
+    Info,
+    /// Never fail on findings.
+    None,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct LintArgs {
+    /// Dockerfiles to check (default: ./Dockerfile); `-` reads standard input.
+    #[arg(value_name = "DOCKERFILE")]
+    pub files: Vec<PathBuf>,
+    /// human, json or sarif.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+    /// Exit 3 when a finding is at least this severe: error, warning, info, none.
+    #[arg(long, value_enum, default_value_t = FailLevel::Warning)]
+    pub fail_level: FailLevel,
+    /// Also require base images pinned by digest.
+    #[arg(long)]
+    pub strict: bool,
+    /// Rule ids to switch off (comma-separated, repeatable), besides `[lint] disable` in kiln.toml.
+    #[arg(long, value_name = "IDS")]
+    pub disable: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DockerfileArgs {
+    /// Project directory (default: the current directory).
+    pub path: Option<PathBuf>,
+    /// Platforms the image is for (default: as `kiln build`: config, else linux/amd64,linux/arm64).
+    #[arg(long = "platform", value_name = "PLATFORMS")]
+    pub platforms: Vec<String>,
+    /// Final stage base: scratch (default), distroless, or an image reference with a tag.
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// Where to write the Dockerfile (default: PATH/Dockerfile); `-` prints it.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Leave out the `# syntax=` line (engines that cannot fetch the frontend, offline builds).
+    #[arg(long)]
+    pub no_syntax: bool,
+    /// Also write docker-bake.hcl (one target per platform) beside the Dockerfile.
+    #[arg(long)]
+    pub bake: bool,
+    /// Overwrite a Dockerfile, .dockerignore or docker-bake.hcl that kiln did not write.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub cargo: CargoFlags,
 }
 
 /// Cargo's own flags, passed through to every `cargo build`.
@@ -139,19 +214,12 @@ pub struct BuildArgs {
     /// Parallel target builds (default: config, else one per target, at most 4).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Let the config's `[image] files` copy sources from outside the project directory
+    /// (refused by default: a cloned repository's config must not pull host files in).
+    #[arg(long)]
+    pub allow_outside_project: bool,
     #[command(flatten)]
     pub cargo: CargoFlags,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Require {
-    /// Static or static-pie.
-    #[default]
-    Static,
-    /// Static-pie only.
-    StaticPie,
-    /// Anything (report only).
-    Any,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -192,14 +260,6 @@ pub enum ToolchainCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ZigMode {
-    Cc,
-    Cxx,
-    Ar,
-    Ranlib,
-}
-
 #[derive(Debug, Args)]
 pub struct ZigCcArgs {
     /// The zig executable.
@@ -216,6 +276,18 @@ pub struct ZigCcArgs {
     /// The arguments the build tool passed.
     #[arg(last = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+impl From<ZigCcArgs> for ZigCc {
+    fn from(a: ZigCcArgs) -> ZigCc {
+        ZigCc {
+            zig: a.zig,
+            target: a.target,
+            cpu: a.cpu,
+            mode: a.mode,
+            args: a.args,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -33,6 +33,16 @@ pub struct FileConfig {
     pub go: Option<GoConfig>,
     /// `[c]`: how C projects are built.
     pub c: Option<CConfig>,
+    /// `[lint]`: `kiln lint` settings.
+    pub lint: Option<LintConfig>,
+}
+
+/// `[lint]` in kiln.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct LintConfig {
+    /// Rule ids `kiln lint` does not report (`["KL014"]`).
+    pub disable: Vec<String>,
 }
 
 /// `[go]` in kiln.toml: settings for Go modules. Every field is optional.
@@ -155,6 +165,48 @@ pub struct ImageConfig {
     pub files: Vec<FileEntry>,
 }
 
+/// cargo's own flags, as given: passed through to `cargo metadata` and `cargo build`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CargoConfig {
+    /// `--release`.
+    pub release: bool,
+    /// `--profile NAME`.
+    pub profile: Option<String>,
+    /// `-p SPEC`: packages to build (default: the workspace's default members).
+    pub packages: Vec<String>,
+    /// `--features`, each as given (space- or comma-separated lists).
+    pub features: Vec<String>,
+    /// `--all-features`.
+    pub all_features: bool,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// `--locked`.
+    pub locked: bool,
+    /// `--offline`.
+    pub offline: bool,
+    /// `--frozen`.
+    pub frozen: bool,
+    /// `--manifest-path`; `None` = `<project>/Cargo.toml`.
+    pub manifest_path: Option<PathBuf>,
+}
+
+impl From<&CargoFlags> for CargoConfig {
+    fn from(f: &CargoFlags) -> CargoConfig {
+        CargoConfig {
+            release: f.release,
+            profile: f.profile.clone(),
+            packages: f.packages.clone(),
+            features: f.features.clone(),
+            all_features: f.all_features,
+            no_default_features: f.no_default_features,
+            locked: f.locked,
+            offline: f.offline,
+            frozen: f.frozen,
+            manifest_path: f.manifest_path.clone(),
+        }
+    }
+}
+
 /// Everything `kiln build` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct BuildConfig {
@@ -175,10 +227,13 @@ pub struct BuildConfig {
     /// How many targets build at once.
     pub jobs: usize,
     pub image: ImageConfig,
-    /// cargo's flags, passed through.
-    pub cargo: CargoFlags,
-    /// `SOURCE_DATE_EPOCH`: mtime in layers and `created`; `None` = 0 and no `created`.
-    pub source_date_epoch: Option<u64>,
+    /// Binaries to build (`--bin`); empty = every binary of the project.
+    pub bins: Vec<String>,
+    /// `--target-dir`: where build products go (kiln uses `<dir>/kiln/...`); `None` = the
+    /// project's own (`target/`, or cargo's workspace target directory).
+    pub target_dir: Option<PathBuf>,
+    /// cargo's own flags, passed through to every `cargo build`.
+    pub cargo: CargoConfig,
     /// `[go]` settings (defaults when absent).
     pub go: GoConfig,
     /// `[c]` settings (defaults when absent).
@@ -228,19 +283,6 @@ fn env_list(name: &str) -> Option<Vec<String>> {
         .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
 }
 
-/// `SOURCE_DATE_EPOCH` from the environment.
-pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| {
-            UsageError(format!(
-                "SOURCE_DATE_EPOCH={s} is not a number of seconds since 1970; unset it or set it to e.g. `git log -1 --format=%ct`"
-            ))
-            .into()
-        }),
-        _ => Ok(None),
-    }
-}
-
 /// The distroless lock file and .deb directory belong to the project, not to the directory
 /// kiln happens to run in.
 fn project_relative_base(base: crate::oci::Base, project_dir: &Path) -> crate::oci::Base {
@@ -254,6 +296,62 @@ fn project_relative_base(base: crate::oci::Base, project_dir: &Path) -> crate::o
         }
         other => other,
     }
+}
+
+/// `[image] files`, each source resolved inside the project (unless allowed outside) and
+/// directories expanded to their files; any problem is a usage error before the build.
+fn image_files(
+    project_dir: &Path,
+    files: Vec<FileEntry>,
+    allow_outside: bool,
+) -> anyhow::Result<Vec<FileEntry>> {
+    let mut out = Vec::new();
+    for f in files {
+        for s in crate::oci::sources::resolve(project_dir, &f.src, &f.dst, f.mode, allow_outside)? {
+            out.push(FileEntry {
+                src: s.src,
+                dst: s.dst,
+                mode: s.mode,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The image settings of a config, checked before anything is built (exit 2).
+fn validate_image(image: &ImageConfig) -> anyhow::Result<()> {
+    let spec = crate::oci::ImageSpec {
+        user: image.user.clone(),
+        entrypoint: image.entrypoint.clone().unwrap_or_default(),
+        cmd: image.cmd.clone(),
+        env: image.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: image.workdir.clone(),
+        labels: image.labels.clone(),
+        exposed_ports: image.ports.clone(),
+        stop_signal: image.stop_signal.clone(),
+        annotations: Default::default(),
+    };
+    if let Some(k) = image.env.keys().find(|k| k.is_empty() || k.contains('=')) {
+        return Err(UsageError(format!(
+            "[image] env key `{k}` is not valid: give a non-empty KEY without `=`"
+        ))
+        .into());
+    }
+    if image.entrypoint.as_ref().is_some_and(Vec::is_empty) {
+        return Err(UsageError(
+            "[image] entrypoint is an empty list: name the program to run, or leave it out \
+             to run the first binary"
+                .into(),
+        )
+        .into());
+    }
+    let has_passwd = match &image.base {
+        crate::oci::Base::Scratch => Some(image.files.iter().any(|f| f.dst == "/etc/passwd")),
+        crate::oci::Base::Distroless(_) => Some(true),
+        _ => None,
+    };
+    crate::oci::validate::image_spec(&spec, has_passwd)?;
+    Ok(())
 }
 
 /// Resolve `kiln build`'s settings.
@@ -318,16 +416,13 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
             Some(c) => c.parse()?,
             None => crate::oci::Compression::Gzip,
         },
-        files: fi
-            .files
-            .unwrap_or_default()
-            .into_iter()
-            .map(|f| FileEntry {
-                src: project_dir.join(&f.src),
-                ..f
-            })
-            .collect(),
+        files: image_files(
+            &project_dir,
+            fi.files.unwrap_or_default(),
+            args.allow_outside_project,
+        )?,
     };
+    validate_image(&image)?;
 
     Ok(BuildConfig {
         outputs: if args.outputs.is_empty() {
@@ -350,8 +445,9 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         targets,
         out_dir,
         image,
-        cargo: args.cargo.clone(),
-        source_date_epoch: source_date_epoch()?,
+        bins: args.cargo.bins.clone(),
+        target_dir: args.cargo.target_dir.clone(),
+        cargo: CargoConfig::from(&args.cargo),
         go: file.go.clone().unwrap_or_default(),
         c: file.c.clone().unwrap_or_default(),
         project_dir,

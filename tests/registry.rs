@@ -80,7 +80,8 @@ impl Registry {
             pid = self.dir.join("pid").display(),
             me = std::process::id(),
         );
-        Command::new("sh").args(["-c", &script]).spawn().unwrap();
+        let mut watcher = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+        std::thread::spawn(move || watcher.wait());
         let started = Instant::now();
         while TcpStream::connect(&self.addr).is_err() {
             assert!(
@@ -189,7 +190,7 @@ fn skopeo_raw(reference: &str) -> Vec<u8> {
 }
 
 fn sha256(b: &[u8]) -> String {
-    kiln::oci::layer::sha256_digest(b)
+    kiln::digest::sha256_digest(b)
 }
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {

@@ -4,30 +4,25 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-use crate::cli::{BaseCommand, ImageArgs, Require};
+use crate::cli::{BaseCommand, ImageArgs};
 use crate::commands::Ctx;
-use crate::elf::{self, Policy};
-use crate::error::{UsageError, VerificationFailed};
+use crate::error::UsageError;
+use crate::fsutil::{WriteOptions, write_atomic};
 use crate::oci::registry;
 use crate::oci::{
     self, Base, BuildOptions, BuiltIndex, ImageSpec, LayerEntry, Metadata, OutputSpec,
     PlatformImage,
 };
-use crate::target::{Target, Targets};
+use crate::pipeline::{self, Prebuilt};
+use crate::progress::human_size;
+use crate::target::Targets;
 
-/// One `--binary` value, resolved.
-#[derive(Debug, Clone)]
-struct Binary {
-    target: Target,
-    path: PathBuf,
-    name: String,
-}
-
-fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Binary> {
+/// One `--binary PLATFORM=PATH` value.
+fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Prebuilt> {
     let (platform, path) = s.split_once('=').ok_or_else(|| {
         UsageError(format!(
             "--binary `{s}` has no platform: use PLATFORM=PATH, e.g. linux/arm64=target/aarch64-unknown-linux-musl/release/app"
@@ -39,52 +34,23 @@ fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Binary> {
         .next()
         .ok_or_else(|| UsageError(format!("--binary `{s}` names no platform")))?;
     let path = PathBuf::from(path);
+    // Looked at before anything opens it: a FIFO would block the run forever.
+    if let Ok(m) = std::fs::metadata(&path)
+        && !m.is_file()
+    {
+        return Err(UsageError(format!(
+            "--binary `{s}`: {} is not a regular file (a directory, FIFO, socket or device)",
+            path.display()
+        ))
+        .into());
+    }
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .filter(|n| !n.is_empty())
         .ok_or_else(|| UsageError(format!("--binary `{s}`: the path names no file")))?
         .to_string();
-    Ok(Binary { target, path, name })
-}
-
-/// The ELF gate: every binary static and for its platform, or exit 3 with the reasons.
-/// Binaries are inspected side by side (a large one takes milliseconds to scan).
-fn gate(binaries: &[Binary]) -> anyhow::Result<()> {
-    for b in binaries {
-        if !b.path.is_file() {
-            bail!("{}: no such file", b.path.display());
-        }
-    }
-    let failures: Vec<String> = oci::par_map(binaries, check)
-        .into_iter()
-        .flatten()
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(VerificationFailed(failures.join("\n")).into())
-    }
-}
-
-/// Why `b` cannot go into an image, if it cannot.
-fn check(b: &Binary) -> Option<String> {
-    let label = format!("{} ({})", b.path.display(), b.target.platform);
-    let report = match elf::inspect_path(&b.path) {
-        Ok(r) => r,
-        Err(e) => {
-            return Some(format!(
-                "{label}: {e}; an image needs a static Linux executable built for {}",
-                b.target.platform
-            ));
-        }
-    };
-    let policy = Policy {
-        require: Require::Static,
-        target: Some(b.target.clone()),
-    };
-    let problems = elf::verify(&report, &policy);
-    (!problems.is_empty()).then(|| elf::explain(&label, &problems))
+    Ok(Prebuilt { target, path, name })
 }
 
 fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -120,8 +86,13 @@ fn parse_file(s: &str) -> anyhow::Result<LayerEntry> {
             "--file `{s}`: the destination must be an absolute path in the image"
         )));
     }
-    if !Path::new(src).is_file() {
-        bail!("--file `{s}`: {src} is not a file");
+    match std::fs::metadata(src) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => bail!(UsageError(format!(
+            "--file `{s}`: {src} is not a regular file (a directory, FIFO, socket or device): \
+             give a file"
+        ))),
+        Err(e) => bail!("--file `{s}`: cannot read {src}: {e}"),
     }
     Ok(LayerEntry::file(dst, src, mode))
 }
@@ -145,7 +116,7 @@ fn entrypoint(args: &ImageArgs, default: &str) -> anyhow::Result<Vec<String>> {
 struct Plan {
     images: Vec<PlatformImage>,
     opts: BuildOptions,
-    binaries: Vec<Binary>,
+    binaries: Vec<Prebuilt>,
 }
 
 /// Resolve the arguments into a [`Plan`].
@@ -206,6 +177,19 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
         )?,
         b => b.parse::<Base>()?,
     };
+    // Checked before anything is packed: a bad setting is a usage error (exit 2).
+    let has_passwd = match &base {
+        Base::Scratch => Some(
+            files
+                .iter()
+                .any(|f| f.path.trim_start_matches('/') == "etc/passwd"),
+        ),
+        Base::Distroless(_) => Some(true),
+        Base::Image(_) => None,
+    };
+    for img in &images {
+        oci::validate::image_spec(&img.spec, has_passwd)?;
+    }
     let opts = BuildOptions {
         source_date_epoch: BuildOptions::source_date_epoch_from_env()?,
         compression: args.compression.parse()?,
@@ -244,21 +228,7 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         opts,
         binaries,
     } = plan(args)?;
-    // The gate and the packing run side by side (both read the binaries; the gate's scan
-    // of a large binary would otherwise be time the cores sit half idle). Nothing is
-    // written before both are done, and the gate's verdict comes first.
-    let (gated, built) = std::thread::scope(|s| {
-        let gated = s.spawn(|| gate(&binaries));
-        let built = oci::build_index(&images, &opts);
-        (
-            gated
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            built,
-        )
-    });
-    gated?;
-    let built = built.context("building the image")?;
+    let built = pipeline::pack_prebuilt(&binaries, &images, &opts)?;
     let mut err = std::io::stderr().lock();
     for w in &built.warnings {
         writeln!(err, "warning: {w}")?;
@@ -278,7 +248,12 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         oci::write_output(o, &built)?;
     }
     let pushed = super::push::push_outputs(&built, &remote, &args.registry, ctx)?;
-    let mut out = std::io::stdout().lock();
+    // With an archive streaming to stdout, the report goes to stderr.
+    let mut out: Box<dyn Write> = if outs.iter().any(OutputSpec::is_stdout) {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     if ctx.json {
         let platforms: Vec<_> = built
             .images
@@ -328,7 +303,7 @@ pub fn run_base(cmd: &BaseCommand, ctx: &Ctx) -> anyhow::Result<()> {
     match cmd {
         BaseCommand::Lock { debs, output } => {
             let lock = oci::distroless::lock(debs.as_deref())?;
-            oci::layout::write_atomic(output, lock.to_toml()?.as_bytes())?;
+            write_atomic(output, lock.to_toml()?.as_bytes(), WriteOptions::DURABLE)?;
             if !ctx.quiet {
                 let mut out = std::io::stdout().lock();
                 for p in &lock.package {
@@ -340,8 +315,6 @@ pub fn run_base(cmd: &BaseCommand, ctx: &Ctx) -> anyhow::Result<()> {
         }
     }
 }
-
-use crate::progress::human_size;
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,12 @@
 //! One file per subcommand; each has `pub fn run(args, &Ctx)`.
 
 pub mod build;
+pub mod dockerfile;
 pub mod doctor;
 pub mod image;
 pub mod index;
 pub mod inspect;
+pub mod lint;
 pub mod push;
 pub mod targets;
 pub mod toolchain;

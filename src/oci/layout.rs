@@ -4,7 +4,6 @@
 //! existing layout adds to it: blobs already there are reused, other tags are kept and the
 //! same tag is replaced.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -12,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::BuiltIndex;
 use super::json::to_canonical_vec;
+use crate::fsutil::{TEMP_PREFIX, WriteOptions, write_atomic, write_atomic_in};
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -28,27 +28,34 @@ pub fn valid_ref_name(tag: &str) -> bool {
     starts_and_ends && runs_ok
 }
 
-/// Write `bytes` to `path` atomically: a temporary file in the same directory, synced,
-/// then renamed over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kiln-tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    // tempfile creates 0600 files; layouts and archives are meant to be shared.
-    tmp.write_all(bytes)
-        .and_then(|_| {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-        })
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into {}", path.display()))?;
+/// Remove kiln's leftover temporary files (regular files only) directly in `dir`.
+fn remove_stale_temps(dir: &Path) -> anyhow::Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let stale = e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            && e.file_type().is_ok_and(|t| t.is_file());
+        if stale {
+            fs_err::remove_file(e.path()).context("removing a stale temporary file")?;
+        }
+    }
     Ok(())
+}
+
+/// Does `path` hold exactly the blob `digest` of `len` bytes? (Read and hashed in chunks.)
+fn blob_is_intact(path: &Path, digest: &str, len: u64) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() != len {
+        return false;
+    }
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut h = crate::digest::Hasher::new();
+    std::io::copy(&mut f, &mut h).is_ok() && h.finish_digest() == digest
 }
 
 /// Path of a blob inside a layout.
@@ -130,7 +137,7 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
                 );
             }
             // First, so that a run stopped after it leaves a recognisable (empty) layout.
-            write_atomic(&layout_file, OCI_LAYOUT)?;
+            write_atomic(&layout_file, OCI_LAYOUT, WriteOptions::DURABLE)?;
         }
         Err(e) => return Err(e).context("reading the OCI layout"),
     }
@@ -144,26 +151,27 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
             index.digest.as_str(),
             index.index_json.as_slice(),
         )));
+    // Temporary files of runs that were killed (SIGKILL, power loss): under the lock no
+    // other writer is busy, so every one is stale. Older kilns left them in blobs/sha256.
+    remove_stale_temps(dir)?;
+    remove_stale_temps(&sha_dir)?;
     let mut todo = Vec::new();
     for (digest, bytes) in all {
         let path = blob_path(dir, digest)?;
-        // Content-addressed: a blob of the right size under its digest is this blob.
-        if !fs_err::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        // A blob under its digest is reused only if it really has that digest: a damaged or
+        // planted file of the right size is rewritten, not pointed at by the new tag.
+        if !blob_is_intact(&path, digest, bytes.len() as u64) {
             todo.push((path, bytes));
         }
     }
     // Large blobs are written (and synced) side by side: the disk, not the CPU, is the limit.
-    for batch in todo.chunks(8) {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|(path, bytes)| s.spawn(move || write_atomic(path, bytes)))
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-        })?;
-    }
+    // Their temporary files live in the layout's root, never in blobs/sha256 where readers
+    // (umoci gc, skopeo) expect only digests.
+    crate::par::par_map(&todo, 8, |(path, bytes)| {
+        write_atomic_in(dir, path, bytes, WriteOptions::DURABLE)
+    })
+    .into_iter()
+    .collect::<anyhow::Result<()>>()?;
     // The blobs' directory entries reach the disk before index.json names them.
     sync_dir(&sha_dir)?;
     let index_file = dir.join("index.json");
@@ -174,7 +182,7 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
     };
     let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
         .with_context(|| format!("updating {}", index_file.display()))?;
-    write_atomic(&index_file, &merged)?;
+    write_atomic(&index_file, &merged, WriteOptions::DURABLE)?;
     sync_dir(dir)
 }
 

@@ -1,6 +1,6 @@
 //! One index over per-platform images made apart (a CI matrix: one job per platform, each
 //! pushing by digest), identical to the index one machine would have built: platforms in
-//! the canonical order (the order of `toolchains/targets.toml`, then others by name), and
+//! the canonical order (os, architecture, variant, as `build_index` sorts them), and
 //! the annotations every image carries except those naming its base.
 
 use std::collections::BTreeMap;
@@ -8,18 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 
 use super::image::{self, Blob};
-use crate::target::{Platform, Targets};
-
-/// Where a platform goes in an index: its row in the targets table, then by name.
-pub fn platform_rank(p: &Platform) -> (usize, String) {
-    let targets = Targets::builtin();
-    let row = targets
-        .all
-        .iter()
-        .position(|t| super::read::platform_matches(&t.platform, p))
-        .unwrap_or(usize::MAX);
-    (row, p.to_string())
-}
+use crate::target::Platform;
 
 /// One platform's manifest going into a merged index.
 #[derive(Debug, Clone)]
@@ -36,7 +25,7 @@ pub fn merged_index(parts: &mut [Part]) -> anyhow::Result<Blob> {
     if parts.is_empty() {
         bail!("nothing to merge: name at least one image");
     }
-    parts.sort_by_key(|p| platform_rank(&p.platform));
+    parts.sort_by(|a, b| a.platform.cmp(&b.platform));
     for w in parts.windows(2) {
         if super::read::platform_matches(&w[0].platform, &w[1].platform) {
             bail!(
@@ -119,7 +108,7 @@ pub fn merge_images(images: &[super::ReadImage]) -> anyhow::Result<super::BuiltI
         }
     }
     let index = merged_index(&mut parts)?;
-    built.sort_by_key(|b| platform_rank(&b.platform));
+    built.sort_by(|a, b| a.platform.cmp(&b.platform));
     Ok(super::BuiltIndex {
         digest: index.digest,
         index_json: index.bytes,

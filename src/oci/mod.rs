@@ -30,15 +30,18 @@
 //! ```
 //!
 //! Modules: `layer` (tar, compression, digests), `image` (config, manifest, index
-//! documents), `build` (`build_index`), `base` and `distroless` (what comes below kiln's
+//! documents), `index` (`build_index`: assembling the multi-platform index), `base` and `distroless` (what comes below kiln's
 //! layer), `layout` and `archive` (the sinks), `output` (sink names), `read` (reading
 //! images back), `json` (canonical JSON).
 
 pub mod archive;
 pub mod base;
-pub mod build;
+mod compress;
+mod deb;
+pub mod decode;
 pub mod distroless;
 pub mod image;
+pub mod index;
 pub mod json;
 pub mod layer;
 pub mod layout;
@@ -46,6 +49,9 @@ pub mod merge;
 pub mod output;
 pub mod read;
 pub mod registry;
+pub mod sources;
+mod tarstream;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,7 +61,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::target::Platform;
 
-pub use build::build_index;
+pub use index::build_index;
 pub use output::{OutputSpec, parse_output, write_output};
 pub use read::{LayerRef, PlatformManifest, ReadImage};
 
@@ -235,11 +241,31 @@ pub struct BuildOptions {
     pub metadata: Metadata,
 }
 
+/// Latest `SOURCE_DATE_EPOCH` an image can carry: 9999-12-31T23:59:59Z.
+pub const MAX_SOURCE_DATE_EPOCH: u64 = 253_402_300_799;
+
 impl BuildOptions {
     /// `SOURCE_DATE_EPOCH` from the environment; an unparsable value is an error.
     pub fn source_date_epoch_from_env() -> anyhow::Result<Option<u64>> {
         // One reading for `kiln build` and `kiln image`: a bad value is a usage error (2).
-        crate::config::source_date_epoch()
+        use crate::error::UsageError;
+        match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(s) if !s.trim().is_empty() => match s.trim().parse::<u64>() {
+                // RFC 3339 (the config's `created`) has four-digit years.
+                Ok(n) if n <= MAX_SOURCE_DATE_EPOCH => Ok(Some(n)),
+                Ok(_) => Err(UsageError(format!(
+                    "SOURCE_DATE_EPOCH={s} is after 9999-12-31T23:59:59Z \
+                     ({MAX_SOURCE_DATE_EPOCH}), which an image config's RFC 3339 `created` \
+                     cannot hold; set it to e.g. `git log -1 --format=%ct`"
+                ))
+                .into()),
+                Err(_) => Err(UsageError(format!(
+                    "SOURCE_DATE_EPOCH={s} is not a number of seconds since 1970; unset it or set it to e.g. `git log -1 --format=%ct`"
+                ))
+                .into()),
+            },
+            _ => Ok(None),
+        }
     }
 }
 
@@ -273,7 +299,7 @@ pub struct BuiltIndex {
     pub index_json: Vec<u8>,
     /// Every blob by digest (`sha256:…`): layers, configs, manifests.
     pub blobs: BTreeMap<String, Vec<u8>>,
-    /// Per-platform manifest digests, in the canonical platform order (`merge::platform_rank`).
+    /// Per-platform manifest digests, in the canonical platform order.
     pub manifests: Vec<(Platform, String)>,
     /// Per-platform details, in the same order.
     pub images: Vec<BuiltImage>,
@@ -291,32 +317,5 @@ impl BuiltIndex {
 /// Run `f` over `items` on as many scoped threads as there are CPUs (more would only
 /// make the compressors evict each other's caches), results in input order.
 pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(items.len());
-    if workers <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break done };
-                        done.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    crate::par::par_map(items, crate::par::cpus(), f)
 }

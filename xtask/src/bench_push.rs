@@ -157,7 +157,7 @@ fn bench(kiln: &Path, dir: &Path, addr: &str) -> anyhow::Result<()> {
     let raw = sh(Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
         .arg(format!("docker://{addr}/kiln-0:1")))?;
-    let pushed = kiln::oci::layer::sha256_digest(raw.as_bytes());
+    let pushed = kiln::digest::sha256_digest(raw.as_bytes());
     println!(
         "  registry digest {} kiln's",
         if pushed == digest {

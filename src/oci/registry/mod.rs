@@ -78,7 +78,7 @@ impl Default for RegistryOptions {
             jobs: 4,
             timeout,
             retries,
-            cache_dir: cache_dir(),
+            cache_dir: crate::fsutil::cache_dir(),
         }
     }
 }
@@ -99,18 +99,6 @@ impl RegistryOptions {
     pub fn set_current(self) {
         *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(self);
     }
-}
-
-/// kiln's cache directory: `KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("kiln")
 }
 
 /// What a push reports as it goes.

@@ -1,0 +1,948 @@
+//! The C builder, for three project shapes from `[c]` in kiln.toml: any build command
+//! (`make`) with an `output`, run in a per-target copy of the project; a CMake project, with a
+//! toolchain file pointing at kiln's zig wrappers; or a list of `sources` compiled directly.
+//! Every target gets its own build directory, so targets never share object files.
+
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::builders::{Built, PackageInfo, Plan, Stage};
+use crate::config::{BuildConfig, CConfig};
+use crate::elf;
+use crate::error::{UsageError, VerificationFailed};
+use crate::exec::Cmd;
+use crate::fsutil::{WriteOptions, write_atomic};
+use crate::inspect::{self, Policy, Require};
+use crate::progress::Progress;
+use crate::target::Target;
+use crate::toolchain::{self, Wrappers};
+
+/// Makefile names make looks for.
+const MAKEFILES: &[&str] = &["GNUmakefile", "makefile", "Makefile"];
+
+/// Whether `dir` is a C project kiln can build: a `[c]` table in kiln.toml, a
+/// CMakeLists.txt, or a Makefile (which then needs `[c]` to say what it builds).
+pub fn detect(project_dir: &Path) -> bool {
+    project_dir.join("CMakeLists.txt").is_file()
+        || MAKEFILES.iter().any(|m| project_dir.join(m).is_file())
+        || crate::config::read_file_config(project_dir).is_ok_and(|f| f.c.is_some())
+}
+
+/// How the project is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// `build` run with `sh -c` in a per-target copy of the project; `output` is the binary.
+    Command { build: String, output: String },
+    /// `cmake -S project -B <per-target dir>` with kiln's toolchain file.
+    CMake,
+    /// `sources` compiled and linked with the zig wrappers.
+    Sources,
+}
+
+/// Work out the project's shape from its config and files.
+pub fn shape(config: &CConfig, dir: &Path) -> Result<Shape, UsageError> {
+    let kiln_toml = dir.join("kiln.toml");
+    match (&config.build, &config.output) {
+        (Some(build), Some(output)) => {
+            return Ok(Shape::Command {
+                build: build.clone(),
+                output: output.clone(),
+            });
+        }
+        (Some(build), None) => {
+            return Err(UsageError(format!(
+                "the C project at {} says how to build (`build = \"{build}\"`) but not what: add \
+                 `output = \"path/to/binary\"` (relative to the project) under [c] in {}",
+                dir.display(),
+                kiln_toml.display()
+            )));
+        }
+        _ => {}
+    }
+    if !config.sources.is_empty() {
+        return Ok(Shape::Sources);
+    }
+    if dir.join("CMakeLists.txt").is_file() {
+        return Ok(Shape::CMake);
+    }
+    if let Some(m) = MAKEFILES.iter().find(|m| dir.join(m).is_file()) {
+        return Err(UsageError(format!(
+            "{} has a {m} but kiln does not know which binary it builds: add\n\n  [c]\n  build = \"make\"\n  \
+             output = \"path/to/binary\"\n\nto {}",
+            dir.display(),
+            kiln_toml.display()
+        )));
+    }
+    Err(UsageError(format!(
+        "the C project at {} has no build command, CMakeLists.txt or source list: under [c] in {} set \
+         `build` and `output`, or `sources = [\"main.c\", …]`",
+        dir.display(),
+        kiln_toml.display()
+    )))
+}
+
+/// Plan a C build: pick the shape, write the zig wrappers, and return one stage per target.
+pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
+    let config = &cfg.c;
+    let shape = shape(config, &cfg.project_dir)?;
+    // Absolute: sources and -I paths are joined to it and commands run in other directories.
+    let project = std::path::absolute(&cfg.project_dir)?;
+    let zig = toolchain::find_zig()?;
+    let kiln_exe = toolchain::kiln_exe()?;
+    let root = crate::builders::work_dir(cfg);
+    let builds = crate::builders::project_work_dir(cfg, "c");
+    let cmake = match shape {
+        Shape::CMake => {
+            Some(
+                which::which("cmake").map_err(|_| crate::error::ToolchainMissing {
+                    what: "cmake".into(),
+                    install: "install CMake (Debian/Ubuntu: `apt-get install cmake make`)".into(),
+                })?,
+            )
+        }
+        _ => None,
+    };
+    let name = binary_name(config, &shape, &cfg.project_dir);
+    // CMake: the executables to keep (`--bin`, else `output`; empty = every one).
+    let wanted: Vec<String> = match (&shape, cfg.bins.is_empty()) {
+        (Shape::CMake, false) => cfg.bins.clone(),
+        (Shape::CMake, true) => config.output.iter().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let bins: Vec<String> = match &shape {
+        Shape::CMake if wanted.is_empty() => cmake_executables_declared(&cfg.project_dir),
+        Shape::CMake => wanted.clone(),
+        _ => vec![name.clone()],
+    };
+    if !matches!(shape, Shape::CMake)
+        && let Some(b) = cfg.bins.iter().find(|b| **b != name)
+    {
+        return Err(UsageError(format!(
+            "no binary `{b}` in the C project at {}: it builds `{name}` (set `name` under [c] \
+             in kiln.toml to rename it)",
+            cfg.project_dir.display()
+        ))
+        .into());
+    }
+    let user = |k: &str| std::env::var_os(k);
+    let mut stages = Vec::new();
+    for target in &cfg.targets {
+        let wrappers = toolchain::write_wrappers(&root.join("wrappers"), &kiln_exe, &zig, target)?;
+        let dir = builds.join(&target.name);
+        // Where the compiler sees the sources: the per-target copy, or the project itself.
+        let source_root = match &shape {
+            Shape::Command { .. } => dir.join("src"),
+            _ => project.clone(),
+        };
+        let env = c_env(&wrappers, config, target, &source_root, user);
+        let job = Job {
+            project: project.clone(),
+            dir,
+            target: target.clone(),
+            config: config.clone(),
+            wrappers,
+            env,
+            skip: vec![root.clone(), cfg.out_dir.clone()],
+            name: name.clone(),
+            wanted: wanted.clone(),
+            cmake: cmake.clone(),
+        };
+        let shape = shape.clone();
+        stages.push(Stage {
+            target: target.clone(),
+            run: Box::new(move || match &shape {
+                Shape::Command { build, output } => job.run_command(build, output),
+                Shape::CMake => job.run_cmake(),
+                Shape::Sources => job.run_sources(),
+            }),
+        });
+    }
+    if matches!(shape, Shape::CMake) {
+        progress.say("CMake project: each target is configured with kiln's zig toolchain file");
+    }
+    Ok(Plan {
+        language: "c",
+        bins,
+        package: Some(PackageInfo {
+            name: config
+                .name
+                .clone()
+                .unwrap_or_else(|| dir_name(&cfg.project_dir)),
+            version: config.version.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        stages,
+    })
+}
+
+fn dir_name(dir: &Path) -> String {
+    let canonical = fs_err::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "main".into())
+}
+
+/// The binary's name: `name`, else the file name of `output`, else the directory's name.
+fn binary_name(config: &CConfig, shape: &Shape, dir: &Path) -> String {
+    if let Some(n) = &config.name {
+        return n.clone();
+    }
+    match shape {
+        Shape::Command { output, .. } => Path::new(output)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| output.clone()),
+        _ => dir_name(dir),
+    }
+}
+
+/// kiln's compiler and linker flags: optimisation, and a static link. The optimisation level
+/// goes to the link too (zig picks its runtime libraries by it), and symbols are stripped
+/// unless `debug` is set, as Go's `-s -w` does (debug info is most of a static binary).
+///
+/// `-ffile-prefix-map` makes `__FILE__` and debug paths relative to `source_root`, as Go's
+/// `-trimpath` does: the per-target build directory's path must not reach the binary, or two
+/// machines would build different bytes (left out for a path with spaces, which a flags
+/// variable cannot carry).
+fn flags(config: &CConfig, source_root: &Path) -> (Vec<String>, Vec<String>) {
+    let opt = format!("-O{}", config.opt.as_deref().unwrap_or("2"));
+    let mut cflags = vec![opt.clone()];
+    if config.debug {
+        cflags.push("-g".into());
+    }
+    let root = source_root.to_string_lossy();
+    if !root.contains(char::is_whitespace) {
+        cflags.push(format!("-ffile-prefix-map={root}=."));
+    }
+    cflags.extend(config.cflags.iter().cloned());
+    let mut ldflags = vec!["-static".to_string(), opt];
+    if !config.debug {
+        ldflags.push("-s".into());
+    }
+    ldflags.extend(config.ldflags.iter().cloned());
+    (cflags, ldflags)
+}
+
+/// The environment every shape's tools see: kiln's wrappers as CC/CXX/AR/RANLIB, and flags
+/// for a static, optimised build. The user's CFLAGS/CXXFLAGS/LDFLAGS (read through `get`)
+/// come last so they win. CC and friends are kiln's even when the user set them: one
+/// compiler cannot serve every CPU of a multi-platform build.
+pub fn c_env(
+    wrappers: &Wrappers,
+    config: &CConfig,
+    target: &Target,
+    source_root: &Path,
+    get: impl Fn(&str) -> Option<OsString>,
+) -> Vec<(String, OsString)> {
+    let join = |mut parts: Vec<String>, user: &str| {
+        parts.extend(get(user).map(|v| v.to_string_lossy().into_owned()));
+        OsString::from(parts.join(" "))
+    };
+    let (cflags, ldflags) = flags(config, source_root);
+    vec![
+        ("CC".into(), wrappers.cc.clone().into()),
+        ("CXX".into(), wrappers.cxx.clone().into()),
+        ("AR".into(), wrappers.ar.clone().into()),
+        ("RANLIB".into(), wrappers.ranlib.clone().into()),
+        ("CFLAGS".into(), join(cflags.clone(), "CFLAGS")),
+        ("CXXFLAGS".into(), join(cflags, "CXXFLAGS")),
+        ("LDFLAGS".into(), join(ldflags, "LDFLAGS")),
+        ("KILN_PLATFORM".into(), target.platform.to_string().into()),
+        ("KILN_TARGET".into(), target.name.clone().into()),
+    ]
+}
+
+/// Everything one target's build needs, owned so the stage can run on any thread.
+struct Job {
+    project: PathBuf,
+    /// This target's build directory.
+    dir: PathBuf,
+    target: Target,
+    config: CConfig,
+    wrappers: Wrappers,
+    env: Vec<(String, OsString)>,
+    /// Directories never copied into the per-target source copy (kiln's own output).
+    skip: Vec<PathBuf>,
+    name: String,
+    /// CMake: the executables to keep (empty = all).
+    wanted: Vec<String>,
+    cmake: Option<PathBuf>,
+}
+
+impl Job {
+    fn with_env(&self, mut cmd: Cmd) -> Cmd {
+        for (k, v) in &self.env {
+            cmd = cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Copy the project into `<dir>/src`, run the build command there, check the output.
+    fn run_command(&self, build: &str, output: &str) -> anyhow::Result<Vec<Built>> {
+        let src = self.dir.join("src");
+        self.start_clean_if_changed(&src, build)?;
+        let skip: Vec<PathBuf> = self
+            .skip
+            .iter()
+            .map(|p| fs_err::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        mirror(&self.project, &src, &skip).with_context(|| {
+            format!(
+                "copying {} into the build directory for {}",
+                self.project.display(),
+                self.target.platform
+            )
+        })?;
+        let cmd = self.with_env(
+            Cmd::new(
+                "sh",
+                format!(
+                    "build {} for {} (`{build}`)",
+                    self.name, self.target.platform
+                ),
+            )
+            .args(["-c", build])
+            .dir(&src),
+        );
+        cmd.run()?;
+        let path = src.join(output);
+        if !path.is_file() {
+            return Err(anyhow::anyhow!(
+                "`{build}` for {} succeeded but did not produce `{output}` ({} is missing). Check \
+                 `output` under [c] in kiln.toml: it is relative to the project directory.",
+                self.target.platform,
+                path.display()
+            ));
+        }
+        self.check_used_our_compiler(&path, build)?;
+        Ok(vec![Built {
+            name: self.name.clone(),
+            path,
+        }])
+    }
+
+    /// Empty `dir` when the compiler, flags or command differ from the last build there: make
+    /// compares file times only, so objects from another compiler (a new zig, other CFLAGS)
+    /// would otherwise be linked as if current.
+    fn start_clean_if_changed(&self, dir: &Path, command: &str) -> anyhow::Result<()> {
+        let stamp_file = dir.join(".kiln-stamp");
+        let mut stamp = format!("command: {command}\n");
+        for (k, v) in &self.env {
+            stamp.push_str(&format!("{k}={}\n", v.to_string_lossy()));
+        }
+        if fs_err::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
+            return Ok(());
+        }
+        if dir.exists() {
+            fs_err::remove_dir_all(dir)?;
+        }
+        fs_err::create_dir_all(dir)?;
+        fs_err::write(&stamp_file, stamp)?;
+        Ok(())
+    }
+
+    /// A build command can ignore CC (a Makefile with `CC = gcc`): the output is then a host
+    /// or dynamic binary. The shared gate would reject it too; this says why it happened.
+    fn check_used_our_compiler(&self, path: &Path, build: &str) -> anyhow::Result<()> {
+        let Ok(report) = elf::inspect_path(path) else {
+            return Ok(()); // not an ELF: the shared gate reports it
+        };
+        let problems = inspect::verify(
+            &report,
+            &Policy {
+                require: Require::Static,
+                target: Some(self.target.clone()),
+            },
+        );
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(VerificationFailed(format!(
+            "{} for {}, built by `{build}`, failed verification:\n{}\n\
+             The build did not use kiln's compiler: kiln sets CC={} (zig for {}) and LDFLAGS=-static, \
+             and a Makefile that assigns `CC = gcc` or calls a compiler by name ignores them. Remove \
+             the assignment (make then takes CC from the environment) and use $(CC), $(CFLAGS) and \
+             $(LDFLAGS) in the rules, or pass them on the command line: \
+             `build = \"make CC=\\\"$CC\\\" LDFLAGS=\\\"$LDFLAGS\\\"\"`.",
+            self.name,
+            self.target.platform,
+            inspect::explain(&path.display().to_string(), &problems),
+            self.wrappers.cc.display(),
+            self.target.platform,
+        ))
+        .into())
+    }
+
+    /// Configure with kiln's toolchain file, build, and keep the executables CMake reports.
+    fn run_cmake(&self) -> anyhow::Result<Vec<Built>> {
+        let cmake = self.cmake.clone().unwrap_or_else(|| "cmake".into());
+        let build = self.dir.join("cmake");
+        self.start_clean_if_changed(&build, &self.config.cmake_args.join(" "))?;
+        let query = build.join(".cmake/api/v1/query");
+        fs_err::create_dir_all(&query)?;
+        // CMake's file API: after configuring, CMake describes every target (type, artifact
+        // paths) under .cmake/api/v1/reply, so kiln needs no guessing about what was built.
+        fs_err::write(query.join("codemodel-v2"), "")?;
+        let toolchain_file = self.dir.join("toolchain.cmake");
+        write_atomic(
+            &toolchain_file,
+            toolchain_file_text(&self.target, &self.wrappers, &self.config, &self.project)
+                .as_bytes(),
+            WriteOptions::cached(0o644),
+        )?;
+        let configure = self.with_env(
+            Cmd::new(
+                &cmake,
+                format!("configure {} for {}", self.name, self.target.platform),
+            )
+            .arg("-S")
+            .arg(&self.project)
+            .arg("-B")
+            .arg(&build)
+            .arg(format!(
+                "-DCMAKE_TOOLCHAIN_FILE={}",
+                toolchain_file.display()
+            ))
+            .args(&self.config.cmake_args),
+        );
+        configure.run()?;
+        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let compile = self.with_env(
+            Cmd::new(
+                &cmake,
+                format!("build {} for {}", self.name, self.target.platform),
+            )
+            .arg("--build")
+            .arg(&build)
+            .args(["--parallel", &jobs.to_string()]),
+        );
+        compile.run()?;
+        let exes = cmake_executables(&build).with_context(|| {
+            format!(
+                "reading CMake's description of the build in {}",
+                build.display()
+            )
+        })?;
+        let mut built = Vec::new();
+        for (name, path) in exes {
+            if self.wanted.is_empty() || self.wanted.contains(&name) {
+                built.push(Built { name, path });
+            }
+        }
+        for w in &self.wanted {
+            anyhow::ensure!(
+                built.iter().any(|b| &b.name == w),
+                "the CMake project builds no executable `{w}` for {}; it builds: {}",
+                self.target.platform,
+                cmake_executables(&build)?
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        anyhow::ensure!(
+            !built.is_empty(),
+            "the CMake project at {} defines no executable (add_executable)",
+            self.project.display()
+        );
+        Ok(built)
+    }
+
+    /// Compile each source into this target's object directory, then link.
+    fn run_sources(&self) -> anyhow::Result<Vec<Built>> {
+        let obj_dir = self.dir.join("obj");
+        let cplusplus = self.config.sources.iter().any(|s| is_cxx(s));
+        let mut objects = Vec::new();
+        for source in &self.config.sources {
+            let obj = obj_dir.join(format!("{}.o", flat_path(source)));
+            if let Some(parent) = obj.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            let (driver, flags_var) = if is_cxx(source) {
+                (&self.wrappers.cxx, "CXXFLAGS")
+            } else {
+                (&self.wrappers.cc, "CFLAGS")
+            };
+            let mut cmd = Cmd::new(
+                driver,
+                format!("compile {source} for {}", self.target.platform),
+            )
+            .dir(&self.project)
+            .args(self.env_words(flags_var));
+            for inc in &self.config.include {
+                cmd = cmd.arg(format!("-I{}", self.project.join(inc).display()));
+            }
+            for d in &self.config.defines {
+                cmd = cmd.arg(format!("-D{d}"));
+            }
+            cmd = cmd
+                .arg("-c")
+                .arg(self.project.join(source))
+                .arg("-o")
+                .arg(&obj);
+            cmd.run()?;
+            objects.push(obj);
+        }
+        let exe = self.dir.join(&self.name);
+        let driver = if cplusplus {
+            &self.wrappers.cxx
+        } else {
+            &self.wrappers.cc
+        };
+        let mut link = Cmd::new(
+            driver,
+            format!("link {} for {}", self.name, self.target.platform),
+        )
+        .dir(&self.project)
+        .args(self.env_words("LDFLAGS"))
+        .args(&objects);
+        for lib in &self.config.libs {
+            link = link.arg(lib_arg(lib, &self.project));
+        }
+        link = link.arg("-o").arg(&exe);
+        link.run()?;
+        Ok(vec![Built {
+            name: self.name.clone(),
+            path: exe,
+        }])
+    }
+
+    /// A flags variable of [`c_env`], split into words for a direct command line.
+    fn env_words(&self, var: &str) -> Vec<String> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| {
+                v.to_string_lossy()
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn is_cxx(source: &str) -> bool {
+    [".cc", ".cpp", ".cxx", ".C", ".c++"]
+        .iter()
+        .any(|ext| source.ends_with(ext))
+}
+
+/// A source path as one file name under the object directory (`src/a.c` → `src/a.c`,
+/// `../x.c` → `_up/x.c`), so two sources never share an object.
+fn flat_path(source: &str) -> String {
+    Path::new(source)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("_up".into()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `m` → `-lm`; a flag stays; a path (to a `.a`) is made absolute against the project.
+fn lib_arg(lib: &str, project: &Path) -> OsString {
+    if lib.starts_with('-') {
+        lib.into()
+    } else if lib.contains('/') || lib.ends_with(".a") || lib.ends_with(".o") {
+        project.join(lib).into()
+    } else {
+        format!("-l{lib}").into()
+    }
+}
+
+/// The CMake toolchain file for one target: the zig wrappers as compilers and archiver, a
+/// static link, and find_* kept away from the host's libraries.
+pub fn toolchain_file_text(
+    target: &Target,
+    w: &Wrappers,
+    config: &CConfig,
+    source_root: &Path,
+) -> String {
+    let q = |p: &Path| cmake_quote(&p.to_string_lossy());
+    let (cflags, ldflags) = flags(config, source_root);
+    format!(
+        "# Written by kiln for {platform}: zig (through kiln's wrappers) compiles and links.\n\
+         set(CMAKE_SYSTEM_NAME Linux)\n\
+         set(CMAKE_SYSTEM_PROCESSOR {processor})\n\
+         set(CMAKE_C_COMPILER {cc})\n\
+         set(CMAKE_CXX_COMPILER {cxx})\n\
+         set(CMAKE_AR {ar} CACHE FILEPATH \"kiln: zig ar\")\n\
+         set(CMAKE_RANLIB {ranlib} CACHE FILEPATH \"kiln: zig ranlib\")\n\
+         set(CMAKE_C_FLAGS_INIT {cflags})\n\
+         set(CMAKE_CXX_FLAGS_INIT {cflags})\n\
+         set(CMAKE_EXE_LINKER_FLAGS_INIT {ldflags})\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)\n",
+        platform = target.platform,
+        processor = target.qemu,
+        cc = q(&w.cc),
+        cxx = q(&w.cxx),
+        ar = q(&w.ar),
+        ranlib = q(&w.ranlib),
+        cflags = cmake_quote(&cflags.join(" ")),
+        ldflags = cmake_quote(&ldflags.join(" ")),
+    )
+}
+
+fn cmake_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[derive(Deserialize)]
+struct ApiIndex {
+    reply: std::collections::BTreeMap<String, ApiReplyRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiReplyRef {
+    json_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Codemodel {
+    configurations: Vec<CodemodelConfig>,
+    paths: CodemodelPaths,
+}
+
+#[derive(Deserialize)]
+struct CodemodelPaths {
+    build: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct CodemodelConfig {
+    targets: Vec<CodemodelTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CodemodelTarget {
+    json_file: String,
+}
+
+#[derive(Deserialize)]
+struct TargetReply {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    artifacts: Vec<TargetArtifact>,
+}
+
+#[derive(Deserialize)]
+struct TargetArtifact {
+    path: PathBuf,
+}
+
+/// The executables CMake built in `build`, as (name, path), from its file API reply.
+pub fn cmake_executables(build: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let reply = build.join(".cmake/api/v1/reply");
+    let index = fs_err::read_dir(&reply)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("index-"))
+        })
+        .max()
+        .with_context(|| format!("CMake wrote no file API index in {}", reply.display()))?;
+    let index: ApiIndex = serde_json::from_slice(&fs_err::read(&index)?)?;
+    let codemodel_file = index
+        .reply
+        .get("codemodel-v2")
+        .and_then(|r| r.json_file.clone())
+        .context("CMake's reply has no codemodel (CMake 3.14 or newer is needed)")?;
+    let model: Codemodel = serde_json::from_slice(&fs_err::read(reply.join(codemodel_file))?)?;
+    let mut out = Vec::new();
+    for config in &model.configurations {
+        for t in &config.targets {
+            let target: TargetReply =
+                serde_json::from_slice(&fs_err::read(reply.join(&t.json_file))?)?;
+            if target.kind != "EXECUTABLE" {
+                continue;
+            }
+            if let Some(a) = target.artifacts.first()
+                && !out.iter().any(|(n, _)| n == &target.name)
+            {
+                out.push((target.name, model.paths.build.join(&a.path)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Executable names a CMake project declares with a literal `add_executable(NAME …)` in its
+/// top-level CMakeLists.txt: what the plan can know before configuring. The stages report
+/// what CMake really built.
+fn cmake_executables_declared(dir: &Path) -> Vec<String> {
+    let text = fs_err::read_to_string(dir.join("CMakeLists.txt")).unwrap_or_default();
+    let mut names = Vec::new();
+    let lower = text.to_ascii_lowercase();
+    let mut rest = lower.as_str();
+    let mut offset = 0;
+    while let Some(i) = rest.find("add_executable") {
+        let after = &text[offset + i + "add_executable".len()..];
+        if let Some(args) = after.trim_start().strip_prefix('(') {
+            let name: String = args
+                .trim_start()
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != ')')
+                .collect();
+            if !name.is_empty() && !name.contains("${") && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        offset += i + "add_executable".len();
+        rest = &lower[offset..];
+    }
+    names
+}
+
+/// Copy `from` into `to`, skipping VCS directories and `skip` (kiln's own output), keeping
+/// modification times and leaving files whose size and mtime already match, so `make` in the
+/// copy rebuilds only what changed.
+pub fn mirror(from: &Path, to: &Path, skip: &[PathBuf]) -> anyhow::Result<()> {
+    fs_err::create_dir_all(to)?;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let src = entry.path();
+        if [".git", ".hg", ".svn"].iter().any(|v| name == *v) {
+            continue;
+        }
+        let canonical = fs_err::canonicalize(&src).unwrap_or_else(|_| src.clone());
+        if skip.iter().any(|s| s == &canonical) {
+            continue;
+        }
+        let dest = to.join(&name);
+        let ft = entry.file_type()?;
+        if ft.is_symlink() {
+            if std::fs::symlink_metadata(&dest).is_err() {
+                std::os::unix::fs::symlink(fs_err::read_link(&src)?, &dest)?;
+            }
+        } else if ft.is_dir() {
+            mirror(&src, &dest, skip)?;
+        } else if ft.is_file() {
+            let meta = entry.metadata()?;
+            let same = std::fs::metadata(&dest)
+                .is_ok_and(|d| d.len() == meta.len() && d.modified().ok() == meta.modified().ok());
+            if !same {
+                fs_err::copy(&src, &dest)?;
+                let f = fs_err::File::options().write(true).open(&dest)?;
+                f.file().set_modified(meta.modified()?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Targets;
+
+    fn wrappers() -> Wrappers {
+        Wrappers::in_dir(Path::new("/w"))
+    }
+
+    fn arm64() -> Target {
+        Targets::builtin().find("arm64").unwrap().clone()
+    }
+
+    #[test]
+    fn shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let make = CConfig {
+            build: Some("make".into()),
+            output: Some("bin/app".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            shape(&make, d).unwrap(),
+            Shape::Command {
+                build: "make".into(),
+                output: "bin/app".into()
+            }
+        );
+        let no_output = CConfig {
+            build: Some("make".into()),
+            ..Default::default()
+        };
+        let err = shape(&no_output, d).unwrap_err().to_string();
+        assert!(err.contains("output = "), "{err}");
+        let err = shape(&CConfig::default(), d).unwrap_err().to_string();
+        assert!(err.contains("no build command"), "{err}");
+        fs_err::write(d.join("Makefile"), "all:\n").unwrap();
+        let err = shape(&CConfig::default(), d).unwrap_err().to_string();
+        assert!(
+            err.contains("has a Makefile") && err.contains("build = \"make\""),
+            "{err}"
+        );
+        fs_err::write(d.join("CMakeLists.txt"), "add_executable(a a.c)\n").unwrap();
+        assert_eq!(shape(&CConfig::default(), d).unwrap(), Shape::CMake);
+        let sources = CConfig {
+            sources: vec!["a.c".into()],
+            ..Default::default()
+        };
+        assert_eq!(shape(&sources, d).unwrap(), Shape::Sources);
+    }
+
+    #[test]
+    fn env_is_static_optimised_and_user_flags_come_last() {
+        let cfg = CConfig {
+            opt: Some("s".into()),
+            cflags: vec!["-Wall".into()],
+            ldflags: vec!["-Wl,--gc-sections".into()],
+            ..Default::default()
+        };
+        let env = c_env(&wrappers(), &cfg, &arm64(), Path::new("/p"), |k| {
+            (k == "CFLAGS").then(|| "-g".into())
+        });
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+                .unwrap()
+        };
+        assert_eq!(get("CC"), "/w/cc");
+        assert_eq!(get("AR"), "/w/ar");
+        assert_eq!(get("CFLAGS"), "-Os -ffile-prefix-map=/p=. -Wall -g");
+        assert_eq!(get("CXXFLAGS"), "-Os -ffile-prefix-map=/p=. -Wall");
+        assert_eq!(get("LDFLAGS"), "-static -Os -s -Wl,--gc-sections");
+        let debug = CConfig {
+            debug: true,
+            ..Default::default()
+        };
+        let env = c_env(&wrappers(), &debug, &arm64(), Path::new("/p"), |_| None);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(get("CFLAGS"), "-O2 -g -ffile-prefix-map=/p=.");
+        assert_eq!(get("LDFLAGS"), "-static -O2");
+        assert_eq!(get("KILN_PLATFORM"), "linux/arm64");
+    }
+
+    #[test]
+    fn toolchain_file_points_at_the_wrappers() {
+        let text = toolchain_file_text(
+            &arm64(),
+            &wrappers(),
+            &CConfig::default(),
+            Path::new("/src dir"),
+        );
+        for want in [
+            "set(CMAKE_SYSTEM_PROCESSOR aarch64)",
+            "set(CMAKE_C_COMPILER \"/w/cc\")",
+            "set(CMAKE_AR \"/w/ar\" CACHE FILEPATH",
+            "set(CMAKE_EXE_LINKER_FLAGS_INIT \"-static -O2 -s\")",
+            // No prefix map for a path with a space: it would split into two flags.
+            "set(CMAKE_C_FLAGS_INIT \"-O2\")",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn paths_libs_and_languages() {
+        assert_eq!(flat_path("src/a.c"), "src/a.c");
+        assert_eq!(flat_path("../x/./b.c"), "_up/x/b.c");
+        let p = Path::new("/p");
+        assert_eq!(lib_arg("m", p), "-lm");
+        assert_eq!(lib_arg("-pthread", p), "-pthread");
+        assert_eq!(lib_arg("lib/libx.a", p), "/p/lib/libx.a");
+        assert!(is_cxx("a.cpp") && is_cxx("b.cc") && !is_cxx("c.c"));
+    }
+
+    #[test]
+    fn declared_cmake_executables() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(
+            dir.path().join("CMakeLists.txt"),
+            "project(x C)\nADD_EXECUTABLE( tool a.c)\nadd_executable(${PROJECT_NAME} b.c)\nadd_library(l c.c)\nadd_executable(srv\n s.c)\n",
+        )
+        .unwrap();
+        assert_eq!(cmake_executables_declared(dir.path()), ["tool", "srv"]);
+    }
+
+    #[test]
+    fn build_dir_starts_clean_when_compiler_or_flags_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut job = Job {
+            project: tmp.path().join("p"),
+            dir: tmp.path().join("b"),
+            target: arm64(),
+            config: CConfig::default(),
+            wrappers: wrappers(),
+            env: c_env(
+                &wrappers(),
+                &CConfig::default(),
+                &arm64(),
+                Path::new("/p"),
+                |_| None,
+            ),
+            skip: Vec::new(),
+            name: "app".into(),
+            wanted: Vec::new(),
+            cmake: None,
+        };
+        let src = job.dir.join("src");
+        job.start_clean_if_changed(&src, "make").unwrap();
+        fs_err::write(src.join("main.o"), "old").unwrap();
+        job.start_clean_if_changed(&src, "make").unwrap();
+        assert!(src.join("main.o").is_file(), "same build: objects are kept");
+        job.start_clean_if_changed(&src, "make -j2").unwrap();
+        assert!(!src.join("main.o").exists(), "another command: start clean");
+        fs_err::write(src.join("main.o"), "old").unwrap();
+        job.env = c_env(
+            &Wrappers::in_dir(Path::new("/new-zig")),
+            &CConfig::default(),
+            &arm64(),
+            Path::new("/p"),
+            |_| None,
+        );
+        job.start_clean_if_changed(&src, "make -j2").unwrap();
+        assert!(
+            !src.join("main.o").exists(),
+            "another compiler: start clean"
+        );
+    }
+
+    #[test]
+    fn mirror_copies_keeps_mtimes_and_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("p");
+        fs_err::create_dir_all(src.join("sub")).unwrap();
+        fs_err::create_dir_all(src.join(".git")).unwrap();
+        fs_err::create_dir_all(src.join("target/kiln")).unwrap();
+        fs_err::write(src.join("Makefile"), "all:\n").unwrap();
+        fs_err::write(src.join("sub/a.c"), "int a;\n").unwrap();
+        fs_err::write(src.join("target/kiln/x.o"), "").unwrap();
+        std::os::unix::fs::symlink("sub/a.c", src.join("link.c")).unwrap();
+        let dest = src.join("target/kiln/arm64/c/src");
+        let skip = vec![fs_err::canonicalize(src.join("target/kiln")).unwrap()];
+        mirror(&src, &dest, &skip).unwrap();
+        assert!(dest.join("sub/a.c").is_file());
+        assert!(!dest.join(".git").exists());
+        assert!(!dest.join("target/kiln").exists());
+        assert_eq!(
+            fs_err::read_link(dest.join("link.c")).unwrap(),
+            Path::new("sub/a.c")
+        );
+        let m = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        assert_eq!(m(&src.join("sub/a.c")), m(&dest.join("sub/a.c")));
+        // An object built in the copy survives a second mirror.
+        fs_err::write(dest.join("sub/a.o"), "obj").unwrap();
+        mirror(&src, &dest, &skip).unwrap();
+        assert!(dest.join("sub/a.o").is_file());
+    }
+}

@@ -1,0 +1,915 @@
+//! The Go builder: `go list` finds the main packages (and whether cgo is needed); one
+//! `go build` per target with GOOS/GOARCH/GOARM/GO386 from the target table, one shared
+//! GOCACHE and GOMODCACHE, `CGO_ENABLED=0` by default, and in cgo mode kiln's zig wrapper as
+//! CC with external static linking.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::builders::fresh::{self, Fingerprint};
+use crate::builders::{Built, PackageInfo, Plan, Stage};
+use crate::config::{BuildConfig, GoConfig};
+use crate::error::UsageError;
+use crate::exec::Cmd;
+use crate::progress::Progress;
+use crate::target::Target;
+use crate::toolchain::go::{Go, GoEnv};
+use crate::toolchain::{self, Wrappers};
+
+/// Whether `dir` is a Go module.
+pub fn detect(project_dir: &Path) -> bool {
+    project_dir.join("go.mod").is_file()
+}
+
+/// One package as `go list -json` describes it (only the fields kiln reads).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListedPackage {
+    pub import_path: String,
+    pub name: String,
+    pub dir: String,
+    pub standard: bool,
+    /// Pulled in only as a dependency of the packages asked for.
+    pub dep_only: bool,
+    pub cgo_files: Vec<String>,
+    /// Import paths of every package this one depends on.
+    pub deps: Vec<String>,
+    pub module: Option<ListedModule>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListedModule {
+    pub path: String,
+}
+
+/// A main package kiln builds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct MainPackage {
+    pub import_path: String,
+    /// The executable's name, as `go build` names it.
+    pub bin: String,
+    /// It or a non-standard dependency has cgo files.
+    pub needs_cgo: bool,
+}
+
+/// What `plan` found in a Go module.
+#[derive(Debug, Clone)]
+pub struct GoProject {
+    pub dir: PathBuf,
+    /// The module path from go.mod.
+    pub module: String,
+    pub mains: Vec<MainPackage>,
+}
+
+/// The fields `go list` prints: asking for a subset keeps the output small even with every
+/// standard-library dependency listed.
+const LIST_FIELDS: &str = "ImportPath,Name,Dir,Standard,DepOnly,CgoFiles,Deps,Module";
+
+/// Plan a Go build: find Go and the main packages, write the zig wrappers when cgo is on,
+/// and return one stage per target.
+pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
+    let go = toolchain::go::find_go()?;
+    let project_dir = std::path::absolute(&cfg.project_dir)?;
+    let env = toolchain::go::go_env(&go, &project_dir).context(
+        "asking Go for its caches and GOFLAGS (`go env` failed; does `go version` work?)",
+    )?;
+    let first = cfg.targets.first().context("no target to build")?;
+    let outputs = crate::builders::project_work_dir(cfg, "go");
+    // What `go list` and the builds read, when kiln can see all of it (see fresh.rs).
+    let base = fresh_base(&go, &env, &project_dir, cfg);
+    let list_key = base.as_ref().map(|b| {
+        let mut f = Fingerprint::extending("go list", b);
+        f.field("goarch", first.goarch.as_bytes());
+        f.field("packages", cfg.go.packages.join("\n").as_bytes());
+        f.field("tags", cfg.go.tags.join(",").as_bytes());
+        f.field("bins", cfg.bins.join("\n").as_bytes());
+        f.finish()
+    });
+    let project = match list_key
+        .as_deref()
+        .and_then(|k| cached_plan(&outputs, k, &project_dir))
+    {
+        Some(project) => project,
+        None => {
+            let project = plan(&go, &project_dir, &env.goflags, &cfg.go, &cfg.bins, first)?;
+            if let Some(k) = &list_key {
+                save_plan(&outputs, k, &project);
+            }
+            project
+        }
+    };
+    let cgo = cgo_mode(
+        &cfg.go,
+        std::env::var("CGO_ENABLED").ok().as_deref(),
+        &project.mains,
+    );
+    if cgo {
+        progress.say("cgo on: C code is compiled by zig for each target and linked statically");
+    }
+    let flags = UserGoFlags {
+        cgo_ldflags: std::env::var_os("CGO_LDFLAGS").is_some(),
+        ..UserGoFlags::parse(&env.goflags)
+    };
+    let (zig, kiln_exe) = if cgo {
+        (Some(toolchain::find_zig()?), Some(toolchain::kiln_exe()?))
+    } else {
+        (None, None)
+    };
+    let root = crate::builders::work_dir(cfg);
+    // A build is skipped when its fingerprint matches its last success. Not with cgo (C
+    // headers and libraries can come from anywhere) nor with VCS stamping (the binary then
+    // depends on .git).
+    let skippable = base.filter(|_| !cgo && !cfg.go.buildvcs && !flags.buildvcs);
+    let mut stages = Vec::new();
+    for target in &cfg.targets {
+        let wrappers = match (&zig, &kiln_exe) {
+            (Some(zig), Some(exe)) => Some(toolchain::write_wrappers(
+                &root.join("wrappers"),
+                exe,
+                zig,
+                target,
+            )?),
+            _ => None,
+        };
+        let out = outputs.join(&target.name);
+        let cmd = build_command(
+            &go,
+            &env,
+            &flags,
+            &project,
+            &cfg.go,
+            target,
+            wrappers.as_ref(),
+            &out,
+        );
+        let bins: Vec<String> = project.mains.iter().map(|m| m.bin.clone()).collect();
+        let key = skippable.as_ref().map(|b| {
+            let mut f = Fingerprint::extending("go build", b);
+            f.command(&cmd);
+            f.finish()
+        });
+        stages.push(Stage {
+            target: target.clone(),
+            run: Box::new(move || {
+                if let Some(k) = &key
+                    && fresh::is_fresh(&out, k, &bins)
+                {
+                    return Ok(built_list(&out, &bins));
+                }
+                fresh::forget(&out);
+                remove_non_elf(&out, &bins);
+                let built = build_target(&cmd, &out, &bins, cgo)?;
+                if let Some(k) = &key {
+                    // Not recording only costs the next run a `go build`.
+                    let _ = fresh::record(&out, k, &bins);
+                }
+                Ok(built)
+            }),
+        });
+    }
+    Ok(Plan {
+        language: "go",
+        bins: project.mains.iter().map(|m| m.bin.clone()).collect(),
+        package: Some(package_info(&project, &cfg.go)),
+        stages,
+    })
+}
+
+/// The fingerprint of everything a Go build of this project reads that kiln can see: the
+/// go binary and version, GOFLAGS (also from go's env file), the GO*/CGO_* environment
+/// and every file under the project (outputs excepted). None where a build
+/// reads more than that: a go.work workspace, or a go.mod `replace` to a local directory.
+fn fresh_base(
+    go: &Go,
+    env: &toolchain::go::GoEnv,
+    dir: &Path,
+    cfg: &BuildConfig,
+) -> Option<String> {
+    let workspace = std::env::var("GOWORK").is_ok_and(|w| !w.is_empty() && w != "off")
+        || dir.ancestors().any(|d| d.join("go.work").exists());
+    let gomod = std::fs::read_to_string(dir.join("go.mod")).ok()?;
+    let local_replace = gomod.lines().any(|l| {
+        l.split_once("=>")
+            .is_some_and(|(_, to)| to.trim_start().starts_with(['.', '/']))
+    });
+    if workspace || local_replace {
+        return None;
+    }
+    let mut f = Fingerprint::new("go");
+    f.file("go", &go.path);
+    f.field("goversion", env.goversion.as_bytes());
+    f.field("goflags", env.goflags.as_bytes());
+    // Not KILN_*: what kiln's own settings change is in the command line, fingerprinted
+    // per build (and a KILN_GO naming the same go as PATH does is the same build).
+    f.env(&["GO", "CGO_"], &["CC", "CXX", "AR", "PKG_CONFIG_PATH"]);
+    let target_dir = crate::builders::work_dir(cfg);
+    let skip: Vec<PathBuf> = [
+        target_dir.parent().map(Path::to_path_buf),
+        Some(cfg.out_dir.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    f.tree(dir, &skip)?;
+    Some(f.finish())
+}
+
+/// The cached `go list` result kiln keeps next to its Go outputs.
+#[derive(serde::Serialize, Deserialize)]
+struct CachedPlan {
+    key: String,
+    module: String,
+    mains: Vec<MainPackage>,
+}
+
+const PLAN_FILE: &str = ".kiln-go-list.json";
+
+fn cached_plan(outputs: &Path, key: &str, dir: &Path) -> Option<GoProject> {
+    let c: CachedPlan =
+        serde_json::from_slice(&std::fs::read(outputs.join(PLAN_FILE)).ok()?).ok()?;
+    (c.key == key).then(|| GoProject {
+        dir: dir.to_path_buf(),
+        module: c.module,
+        mains: c.mains,
+    })
+}
+
+fn save_plan(outputs: &Path, key: &str, project: &GoProject) {
+    let c = CachedPlan {
+        key: key.to_string(),
+        module: project.module.clone(),
+        mains: project.mains.clone(),
+    };
+    // A cache: failing to write it only costs the next run a `go list`.
+    let _ = fs_err::create_dir_all(outputs)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| {
+            crate::fsutil::write_atomic(
+                &outputs.join(PLAN_FILE),
+                &serde_json::to_vec(&c)?,
+                crate::fsutil::WriteOptions::cached(0o644),
+            )
+        });
+}
+
+/// `go build -o` refuses to replace a file that is not an executable it wrote: a work-dir
+/// output damaged by something else is removed first (it is kiln's, never the user's).
+fn remove_non_elf(out: &Path, bins: &[String]) {
+    for name in bins {
+        let path = out.join(name);
+        if path.is_file() && !crate::elf::file_is_elf(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// The executables a build left in `out`.
+fn built_list(out: &Path, bins: &[String]) -> Vec<Built> {
+    bins.iter()
+        .map(|name| Built {
+            name: name.clone(),
+            path: out.join(name),
+        })
+        .collect()
+}
+
+/// Read the module with `go list` and pick the main packages to build.
+pub fn plan(
+    go: &Go,
+    dir: &Path,
+    goflags: &str,
+    config: &GoConfig,
+    wanted_bins: &[String],
+    target: &Target,
+) -> anyhow::Result<GoProject> {
+    let tags = merged_tags(&UserGoFlags::parse(goflags), config);
+    let patterns: Vec<String> = if config.packages.is_empty() {
+        vec!["./...".into()]
+    } else {
+        config.packages.clone()
+    };
+    // CGO_ENABLED=1 so cgo files count as cgo files (with 0 Go lists them as ignored), and
+    // the first target's GOARCH so architecture-specific files are the ones built.
+    let mut list = Cmd::new(&go.path, "list the module's packages")
+        .args(["list", "-e", "-deps"])
+        .arg(format!("-json={LIST_FIELDS}"));
+    if !tags.is_empty() {
+        list = list.arg(format!("-tags={}", tags.join(",")));
+    }
+    let out = list
+        .args(&patterns)
+        .dir(dir)
+        .env("CGO_ENABLED", "1")
+        .env("GOOS", "linux")
+        .env("GOARCH", &target.goarch)
+        .run()
+        .map_err(anyhow::Error::new)
+        .with_context(|| {
+            format!(
+                "reading the Go module at {} (`go list` failed; does `go build ./...` work there?)",
+                dir.display()
+            )
+        })?;
+    let listed = parse_list(&out.stdout)?;
+    select_mains(&listed, wanted_bins, dir)
+}
+
+/// Parse `go list -json` output: a stream of JSON objects, not an array.
+pub fn parse_list(stdout: &[u8]) -> anyhow::Result<Vec<ListedPackage>> {
+    serde_json::Deserializer::from_slice(stdout)
+        .into_iter::<ListedPackage>()
+        .collect::<Result<_, _>>()
+        .context("parsing `go list -json` output")
+}
+
+/// Pick the main packages among those `go list` printed (pure, for tests).
+pub fn select_mains(
+    listed: &[ListedPackage],
+    wanted_bins: &[String],
+    dir: &Path,
+) -> anyhow::Result<GoProject> {
+    let cgo_pkgs: BTreeSet<&str> = listed
+        .iter()
+        .filter(|p| !p.standard && !p.cgo_files.is_empty())
+        .map(|p| p.import_path.as_str())
+        .collect();
+    let mut mains: Vec<MainPackage> = listed
+        .iter()
+        .filter(|p| !p.dep_only && p.name == "main")
+        .map(|p| MainPackage {
+            import_path: p.import_path.clone(),
+            bin: exec_name(&p.import_path),
+            needs_cgo: cgo_pkgs.contains(p.import_path.as_str())
+                || p.deps.iter().any(|d| cgo_pkgs.contains(d.as_str())),
+        })
+        .collect();
+    let module = listed
+        .iter()
+        .find(|p| !p.dep_only)
+        .and_then(|p| p.module.as_ref())
+        .map(|m| m.path.clone())
+        .unwrap_or_default();
+    let names: Vec<String> = mains.iter().map(|m| m.bin.clone()).collect();
+    if !wanted_bins.is_empty() {
+        for b in wanted_bins {
+            if !names.contains(b) {
+                return Err(UsageError(format!(
+                    "no main package builds `{b}` in {}; binaries: {}",
+                    dir.display(),
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+                .into());
+            }
+        }
+        mains.retain(|m| wanted_bins.contains(&m.bin));
+    }
+    if mains.is_empty() {
+        return Err(UsageError(format!(
+            "the Go module at {} has no main package: kiln builds executables. Add a `package main` \
+             with `func main()` (e.g. cmd/NAME/main.go), or point `[go] packages` in kiln.toml at one.",
+            dir.display()
+        ))
+        .into());
+    }
+    let mut seen = BTreeSet::new();
+    for m in &mains {
+        if !seen.insert(m.bin.as_str()) {
+            let same: Vec<&str> = mains
+                .iter()
+                .filter(|o| o.bin == m.bin)
+                .map(|o| o.import_path.as_str())
+                .collect();
+            return Err(UsageError(format!(
+                "main packages {} would all be built as `{}`; pick one with --bin or `[go] packages`",
+                same.join(" and "),
+                m.bin
+            ))
+            .into());
+        }
+    }
+    Ok(GoProject {
+        dir: dir.to_path_buf(),
+        module,
+        mains,
+    })
+}
+
+/// The name `go build` gives a main package's executable: the last element of its import
+/// path, skipping a major-version suffix (`example.com/tool/v2` → `tool`).
+pub fn exec_name(import_path: &str) -> String {
+    let mut elems = import_path.rsplit('/');
+    let last = elems.next().unwrap_or(import_path);
+    if is_version_element(last)
+        && let Some(prev) = elems.next()
+    {
+        return prev.to_string();
+    }
+    last.to_string()
+}
+
+/// `v2`, `v3`, … but not `v0`, `v1` or `v01` (Go's own rule).
+fn is_version_element(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('v') else {
+        return false;
+    };
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+        && digits != "1"
+}
+
+/// Whether to build with cgo: the config, else `CGO_ENABLED` from the environment, else
+/// whether a main package needs it.
+pub fn cgo_mode(config: &GoConfig, env_cgo: Option<&str>, mains: &[MainPackage]) -> bool {
+    if let Some(c) = config.cgo {
+        return c;
+    }
+    match env_cgo.map(str::trim) {
+        Some("1") => true,
+        Some("0") => false,
+        _ => mains.iter().any(|m| m.needs_cgo),
+    }
+}
+
+/// The build flags the user set in GOFLAGS that kiln would otherwise set itself. A flag on
+/// `go build`'s command line replaces the GOFLAGS one, so kiln merges instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserGoFlags {
+    pub trimpath: bool,
+    pub buildvcs: bool,
+    pub ldflags: Option<String>,
+    pub tags: Vec<String>,
+    /// The user set CGO_LDFLAGS (in the environment, not GOFLAGS, but it is theirs too).
+    pub cgo_ldflags: bool,
+}
+
+impl UserGoFlags {
+    /// Parse GOFLAGS: space-separated `-flag[=value]` entries; values may be quoted.
+    pub fn parse(goflags: &str) -> Self {
+        let mut f = UserGoFlags::default();
+        for word in split_quoted(goflags) {
+            let word = word.trim_start_matches('-');
+            let (name, value) = match word.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (word, None),
+            };
+            match name {
+                "trimpath" => f.trimpath = true,
+                "buildvcs" => f.buildvcs = true,
+                "ldflags" => f.ldflags = value.map(str::to_string),
+                "tags" => f.tags.extend(
+                    value
+                        .unwrap_or("")
+                        .split([',', ' '])
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string),
+                ),
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+/// The user's GOFLAGS tags, then the config's (a command-line `-tags` replaces GOFLAGS').
+fn merged_tags(user: &UserGoFlags, config: &GoConfig) -> Vec<String> {
+    let mut tags = user.tags.clone();
+    for t in &config.tags {
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    tags
+}
+
+/// Split on whitespace, keeping single- or double-quoted runs together (GOFLAGS quoting).
+fn split_quoted(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in s.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => cur.push(c),
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                in_word = true;
+            }
+            None if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            None => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+/// The `go build` command for one target, writing the executables into `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn build_command(
+    go: &Go,
+    env: &GoEnv,
+    user: &UserGoFlags,
+    project: &GoProject,
+    config: &GoConfig,
+    target: &Target,
+    cgo: Option<&Wrappers>,
+    out: &Path,
+) -> Cmd {
+    let bins: Vec<&str> = project.mains.iter().map(|m| m.bin.as_str()).collect();
+    let mut cmd = Cmd::new(
+        &go.path,
+        format!("build {} for {}", bins.join(", "), target.platform),
+    )
+    .arg("build")
+    .dir(&project.dir);
+    if !user.trimpath {
+        cmd = cmd.arg("-trimpath");
+    }
+    if !user.buildvcs {
+        cmd = cmd.arg(format!("-buildvcs={}", config.buildvcs));
+    }
+    let mut ldflags: Vec<String> = Vec::new();
+    if !config.debug {
+        ldflags.push("-s -w".into());
+    }
+    if cgo.is_some() {
+        // Go's own linker cannot link C objects statically; zig (as CC) can, with musl.
+        ldflags.push("-linkmode=external -extldflags=-static".into());
+    }
+    ldflags.extend(user.ldflags.iter().cloned());
+    ldflags.extend(config.ldflags.iter().cloned());
+    if !ldflags.is_empty() {
+        cmd = cmd.arg(format!("-ldflags={}", ldflags.join(" ")));
+    }
+    let tags = merged_tags(user, config);
+    if !tags.is_empty() {
+        cmd = cmd.arg(format!("-tags={}", tags.join(",")));
+    }
+    // A trailing slash makes `go build` write every main package into the directory.
+    let mut out_arg = out.as_os_str().to_owned();
+    out_arg.push("/");
+    cmd = cmd.arg("-o").arg(out_arg);
+    for m in &project.mains {
+        cmd = cmd.arg(&m.import_path);
+    }
+    cmd = cmd
+        .env("GOOS", "linux")
+        .env("GOARCH", &target.goarch)
+        .env("GOCACHE", &env.gocache)
+        .env("GOMODCACHE", &env.gomodcache);
+    cmd = match &target.goarm {
+        Some(v) => cmd.env("GOARM", v),
+        None => cmd.env_remove("GOARM"),
+    };
+    cmd = match &target.go386 {
+        Some(v) => cmd.env("GO386", v),
+        None => cmd.env_remove("GO386"),
+    };
+    match cgo {
+        // CC/CXX are replaced even when the user set them: one compiler cannot serve every
+        // CPU of a multi-platform build, and the wrappers are per target.
+        Some(w) => {
+            cmd = cmd
+                .env("CGO_ENABLED", "1")
+                .env("CC", &w.cc)
+                .env("CXX", &w.cxx)
+                .env("AR", &w.ar);
+            // Go's default CGO_LDFLAGS is "-O2 -g", and zig lets that -g undo the -s that
+            // `-ldflags -s` passes to the external link: drop -g so the binary is stripped.
+            if !config.debug && !user.cgo_ldflags {
+                cmd = cmd.env("CGO_LDFLAGS", "-O2");
+            }
+            cmd
+        }
+        None => cmd.env("CGO_ENABLED", "0"),
+    }
+}
+
+/// Run `go build` for one target and return the executables.
+pub fn build_target(
+    cmd: &Cmd,
+    out: &Path,
+    bins: &[String],
+    cgo: bool,
+) -> anyhow::Result<Vec<Built>> {
+    fs_err::create_dir_all(out)?;
+    if let Err(e) = cmd.run() {
+        if cgo && e.stderr_tail.contains("file not found") {
+            // After the compiler's own words, so the missing header is read first.
+            return Err(anyhow::anyhow!(
+                "{e}\nhint: cgo could not find a C header. kiln compiles C with zig for the \
+                 target's musl libc, so headers of host libraries (/usr/include) are not used: put \
+                 the header in the package directory, or add its directory with `#cgo CFLAGS: -I…` \
+                 or CGO_CFLAGS."
+            ));
+        }
+        return Err(e.into());
+    }
+    for name in bins {
+        let path = out.join(name);
+        anyhow::ensure!(
+            path.is_file(),
+            "{} succeeded but did not write {}",
+            cmd.summary(),
+            path.display()
+        );
+    }
+    Ok(built_list(out, bins))
+}
+
+/// Image annotations: the module path's last element as the name, the config's version, and
+/// the module path as the source when it names a host (`github.com/a/b`).
+pub fn package_info(project: &GoProject, config: &GoConfig) -> PackageInfo {
+    let module = project.module.as_str();
+    let name = if module.is_empty() {
+        project
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        exec_name(module)
+    };
+    let host = module.split('/').next().unwrap_or("");
+    PackageInfo {
+        name,
+        version: config.version.clone().unwrap_or_default(),
+        description: None,
+        license: None,
+        repository: (host.contains('.') && module.contains('/')).then(|| {
+            let base = match module.rsplit_once('/') {
+                Some((b, last)) if is_version_element(last) => b,
+                _ => module,
+            };
+            format!("https://{base}")
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Targets;
+
+    fn target(name: &str) -> Target {
+        Targets::builtin().find(name).unwrap().clone()
+    }
+
+    #[test]
+    fn exec_names_follow_go() {
+        for (path, want) in [
+            ("example.com/hello", "hello"),
+            ("example.com/tool/v2", "tool"),
+            ("example.com/tool/v1", "v1"),
+            ("example.com/tool/v0", "v0"),
+            ("example.com/tool/v02", "v02"),
+            ("example.com/tool/cmd/srv", "srv"),
+            ("hello", "hello"),
+            ("v2", "v2"),
+        ] {
+            assert_eq!(exec_name(path), want, "{path}");
+        }
+    }
+
+    const LIST: &str = r#"
+{"ImportPath":"runtime/cgo","Name":"cgo","Standard":true,"DepOnly":true,"CgoFiles":["cgo.go"]}
+{"ImportPath":"example.com/m/cbits","Name":"cbits","DepOnly":true,"CgoFiles":["c.go"],"Module":{"Path":"example.com/m"}}
+{"ImportPath":"example.com/m/cmd/plain","Name":"main","Deps":["fmt","runtime/cgo"],"Module":{"Path":"example.com/m"}}
+{"ImportPath":"example.com/m/cmd/withc","Name":"main","Deps":["example.com/m/cbits"],"Module":{"Path":"example.com/m"}}
+{"ImportPath":"example.com/m/lib","Name":"lib","Module":{"Path":"example.com/m"}}
+"#;
+
+    #[test]
+    fn mains_and_cgo_need_come_from_go_list() {
+        let listed = parse_list(LIST.as_bytes()).unwrap();
+        let p = select_mains(&listed, &[], Path::new("/m")).unwrap();
+        assert_eq!(p.module, "example.com/m");
+        assert_eq!(
+            p.mains,
+            [
+                MainPackage {
+                    import_path: "example.com/m/cmd/plain".into(),
+                    bin: "plain".into(),
+                    // runtime/cgo is standard: it does not force cgo on.
+                    needs_cgo: false,
+                },
+                MainPackage {
+                    import_path: "example.com/m/cmd/withc".into(),
+                    bin: "withc".into(),
+                    needs_cgo: true,
+                },
+            ]
+        );
+        let only = select_mains(&listed, &["withc".into()], Path::new("/m")).unwrap();
+        assert_eq!(only.mains.len(), 1);
+        let err = select_mains(&listed, &["nope".into()], Path::new("/m"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`nope`") && err.contains("plain, withc"),
+            "{err}"
+        );
+        let none = select_mains(&listed[..2], &[], Path::new("/m"))
+            .unwrap_err()
+            .to_string();
+        assert!(none.contains("no main package"), "{none}");
+    }
+
+    #[test]
+    fn two_mains_with_one_name_are_refused() {
+        let listed = parse_list(
+            br#"{"ImportPath":"a/cmd/x","Name":"main"} {"ImportPath":"a/tools/x","Name":"main"}"#,
+        )
+        .unwrap();
+        let err = select_mains(&listed, &[], Path::new("/a"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a/cmd/x and a/tools/x"), "{err}");
+    }
+
+    #[test]
+    fn cgo_mode_precedence() {
+        let needs = [MainPackage {
+            import_path: "a".into(),
+            bin: "a".into(),
+            needs_cgo: true,
+        }];
+        let plain = GoConfig::default();
+        assert!(cgo_mode(&plain, None, &needs));
+        assert!(!cgo_mode(&plain, None, &[]));
+        assert!(!cgo_mode(&plain, Some("0"), &needs));
+        assert!(cgo_mode(&plain, Some("1"), &[]));
+        let off = GoConfig {
+            cgo: Some(false),
+            ..Default::default()
+        };
+        assert!(!cgo_mode(&off, Some("1"), &needs));
+    }
+
+    #[test]
+    fn goflags_are_parsed_with_quotes() {
+        let f = UserGoFlags::parse(
+            r#"-mod=vendor -trimpath "-ldflags=-X main.v=1 -linkmode=internal" -tags=a,b"#,
+        );
+        assert!(f.trimpath && !f.buildvcs);
+        assert_eq!(f.ldflags.as_deref(), Some("-X main.v=1 -linkmode=internal"));
+        assert_eq!(f.tags, ["a", "b"]);
+        assert_eq!(UserGoFlags::parse(""), UserGoFlags::default());
+    }
+
+    fn project() -> GoProject {
+        GoProject {
+            dir: "/m".into(),
+            module: "github.com/acme/hello/v2".into(),
+            mains: vec![MainPackage {
+                import_path: "github.com/acme/hello/v2".into(),
+                bin: "hello".into(),
+                needs_cgo: false,
+            }],
+        }
+    }
+
+    fn line(cmd: &Cmd) -> String {
+        cmd.command_line()
+    }
+
+    #[test]
+    fn plain_build_command() {
+        let go = Go {
+            path: "/go/bin/go".into(),
+            source: "PATH",
+        };
+        let env = GoEnv {
+            gocache: "/c".into(),
+            gomodcache: "/m".into(),
+            ..Default::default()
+        };
+        let cfg = GoConfig {
+            tags: vec!["netgo".into()],
+            ..Default::default()
+        };
+        let cmd = build_command(
+            &go,
+            &env,
+            &UserGoFlags::default(),
+            &project(),
+            &cfg,
+            &target("armv7"),
+            None,
+            Path::new("/o/armv7"),
+        );
+        let l = line(&cmd);
+        assert!(
+            l.contains("GOOS=linux GOARCH=arm GOCACHE=/c GOMODCACHE=/m GOARM=7 CGO_ENABLED=0"),
+            "{l}"
+        );
+        assert!(
+            l.ends_with(
+                "/go/bin/go build -trimpath -buildvcs=false '-ldflags=-s -w' -tags=netgo -o /o/armv7/ github.com/acme/hello/v2"
+            ),
+            "{l}"
+        );
+        let cmd386 = build_command(
+            &go,
+            &env,
+            &UserGoFlags::default(),
+            &project(),
+            &GoConfig::default(),
+            &target("386"),
+            None,
+            Path::new("/o"),
+        );
+        assert!(line(&cmd386).contains("GO386=sse2"), "{}", line(&cmd386));
+    }
+
+    #[test]
+    fn cgo_build_command_links_statically_and_user_flags_merge() {
+        let go = Go {
+            path: "go".into(),
+            source: "PATH",
+        };
+        let w = Wrappers::in_dir(Path::new("/w"));
+        let user = UserGoFlags::parse("-trimpath -buildvcs=true -ldflags=-X=main.v=1 -tags=x");
+        let stripped = build_command(
+            &go,
+            &GoEnv::default(),
+            &UserGoFlags::default(),
+            &project(),
+            &GoConfig::default(),
+            &target("arm64"),
+            Some(&w),
+            Path::new("/o"),
+        );
+        assert!(
+            line(&stripped).contains("CGO_LDFLAGS=-O2 "),
+            "{}",
+            line(&stripped)
+        );
+        let cfg = GoConfig {
+            debug: true,
+            tags: vec!["x".into(), "y".into()],
+            ldflags: Some("-X main.w=2".into()),
+            ..Default::default()
+        };
+        let cmd = build_command(
+            &go,
+            &GoEnv::default(),
+            &user,
+            &project(),
+            &cfg,
+            &target("arm64"),
+            Some(&w),
+            Path::new("/o"),
+        );
+        let l = line(&cmd);
+        assert!(l.contains("CGO_ENABLED=1 CC=/w/cc CXX=/w/cxx"), "{l}");
+        assert!(
+            l.contains(
+                "go build '-ldflags=-linkmode=external -extldflags=-static -X=main.v=1 -X main.w=2' -tags=x,y -o"
+            ),
+            "{l}"
+        );
+        assert!(!l.contains("-trimpath") && !l.contains("-buildvcs"), "{l}");
+        // debug: Go's own CGO_LDFLAGS (with -g) stay.
+        assert!(!l.contains("CGO_LDFLAGS"), "{l}");
+    }
+
+    #[test]
+    fn package_info_from_module_path() {
+        let info = package_info(
+            &project(),
+            &GoConfig {
+                version: Some("1.2.3".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(info.name, "hello");
+        assert_eq!(info.version, "1.2.3");
+        assert_eq!(
+            info.repository.as_deref(),
+            Some("https://github.com/acme/hello")
+        );
+        let mut local = project();
+        local.module = "hello".into();
+        assert_eq!(package_info(&local, &GoConfig::default()).repository, None);
+    }
+}

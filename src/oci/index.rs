@@ -1,0 +1,223 @@
+//! Index assembly, `build_index`: per-platform images (base layers + one deterministic kiln layer + config +
+//! manifest) and the index over them, all in memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, bail};
+use oci_spec::image::ImageConfiguration;
+
+use super::base::{self, BaseImage};
+use super::image::{self, Blob, ConfigInput};
+use super::layer::{self, Layer, TarStream};
+use super::read_image;
+use super::{
+    Base, BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage, par_map,
+};
+use crate::target::Platform;
+
+/// Resolve `opts.base` for each platform, in order.
+fn resolve_bases(platforms: &[&Platform], opts: &BuildOptions) -> anyhow::Result<Vec<BaseImage>> {
+    match &opts.base {
+        Base::Scratch => Ok(platforms.iter().map(|_| BaseImage::default()).collect()),
+        Base::Distroless(src) => {
+            let b = super::distroless::resolve(src, opts)?;
+            Ok(platforms.iter().map(|_| b.clone()).collect())
+        }
+        Base::Image(reference) => {
+            let image = read_image(reference)?;
+            platforms
+                .iter()
+                .map(|p| base::from_image(&image, p))
+                .collect()
+        }
+    }
+}
+
+/// `org.opencontainers.image.*` annotations from the metadata; `created` only with
+/// `SOURCE_DATE_EPOCH`, so that builds without it stay reproducible.
+pub fn auto_annotations(m: &Metadata, source_date_epoch: Option<u64>) -> BTreeMap<String, String> {
+    use oci_spec::image as a;
+    let mut out = BTreeMap::new();
+    let pairs = [
+        (a::ANNOTATION_TITLE, &m.title),
+        (a::ANNOTATION_VERSION, &m.version),
+        (a::ANNOTATION_REVISION, &m.revision),
+        (a::ANNOTATION_SOURCE, &m.source),
+        (a::ANNOTATION_LICENSES, &m.licenses),
+        (a::ANNOTATION_DESCRIPTION, &m.description),
+    ];
+    for (k, v) in pairs {
+        if let Some(v) = v.as_ref().filter(|v| !v.trim().is_empty()) {
+            out.insert(k.to_string(), v.trim().to_string());
+        }
+    }
+    if let Some(t) = source_date_epoch {
+        out.insert(a::ANNOTATION_CREATED.to_string(), image::rfc3339(t));
+    }
+    out
+}
+
+/// `created_by` of kiln's layer: what it adds, in path order.
+fn layer_history(img: &PlatformImage) -> String {
+    let mut paths: Vec<&str> = img
+        .entries
+        .iter()
+        .filter(|e| !matches!(e.source, EntrySource::Dir))
+        .map(|e| e.path.as_str())
+        .collect();
+    paths.sort();
+    format!("kiln: add {}", paths.join(" "))
+}
+
+/// Build every platform's image and the index over them. Identical layers (the same
+/// files for several platforms) are compressed once. Nothing is written anywhere.
+pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Result<BuiltIndex> {
+    if images.is_empty() {
+        bail!("no platform images to pack: give at least one binary");
+    }
+    let mut seen = BTreeSet::new();
+    for i in images {
+        if !seen.insert(i.platform.clone()) {
+            bail!(
+                "platform {} is given twice: an image index holds one image per platform",
+                i.platform
+            );
+        }
+    }
+    // Canonical platform order (os, architecture, variant), so the index digest does not
+    // depend on the order binaries were given in (`merge::merged_index` uses it too).
+    let mut sorted = images.to_vec();
+    sorted.sort_by(|a, b| a.platform.cmp(&b.platform));
+    let images = &sorted[..];
+    let mtime = opts.source_date_epoch.unwrap_or(0);
+    let auto = auto_annotations(&opts.metadata, opts.source_date_epoch);
+
+    let platforms: Vec<&crate::target::Platform> = images.iter().map(|i| &i.platform).collect();
+    let bases: Vec<BaseImage> =
+        resolve_bases(&platforms, opts).context("preparing the base image")?;
+
+    // Tars first (files mapped, not copied) and their digests, then each distinct tar is
+    // compressed once; all cores share the compression work.
+    let tars: Vec<Option<(String, TarStream)>> = par_map(images, |img| {
+        if img.entries.is_empty() {
+            return Ok(None);
+        }
+        let tar = TarStream::build(&img.entries, mtime)
+            .with_context(|| format!("building the layer for {}", img.platform))?;
+        Ok::<_, anyhow::Error>(Some((tar.diff_id(), tar)))
+    })
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    let mut unique: BTreeMap<&str, &TarStream> = BTreeMap::new();
+    for (diff_id, tar) in tars.iter().flatten() {
+        unique.entry(diff_id.as_str()).or_insert(tar);
+    }
+    let unique: Vec<(&str, &TarStream)> = unique.into_iter().collect();
+    let streams: Vec<&TarStream> = unique.iter().map(|(_, t)| *t).collect();
+    let compressed: BTreeMap<String, Layer> = unique
+        .iter()
+        .zip(layer::compress_all(&streams, opts.compression)?)
+        .map(|((diff_id, _), layer::Compressed { blob, digest })| {
+            let l = Layer {
+                media_type: layer::media_type(opts.compression).to_string(),
+                digest,
+                diff_id: diff_id.to_string(),
+                blob,
+            };
+            (l.diff_id.clone(), l)
+        })
+        .collect();
+    let own_diff_ids: Vec<Option<String>> = tars
+        .iter()
+        .map(|t| t.as_ref().map(|(d, _)| d.clone()))
+        .collect();
+    drop(tars);
+
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut warnings: Vec<super::Warning> = Vec::new();
+    for w in bases.iter().flat_map(|b| &b.warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
+        }
+    }
+    let mut built = Vec::new();
+    let mut manifest_blobs = Vec::new();
+    for ((img, base), own) in images.iter().zip(&bases).zip(&own_diff_ids) {
+        let mut layers: Vec<&Layer> = base.layers.iter().collect();
+        let mut history = base.history.clone();
+        if let Some(l) = own.as_ref().and_then(|d| compressed.get(d)) {
+            layers.push(l);
+            history.push(layer_history(img));
+        }
+        let base_cfg: Option<&ImageConfiguration> = base.config.as_ref();
+        let (config, w) = image::config(&ConfigInput {
+            platform: &img.platform,
+            spec: &img.spec,
+            base: base_cfg,
+            base_env: &base.env,
+            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
+            history,
+            created: opts.source_date_epoch,
+            auto_labels: &auto,
+        })
+        .with_context(|| format!("writing the image config for {}", img.platform))?;
+        for w in w {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        let mut annotations = base.annotations.clone();
+        annotations.extend(auto.clone());
+        annotations.extend(img.spec.annotations.clone());
+        let descs = layers
+            .iter()
+            .map(|l| image::layer_descriptor(l))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let manifest = image::manifest(&config, &descs, &annotations)?;
+        // kiln's own layers move into `blobs` at the end; base layers are copied.
+        for l in &base.layers {
+            blobs
+                .entry(l.digest.clone())
+                .or_insert_with(|| l.blob.clone());
+        }
+        built.push(BuiltImage {
+            platform: img.platform.clone(),
+            manifest: manifest.digest.clone(),
+            config: config.digest.clone(),
+            layers: layers.iter().map(|l| l.info()).collect(),
+        });
+        blobs.insert(config.digest.clone(), config.bytes);
+        manifest_blobs.push((img.platform.clone(), manifest));
+    }
+
+    // The index carries the automatic annotations and those every image shares.
+    let mut index_annotations = auto.clone();
+    if let Some(first) = images.first() {
+        for (k, v) in &first.spec.annotations {
+            if images.iter().all(|i| i.spec.annotations.get(k) == Some(v)) {
+                index_annotations.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let refs: Vec<(crate::target::Platform, &Blob)> =
+        manifest_blobs.iter().map(|(p, b)| (p.clone(), b)).collect();
+    let index = image::index(&refs, &index_annotations)?;
+    let manifests = manifest_blobs
+        .iter()
+        .map(|(p, b)| (p.clone(), b.digest.clone()))
+        .collect();
+    for (_, m) in manifest_blobs {
+        blobs.insert(m.digest, m.bytes);
+    }
+    for (_, l) in compressed {
+        blobs.insert(l.digest, l.blob);
+    }
+    Ok(BuiltIndex {
+        digest: index.digest,
+        index_json: index.bytes,
+        blobs,
+        manifests,
+        images: built,
+        warnings,
+    })
+}
