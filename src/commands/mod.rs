@@ -7,6 +7,7 @@ pub mod image;
 pub mod index;
 pub mod inspect;
 pub mod lint;
+pub mod message;
 pub mod push;
 pub mod targets;
 pub mod toolchain;

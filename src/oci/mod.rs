@@ -31,7 +31,8 @@
 //!
 //! Modules: `layer` (tar, compression, digests), `image` (config, manifest, index
 //! documents), `index` (`build_index`: assembling the multi-platform index), `base` and `distroless` (what comes below kiln's
-//! layer), `layout` and `archive` (the sinks), `output` (sink names), `read` (reading
+//! layer), `layout` and `archive` (the sinks), `transport` (the one grammar for image names),
+//! `output` (`--output` → sink), `read` (reading
 //! images back), `json` (canonical JSON).
 
 pub mod archive;
@@ -51,6 +52,7 @@ pub mod read;
 pub mod registry;
 pub mod sources;
 mod tarstream;
+pub mod transport;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -75,6 +77,7 @@ pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
         read::read_image(reference)
     }
 }
+pub use transport::ImageRef;
 
 /// The image configuration a user controls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,7 +213,7 @@ impl std::str::FromStr for Base {
                 Ok(Base::Image(s.to_string()))
             }
             _ => {
-                read::parse_ref(s)?;
+                transport::ImageRef::parse(s, "base")?;
                 Ok(Base::Image(s.to_string()))
             }
         }
