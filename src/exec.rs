@@ -71,6 +71,8 @@ pub struct Cmd {
     envs: Vec<(OsString, Option<OsString>)>,
     dir: Option<PathBuf>,
     summary: String,
+    /// Runs compilers: holds a token of kiln's jobserver while it runs and joins it.
+    jobserver: bool,
 }
 
 impl Cmd {
@@ -82,6 +84,7 @@ impl Cmd {
             envs: Vec::new(),
             dir: None,
             summary: summary.into(),
+            jobserver: false,
         }
     }
 
@@ -114,6 +117,25 @@ impl Cmd {
     pub fn dir(mut self, d: impl AsRef<Path>) -> Self {
         self.dir = Some(d.as_ref().to_path_buf());
         self
+    }
+
+    /// This command runs compilers (cargo, make): it waits for a token of kiln's jobserver
+    /// ([`crate::jobs`]), holds it while it runs, and gets the jobserver in `MAKEFLAGS` /
+    /// `CARGO_MAKEFLAGS` for the jobs beyond its first.
+    pub fn jobserver(mut self) -> Self {
+        self.jobserver = true;
+        self
+    }
+
+    /// The token a [`Cmd::jobserver`] command holds while it runs.
+    fn token(&self) -> Result<Option<crate::jobs::Tokens>, ExecError> {
+        if !self.jobserver {
+            return Ok(None);
+        }
+        crate::jobs::global()
+            .acquire(1)
+            .map(Some)
+            .map_err(|e| self.error(None, Some(e)))
     }
 
     pub fn summary(&self) -> &str {
@@ -165,6 +187,12 @@ impl Cmd {
         if let Some(d) = &self.dir {
             e = e.dir(d);
         }
+        if self.jobserver {
+            e = e.before_spawn(|cmd| {
+                crate::jobs::global().configure(cmd);
+                Ok(())
+            });
+        }
         e
     }
 
@@ -205,6 +233,7 @@ impl Cmd {
 
     /// Run to completion, capturing stdout and stderr; the exit status is the caller's to judge.
     pub fn output(&self) -> Result<Output, ExecError> {
+        let _token = self.token()?;
         self.log();
         let out = self
             .expression()
@@ -221,6 +250,7 @@ impl Cmd {
 
     /// Like [`Cmd::run`], but a process still running after `limit` is killed and reported.
     pub fn run_with_timeout(&self, limit: std::time::Duration) -> Result<Output, ExecError> {
+        let _token = self.token()?;
         self.log();
         let handle = self
             .expression()

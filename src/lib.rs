@@ -10,6 +10,7 @@ pub mod config;
 pub mod elf;
 pub mod error;
 pub mod exec;
+pub mod jobs;
 pub mod oci;
 pub mod progress;
 pub mod target;

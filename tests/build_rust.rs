@@ -240,3 +240,69 @@ fn every_platform_builds_and_runs_rust() {
         "{err}"
     );
 }
+
+/// Every file named `name` under `dir`.
+fn find_files(dir: &std::path::Path, name: &str, found: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            find_files(&p, name, found);
+        } else if p.file_name().is_some_and(|n| n == name) {
+            found.push(p);
+        }
+    }
+}
+
+fn build_multi(tmp: &std::path::Path, fail_on: Option<&str>) -> std::process::Output {
+    let mut cmd = kiln();
+    cmd.arg("build")
+        .arg(fixture("rust-multi"))
+        .args(["--platform", "linux/amd64,linux/386", "--smoke"])
+        .arg("--target-dir")
+        .arg(tmp.join("target"))
+        .arg("--out-dir")
+        .arg(tmp.join("dist"));
+    match fail_on {
+        Some(f) => cmd.env("KILN_TEST_FAIL_ON", f),
+        None => cmd.env_remove("KILN_TEST_FAIL_ON"),
+    };
+    run(&mut cmd)
+}
+
+#[test]
+fn several_targets_share_one_cargo_build_and_compile_the_build_script_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_multi(tmp.path(), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The build script ran for each target: each binary names its own triple.
+    let err = stderr(&out);
+    for triple in ["x86_64-unknown-linux-musl", "i686-unknown-linux-musl"] {
+        assert!(
+            err.contains(&format!("shared build script for {triple}")),
+            "{err}"
+        );
+    }
+    // …but was compiled once, in the one target dir both targets share.
+    let mut scripts = Vec::new();
+    find_files(&tmp.path().join("target"), "build-script-build", &mut scripts);
+    scripts.retain(|p| {
+        p.parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|d| d.to_string_lossy().starts_with("multi-"))
+    });
+    assert_eq!(scripts.len(), 1, "{scripts:?}");
+}
+
+#[test]
+fn a_failing_target_in_a_shared_build_is_named_and_the_others_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_multi(tmp.path(), Some("i686"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("linux/386 failed"), "{err}");
+    assert!(err.contains("this target fails on purpose"), "{err}");
+    assert!(!err.contains("linux/amd64 failed"), "{err}");
+    // The other target built, passed the gate and is in dist/.
+    assert!(tmp.path().join("dist/linux-amd64/multi").is_file());
+    assert!(!tmp.path().join("dist/linux-386/multi").exists());
+}

@@ -5,6 +5,7 @@ pub mod c;
 pub mod fresh;
 pub mod go;
 pub mod rust;
+pub mod rust_group;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
