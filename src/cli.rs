@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::inspect::Require;
+use crate::toolchain::zigcc::{ZigCc, ZigMode};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
@@ -130,22 +133,12 @@ pub struct BuildArgs {
     /// Layer compression: gzip (default), zstd, none.
     #[arg(long, value_name = "KIND")]
     pub compression: Option<String>,
-    /// Parallel target builds (default: config, else one per target, at most 4).
+    /// Compiler jobs at once, all targets together (default: config, else one per CPU, or
+    /// the jobserver of a parent make).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub cargo: CargoFlags,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Require {
-    /// Static or static-pie.
-    #[default]
-    Static,
-    /// Static-pie only.
-    StaticPie,
-    /// Anything (report only).
-    Any,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -186,14 +179,6 @@ pub enum ToolchainCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ZigMode {
-    Cc,
-    Cxx,
-    Ar,
-    Ranlib,
-}
-
 #[derive(Debug, Args)]
 pub struct ZigCcArgs {
     /// The zig executable.
@@ -210,6 +195,18 @@ pub struct ZigCcArgs {
     /// The arguments the build tool passed.
     #[arg(last = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+impl From<ZigCcArgs> for ZigCc {
+    fn from(a: ZigCcArgs) -> ZigCc {
+        ZigCc {
+            zig: a.zig,
+            target: a.target,
+            cpu: a.cpu,
+            mode: a.mode,
+            args: a.args,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -155,6 +155,48 @@ pub struct ImageConfig {
     pub files: Vec<FileEntry>,
 }
 
+/// cargo's own flags, as given: passed through to `cargo metadata` and `cargo build`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CargoConfig {
+    /// `--release`.
+    pub release: bool,
+    /// `--profile NAME`.
+    pub profile: Option<String>,
+    /// `-p SPEC`: packages to build (default: the workspace's default members).
+    pub packages: Vec<String>,
+    /// `--features`, each as given (space- or comma-separated lists).
+    pub features: Vec<String>,
+    /// `--all-features`.
+    pub all_features: bool,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// `--locked`.
+    pub locked: bool,
+    /// `--offline`.
+    pub offline: bool,
+    /// `--frozen`.
+    pub frozen: bool,
+    /// `--manifest-path`; `None` = `<project>/Cargo.toml`.
+    pub manifest_path: Option<PathBuf>,
+}
+
+impl From<&CargoFlags> for CargoConfig {
+    fn from(f: &CargoFlags) -> CargoConfig {
+        CargoConfig {
+            release: f.release,
+            profile: f.profile.clone(),
+            packages: f.packages.clone(),
+            features: f.features.clone(),
+            all_features: f.all_features,
+            no_default_features: f.no_default_features,
+            locked: f.locked,
+            offline: f.offline,
+            frozen: f.frozen,
+            manifest_path: f.manifest_path.clone(),
+        }
+    }
+}
+
 /// Everything `kiln build` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct BuildConfig {
@@ -172,13 +214,17 @@ pub struct BuildConfig {
     pub smoke: bool,
     /// Arguments for the smoke run.
     pub smoke_args: Vec<String>,
-    /// How many targets build at once.
-    pub jobs: usize,
+    /// The most compiler jobs at once, all targets together (`-j`, `jobs =`); `None` = one
+    /// per CPU, or the jobserver of a parent make (see `crate::jobs`).
+    pub jobs: Option<usize>,
     pub image: ImageConfig,
-    /// cargo's flags, passed through.
-    pub cargo: CargoFlags,
-    /// `SOURCE_DATE_EPOCH`: mtime in layers and `created`; `None` = 0 and no `created`.
-    pub source_date_epoch: Option<u64>,
+    /// Binaries to build (`--bin`); empty = every binary of the project.
+    pub bins: Vec<String>,
+    /// `--target-dir`: where build products go (kiln uses `<dir>/kiln/...`); `None` = the
+    /// project's own (`target/`, or cargo's workspace target directory).
+    pub target_dir: Option<PathBuf>,
+    /// cargo's own flags, passed through to every `cargo build`.
+    pub cargo: CargoConfig,
     /// `[go]` settings (defaults when absent).
     pub go: GoConfig,
     /// `[c]` settings (defaults when absent).
@@ -226,19 +272,6 @@ fn env_list(name: &str) -> Option<Vec<String>> {
         .ok()
         .filter(|s| !s.trim().is_empty())
         .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
-}
-
-/// `SOURCE_DATE_EPOCH` from the environment.
-pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| {
-            UsageError(format!(
-                "SOURCE_DATE_EPOCH={s} is not a number of seconds since 1970; unset it or set it to e.g. `git log -1 --format=%ct`"
-            ))
-            .into()
-        }),
-        _ => Ok(None),
-    }
 }
 
 /// The distroless lock file and .deb directory belong to the project, not to the directory
@@ -342,16 +375,13 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         } else {
             args.smoke_args.clone()
         },
-        jobs: args
-            .jobs
-            .or(file.jobs)
-            .unwrap_or_else(|| targets.len().clamp(1, 4))
-            .max(1),
+        jobs: args.jobs.or(file.jobs).map(|n| n.max(1)),
         targets,
         out_dir,
         image,
-        cargo: args.cargo.clone(),
-        source_date_epoch: source_date_epoch()?,
+        bins: args.cargo.bins.clone(),
+        target_dir: args.cargo.target_dir.clone(),
+        cargo: CargoConfig::from(&args.cargo),
         go: file.go.clone().unwrap_or_default(),
         c: file.c.clone().unwrap_or_default(),
         project_dir,

@@ -103,6 +103,13 @@ impl Cmd {
         self
     }
 
+    /// Insert an argument at `index` (`go build -p=N` after `build`).
+    pub fn insert_arg(mut self, index: usize, a: impl AsRef<OsStr>) -> Self {
+        let index = index.min(self.args.len());
+        self.args.insert(index, a.as_ref().to_os_string());
+        self
+    }
+
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
         self.envs
             .push((k.as_ref().to_os_string(), Some(v.as_ref().to_os_string())));

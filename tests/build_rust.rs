@@ -284,7 +284,11 @@ fn several_targets_share_one_cargo_build_and_compile_the_build_script_once() {
     }
     // …but was compiled once, in the one target dir both targets share.
     let mut scripts = Vec::new();
-    find_files(&tmp.path().join("target"), "build-script-build", &mut scripts);
+    find_files(
+        &tmp.path().join("target"),
+        "build-script-build",
+        &mut scripts,
+    );
     scripts.retain(|p| {
         p.parent()
             .and_then(|d| d.file_name())

@@ -122,7 +122,7 @@ fn tree_rss(root: u32) -> u64 {
 fn measure(cmd: &mut Command) -> anyhow::Result<Sample> {
     let cpu0 = children_cpu();
     let t = Instant::now();
-    let mut child = cmd
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -184,7 +184,7 @@ fn cargo_zigbuild(tools: &Path) -> anyhow::Result<PathBuf> {
         }
     }
     let pip = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--target"])
+        .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
         .arg(tools.join("pip"))
         .arg("cargo-zigbuild")
         .status();
@@ -228,15 +228,24 @@ fn fetch_project(bench: &Path) -> anyhow::Result<PathBuf> {
         .arg(fetch.join("Cargo.toml")))?;
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        });
     let file = format!("{CRATE}-{VERSION}.crate");
     let krate = std::fs::read_dir(home.join("registry/cache"))?
         .flatten()
         .map(|d| d.path().join(&file))
         .find(|p| p.is_file())
         .with_context(|| format!("cargo fetch left no {file} in {}", home.display()))?;
-    run(Command::new("tar").arg("xzf").arg(&krate).arg("-C").arg(bench))?;
-    ensure!(dest.join("Cargo.toml").is_file(), "{file} unpacked no Cargo.toml");
+    run(Command::new("tar")
+        .arg("xzf")
+        .arg(&krate)
+        .arg("-C")
+        .arg(bench))?;
+    ensure!(
+        dest.join("Cargo.toml").is_file(),
+        "{file} unpacked no Cargo.toml"
+    );
     Ok(dest)
 }
 
@@ -301,7 +310,7 @@ impl Bench {
         println!("\n== cold release build, {CRATE} {VERSION}, {label} ==");
         let mut ratios = Vec::new();
         for i in 0..runs {
-            let mut one = |kiln_first: bool| -> anyhow::Result<(Sample, Sample)> {
+            let one = |kiln_first: bool| -> anyhow::Result<(Sample, Sample)> {
                 let (mut k, mut z) = (None, None);
                 for tool in if kiln_first { [0, 1] } else { [1, 0] } {
                     if tool == 0 {
@@ -347,7 +356,7 @@ impl Bench {
             bail!("not a build command");
         };
         let cfg = kiln::config::resolve_build(&build_args)?;
-        let cargo_cmds = kiln::build::rust::cargo_commands(&cfg, &self.kiln)?;
+        let cargo_cmds = kiln::builders::rust::cargo_commands(&cfg, &self.kiln)?;
         let mut k = Vec::new();
         let mut c = Vec::new();
         for _ in 0..RUNS {
@@ -416,8 +425,15 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
     println!("\n== bench build: inputs ==");
     println!("  project   {CRATE} {VERSION} (bin {BIN}), --release, Cargo.lock: {locked}");
     println!("  kiln      {}", b.kiln.display());
-    println!("  zigbuild  {} (zig {})", b.zigbuild.display(), b.zig.display());
-    println!("  machine   {cpus} CPUs, load average at start: {}", load.trim());
+    println!(
+        "  zigbuild  {} (zig {})",
+        b.zigbuild.display(),
+        b.zig.display()
+    );
+    println!(
+        "  machine   {cpus} CPUs, load average at start: {}",
+        load.trim()
+    );
 
     // Zig builds each target's libc on first use: pay it before timing, for both tools.
     eprintln!("xtask: warming zig's libc cache for the three targets (not timed)");
@@ -426,7 +442,13 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
     run(Command::new(&b.kiln)
         .arg("build")
         .arg(&warm)
-        .args(["--release", "--quiet", "--platform", PLATFORMS, "--target-dir"])
+        .args([
+            "--release",
+            "--quiet",
+            "--platform",
+            PLATFORMS,
+            "--target-dir",
+        ])
         .arg(&warm_dir)
         .arg("--out-dir")
         .arg(warm_dir.join("dist")))?;

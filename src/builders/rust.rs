@@ -1,6 +1,6 @@
-//! The Rust builder: cargo_metadata finds the binaries; one `cargo build` per target with
-//! its own target dir, zig (through kiln's wrapper) as C compiler and linker, and the std
-//! from rustup or `+nightly -Zbuild-std`.
+//! The Rust builder: cargo_metadata finds the binaries; one `cargo build` for all targets
+//! that share a toolchain ([`rust_group`]), zig (through kiln's wrapper, per target) as C
+//! compiler and linker, and the std from rustup or `+nightly -Zbuild-std`.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cargo_metadata::{Metadata, MetadataCommand};
 
-use crate::build::rust_group::{self, Member};
-use crate::build::{PackageInfo, Plan, Stage};
-use crate::cli::CargoFlags;
-use crate::config::BuildConfig;
+use crate::builders::rust_group::{self, Member};
+use crate::builders::{PackageInfo, Plan, Stage};
+use crate::config::{BuildConfig, CargoConfig};
 use crate::error::UsageError;
 use crate::exec::Cmd;
 use crate::progress::Progress;
@@ -40,7 +39,7 @@ pub fn cargo_program() -> PathBuf {
 }
 
 /// The manifest kiln will build.
-pub fn manifest_path(project_dir: &Path, flags: &CargoFlags) -> PathBuf {
+pub fn manifest_path(project_dir: &Path, flags: &CargoConfig) -> PathBuf {
     flags
         .manifest_path
         .clone()
@@ -85,7 +84,12 @@ fn groups(
     kiln_exe: &Path,
 ) -> anyhow::Result<(RustProject, PathBuf, Vec<rust_group::Group>)> {
     let zig = toolchain::find_zig()?;
-    let project = plan(&cfg.project_dir, &cfg.cargo)?;
+    let project = plan(
+        &cfg.project_dir,
+        &cfg.cargo,
+        &cfg.bins,
+        cfg.target_dir.clone(),
+    )?;
     let manifest = manifest_path(&cfg.project_dir, &cfg.cargo);
     let mut rust = toolchain::RustToolchains::detect();
     let mut members = Vec::new();
@@ -113,12 +117,18 @@ fn groups(
 }
 
 /// Whether `dir` is a cargo project.
-pub fn detect(project_dir: &Path, flags: &CargoFlags) -> bool {
+pub fn detect(project_dir: &Path, flags: &CargoConfig) -> bool {
     manifest_path(project_dir, flags).is_file()
 }
 
-/// Read the project with `cargo metadata` and pick the binaries to build.
-pub fn plan(project_dir: &Path, flags: &CargoFlags) -> anyhow::Result<RustProject> {
+/// Read the project with `cargo metadata` and pick the binaries to build (`bins`, default
+/// all); `target_dir` overrides the workspace's.
+pub fn plan(
+    project_dir: &Path,
+    flags: &CargoConfig,
+    bins: &[String],
+    target_dir: Option<PathBuf>,
+) -> anyhow::Result<RustProject> {
     let manifest = manifest_path(project_dir, flags);
     let mut cmd = MetadataCommand::new();
     cmd.cargo_path(cargo_program())
@@ -141,13 +151,14 @@ pub fn plan(project_dir: &Path, flags: &CargoFlags) -> anyhow::Result<RustProjec
             manifest.display()
         )
     })?;
-    select_bins(&meta, flags, flags.target_dir.clone())
+    select_bins(&meta, flags, bins, target_dir)
 }
 
 /// Pick the packages and binaries from metadata (pure, for tests).
 pub fn select_bins(
     meta: &Metadata,
-    flags: &CargoFlags,
+    flags: &CargoConfig,
+    wanted_bins: &[String],
     target_dir: Option<PathBuf>,
 ) -> anyhow::Result<RustProject> {
     let members: Vec<&cargo_metadata::Package> = meta.workspace_packages();
@@ -187,8 +198,8 @@ pub fn select_bins(
             }
         }
     }
-    if !flags.bins.is_empty() {
-        for b in &flags.bins {
+    if !wanted_bins.is_empty() {
+        for b in wanted_bins {
             if !bins.contains(b) {
                 return Err(UsageError(format!(
                     "no binary `{b}` in the selected packages; binaries: {}",
@@ -201,7 +212,7 @@ pub fn select_bins(
                 .into());
             }
         }
-        bins = flags.bins.clone();
+        bins = wanted_bins.to_vec();
     }
     if bins.is_empty() {
         return Err(UsageError(format!(
@@ -233,7 +244,7 @@ pub fn select_bins(
 pub fn build_command(
     project: &RustProject,
     manifest: &Path,
-    flags: &CargoFlags,
+    flags: &CargoConfig,
     plan: &RustPlan,
     members: &[Member],
     target_dir: &Path,
@@ -260,10 +271,7 @@ pub fn build_command(
         .env_remove("RUSTUP_TOOLCHAIN"),
         None => Cmd::new(cargo_program(), summary),
     };
-    cmd = cmd
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(manifest);
+    cmd = cmd.arg("build").arg("--manifest-path").arg(manifest);
     for m in members {
         cmd = cmd.args(["--target", &m.target.rust_triple]);
     }
@@ -311,7 +319,9 @@ pub fn build_command(
     }
     // The user's RUSTFLAGS went into each target's own variable (see `toolchain_env`);
     // left in place it would hide those from cargo.
-    if std::env::var_os("RUSTFLAGS").is_some() && std::env::var_os("CARGO_ENCODED_RUSTFLAGS").is_none() {
+    if std::env::var_os("RUSTFLAGS").is_some()
+        && std::env::var_os("CARGO_ENCODED_RUSTFLAGS").is_none()
+    {
         cmd = cmd.env_remove("RUSTFLAGS");
     }
     // cargo joins kiln's jobserver: all targets' compiler jobs share the CPUs.
@@ -482,7 +492,7 @@ mod tests {
         let cmd = build_command(
             &project,
             Path::new("/p/Cargo.toml"),
-            &CargoFlags::default(),
+            &CargoConfig::default(),
             &plan,
             &members,
             Path::new("/p/target/kiln/cargo"),
@@ -518,7 +528,7 @@ mod tests {
             toolchain: Some("nightly".into()),
             build_std: true,
         };
-        let flags = CargoFlags {
+        let flags = CargoConfig {
             release: true,
             features: vec!["a b".into()],
             ..Default::default()

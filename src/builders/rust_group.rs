@@ -17,9 +17,9 @@ use std::sync::{Arc, OnceLock};
 
 use cargo_metadata::Message;
 
-use crate::build::rust::{RustProject, build_command};
-use crate::build::{Built, Stage};
-use crate::cli::CargoFlags;
+use crate::builders::rust::{RustProject, build_command};
+use crate::builders::{Built, Stage};
+use crate::config::CargoConfig;
 use crate::exec::Cmd;
 use crate::target::Target;
 use crate::toolchain::{RustPlan, Wrappers};
@@ -76,7 +76,7 @@ pub fn group_target_dir(project: &RustProject, group: &Group) -> PathBuf {
 pub fn shared_command(
     project: &RustProject,
     manifest: &Path,
-    flags: &CargoFlags,
+    flags: &CargoConfig,
     group: &Group,
 ) -> Cmd {
     let dir = group_target_dir(project, group);
@@ -92,14 +92,13 @@ pub fn shared_command(
 pub fn stages(
     project: &RustProject,
     manifest: &Path,
-    flags: &CargoFlags,
+    flags: &CargoConfig,
     group: &Group,
 ) -> Vec<Stage> {
     let dir = group_target_dir(project, group);
     let bins = project.bins.clone();
-    let command = |members: &[Member]| {
-        build_command(project, manifest, flags, &group.plan, members, &dir)
-    };
+    let command =
+        |members: &[Member]| build_command(project, manifest, flags, &group.plan, members, &dir);
     let cmd = shared_command(project, manifest, flags, group);
     if let [only] = group.members.as_slice() {
         return vec![Stage {
@@ -253,7 +252,11 @@ mod tests {
         } else {
             assert_eq!(
                 names,
-                [vec!["amd64", "arm64", "386"], vec!["armv7"], vec!["riscv64"]]
+                [
+                    vec!["amd64", "arm64", "386"],
+                    vec!["armv7"],
+                    vec!["riscv64"]
+                ]
             );
         }
     }
