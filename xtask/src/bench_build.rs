@@ -242,10 +242,14 @@ fn fetch_project(bench: &Path) -> anyhow::Result<PathBuf> {
         .arg(&krate)
         .arg("-C")
         .arg(bench))?;
-    ensure!(
-        dest.join("Cargo.toml").is_file(),
-        "{file} unpacked no Cargo.toml"
-    );
+    let manifest = dest.join("Cargo.toml");
+    ensure!(manifest.is_file(), "{file} unpacked no Cargo.toml");
+    // It is unpacked under kiln's target dir, inside kiln's workspace: make it its own.
+    let mut text = std::fs::read_to_string(&manifest)?;
+    if !text.lines().any(|l| l.trim() == "[workspace]") {
+        text.push_str("\n[workspace]\n");
+        std::fs::write(&manifest, text)?;
+    }
     Ok(dest)
 }
 
