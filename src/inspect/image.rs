@@ -17,7 +17,8 @@ use anyhow::{Context, bail};
 use super::report::{FileEntry, Inspection};
 use super::verify::{Policy, Problem, verify_linkage, verify_platform};
 use crate::elf::{ElfError, ElfReport, Kind, Libc, Linkage};
-use crate::oci::read::{PlatformManifest, read_image};
+use crate::oci::read::PlatformManifest;
+use crate::oci::read_image;
 
 /// Symlink hops before giving up, as Linux does (ELOOP after 40).
 const MAX_HOPS: usize = 40;
@@ -92,12 +93,7 @@ fn read_file<R: Read>(path: &str, entry: &mut tar::Entry<'_, R>) -> anyhow::Resu
     })
 }
 
-/// Whether an input names an image rather than a file.
-pub fn is_image_ref(s: &str) -> bool {
-    ["oci:", "oci-layout:", "oci-archive:", "docker-archive:"]
-        .iter()
-        .any(|p| s.starts_with(p))
-}
+pub use crate::oci::transport::is_image_ref;
 
 /// One path in the virtual tree.
 #[derive(Debug, Clone)]
