@@ -312,6 +312,7 @@ fn a_failing_target_in_a_shared_build_is_named_and_the_others_finish() {
 }
 
 #[test]
+#[ignore = "not yet seen passing (written at the end of the #14 session); run with --ignored"]
 fn sccache_hits_every_cacheable_crate_when_the_same_build_runs_again() {
     let sccache = require_tool(
         "sccache",
