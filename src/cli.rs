@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::inspect::Require;
+use crate::toolchain::zigcc::{ZigCc, ZigMode};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
@@ -133,19 +136,20 @@ pub struct BuildArgs {
     /// Parallel target builds (default: config, else one per target, at most 4).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// SBOMs to write to the output directory: spdx, cyclonedx, both or none. Default: spdx
+    /// when an image or an archive is written, else none.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub sbom: Option<crate::attest::SbomFormat>,
+    /// A release archive per platform (binaries + LICENSE*, README*, CHANGELOG*): tar.gz
+    /// or zip. Repeatable.
+    #[arg(long = "archive", value_enum, value_name = "KIND")]
+    pub archives: Vec<crate::attest::ArchiveKind>,
+    /// Write SLSA provenance (an in-toto statement) per platform. Default: on when an image
+    /// is written.
+    #[arg(long)]
+    pub provenance: bool,
     #[command(flatten)]
     pub cargo: CargoFlags,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Require {
-    /// Static or static-pie.
-    #[default]
-    Static,
-    /// Static-pie only.
-    StaticPie,
-    /// Anything (report only).
-    Any,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -186,14 +190,6 @@ pub enum ToolchainCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ZigMode {
-    Cc,
-    Cxx,
-    Ar,
-    Ranlib,
-}
-
 #[derive(Debug, Args)]
 pub struct ZigCcArgs {
     /// The zig executable.
@@ -210,6 +206,18 @@ pub struct ZigCcArgs {
     /// The arguments the build tool passed.
     #[arg(last = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+impl From<ZigCcArgs> for ZigCc {
+    fn from(a: ZigCcArgs) -> ZigCc {
+        ZigCc {
+            zig: a.zig,
+            target: a.target,
+            cpu: a.cpu,
+            mode: a.mode,
+            args: a.args,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -33,6 +33,31 @@ pub struct FileConfig {
     pub go: Option<GoConfig>,
     /// `[c]`: how C projects are built.
     pub c: Option<CConfig>,
+    /// `[release]`: SBOMs, provenance and archives.
+    pub release: Option<FileRelease>,
+}
+
+/// `[release]` in kiln.toml: what a build writes besides binaries and images.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct FileRelease {
+    /// `spdx`, `cyclonedx`, `both` or `none`.
+    pub sbom: Option<String>,
+    /// `["tar.gz", "zip"]`.
+    pub archives: Vec<String>,
+    /// Write provenance even without an image.
+    pub provenance: Option<bool>,
+}
+
+/// What a build writes besides binaries and images, resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseConfig {
+    /// SBOM formats; `None` writes none.
+    pub sbom: Option<crate::attest::SbomFormat>,
+    pub archives: crate::attest::outputs::Archives,
+    pub provenance: bool,
+    /// The command line, for provenance.
+    pub command: Vec<String>,
 }
 
 /// `[go]` in kiln.toml: settings for Go modules. Every field is optional.
@@ -158,6 +183,48 @@ pub struct ImageConfig {
     pub files: Vec<FileEntry>,
 }
 
+/// cargo's own flags, as given: passed through to `cargo metadata` and `cargo build`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CargoConfig {
+    /// `--release`.
+    pub release: bool,
+    /// `--profile NAME`.
+    pub profile: Option<String>,
+    /// `-p SPEC`: packages to build (default: the workspace's default members).
+    pub packages: Vec<String>,
+    /// `--features`, each as given (space- or comma-separated lists).
+    pub features: Vec<String>,
+    /// `--all-features`.
+    pub all_features: bool,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// `--locked`.
+    pub locked: bool,
+    /// `--offline`.
+    pub offline: bool,
+    /// `--frozen`.
+    pub frozen: bool,
+    /// `--manifest-path`; `None` = `<project>/Cargo.toml`.
+    pub manifest_path: Option<PathBuf>,
+}
+
+impl From<&CargoFlags> for CargoConfig {
+    fn from(f: &CargoFlags) -> CargoConfig {
+        CargoConfig {
+            release: f.release,
+            profile: f.profile.clone(),
+            packages: f.packages.clone(),
+            features: f.features.clone(),
+            all_features: f.all_features,
+            no_default_features: f.no_default_features,
+            locked: f.locked,
+            offline: f.offline,
+            frozen: f.frozen,
+            manifest_path: f.manifest_path.clone(),
+        }
+    }
+}
+
 /// Everything `kiln build` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct BuildConfig {
@@ -178,14 +245,19 @@ pub struct BuildConfig {
     /// How many targets build at once.
     pub jobs: usize,
     pub image: ImageConfig,
-    /// cargo's flags, passed through.
-    pub cargo: CargoFlags,
-    /// `SOURCE_DATE_EPOCH`: mtime in layers and `created`; `None` = 0 and no `created`.
-    pub source_date_epoch: Option<u64>,
+    /// Binaries to build (`--bin`); empty = every binary of the project.
+    pub bins: Vec<String>,
+    /// `--target-dir`: where build products go (kiln uses `<dir>/kiln/...`); `None` = the
+    /// project's own (`target/`, or cargo's workspace target directory).
+    pub target_dir: Option<PathBuf>,
+    /// cargo's own flags, passed through to every `cargo build`.
+    pub cargo: CargoConfig,
     /// `[go]` settings (defaults when absent).
     pub go: GoConfig,
     /// `[c]` settings (defaults when absent).
     pub c: CConfig,
+    /// SBOMs, provenance, archives.
+    pub release: ReleaseConfig,
 }
 
 /// Read the project's config file: `kiln.toml` if present, else `[package.metadata.kiln]`.
@@ -229,19 +301,6 @@ fn env_list(name: &str) -> Option<Vec<String>> {
         .ok()
         .filter(|s| !s.trim().is_empty())
         .map(|s| s.split(',').map(|p| p.trim().to_string()).collect())
-}
-
-/// `SOURCE_DATE_EPOCH` from the environment.
-pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| {
-            UsageError(format!(
-                "SOURCE_DATE_EPOCH={s} is not a number of seconds since 1970; unset it or set it to e.g. `git log -1 --format=%ct`"
-            ))
-            .into()
-        }),
-        _ => Ok(None),
-    }
 }
 
 /// The distroless lock file and .deb directory belong to the project, not to the directory
@@ -332,12 +391,12 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
             .collect(),
     };
 
+    let outputs = if args.outputs.is_empty() {
+        file.output.clone().unwrap_or_default()
+    } else {
+        args.outputs.clone()
+    };
     Ok(BuildConfig {
-        outputs: if args.outputs.is_empty() {
-            file.output.clone().unwrap_or_default()
-        } else {
-            args.outputs.clone()
-        },
         docker_platform: args.docker_platform.clone(),
         smoke: args.smoke || file.smoke.unwrap_or(false),
         smoke_args: if args.smoke_args.is_empty() {
@@ -353,11 +412,53 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         targets,
         out_dir,
         image,
-        cargo: args.cargo.clone(),
-        source_date_epoch: source_date_epoch()?,
+        bins: args.cargo.bins.clone(),
+        target_dir: args.cargo.target_dir.clone(),
+        cargo: CargoConfig::from(&args.cargo),
         go: file.go.clone().unwrap_or_default(),
         c: file.c.clone().unwrap_or_default(),
+        release: resolve_release(args, file.release.clone().unwrap_or_default(), &outputs)?,
+        outputs,
         project_dir,
+    })
+}
+
+/// `--sbom`, `--archive`, `--provenance` over `[release]`; SBOMs default to SPDX when an
+/// image or an archive is written, provenance is on with an image.
+fn resolve_release(
+    args: &BuildArgs,
+    file: FileRelease,
+    outputs: &[String],
+) -> anyhow::Result<ReleaseConfig> {
+    use crate::attest::{ArchiveKind, SbomFormat, outputs::Archives};
+    use clap::ValueEnum;
+    let mut kinds = args.archives.clone();
+    if kinds.is_empty() {
+        for a in &file.archives {
+            kinds.push(ArchiveKind::from_str(a, false).map_err(|_| {
+                UsageError(format!("[release] archives: `{a}` is not tar.gz or zip"))
+            })?);
+        }
+    }
+    let archives = Archives {
+        tar_gz: kinds.contains(&ArchiveKind::TarGz),
+        zip: kinds.contains(&ArchiveKind::Zip),
+    };
+    let sbom = match (args.sbom, &file.sbom) {
+        (Some(s), _) => s,
+        (None, Some(s)) => SbomFormat::from_str(s, false).map_err(|_| {
+            UsageError(format!(
+                "[release] sbom: `{s}` is not spdx, cyclonedx, both or none"
+            ))
+        })?,
+        (None, None) if !outputs.is_empty() || archives != Archives::default() => SbomFormat::Spdx,
+        (None, None) => SbomFormat::None,
+    };
+    Ok(ReleaseConfig {
+        sbom: (sbom != SbomFormat::None).then_some(sbom),
+        archives,
+        provenance: args.provenance || file.provenance.unwrap_or(!outputs.is_empty()),
+        command: std::env::args().collect(),
     })
 }
 

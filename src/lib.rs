@@ -3,18 +3,29 @@
 //!
 //! The binary is thin; everything lives here so tests and xtask call functions.
 
-pub mod attest;
-pub mod build;
+// Imports point one way, top to bottom (docs/architecture.md):
+// commands → pipeline → builders / toolchain / inspect → oci / elf → leaves.
 pub mod cli;
 pub mod commands;
 pub mod config;
+
+pub mod pipeline;
+
+pub mod attest;
+pub mod builders;
+pub mod inspect;
+pub mod toolchain;
+
 pub mod elf;
+pub mod oci;
+
+pub mod digest;
 pub mod error;
 pub mod exec;
-pub mod oci;
+pub mod fsutil;
+pub mod par;
 pub mod progress;
 pub mod target;
-pub mod toolchain;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -36,7 +47,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Targets => commands::targets::run(&ctx),
         cli::Command::Image(args) => commands::image::run(&args, &ctx).map(|_| ()),
         cli::Command::Base(cmd) => commands::image::run_base(&cmd, &ctx),
-        cli::Command::ZigCc(args) => toolchain::zigcc::run(&args),
+        cli::Command::ZigCc(args) => toolchain::zigcc::run(&args.into()),
     }
 }
 

@@ -171,3 +171,158 @@ fn sboms_validate_against_the_official_schemas() {
         }
     }
 }
+
+/// `name@version` of every `pkg:cargo` purl in an SPDX document.
+fn spdx_cargo_packages(doc: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| {
+            r["referenceLocator"]
+                .as_str()?
+                .strip_prefix("pkg:cargo/")
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// What `cargo tree` says is compiled into the target's binaries: normal edges, no
+/// proc-macros (they run on the build machine).
+fn cargo_tree(manifest: &Path, triple: &str) -> std::collections::BTreeSet<String> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["tree", "--manifest-path"])
+        .arg(manifest)
+        .args([
+            "--target",
+            triple,
+            "-e",
+            "normal,no-proc-macro",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?;
+            let version = w.next()?.strip_prefix('v')?;
+            Some(format!("{name}@{version}"))
+        })
+        .collect()
+}
+
+#[test]
+fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
+    let Some(schema) = validators() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = common::example("hello-rust");
+    let build = |dist: &str, sbom: &str| {
+        let out = common::build_into(
+            &project,
+            "linux/arm64",
+            &tmp.path().join(dist),
+            &[
+                "--release",
+                "--sbom",
+                sbom,
+                "--archive",
+                "tar.gz",
+                "-o",
+                &format!("oci:{}", tmp.path().join(format!("{dist}-img")).display()),
+                "--message-format",
+                "json",
+            ],
+        );
+        common::json_lines(&out)
+    };
+    let one = build("one", "both");
+    let dist = tmp.path().join("one");
+    let outputs: Vec<&serde_json::Value> = one.iter().filter(|m| m["reason"] == "output").collect();
+    let kinds: Vec<&str> = outputs
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    for k in ["sbom", "provenance", "archive", "checksums"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    for m in &outputs {
+        let path = PathBuf::from(m["path"].as_str().unwrap());
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(m["size"], data.len());
+        assert_eq!(m["digest"], kiln::digest::sha256_digest(&data));
+        let name = path.to_string_lossy().into_owned();
+        if name.ends_with(".spdx.json") || name.ends_with(".cdx.json") {
+            validate(&path, &schema);
+        }
+    }
+
+    // The arm64 SBOM lists exactly what cargo compiles for aarch64, plus musl.
+    let spdx: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dist.join("hello-rust-0.1.0-linux-arm64.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    let listed = spdx_cargo_packages(&spdx);
+    let compiled = cargo_tree(&project.join("Cargo.toml"), "aarch64-unknown-linux-musl");
+    assert!(
+        compiled.iter().any(|p| p.starts_with("itoa@")),
+        "{compiled:?}"
+    );
+    assert_eq!(listed, compiled);
+    let text = serde_json::to_string(&spdx).unwrap();
+    assert!(text.contains("pkg:generic/musl@"), "no musl in the SBOM");
+    assert!(
+        !text.contains("pkg:cargo/cc@"),
+        "a build dependency is not in the binary"
+    );
+
+    // sha256sum -c passes from dist/.
+    let check = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&dist)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // Again into another directory: the same bytes; without SBOMs, the same index.
+    let two = build("two", "both");
+    for f in [
+        "hello-rust-0.1.0-linux-arm64.tar.gz",
+        "hello-rust-0.1.0-linux-arm64.spdx.json",
+        "hello-rust-0.1.0-linux-arm64.cdx.json",
+        "hello-rust-0.1.0.spdx.json",
+        "SHA256SUMS",
+    ] {
+        assert_eq!(
+            std::fs::read(dist.join(f)).unwrap(),
+            std::fs::read(tmp.path().join("two").join(f)).unwrap(),
+            "{f} differs between two runs"
+        );
+    }
+    let index = |msgs: &[serde_json::Value]| {
+        msgs.iter()
+            .find(|m| m["reason"] == "index")
+            .map(|m| m["digest"].clone())
+            .unwrap()
+    };
+    let three = build("three", "none");
+    assert_eq!(index(&one), index(&two));
+    assert_eq!(index(&one), index(&three));
+    assert!(
+        !tmp.path()
+            .join("three/hello-rust-0.1.0-linux-arm64.spdx.json")
+            .exists()
+    );
+}

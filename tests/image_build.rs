@@ -46,10 +46,7 @@ fn skopeo_sees_two_platforms_and_umoci_unpacks_runnable_binaries() {
         .arg(format!("oci:{}:latest", layout.display())));
     assert!(raw.status.success());
     assert_eq!(index_platforms(&raw.stdout), ["linux/amd64", "linux/arm64"]);
-    assert_eq!(
-        format!("sha256:{}", kiln::build::sha256_hex(&raw.stdout)),
-        digest
-    );
+    assert_eq!(kiln::digest::sha256_digest(&raw.stdout), digest);
 
     for (arch, greeting) in [("amd64", "arch=x86_64"), ("arm64", "arch=aarch64")] {
         // The config skopeo reads for this platform: nonroot user, entrypoint.

@@ -41,8 +41,8 @@ fn check(name: &str, data: &[u8]) -> Option<ElfReport> {
         "{name}: a {size}-byte report from {} bytes of input",
         data.len()
     );
-    let problems = elf::verify(&report, &elf::Policy::default());
-    let _ = elf::explain(name, &problems);
+    let problems = kiln::inspect::verify(&report, &kiln::inspect::Policy::default());
+    let _ = kiln::inspect::explain(name, &problems);
     Some(report)
 }
 

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use kiln::cli::Require;
-use kiln::elf::{self, ElfReport, Kind, Libc, Linkage, Policy, Problem, Relro};
+use kiln::elf::{self, ElfReport, Kind, Libc, Linkage, Relro};
+use kiln::inspect::{self, Policy, Problem, Require};
 use kiln::target::{Target, Targets};
 
 const HELLO_C: &str = include_str!("fixtures/elf/hello.c");
@@ -396,13 +396,13 @@ fn check_built(b: &Built) -> ElfReport {
         matches!(b.link, CLink::StaticPie | CLink::DynamicPie),
         "{name}"
     );
-    let problems = elf::verify(&k, &policy_for(&b.target));
+    let problems = inspect::verify(&k, &policy_for(&b.target));
     if want == Linkage::Dynamic {
         assert!(
             matches!(&problems[..], [Problem::Dynamic { .. }]),
             "{name}: {problems:?}"
         );
-        let text = elf::explain(&name, &problems);
+        let text = inspect::explain(&name, &problems);
         assert!(
             text.contains("ld-musl") && text.contains("-static"),
             "{text}"
@@ -447,7 +447,7 @@ fn every_target_static_and_static_pie_agrees_with_readelf() {
     let v6 = targets.iter().find(|t| t.name == "armv6").unwrap();
     let k = elf::inspect_path(&v7.path).unwrap();
     assert!(matches!(
-        &elf::verify(&k, &policy_for(v6))[..],
+        &inspect::verify(&k, &policy_for(v6))[..],
         [Problem::WrongVariant { .. }]
     ));
 }
@@ -511,7 +511,7 @@ fn dynamic_musl_and_glibc_agree_with_readelf() {
         fortify.iter().any(|f| f.ends_with("printf_chk")),
         "{fortify:?}"
     );
-    let text = elf::explain("hello", &elf::verify(&k, &policy_for(&amd64)));
+    let text = inspect::explain("hello", &inspect::verify(&k, &policy_for(&amd64)));
     assert!(text.contains("glibc") && text.contains("musl"), "{text}");
 }
 
@@ -564,7 +564,7 @@ fn readelf_calls_it_a_shared_object() {
         "a loader is not a static-pie program"
     );
     assert!(matches!(
-        &elf::verify(&k, &Policy::default())[..],
+        &inspect::verify(&k, &Policy::default())[..],
         [Problem::SharedLibrary { .. }]
     ));
 }
@@ -660,7 +660,7 @@ fn check_go(go: &[OsString], dir: &Path, t: &Target) {
     assert_eq!(k.libc, Some(Libc::None), "{name}");
     assert_eq!(k.language, Some("go"));
     assert_eq!(k.platform_string(), name, "{k:#?}");
-    assert!(elf::verify(&k, &policy_for(t)).is_empty());
+    assert!(inspect::verify(&k, &policy_for(t)).is_empty());
     let info = k.go.as_ref().expect("Go build info");
     let want_version = run(
         Command::new(&go[0])
@@ -717,8 +717,8 @@ fn go_binaries_report_build_info_and_pie_is_explained() {
     let k = elf::inspect_path(&pie).unwrap();
     assert_agrees(&pie, &k);
     assert_eq!(k.linkage, Linkage::Dynamic);
-    let problems = elf::verify(&k, &policy_for(amd64));
-    let text = elf::explain("hello-pie", &problems);
+    let problems = inspect::verify(&k, &policy_for(amd64));
+    let text = inspect::explain("hello-pie", &problems);
     assert!(
         text.contains("-buildmode=pie") && text.contains("CGO_ENABLED=0"),
         "{text}"
@@ -873,5 +873,5 @@ fn file_and_readelf_call_a_static_pie_without_df_1_pie_a_library() {
         (Kind::Executable, Linkage::StaticPie),
         "{k:#?}"
     );
-    assert!(elf::verify(&k, &Policy::default()).is_empty());
+    assert!(inspect::verify(&k, &Policy::default()).is_empty());
 }

@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(report) = kiln::elf::inspect_bytes(data) {
-        let problems = kiln::elf::verify(&report, &kiln::elf::Policy::default());
-        let _ = kiln::elf::explain("fuzz", &problems);
-        let _ = kiln::elf::printer::write_details(&mut std::io::sink(), "fuzz", &report);
+        let problems = kiln::inspect::verify(&report, &kiln::inspect::Policy::default());
+        let _ = kiln::inspect::explain("fuzz", &problems);
+        let _ = kiln::inspect::printer::write_details(&mut std::io::sink(), "fuzz", &report);
     }
 });

@@ -36,6 +36,14 @@ impl SbomFormat {
     }
 }
 
+/// `--archive`: a release archive format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArchiveKind {
+    #[value(name = "tar.gz")]
+    TarGz,
+    Zip,
+}
+
 /// One SBOM format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use sha2::{Digest, Sha256};
-
 /// What a component is; maps to SPDX `primaryPackagePurpose` and CycloneDX `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -136,32 +134,8 @@ impl Sbom {
     }
 }
 
-/// Hex sha256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// RFC 3339 UTC for a Unix time (`1970-01-01T00:00:00Z` for 0).
-pub fn rfc3339(epoch: u64) -> String {
-    let days = epoch / 86400;
-    let secs = epoch % 86400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
+pub use crate::digest::sha256_hex;
+pub use crate::oci::image::rfc3339;
 
 /// A license expression as SPDX wants it: cargo's old `MIT/Apache-2.0` becomes
 /// `MIT OR Apache-2.0`. `None` when it is not an expression (free text), so the caller
@@ -199,13 +173,6 @@ pub fn spdx_expression(license: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1700000000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951782400), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn license_expressions() {

@@ -223,7 +223,7 @@ pub fn checks(platforms: &[String]) -> anyhow::Result<Vec<Check>> {
 }
 
 fn toolchain_cargo() -> String {
-    crate::build::rust::cargo_program()
+    crate::builders::rust::cargo_program()
         .to_string_lossy()
         .into_owned()
 }

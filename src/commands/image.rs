@@ -6,27 +6,22 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-use crate::cli::{BaseCommand, ImageArgs, Require};
+use crate::cli::{BaseCommand, ImageArgs};
 use crate::commands::Ctx;
-use crate::elf::{self, Policy};
-use crate::error::{UsageError, VerificationFailed};
+use crate::error::UsageError;
+use crate::fsutil::{WriteOptions, write_atomic};
 use crate::oci::{
     self, Base, BuildOptions, BuiltIndex, ImageSpec, LayerEntry, Metadata, OutputSpec,
     PlatformImage,
 };
-use crate::target::{Target, Targets};
+use crate::pipeline::{self, Prebuilt};
+use crate::progress::human_size;
+use crate::target::Targets;
 
-/// One `--binary` value, resolved.
-#[derive(Debug, Clone)]
-struct Binary {
-    target: Target,
-    path: PathBuf,
-    name: String,
-}
-
-fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Binary> {
+/// One `--binary PLATFORM=PATH` value.
+fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Prebuilt> {
     let (platform, path) = s.split_once('=').ok_or_else(|| {
         UsageError(format!(
             "--binary `{s}` has no platform: use PLATFORM=PATH, e.g. linux/arm64=target/aarch64-unknown-linux-musl/release/app"
@@ -44,46 +39,7 @@ fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Binary> {
         .filter(|n| !n.is_empty())
         .ok_or_else(|| UsageError(format!("--binary `{s}`: the path names no file")))?
         .to_string();
-    Ok(Binary { target, path, name })
-}
-
-/// The ELF gate: every binary static and for its platform, or exit 3 with the reasons.
-/// Binaries are inspected side by side (a large one takes milliseconds to scan).
-fn gate(binaries: &[Binary]) -> anyhow::Result<()> {
-    for b in binaries {
-        if !b.path.is_file() {
-            bail!("{}: no such file", b.path.display());
-        }
-    }
-    let failures: Vec<String> = oci::par_map(binaries, check)
-        .into_iter()
-        .flatten()
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(VerificationFailed(failures.join("\n")).into())
-    }
-}
-
-/// Why `b` cannot go into an image, if it cannot.
-fn check(b: &Binary) -> Option<String> {
-    let label = format!("{} ({})", b.path.display(), b.target.platform);
-    let report = match elf::inspect_path(&b.path) {
-        Ok(r) => r,
-        Err(e) => {
-            return Some(format!(
-                "{label}: {e}; an image needs a static Linux executable built for {}",
-                b.target.platform
-            ));
-        }
-    };
-    let policy = Policy {
-        require: Require::Static,
-        target: Some(b.target.clone()),
-    };
-    let problems = elf::verify(&report, &policy);
-    (!problems.is_empty()).then(|| elf::explain(&label, &problems))
+    Ok(Prebuilt { target, path, name })
 }
 
 fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -144,7 +100,7 @@ fn entrypoint(args: &ImageArgs, default: &str) -> anyhow::Result<Vec<String>> {
 struct Plan {
     images: Vec<PlatformImage>,
     opts: BuildOptions,
-    binaries: Vec<Binary>,
+    binaries: Vec<Prebuilt>,
 }
 
 /// Resolve the arguments into a [`Plan`].
@@ -237,21 +193,7 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         opts,
         binaries,
     } = plan(args)?;
-    // The gate and the packing run side by side (both read the binaries; the gate's scan
-    // of a large binary would otherwise be time the cores sit half idle). Nothing is
-    // written before both are done, and the gate's verdict comes first.
-    let (gated, built) = std::thread::scope(|s| {
-        let gated = s.spawn(|| gate(&binaries));
-        let built = oci::build_index(&images, &opts);
-        (
-            gated
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            built,
-        )
-    });
-    gated?;
-    let built = built.context("building the image")?;
+    let built = pipeline::pack_prebuilt(&binaries, &images, &opts)?;
     let mut err = std::io::stderr().lock();
     for w in &built.warnings {
         writeln!(err, "warning: {w}")?;
@@ -310,7 +252,7 @@ pub fn run_base(cmd: &BaseCommand, ctx: &Ctx) -> anyhow::Result<()> {
     match cmd {
         BaseCommand::Lock { debs, output } => {
             let lock = oci::distroless::lock(debs.as_deref())?;
-            oci::layout::write_atomic(output, lock.to_toml()?.as_bytes())?;
+            write_atomic(output, lock.to_toml()?.as_bytes(), WriteOptions::DURABLE)?;
             if !ctx.quiet {
                 let mut out = std::io::stdout().lock();
                 for p in &lock.package {
@@ -322,8 +264,6 @@ pub fn run_base(cmd: &BaseCommand, ctx: &Ctx) -> anyhow::Result<()> {
         }
     }
 }
-
-use crate::progress::human_size;
 
 #[cfg(test)]
 mod tests {

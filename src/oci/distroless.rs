@@ -105,13 +105,9 @@ pub fn base_from_args(
     }
 }
 
-/// kiln's cache of downloaded .deb files.
+/// kiln's cache of downloaded .deb files (under `$KILN_CACHE_DIR` like every cache).
 fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("kiln").join("debs")
+    crate::fsutil::cache_dir().join("debs")
 }
 
 /// `apt-get download` the given `name[=version]`s into `dir` (the host's apt sources).
@@ -296,7 +292,7 @@ pub fn lock(debs: Option<&Path>) -> anyhow::Result<LockFile> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned(),
-            sha256: crate::build::sha256_hex(&bytes),
+            sha256: crate::digest::sha256_hex(&bytes),
             name: name.clone(),
         };
         if let Some(old) = found.get(&name)
@@ -313,7 +309,11 @@ pub fn lock(debs: Option<&Path>) -> anyhow::Result<LockFile> {
         if debs.is_none() {
             let cache = cache_dir();
             fs_err::create_dir_all(&cache)?;
-            super::layout::write_atomic(&cache.join(&p.filename), &bytes)?;
+            crate::fsutil::write_atomic(
+                &cache.join(&p.filename),
+                &bytes,
+                crate::fsutil::WriteOptions::DURABLE,
+            )?;
         }
         found.insert(name, p);
     }
@@ -359,7 +359,7 @@ pub fn fetch(
         .map(|p| {
             let path = dir.join(&p.filename);
             let bytes = fs_err::read(&path)?;
-            let got = crate::build::sha256_hex(&bytes);
+            let got = crate::digest::sha256_hex(&bytes);
             if got != p.sha256 {
                 bail!(
                     "{} has sha256 {got} but the lock pins {}: the package changed; run `kiln base lock` to pin the new one",

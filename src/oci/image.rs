@@ -12,8 +12,9 @@ use oci_spec::image::{
 };
 
 use super::json::to_canonical_vec;
-use super::layer::{Layer, sha256_digest};
+use super::layer::Layer;
 use super::{ImageSpec, Warning};
+use crate::digest::sha256_digest;
 use crate::target::Platform;
 
 /// The user an image runs as when the spec names none: distroless's `nonroot`.

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use sha2::{Digest as _, Sha256};
 
 use super::{Compression, EntrySource, LayerEntry};
-use crate::elf::read::{FileBytes, read_or_map};
+use crate::digest::{self, sha256_digest};
+use crate::fsutil::{FileBytes, read_or_map};
 
 /// A gzip layer is a series of gzip members, one per this many bytes of tar (RFC 1952
 /// allows any number; Go's gzip reader, and so docker, containerd, skopeo and umoci, reads
@@ -61,11 +61,6 @@ impl Layer {
             size: self.blob.len() as u64,
         }
     }
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// The media type of a layer compressed with `c`.
@@ -358,11 +353,11 @@ impl TarStream {
 
     /// `sha256:…` of the tar: the layer's diff_id.
     pub fn diff_id(&self) -> String {
-        let mut h = Sha256::new();
+        let mut h = digest::Hasher::new();
         for p in self.pieces() {
             h.update(p);
         }
-        format!("sha256:{}", hex::encode(h.finalize()))
+        h.finish_digest()
     }
 
     /// The bytes `[start, end)`: borrowed when they lie in one piece, else gathered into

@@ -4,7 +4,6 @@
 //! existing layout adds to it: blobs already there are reused, other tags are kept and the
 //! same tag is replaced.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -12,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::BuiltIndex;
 use super::json::to_canonical_vec;
+use crate::fsutil::{WriteOptions, write_atomic};
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -26,29 +26,6 @@ pub fn valid_ref_name(tag: &str) -> bool {
         .split(|c: char| c.is_ascii_alphanumeric())
         .all(|run| run.is_empty() || run == "--" || (run.len() == 1 && "-._:@/+".contains(run)));
     starts_and_ends && runs_ok
-}
-
-/// Write `bytes` to `path` atomically: a temporary file in the same directory, synced,
-/// then renamed over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kiln-tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    // tempfile creates 0600 files; layouts and archives are meant to be shared.
-    tmp.write_all(bytes)
-        .and_then(|_| {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-        })
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
 }
 
 /// Path of a blob inside a layout.
@@ -130,7 +107,7 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
                 );
             }
             // First, so that a run stopped after it leaves a recognisable (empty) layout.
-            write_atomic(&layout_file, OCI_LAYOUT)?;
+            write_atomic(&layout_file, OCI_LAYOUT, WriteOptions::DURABLE)?;
         }
         Err(e) => return Err(e).context("reading the OCI layout"),
     }
@@ -153,17 +130,11 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
         }
     }
     // Large blobs are written (and synced) side by side: the disk, not the CPU, is the limit.
-    for batch in todo.chunks(8) {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|(path, bytes)| s.spawn(move || write_atomic(path, bytes)))
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-        })?;
-    }
+    crate::par::par_map(&todo, 8, |(path, bytes)| {
+        write_atomic(path, bytes, WriteOptions::DURABLE)
+    })
+    .into_iter()
+    .collect::<anyhow::Result<()>>()?;
     // The blobs' directory entries reach the disk before index.json names them.
     sync_dir(&sha_dir)?;
     let index_file = dir.join("index.json");
@@ -174,7 +145,7 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
     };
     let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
         .with_context(|| format!("updating {}", index_file.display()))?;
-    write_atomic(&index_file, &merged)?;
+    write_atomic(&index_file, &merged, WriteOptions::DURABLE)?;
     sync_dir(dir)
 }
 

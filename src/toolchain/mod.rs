@@ -9,21 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::digest::sha256_hex;
 use crate::error::ToolchainMissing;
 use crate::exec::Cmd;
+use crate::fsutil::{WriteOptions, cache_dir, write_atomic};
 use crate::target::{RustStd, Target};
-
-/// kiln's cache: `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KILN_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("kiln");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".cache").join("kiln")
-}
 
 /// A zig executable and where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,8 +71,11 @@ pub fn find_zig() -> Result<Zig, ToolchainMissing> {
         if p.is_file() {
             if std::fs::create_dir_all(cache_dir()).is_ok() {
                 // Only a speed-up: a failed write changes nothing.
-                let _ =
-                    crate::build::write_atomic(&remembered, p.to_string_lossy().as_bytes(), 0o644);
+                let _ = write_atomic(
+                    &remembered,
+                    p.to_string_lossy().as_bytes(),
+                    WriteOptions::cached(0o644),
+                );
             }
             return Ok(Zig {
                 path: p,
@@ -200,7 +193,7 @@ pub fn write_wrappers(
         target.zig_triple,
         target.zig_cpu.as_deref().unwrap_or("")
     );
-    let hash = crate::build::sha256_hex(key.as_bytes());
+    let hash = sha256_hex(key.as_bytes());
     let dir = base.join(format!("{}-{}", target.name, &hash[..10]));
     let dir = dir.as_path();
     fs_err::create_dir_all(dir)?;
@@ -222,7 +215,7 @@ pub fn write_wrappers(
         let path = dir.join(mode);
         // A uniquely named temporary file: Rust, Go and C builds sharing a target dir may
         // write the same wrapper at the same moment.
-        crate::build::write_atomic(&path, script.as_bytes(), 0o755)?;
+        write_atomic(&path, script.as_bytes(), WriteOptions::cached(0o755))?;
         paths.push(path);
     }
     let mut it = paths.into_iter();

@@ -2,9 +2,30 @@
 //! back into `kiln zig-cc`; here the arguments are rewritten (flags zig rejects, rustc's
 //! self-contained crt objects) by a pure, table-driven function, and zig is exec'd.
 
-use std::path::Path;
+use std::path::PathBuf;
 
-use crate::cli::{ZigCcArgs, ZigMode};
+/// Which tool a wrapper stands in for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ZigMode {
+    Cc,
+    Cxx,
+    Ar,
+    Ranlib,
+}
+
+/// One wrapper call: which zig, for which target, as which tool, with what arguments.
+#[derive(Debug, Clone)]
+pub struct ZigCc {
+    /// The zig executable.
+    pub zig: PathBuf,
+    /// zig target triple.
+    pub target: String,
+    /// `-mcpu` value.
+    pub cpu: Option<String>,
+    pub mode: ZigMode,
+    /// The arguments the build tool passed.
+    pub args: Vec<String>,
+}
 
 /// What to do with an argument that matches a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,10 +320,10 @@ fn unescape_response_line(line: &str) -> String {
 }
 
 /// `kiln zig-cc`: rewrite and exec zig. Only returns on failure to start zig.
-pub fn run(args: &ZigCcArgs) -> anyhow::Result<()> {
-    let expanded = expand_response_files(&args.args);
-    let zig_args = rewrite_args(args.mode, &args.target, args.cpu.as_deref(), &expanded);
-    crate::exec::replace_process(Path::new(&args.zig), &zig_args)
+pub fn run(call: &ZigCc) -> anyhow::Result<()> {
+    let expanded = expand_response_files(&call.args);
+    let zig_args = rewrite_args(call.mode, &call.target, call.cpu.as_deref(), &expanded);
+    crate::exec::replace_process(&call.zig, &zig_args)
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub fn static_hello(zig_triple: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     // The source's hash names the cached binary, so editing hello.c rebuilds it.
     let src = std::fs::read(fixtures().join("hello.c")).unwrap();
-    let tag = &kiln::oci::layer::sha256_digest(&src)[7..19];
+    let tag = &kiln::digest::sha256_digest(&src)[7..19];
     let out = dir.join(format!("hello-{zig_triple}-{tag}"));
     if !out.exists() {
         let tmp = dir.join(format!("hello-{zig_triple}.tmp{}", std::process::id()));

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use kiln::cli::CargoFlags;
+use kiln::config::CargoConfig;
 use kiln::target::Targets;
 
 use crate::{root, run};
@@ -53,11 +53,11 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
     run(&mut kiln_build())?;
 
     // The exact cargo command kiln runs for arm64, with the same environment.
-    let flags = CargoFlags {
+    let flags = CargoConfig {
         release: true,
         ..Default::default()
     };
-    let project = kiln::build::rust::plan(&project_dir, &flags)?;
+    let project = kiln::builders::rust::plan(&project_dir, &flags, &[], None)?;
     let target = Targets::builtin()
         .find("linux/arm64")
         .context("arm64 target")?
@@ -73,9 +73,9 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
         toolchain: None,
         build_std: false,
     };
-    let manifest = kiln::build::rust::manifest_path(&project_dir, &flags);
+    let manifest = kiln::builders::rust::manifest_path(&project_dir, &flags);
     let cargo_cmd =
-        kiln::build::rust::build_command(&project, &manifest, &flags, &target, &plan, &wrappers);
+        kiln::builders::rust::build_command(&project, &manifest, &flags, &target, &plan, &wrappers);
 
     let cargo_t = time_runs(|| {
         cargo_cmd.run()?;

@@ -6,9 +6,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::walk::{FileEntry, Inspection, Status, Summary};
-use super::{ElfReport, Kind, Relro, problem_label};
-use crate::cli::Require;
+use super::report::{FileEntry, Inspection, Status, Summary};
+use super::verify::{Require, problem_label};
+use crate::elf::{ElfReport, Kind, Relro};
 
 /// Version of the `--json` document's schema (docs/inspector.md). Bumped only when a field
 /// is removed or changes meaning; new fields may appear at any time.

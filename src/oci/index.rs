@@ -1,4 +1,4 @@
-//! `build_index`: per-platform images (base layers + one deterministic kiln layer + config +
+//! Index assembly, `build_index`: per-platform images (base layers + one deterministic kiln layer + config +
 //! manifest) and the index over them, all in memory.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,7 +9,29 @@ use oci_spec::image::ImageConfiguration;
 use super::base::{self, BaseImage};
 use super::image::{self, Blob, ConfigInput};
 use super::layer::{self, Layer, TarStream};
-use super::{BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage, par_map};
+use super::read::read_image;
+use super::{
+    Base, BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage, par_map,
+};
+use crate::target::Platform;
+
+/// Resolve `opts.base` for each platform, in order.
+fn resolve_bases(platforms: &[&Platform], opts: &BuildOptions) -> anyhow::Result<Vec<BaseImage>> {
+    match &opts.base {
+        Base::Scratch => Ok(platforms.iter().map(|_| BaseImage::default()).collect()),
+        Base::Distroless(src) => {
+            let b = super::distroless::resolve(src, opts)?;
+            Ok(platforms.iter().map(|_| b.clone()).collect())
+        }
+        Base::Image(reference) => {
+            let image = read_image(reference)?;
+            platforms
+                .iter()
+                .map(|p| base::from_image(&image, p))
+                .collect()
+        }
+    }
+}
 
 /// `org.opencontainers.image.*` annotations from the metadata; `created` only with
 /// `SOURCE_DATE_EPOCH`, so that builds without it stay reproducible.
@@ -67,7 +89,7 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
 
     let platforms: Vec<&crate::target::Platform> = images.iter().map(|i| &i.platform).collect();
     let bases: Vec<BaseImage> =
-        base::resolve_all(&platforms, opts).context("preparing the base image")?;
+        resolve_bases(&platforms, opts).context("preparing the base image")?;
 
     // Tars first (files mapped, not copied) and their digests, then each distinct tar is
     // compressed once; all cores share the compression work.

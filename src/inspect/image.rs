@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
 
-use super::walk::{FileEntry, Inspection};
-use super::{ElfError, ElfReport, Kind, Libc, Linkage, Policy, Problem, verify_linkage};
+use super::report::{FileEntry, Inspection};
+use super::verify::{Policy, Problem, verify_linkage, verify_platform};
+use crate::elf::{ElfError, ElfReport, Kind, Libc, Linkage};
 use crate::oci::read::{PlatformManifest, read_image};
 
 /// Symlink hops before giving up, as Linux does (ELOOP after 40).
@@ -151,7 +152,8 @@ impl Tree {
                         .checked_add(size as usize)
                         .and_then(|end| tar_bytes.get(start..end))
                         .context("a tar entry runs past the end of the layer")?;
-                    let elf = super::is_elf(data).then(|| Box::new(super::inspect_bytes(data)));
+                    let elf =
+                        crate::elf::is_elf(data).then(|| Box::new(crate::elf::inspect_bytes(data)));
                     let text = (is_loader_conf(&path) && size <= MAX_CONF)
                         .then(|| String::from_utf8_lossy(data).into_owned());
                     Node::File { elf, text }
@@ -416,7 +418,7 @@ fn inspect_platform(
         let mut entry = match elf.as_ref() {
             Ok(report) => {
                 let mut problems = verify_linkage(report, policy.require);
-                problems.extend(super::verify_platform(report, &pm.platform));
+                problems.extend(verify_platform(report, &pm.platform));
                 problems.extend(check_resolution(&tree, path, report, &env));
                 FileEntry::checked(path.clone(), report.clone(), problems)
             }

@@ -9,12 +9,13 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::build::{Built, PackageInfo, Plan, Stage};
-use crate::cli::Require;
+use crate::builders::{Built, PackageInfo, Plan, Stage};
 use crate::config::{BuildConfig, CConfig};
-use crate::elf::{self, Policy};
+use crate::elf;
 use crate::error::{UsageError, VerificationFailed};
 use crate::exec::Cmd;
+use crate::fsutil::{WriteOptions, write_atomic};
+use crate::inspect::{self, Policy, Require};
 use crate::progress::Progress;
 use crate::target::Target;
 use crate::toolchain::{self, Wrappers};
@@ -91,8 +92,8 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     let project = std::path::absolute(&cfg.project_dir)?;
     let zig = toolchain::find_zig()?;
     let kiln_exe = toolchain::kiln_exe()?;
-    let root = crate::build::work_dir(cfg);
-    let builds = crate::build::project_work_dir(cfg, "c");
+    let root = crate::builders::work_dir(cfg);
+    let builds = crate::builders::project_work_dir(cfg, "c");
     let cmake = match shape {
         Shape::CMake => {
             Some(
@@ -106,8 +107,8 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     };
     let name = binary_name(config, &shape, &cfg.project_dir);
     // CMake: the executables to keep (`--bin`, else `output`; empty = every one).
-    let wanted: Vec<String> = match (&shape, cfg.cargo.bins.is_empty()) {
-        (Shape::CMake, false) => cfg.cargo.bins.clone(),
+    let wanted: Vec<String> = match (&shape, cfg.bins.is_empty()) {
+        (Shape::CMake, false) => cfg.bins.clone(),
         (Shape::CMake, true) => config.output.iter().cloned().collect(),
         _ => Vec::new(),
     };
@@ -117,7 +118,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         _ => vec![name.clone()],
     };
     if !matches!(shape, Shape::CMake)
-        && let Some(b) = cfg.cargo.bins.iter().find(|b| **b != name)
+        && let Some(b) = cfg.bins.iter().find(|b| **b != name)
     {
         return Err(UsageError(format!(
             "no binary `{b}` in the C project at {}: it builds `{name}` (set `name` under [c] \
@@ -350,7 +351,7 @@ impl Job {
         let Ok(report) = elf::inspect_path(path) else {
             return Ok(()); // not an ELF: the shared gate reports it
         };
-        let problems = elf::verify(
+        let problems = inspect::verify(
             &report,
             &Policy {
                 require: Require::Static,
@@ -369,7 +370,7 @@ impl Job {
              `build = \"make CC=\\\"$CC\\\" LDFLAGS=\\\"$LDFLAGS\\\"\"`.",
             self.name,
             self.target.platform,
-            elf::explain(&path.display().to_string(), &problems),
+            inspect::explain(&path.display().to_string(), &problems),
             self.wrappers.cc.display(),
             self.target.platform,
         ))
@@ -387,11 +388,11 @@ impl Job {
         // paths) under .cmake/api/v1/reply, so kiln needs no guessing about what was built.
         fs_err::write(query.join("codemodel-v2"), "")?;
         let toolchain_file = self.dir.join("toolchain.cmake");
-        crate::build::write_atomic(
+        write_atomic(
             &toolchain_file,
             toolchain_file_text(&self.target, &self.wrappers, &self.config, &self.project)
                 .as_bytes(),
-            0o644,
+            WriteOptions::cached(0o644),
         )?;
         let configure = self.with_env(
             Cmd::new(

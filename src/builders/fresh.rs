@@ -10,8 +10,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::digest::Hasher;
 use crate::exec::Cmd;
 
 /// Trees larger than this are not fingerprinted (walking them could cost more than the
@@ -22,11 +22,11 @@ pub const MAX_FILES: usize = 20_000;
 const RECORD: &str = ".kiln-fresh.json";
 
 /// An incremental SHA-256 over labelled fields.
-pub struct Fingerprint(Sha256);
+pub struct Fingerprint(Hasher);
 
 impl Fingerprint {
     pub fn new(kind: &str) -> Fingerprint {
-        let mut f = Fingerprint(Sha256::new());
+        let mut f = Fingerprint(Hasher::new());
         f.field("kind", kind.as_bytes());
         f.field("kiln", env!("CARGO_PKG_VERSION").as_bytes());
         // A rebuilt kiln may build differently: its own executable is an input.
@@ -38,7 +38,7 @@ impl Fingerprint {
 
     /// A fingerprint that extends `base` (a finished one, which already covers kiln).
     pub fn extending(kind: &str, base: &str) -> Fingerprint {
-        let mut f = Fingerprint(Sha256::new());
+        let mut f = Fingerprint(Hasher::new());
         f.field("kind", kind.as_bytes());
         f.field("base", base.as_bytes());
         f
@@ -105,7 +105,7 @@ impl Fingerprint {
     }
 
     pub fn finish(self) -> String {
-        hex::encode(self.0.finalize())
+        self.0.finish_hex()
     }
 }
 
@@ -206,7 +206,11 @@ pub fn record(dir: &Path, key: &str, outputs: &[String]) -> anyhow::Result<()> {
         key: key.to_string(),
         outputs,
     };
-    super::write_atomic(&dir.join(RECORD), &serde_json::to_vec(&r)?, 0o644)
+    crate::fsutil::write_atomic(
+        &dir.join(RECORD),
+        &serde_json::to_vec(&r)?,
+        crate::fsutil::WriteOptions::cached(0o644),
+    )
 }
 
 #[cfg(test)]

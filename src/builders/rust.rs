@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cargo_metadata::{Message, Metadata, MetadataCommand};
 
-use crate::build::{Built, PackageInfo, Plan, Stage};
-use crate::cli::CargoFlags;
-use crate::config::BuildConfig;
+use crate::builders::{Built, PackageInfo, Plan, Stage};
+use crate::config::{BuildConfig, CargoConfig};
 use crate::error::UsageError;
 use crate::exec::Cmd;
 use crate::progress::Progress;
@@ -39,7 +38,7 @@ pub fn cargo_program() -> PathBuf {
 }
 
 /// The manifest kiln will build.
-pub fn manifest_path(project_dir: &Path, flags: &CargoFlags) -> PathBuf {
+pub fn manifest_path(project_dir: &Path, flags: &CargoConfig) -> PathBuf {
     flags
         .manifest_path
         .clone()
@@ -51,7 +50,12 @@ pub fn manifest_path(project_dir: &Path, flags: &CargoFlags) -> PathBuf {
 pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     let zig = toolchain::find_zig()?;
     let kiln_exe = toolchain::kiln_exe()?;
-    let project = plan(&cfg.project_dir, &cfg.cargo)?;
+    let project = plan(
+        &cfg.project_dir,
+        &cfg.cargo,
+        &cfg.bins,
+        cfg.target_dir.clone(),
+    )?;
     let manifest = manifest_path(&cfg.project_dir, &cfg.cargo);
     let mut rust = toolchain::RustToolchains::detect();
     let mut stages = Vec::new();
@@ -83,12 +87,18 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
 }
 
 /// Whether `dir` is a cargo project.
-pub fn detect(project_dir: &Path, flags: &CargoFlags) -> bool {
+pub fn detect(project_dir: &Path, flags: &CargoConfig) -> bool {
     manifest_path(project_dir, flags).is_file()
 }
 
-/// Read the project with `cargo metadata` and pick the binaries to build.
-pub fn plan(project_dir: &Path, flags: &CargoFlags) -> anyhow::Result<RustProject> {
+/// Read the project with `cargo metadata` and pick the binaries to build (`bins`, default
+/// all); `target_dir` overrides the workspace's.
+pub fn plan(
+    project_dir: &Path,
+    flags: &CargoConfig,
+    bins: &[String],
+    target_dir: Option<PathBuf>,
+) -> anyhow::Result<RustProject> {
     let manifest = manifest_path(project_dir, flags);
     let mut cmd = MetadataCommand::new();
     cmd.cargo_path(cargo_program())
@@ -111,13 +121,14 @@ pub fn plan(project_dir: &Path, flags: &CargoFlags) -> anyhow::Result<RustProjec
             manifest.display()
         )
     })?;
-    select_bins(&meta, flags, flags.target_dir.clone())
+    select_bins(&meta, flags, bins, target_dir)
 }
 
 /// Pick the packages and binaries from metadata (pure, for tests).
 pub fn select_bins(
     meta: &Metadata,
-    flags: &CargoFlags,
+    flags: &CargoConfig,
+    wanted_bins: &[String],
     target_dir: Option<PathBuf>,
 ) -> anyhow::Result<RustProject> {
     let members: Vec<&cargo_metadata::Package> = meta.workspace_packages();
@@ -157,8 +168,8 @@ pub fn select_bins(
             }
         }
     }
-    if !flags.bins.is_empty() {
-        for b in &flags.bins {
+    if !wanted_bins.is_empty() {
+        for b in wanted_bins {
             if !bins.contains(b) {
                 return Err(UsageError(format!(
                     "no binary `{b}` in the selected packages; binaries: {}",
@@ -171,7 +182,7 @@ pub fn select_bins(
                 .into());
             }
         }
-        bins = flags.bins.clone();
+        bins = wanted_bins.to_vec();
     }
     if bins.is_empty() {
         return Err(UsageError(format!(
@@ -202,7 +213,7 @@ pub fn select_bins(
 pub fn build_command(
     project: &RustProject,
     manifest: &Path,
-    flags: &CargoFlags,
+    flags: &CargoConfig,
     target: &Target,
     plan: &RustPlan,
     wrappers: &Wrappers,
@@ -455,7 +466,7 @@ mod tests {
             toolchain: Some("nightly".into()),
             build_std: true,
         };
-        let flags = CargoFlags {
+        let flags = CargoConfig {
             release: true,
             features: vec!["a b".into()],
             ..Default::default()

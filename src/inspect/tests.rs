@@ -1,10 +1,11 @@
-//! Unit tests for classification, policy and explanations, on small ELF files built here
-//! byte by byte (so each case is exactly the shape it names). Real binaries from real
-//! toolchains are tested in `tests/inspect_real.rs`.
+//! Unit tests for classification (`crate::elf`), policy and explanations (the gate), on
+//! small ELF files built here byte by byte (so each case is exactly the shape it names).
+//! Real binaries from real toolchains are tested in `tests/inspect_real.rs`.
 
 use std::path::Path;
 
-use super::*;
+use super::verify::*;
+use crate::elf::*;
 
 const BASE: u64 = 0x40_0000;
 

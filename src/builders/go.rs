@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::build::fresh::{self, Fingerprint};
-use crate::build::{Built, PackageInfo, Plan, Stage};
+use crate::builders::fresh::{self, Fingerprint};
+use crate::builders::{Built, PackageInfo, Plan, Stage};
 use crate::config::{BuildConfig, GoConfig};
 use crate::error::UsageError;
 use crate::exec::Cmd;
@@ -78,7 +78,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         "asking Go for its caches and GOFLAGS (`go env` failed; does `go version` work?)",
     )?;
     let first = cfg.targets.first().context("no target to build")?;
-    let outputs = crate::build::project_work_dir(cfg, "go");
+    let outputs = crate::builders::project_work_dir(cfg, "go");
     // What `go list` and the builds read, when kiln can see all of it (see fresh.rs).
     let base = fresh_base(&go, &env, &project_dir, cfg);
     let list_key = base.as_ref().map(|b| {
@@ -86,7 +86,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         f.field("goarch", first.goarch.as_bytes());
         f.field("packages", cfg.go.packages.join("\n").as_bytes());
         f.field("tags", cfg.go.tags.join(",").as_bytes());
-        f.field("bins", cfg.cargo.bins.join("\n").as_bytes());
+        f.field("bins", cfg.bins.join("\n").as_bytes());
         f.finish()
     });
     let project = match list_key
@@ -95,14 +95,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     {
         Some(project) => project,
         None => {
-            let project = plan(
-                &go,
-                &project_dir,
-                &env.goflags,
-                &cfg.go,
-                &cfg.cargo.bins,
-                first,
-            )?;
+            let project = plan(&go, &project_dir, &env.goflags, &cfg.go, &cfg.bins, first)?;
             if let Some(k) = &list_key {
                 save_plan(&outputs, k, &project);
             }
@@ -126,7 +119,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     } else {
         (None, None)
     };
-    let root = crate::build::work_dir(cfg);
+    let root = crate::builders::work_dir(cfg);
     // A build is skipped when its fingerprint matches its last success. Not with cgo (C
     // headers and libraries can come from anywhere) nor with VCS stamping (the binary then
     // depends on .git).
@@ -213,7 +206,7 @@ fn fresh_base(
     // Not KILN_*: what kiln's own settings change is in the command line, fingerprinted
     // per build (and a KILN_GO naming the same go as PATH does is the same build).
     f.env(&["GO", "CGO_"], &["CC", "CXX", "AR", "PKG_CONFIG_PATH"]);
-    let target_dir = crate::build::work_dir(cfg);
+    let target_dir = crate::builders::work_dir(cfg);
     let skip: Vec<PathBuf> = [
         target_dir.parent().map(Path::to_path_buf),
         Some(cfg.out_dir.clone()),
@@ -255,7 +248,11 @@ fn save_plan(outputs: &Path, key: &str, project: &GoProject) {
     let _ = fs_err::create_dir_all(outputs)
         .map_err(anyhow::Error::from)
         .and_then(|_| {
-            crate::build::write_atomic(&outputs.join(PLAN_FILE), &serde_json::to_vec(&c)?, 0o644)
+            crate::fsutil::write_atomic(
+                &outputs.join(PLAN_FILE),
+                &serde_json::to_vec(&c)?,
+                crate::fsutil::WriteOptions::cached(0o644),
+            )
         });
 }
 

@@ -1,0 +1,98 @@
+//! Files and directories on this machine turned into [`Inspection`] entries. Directories
+//! are walked without following symlinks, so a symlink loop cannot trap the walk and no
+//! file is reported twice; files are inspected in parallel.
+
+use std::path::{Path, PathBuf};
+
+use super::report::{FileEntry, Inspection, Summary};
+use super::verify::{Policy, verify};
+use crate::elf::{ElfError, inspect_path};
+use crate::par::{cpus, par_map};
+
+/// Directory depth beyond which the walk stops (a loop through bind mounts, or a tree no
+/// real project has).
+const MAX_DEPTH: usize = 128;
+
+/// A file to inspect, or a path that could not be walked.
+enum Found {
+    File(PathBuf),
+    Error(PathBuf, String),
+}
+
+/// Inspect a file or a directory (recursively) against a policy, adding to `out`.
+pub fn inspect_tree(input: &Path, policy: &Policy, out: &mut Inspection) {
+    let mut found = Vec::new();
+    // Paths named on the command line are followed if they are symlinks: the user
+    // asked for them.
+    match std::fs::metadata(input) {
+        Ok(m) if m.is_dir() => walk_dir(input, 0, &mut found, &mut out.summary),
+        Ok(_) => found.push(Found::File(input.to_path_buf())),
+        Err(e) => found.push(Found::Error(input.to_path_buf(), describe_io(&e))),
+    }
+    let results: Vec<Option<FileEntry>> = par_map(&found, cpus(), |f| match f {
+        Found::File(path) => inspect_one(path, policy),
+        Found::Error(path, e) => Some(FileEntry::error(display(path), e.clone())),
+    });
+    for r in results {
+        match r {
+            Some(e) => out.push(e),
+            None => out.summary.skipped_non_elf += 1,
+        }
+    }
+}
+
+/// `None` when the file is not ELF.
+fn inspect_one(path: &Path, policy: &Policy) -> Option<FileEntry> {
+    let name = display(path);
+    match inspect_path(path) {
+        Ok(report) => {
+            let problems = verify(&report, policy);
+            Some(FileEntry::checked(name, report, problems))
+        }
+        Err(ElfError::NotElf) => None,
+        Err(e) => Some(FileEntry::error(name, e.to_string())),
+    }
+}
+
+fn walk_dir(dir: &Path, depth: usize, found: &mut Vec<Found>, summary: &mut Summary) {
+    if depth > MAX_DEPTH {
+        found.push(Found::Error(
+            dir.to_path_buf(),
+            format!("more than {MAX_DEPTH} directories deep; not descending further"),
+        ));
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            found.push(Found::Error(dir.to_path_buf(), describe_io(&e)));
+            return;
+        }
+    };
+    let mut children: Vec<(PathBuf, std::io::Result<std::fs::FileType>)> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) => children.push((e.path(), e.file_type())),
+            Err(e) => found.push(Found::Error(dir.to_path_buf(), describe_io(&e))),
+        }
+    }
+    // Sorted, so output and JSON are the same on every run and filesystem.
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, ty) in children {
+        match ty {
+            Ok(t) if t.is_dir() => walk_dir(&path, depth + 1, found, summary),
+            Ok(t) if t.is_file() => found.push(Found::File(path)),
+            Ok(t) if t.is_symlink() => summary.skipped_symlinks += 1,
+            Ok(_) => summary.skipped_special += 1,
+            Err(e) => found.push(Found::Error(path, describe_io(&e))),
+        }
+    }
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    format!("cannot read: {}", crate::elf::read::io_message(e))
+}

@@ -1,0 +1,68 @@
+//! The pipeline `kiln build` and `kiln image` share: plan → stages (one per target, in
+//! parallel) → gate → smoke → pack (one image per platform, the index) → outputs. Each
+//! step is a function from plain data to plain data; commands parse arguments, call in
+//! here and print.
+//!
+//! Modules: `stages` (planning and running the builders), `gate` (the inspector verdict on
+//! every binary, the smoke run), `pack` (images, index, outputs).
+
+pub mod attest;
+pub mod gate;
+pub mod pack;
+pub mod stages;
+
+use crate::builders::Artifact;
+use crate::config::BuildConfig;
+use crate::oci::{self, BuildOptions, BuiltIndex};
+use crate::progress::Progress;
+
+pub use pack::{Prebuilt, pack_prebuilt};
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    pub artifacts: Vec<Artifact>,
+    /// The image index, when an image was written.
+    pub index: Option<BuiltIndex>,
+    /// SBOMs, provenance, archives and SHA256SUMS written to the output directory.
+    pub release: Vec<attest::Written>,
+}
+
+/// Build every target of `cfg`, gate and copy the binaries, and write the image outputs;
+/// the library entry point of `kiln build` (no printing but progress).
+pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
+    // Bad --output values and a bad SOURCE_DATE_EPOCH fail before minutes of building.
+    let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
+    let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
+    let plan = stages::prepare(cfg, progress)?;
+    let artifacts = stages::run(&plan, cfg, progress)?;
+    let index = if outputs.is_empty() {
+        None
+    } else {
+        Some(pack::pack_build(
+            cfg,
+            &outputs,
+            &artifacts,
+            &plan,
+            source_date_epoch,
+            progress,
+        )?)
+    };
+    let release = if attest::wanted(cfg) {
+        attest::release(
+            cfg,
+            &plan,
+            &artifacts,
+            index.as_ref(),
+            source_date_epoch,
+            progress,
+        )?
+    } else {
+        Vec::new()
+    };
+    Ok(BuildOutcome {
+        artifacts,
+        index,
+        release,
+    })
+}

@@ -1,0 +1,204 @@
+//! Packing: one image per platform (the binaries, extra files, config), the index over
+//! them, and every output written. `kiln build` packs what it built ([`pack_build`]);
+//! `kiln image` packs prebuilt binaries ([`pack_prebuilt`]), gating them side by side.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::builders::{Artifact, Plan};
+use crate::config::BuildConfig;
+use crate::error::VerificationFailed;
+use crate::exec::Cmd;
+use crate::oci::{
+    self, BuildOptions, BuiltIndex, EntrySource, ImageSpec, LayerEntry, Metadata, OutputSpec,
+    PlatformImage,
+};
+use crate::par::{cpus, par_map};
+use crate::progress::Progress;
+use crate::target::Target;
+
+use super::gate;
+
+/// The commit the project is at, when it is a git checkout.
+fn git_revision(dir: &Path) -> Option<String> {
+    which::which("git").ok()?;
+    Cmd::new("git", "read the git revision")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .read()
+        .ok()
+        .filter(|r| r.len() == 40)
+}
+
+/// The entrypoint when the config gives none: the only binary, else the one named like
+/// the package, else the first.
+fn default_entrypoint(bin_dir: &str, bins: &[String], package: Option<&str>) -> Vec<String> {
+    let name = match bins {
+        [one] => one.as_str(),
+        _ => package
+            .filter(|p| bins.iter().any(|b| b == p))
+            .or(bins.first().map(String::as_str))
+            .unwrap_or_default(),
+    };
+    if name.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("{}/{name}", bin_dir.trim_end_matches('/'))]
+    }
+}
+
+/// One image per platform (the binaries, extra files, config), the index, every output.
+pub fn pack_build(
+    cfg: &BuildConfig,
+    outputs: &[OutputSpec],
+    artifacts: &[Artifact],
+    plan: &Plan,
+    source_date_epoch: Option<u64>,
+    progress: &Progress,
+) -> anyhow::Result<BuiltIndex> {
+    let img = &cfg.image;
+    let mut extra = Vec::new();
+    for f in &img.files {
+        let meta = fs_err::metadata(&f.src).with_context(|| {
+            format!(
+                "image file {} (from [image] files in the config)",
+                f.src.display()
+            )
+        })?;
+        extra.push(LayerEntry {
+            path: f.dst.clone(),
+            source: if meta.is_dir() {
+                EntrySource::Dir
+            } else {
+                EntrySource::File(f.src.clone())
+            },
+            mode: f.mode.unwrap_or(if meta.is_dir() { 0o755 } else { 0o644 }),
+            uid: 0,
+            gid: 0,
+        });
+    }
+    let package = plan.package.as_ref();
+    let spec = ImageSpec {
+        user: img.user.clone(),
+        entrypoint: img.entrypoint.clone().unwrap_or_else(|| {
+            default_entrypoint(&img.bin_dir, &plan.bins, package.map(|p| p.name.as_str()))
+        }),
+        cmd: img.cmd.clone(),
+        env: img.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: img.workdir.clone(),
+        labels: img.labels.clone(),
+        exposed_ports: img.ports.clone(),
+        stop_signal: img.stop_signal.clone(),
+        annotations: Default::default(),
+    };
+    let images: Vec<PlatformImage> = plan
+        .stages
+        .iter()
+        .map(|stage| {
+            let mut entries: Vec<LayerEntry> = artifacts
+                .iter()
+                .filter(|a| a.target.name == stage.target.name)
+                .map(|a| LayerEntry {
+                    path: format!("{}/{}", img.bin_dir.trim_end_matches('/'), a.name),
+                    source: EntrySource::File(a.path.clone()),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                })
+                .collect();
+            entries.extend(extra.iter().cloned());
+            PlatformImage {
+                platform: stage.target.platform.clone(),
+                entries,
+                spec: spec.clone(),
+            }
+        })
+        .collect();
+    let opts = BuildOptions {
+        source_date_epoch,
+        compression: img.compression,
+        base: img.base.clone(),
+        metadata: Metadata {
+            title: img.name.clone().or_else(|| package.map(|p| p.name.clone())),
+            version: package.map(|p| p.version.clone()).filter(|v| !v.is_empty()),
+            revision: git_revision(&cfg.project_dir),
+            source: package.and_then(|p| p.repository.clone()),
+            licenses: package.and_then(|p| p.license.clone()),
+            description: package.and_then(|p| p.description.clone()),
+        },
+    };
+    let index = oci::build_index(&images, &opts)?;
+    for w in &index.warnings {
+        progress.say(&format!("warning: {w}"));
+    }
+    for o in outputs {
+        oci::write_output(o, &index).with_context(|| format!("writing {o}"))?;
+        progress.say(&format!("wrote {o}"));
+    }
+    Ok(index)
+}
+
+/// A prebuilt binary `kiln image` packs: for which target, where it is, its name in the
+/// image.
+#[derive(Debug, Clone)]
+pub struct Prebuilt {
+    pub target: Target,
+    pub path: PathBuf,
+    pub name: String,
+}
+
+/// Build the index over `images` while gating `binaries` (every one static and for its
+/// platform, or exit 3 with the reasons). The gate's scan of a large binary would
+/// otherwise be time the cores sit half idle; nothing is written here, and the gate's
+/// verdict comes first.
+pub fn pack_prebuilt(
+    binaries: &[Prebuilt],
+    images: &[PlatformImage],
+    opts: &BuildOptions,
+) -> anyhow::Result<BuiltIndex> {
+    let (gated, built) = std::thread::scope(|s| {
+        let gated = s.spawn(|| gate_prebuilt(binaries));
+        let built = oci::build_index(images, opts);
+        (
+            gated
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            built,
+        )
+    });
+    gated?;
+    built.context("building the image")
+}
+
+/// The ELF gate for prebuilt binaries, inspected side by side (a large one takes
+/// milliseconds to scan).
+fn gate_prebuilt(binaries: &[Prebuilt]) -> anyhow::Result<()> {
+    for b in binaries {
+        if !b.path.is_file() {
+            bail!("{}: no such file", b.path.display());
+        }
+    }
+    let failures: Vec<String> = par_map(binaries, cpus(), check_prebuilt)
+        .into_iter()
+        .flatten()
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(VerificationFailed(failures.join("\n")).into())
+    }
+}
+
+/// Why `b` cannot go into an image, if it cannot.
+fn check_prebuilt(b: &Prebuilt) -> Option<String> {
+    let label = format!("{} ({})", b.path.display(), b.target.platform);
+    match crate::elf::inspect_path(&b.path) {
+        Ok(report) => gate::problems(&label, &report, &b.target),
+        Err(e) => Some(format!(
+            "{label}: {e}; an image needs a static Linux executable built for {}",
+            b.target.platform
+        )),
+    }
+}

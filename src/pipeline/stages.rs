@@ -1,0 +1,106 @@
+//! Planning (which builder, which targets) and running the stages: one per target, at
+//! most `jobs` at once, each building, gating and (with `--smoke`) running its binaries.
+
+use std::path::Path;
+
+use crate::builders::{Artifact, Plan, Stage, c, go, rust};
+use crate::config::BuildConfig;
+use crate::error::{TargetsFailed, UsageError};
+use crate::par::par_map;
+use crate::progress::Progress;
+
+use super::gate;
+
+/// Detect the project's language and plan its build.
+pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
+    if rust::detect(&cfg.project_dir, &cfg.cargo) {
+        return rust::prepare(cfg, progress);
+    }
+    if go::detect(&cfg.project_dir) {
+        return go::prepare(cfg, progress);
+    }
+    if c::detect(&cfg.project_dir) {
+        return c::prepare(cfg, progress);
+    }
+    Err(not_a_project(&cfg.project_dir).into())
+}
+
+/// Run every stage of `plan`, `cfg.jobs` at a time; the artifacts in target order, or every
+/// target that failed.
+pub fn run(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Vec<Artifact>> {
+    let stages = &plan.stages;
+    let results = par_map(stages, cfg.jobs, |stage| run_stage(stage, cfg, progress));
+    let mut artifacts = Vec::new();
+    let mut failures = Vec::new();
+    for (stage, r) in stages.iter().zip(results) {
+        match r {
+            Ok(a) => artifacts.extend(a),
+            Err(e) => failures.push((stage.target.platform.to_string(), e)),
+        }
+    }
+    if failures.len() == 1 {
+        let (platform, e) = failures.remove(0);
+        return Err(e.context(format!("{platform} failed")));
+    }
+    if !failures.is_empty() {
+        return Err(TargetsFailed {
+            failures,
+            total: stages.len(),
+        }
+        .into());
+    }
+    Ok(artifacts)
+}
+
+/// One target: build, gate, copy to dist, smoke.
+fn run_stage(
+    stage: &Stage,
+    cfg: &BuildConfig,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Artifact>> {
+    let target = &stage.target;
+    let task = progress.task(&target.platform.to_string());
+    task.set("building");
+    let built = (stage.run)()?;
+    let mut artifacts = Vec::new();
+    for b in &built {
+        task.set(&format!("verifying {}", b.name));
+        artifacts.push(gate::finish_artifact(target, b, &cfg.out_dir)?);
+    }
+    if cfg.smoke {
+        for a in &mut artifacts {
+            task.set(&format!("smoke-running {}", a.name));
+            let line = gate::smoke(a, &cfg.smoke_args)?;
+            progress.say(&format!(
+                "{:<14} {} ran: {line}",
+                target.platform.to_string(),
+                a.name
+            ));
+            // JSON mode shows no progress: the line goes into the artifact message.
+            a.smoke = Some(line);
+        }
+    }
+    task.finish("done");
+    Ok(artifacts)
+}
+
+fn not_a_project(dir: &Path) -> UsageError {
+    let has_go_files = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "go"))
+    });
+    if has_go_files {
+        return UsageError(format!(
+            "{} has Go files but no go.mod, so it is not a Go module: run `go mod init NAME` there \
+             (kiln builds modules only).",
+            dir.display()
+        ));
+    }
+    UsageError(format!(
+        "{} is not a cargo project (no Cargo.toml), a Go module (no go.mod) or a C project (no \
+         CMakeLists.txt, Makefile or [c] in kiln.toml). Run kiln in a project directory, pass its \
+         path (`kiln build PATH`), or give --manifest-path.",
+        dir.display()
+    ))
+}
