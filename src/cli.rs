@@ -54,9 +54,81 @@ pub enum Command {
     /// Bases for `kiln image`: `kiln base lock` pins the distroless packages.
     #[command(subcommand)]
     Base(BaseCommand),
+    /// Check Dockerfiles for mistakes that make images big, slow, insecure or unable to start.
+    Lint(LintArgs),
+    /// Write the BuildKit multi-stage Dockerfile that does what `kiln build` does.
+    Dockerfile(DockerfileArgs),
     /// (internal) the C compiler / linker wrapper: rewrites arguments and runs zig.
     #[command(hide = true)]
     ZigCc(ZigCcArgs),
+}
+
+/// Output of `kiln lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LintFormat {
+    /// `FILE:LINE: severity ID message` and a fix line.
+    #[default]
+    Human,
+    /// One JSON document with every finding.
+    Json,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
+}
+
+/// The lowest severity that makes `kiln lint` exit 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum FailLevel {
+    Error,
+    #[default]
+    Warning,
+    Info,
+    /// Never fail on findings.
+    None,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct LintArgs {
+    /// Dockerfiles to check (default: ./Dockerfile); `-` reads standard input.
+    #[arg(value_name = "DOCKERFILE")]
+    pub files: Vec<PathBuf>,
+    /// human, json or sarif.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+    /// Exit 3 when a finding is at least this severe: error, warning, info, none.
+    #[arg(long, value_enum, default_value_t = FailLevel::Warning)]
+    pub fail_level: FailLevel,
+    /// Also require base images pinned by digest.
+    #[arg(long)]
+    pub strict: bool,
+    /// Rule ids to switch off (comma-separated, repeatable), besides `[lint] disable` in kiln.toml.
+    #[arg(long, value_name = "IDS")]
+    pub disable: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DockerfileArgs {
+    /// Project directory (default: the current directory).
+    pub path: Option<PathBuf>,
+    /// Platforms the image is for (default: as `kiln build`: config, else linux/amd64,linux/arm64).
+    #[arg(long = "platform", value_name = "PLATFORMS")]
+    pub platforms: Vec<String>,
+    /// Final stage base: scratch (default), distroless, or an image reference with a tag.
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// Where to write the Dockerfile (default: PATH/Dockerfile); `-` prints it.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Leave out the `# syntax=` line (engines that cannot fetch the frontend, offline builds).
+    #[arg(long)]
+    pub no_syntax: bool,
+    /// Also write docker-bake.hcl (one target per platform) beside the Dockerfile.
+    #[arg(long)]
+    pub bake: bool,
+    /// Overwrite a Dockerfile, .dockerignore or docker-bake.hcl that kiln did not write.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub cargo: CargoFlags,
 }
 
 /// Cargo's own flags, passed through to every `cargo build`.
@@ -148,6 +220,10 @@ pub struct BuildArgs {
     /// is written.
     #[arg(long)]
     pub provenance: bool,
+    /// Let the config's `[image] files` copy sources from outside the project directory
+    /// (refused by default: a cloned repository's config must not pull host files in).
+    #[arg(long)]
+    pub allow_outside_project: bool,
     #[command(flatten)]
     pub cargo: CargoFlags,
 }

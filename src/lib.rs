@@ -13,6 +13,7 @@ pub mod pipeline;
 
 pub mod attest;
 pub mod builders;
+pub mod dockerfile;
 pub mod inspect;
 pub mod toolchain;
 
@@ -47,6 +48,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Targets => commands::targets::run(&ctx),
         cli::Command::Image(args) => commands::image::run(&args, &ctx).map(|_| ()),
         cli::Command::Base(cmd) => commands::image::run_base(&cmd, &ctx),
+        cli::Command::Lint(args) => commands::lint::run(&args, &ctx).map(|_| ()),
+        cli::Command::Dockerfile(args) => commands::dockerfile::run(&args, &ctx),
         cli::Command::ZigCc(args) => toolchain::zigcc::run(&args.into()),
     }
 }

@@ -1,9 +1,11 @@
 //! One file per subcommand; each has `pub fn run(args, &Ctx)`.
 
 pub mod build;
+pub mod dockerfile;
 pub mod doctor;
 pub mod image;
 pub mod inspect;
+pub mod lint;
 pub mod targets;
 pub mod toolchain;
 

@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz [SECONDS]`: run the ELF parser's libFuzzer target (fuzz/) for a
-//! bounded time on the committed seed corpus, as CI does. New inputs go to a scratch corpus
+//! bounded time on the committed seed corpus, as CI does; `run_dockerfile` does the same for
+//! the Dockerfile parser and linter (seeds: the lint test corpus). New inputs go to a scratch corpus
 //! under target/, so the committed seeds stay small; crashes are left in
 //! fuzz/artifacts/inspect/ with instructions for turning them into regression tests.
 
@@ -10,6 +11,33 @@ use anyhow::{Context, bail};
 
 /// Fuzz the `inspect` target for `seconds` seconds.
 pub fn run(seconds: u64) -> anyhow::Result<()> {
+    run_target(
+        "inspect",
+        "kiln::elf::inspect_bytes",
+        "fuzz/corpus/seed",
+        "tests/fixtures/elf-fuzz-regressions/ (it is replayed by `cargo test --test inspect_mutations`)",
+        seconds,
+    )
+}
+
+/// Fuzz the `dockerfile` target (parser, stages, every lint rule, printers) for `seconds` seconds.
+pub fn run_dockerfile(seconds: u64) -> anyhow::Result<()> {
+    run_target(
+        "dockerfile",
+        "kiln::dockerfile::{parse, lint}",
+        "tests/fixtures/dockerfiles/corpus",
+        "a unit test in src/dockerfile/parse.rs",
+        seconds,
+    )
+}
+
+fn run_target(
+    target: &str,
+    what: &str,
+    seeds: &str,
+    regressions: &str,
+    seconds: u64,
+) -> anyhow::Result<()> {
     let root = crate::root();
     let fuzz_version = || {
         Command::new("cargo")
@@ -31,16 +59,16 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
             );
         }
     }
-    let scratch = root.join("target/fuzz-corpus/inspect");
+    let scratch = root.join("target/fuzz-corpus").join(target);
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    let artifacts = root.join("fuzz/artifacts/inspect");
+    let artifacts = root.join("fuzz/artifacts").join(target);
     let before = list(&artifacts);
-    eprintln!("fuzzing kiln::elf::inspect_bytes for {seconds} s (seed corpus fuzz/corpus/seed)");
+    eprintln!("fuzzing {what} for {seconds} s (seed corpus {seeds})");
     let status = Command::new("cargo")
         .current_dir(&root)
-        .args(["+nightly", "fuzz", "run", "--fuzz-dir", "fuzz", "inspect"])
+        .args(["+nightly", "fuzz", "run", "--fuzz-dir", "fuzz", target])
         .arg(&scratch)
-        .arg("fuzz/corpus/seed")
+        .arg(seeds)
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
         // Bounded memory is part of the contract: fail on any input that needs more.
@@ -56,11 +84,10 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         for p in &new {
             msg.push_str(&format!("  {}\n", p.display()));
         }
-        msg.push_str(
-            "Reproduce with `cargo +nightly fuzz run --fuzz-dir fuzz inspect <file>`, copy the file \
-             to tests/fixtures/elf-fuzz-regressions/ (it is replayed by `cargo test --test \
-             inspect_mutations`), fix the parser and commit both.",
-        );
+        msg.push_str(&format!(
+            "Reproduce with `cargo +nightly fuzz run --fuzz-dir fuzz {target} <file>`, turn the file \
+             into {regressions}, fix the parser and commit both."
+        ));
         bail!(msg);
     }
     eprintln!("no crash in {seconds} s");

@@ -126,6 +126,8 @@ fn ci() -> anyhow::Result<()> {
     // The inspector must not panic on any input: a bounded fuzz run on the seed corpus.
     // Before the tests, so the test runner's summary is the run's closing line.
     fuzz::run(60)?;
+    // The Dockerfile parser and linter likewise (they read untrusted files too).
+    fuzz::run_dockerfile(25)?;
     run(cargo().args(["test", "--workspace"]))?;
     Ok(())
 }

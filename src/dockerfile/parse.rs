@@ -1,0 +1,765 @@
+//! A Dockerfile parser that follows BuildKit's rules (parser directives, escape character,
+//! line continuations, comments inside continuations, heredocs, JSON and shell forms, flags)
+//! and never panics: what it cannot make sense of becomes a [`ParseError`] with a line number,
+//! and parsing goes on with the next instruction.
+
+use std::collections::BTreeMap;
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone, Default)]
+pub struct Dockerfile {
+    /// Parser directives from the top of the file (`syntax`, `escape`, `check`), lowercased keys.
+    pub directives: BTreeMap<String, String>,
+    /// The escape character: `\` unless `# escape=` says otherwise.
+    pub escape: char,
+    /// Instructions in file order.
+    pub instructions: Vec<Instruction>,
+    /// Comment lines (1-based line, text after `#`, trimmed), directives excluded.
+    pub comments: Vec<(usize, String)>,
+    /// Problems found; the instruction they concern is skipped or kept as well as possible.
+    pub errors: Vec<ParseError>,
+}
+
+/// A syntax problem at a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// One instruction, continuation lines joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// 1-based line of the keyword.
+    pub line: usize,
+    /// 1-based last line, heredoc bodies included.
+    pub end_line: usize,
+    /// The keyword, uppercased (`RUN`, `COPY`, ...).
+    pub keyword: String,
+    /// Leading `--name[=value]` flags, in order.
+    pub flags: Vec<Flag>,
+    /// The arguments after the flags.
+    pub args: Args,
+    /// Heredoc bodies, in the order their markers appear.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// A `--name` or `--name=value` flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// Exec (JSON) form or shell form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Args {
+    /// `["/app", "--serve"]`.
+    Exec(Vec<String>),
+    /// Everything else, as written (continuations joined, comment lines dropped).
+    Shell(String),
+}
+
+/// A heredoc (`<<EOF` ... `EOF`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The delimiter word.
+    pub name: String,
+    /// `<<-`: leading tabs stripped from body lines and the terminator.
+    pub strip_tabs: bool,
+    /// Quoted delimiter: the body is not expanded.
+    pub quoted: bool,
+    /// The body, lines joined with `\n` (with a trailing `\n`).
+    pub body: String,
+}
+
+impl Instruction {
+    /// The value of flag `--name` (the last one if repeated); `Some("")` for a bare flag.
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.value.as_deref().unwrap_or(""))
+    }
+
+    /// All values of a repeatable flag (`--mount`).
+    pub fn flag_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.flags
+            .iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.value.as_deref().unwrap_or(""))
+    }
+
+    /// The arguments as one string (exec form joined with spaces), heredoc bodies appended.
+    pub fn text(&self) -> String {
+        let mut s = match &self.args {
+            Args::Exec(v) => v.join(" "),
+            Args::Shell(s) => s.clone(),
+        };
+        for h in &self.heredocs {
+            s.push('\n');
+            s.push_str(&h.body);
+        }
+        s
+    }
+
+    /// Whitespace-separated words of the shell form (quotes removed), or the exec form's items.
+    pub fn words(&self) -> Vec<String> {
+        match &self.args {
+            Args::Exec(v) => v.clone(),
+            Args::Shell(s) => split_words(s),
+        }
+    }
+
+    pub fn is_exec_form(&self) -> bool {
+        matches!(self.args, Args::Exec(_))
+    }
+}
+
+/// Keywords BuildKit knows; others are reported.
+pub const KEYWORDS: &[&str] = &[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+/// Instructions whose arguments may be written in JSON form.
+const JSON_FORM: &[&str] = &["ADD", "CMD", "COPY", "ENTRYPOINT", "RUN", "SHELL", "VOLUME"];
+
+/// Instructions that may carry heredocs.
+const HEREDOC: &[&str] = &["ADD", "COPY", "RUN"];
+
+fn is_directive(line: &str) -> Option<(String, String)> {
+    let rest = line.trim_start().strip_prefix('#')?;
+    let (key, value) = rest.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    Some((key.to_ascii_lowercase(), value.trim().to_string()))
+}
+
+/// The physical line ends with the escape character (trailing blanks allowed): strip it.
+fn continued(line: &str, escape: char) -> Option<&str> {
+    let t = line.trim_end_matches([' ', '\t']);
+    t.strip_suffix(escape)
+}
+
+fn is_comment(line: &str) -> bool {
+    line.trim_start().starts_with('#')
+}
+
+/// Parse a Dockerfile. Never fails and never panics: problems are in `errors`.
+pub fn parse(text: &str) -> Dockerfile {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let mut df = Dockerfile {
+        escape: '\\',
+        ..Default::default()
+    };
+
+    // Parser directives: only at the very top, before any blank line, comment or instruction.
+    let mut i = 0;
+    while i < lines.len() {
+        match is_directive(lines[i]) {
+            Some((k, v)) if !df.directives.contains_key(&k) => {
+                if k == "escape" {
+                    match v.as_str() {
+                        "\\" => df.escape = '\\',
+                        "`" => df.escape = '`',
+                        _ => df.errors.push(ParseError {
+                            line: i + 1,
+                            message: format!("invalid escape directive `{v}`: use \\ or `"),
+                        }),
+                    }
+                }
+                df.directives.insert(k, v);
+                i += 1;
+            }
+            _ => break,
+        }
+    }
+
+    let escape = df.escape;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.trim().is_empty() {
+            i += 1;
+            continue;
+        }
+        if is_comment(line) {
+            let t = line.trim_start().trim_start_matches('#').trim();
+            df.comments.push((i + 1, t.to_string()));
+            i += 1;
+            continue;
+        }
+        let start = i;
+        // Join continuation lines. Comment lines inside a continuation are dropped, as are
+        // blank lines (BuildKit warns about those but accepts them).
+        let mut logical = String::new();
+        let mut cur = line;
+        loop {
+            match continued(cur, escape) {
+                Some(head) => {
+                    logical.push_str(head);
+                    i += 1;
+                    // Skip comment and empty lines inside the continuation.
+                    while i < lines.len() && (is_comment(lines[i]) || lines[i].trim().is_empty()) {
+                        if is_comment(lines[i]) {
+                            let t = lines[i].trim_start().trim_start_matches('#').trim();
+                            df.comments.push((i + 1, t.to_string()));
+                        }
+                        i += 1;
+                    }
+                    if i >= lines.len() {
+                        break;
+                    }
+                    cur = lines[i];
+                }
+                None => {
+                    logical.push_str(cur);
+                    i += 1;
+                    break;
+                }
+            }
+        }
+        let end_of_line = i; // index of the line after the instruction
+        let logical = logical.trim();
+        let (kw, rest) = match logical.find(|c: char| c.is_whitespace()) {
+            Some(p) => (&logical[..p], logical[p..].trim_start()),
+            None => (logical, ""),
+        };
+        let keyword = kw.to_ascii_uppercase();
+        if !KEYWORDS.contains(&keyword.as_str()) {
+            df.errors.push(ParseError {
+                line: start + 1,
+                message: format!("unknown instruction `{kw}`"),
+            });
+            continue;
+        }
+        let (flags, rest) = parse_flags(rest);
+        let args = if JSON_FORM.contains(&keyword.as_str()) && rest.trim_start().starts_with('[') {
+            match serde_json::from_str::<Vec<String>>(rest.trim()) {
+                Ok(v) => Args::Exec(v),
+                // Not valid JSON: BuildKit runs it as a shell command.
+                Err(_) => Args::Shell(rest.to_string()),
+            }
+        } else {
+            Args::Shell(rest.to_string())
+        };
+        let mut instr = Instruction {
+            line: start + 1,
+            end_line: end_of_line,
+            keyword,
+            flags,
+            args,
+            heredocs: Vec::new(),
+        };
+        if HEREDOC.contains(&instr.keyword.as_str())
+            && let Args::Shell(s) = &instr.args
+        {
+            for (name, strip_tabs, quoted) in heredoc_markers(s) {
+                let mut body = String::new();
+                let mut closed = false;
+                while i < lines.len() {
+                    let l = lines[i];
+                    i += 1;
+                    let cmp = if strip_tabs {
+                        l.trim_start_matches('\t')
+                    } else {
+                        l
+                    };
+                    if cmp == name {
+                        closed = true;
+                        break;
+                    }
+                    body.push_str(cmp);
+                    body.push('\n');
+                }
+                if !closed {
+                    df.errors.push(ParseError {
+                        line: instr.line,
+                        message: format!("heredoc `{name}` is not terminated"),
+                    });
+                }
+                instr.heredocs.push(Heredoc {
+                    name,
+                    strip_tabs,
+                    quoted,
+                    body,
+                });
+            }
+            instr.end_line = i.max(instr.line);
+        }
+        df.instructions.push(instr);
+    }
+    df
+}
+
+/// Leading `--flag[=value]` words.
+fn parse_flags(rest: &str) -> (Vec<Flag>, &str) {
+    let mut flags = Vec::new();
+    let mut rest = rest.trim_start();
+    while let Some(after) = rest.strip_prefix("--") {
+        // A flag ends at unquoted whitespace.
+        let mut end = after.len();
+        let mut quote: Option<char> = None;
+        for (p, c) in after.char_indices() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if c == '"' || c == '\'' => quote = Some(c),
+                None if c.is_whitespace() => {
+                    end = p;
+                    break;
+                }
+                None => {}
+            }
+        }
+        let word = &after[..end];
+        if word.is_empty() {
+            break;
+        }
+        let (name, value) = match word.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(unquote(v))),
+            None => (word.to_string(), None),
+        };
+        flags.push(Flag { name, value });
+        rest = after[end..].trim_start();
+    }
+    (flags, rest)
+}
+
+fn unquote(v: &str) -> String {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        v[1..v.len() - 1].to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'` markers in a shell-form line, in order.
+fn heredoc_markers(s: &str) -> Vec<(String, bool, bool)> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut k = 0;
+    while k < chars.len() {
+        let c = chars[k];
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                k += 1;
+                continue;
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                k += 1;
+                continue;
+            }
+            None => {}
+        }
+        if c == '<' && chars.get(k + 1) == Some(&'<') && chars.get(k + 2) != Some(&'<') {
+            let mut j = k + 2;
+            let strip = chars.get(j) == Some(&'-');
+            if strip {
+                j += 1;
+            }
+            let q = match chars.get(j) {
+                Some(&c) if c == '"' || c == '\'' => {
+                    j += 1;
+                    Some(c)
+                }
+                _ => None,
+            };
+            let name_start = j;
+            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+                j += 1;
+            }
+            let name: String = chars[name_start..j].iter().collect();
+            if let Some(q) = q {
+                if chars.get(j) == Some(&q) {
+                    j += 1;
+                } else {
+                    k = j.max(k + 1);
+                    continue;
+                }
+            }
+            if !name.is_empty() {
+                out.push((name, strip, q.is_some()));
+            }
+            k = j.max(k + 1);
+            continue;
+        }
+        k += 1;
+    }
+    out
+}
+
+/// Split a shell-form string into words: whitespace separates, quotes group, `\` escapes.
+/// Good enough for spotting commands and flags; not a shell.
+pub fn split_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut have = false;
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => cur.push(c),
+            None => match c {
+                '"' | '\'' => {
+                    quote = Some(c);
+                    have = true;
+                }
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                        have = true;
+                    }
+                }
+                c if c.is_whitespace() => {
+                    if have {
+                        out.push(std::mem::take(&mut cur));
+                        have = false;
+                    }
+                }
+                c => {
+                    cur.push(c);
+                    have = true;
+                }
+            },
+        }
+    }
+    if have {
+        out.push(cur);
+    }
+    out
+}
+
+/// Expand `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`
+/// with `vars`. Unknown variables expand to the empty string, as in BuildKit. `escape`
+/// protects a following `$`.
+pub fn expand(word: &str, vars: &BTreeMap<String, String>, escape: char) -> String {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = String::new();
+    let mut k = 0;
+    expand_into(&chars, &mut k, vars, escape, None, &mut out);
+    out
+}
+
+fn expand_into(
+    chars: &[char],
+    k: &mut usize,
+    vars: &BTreeMap<String, String>,
+    escape: char,
+    stop: Option<char>,
+    out: &mut String,
+) {
+    while *k < chars.len() {
+        let c = chars[*k];
+        if Some(c) == stop {
+            return;
+        }
+        if c == escape && chars.get(*k + 1) == Some(&'$') {
+            out.push('$');
+            *k += 2;
+            continue;
+        }
+        if c != '$' {
+            out.push(c);
+            *k += 1;
+            continue;
+        }
+        *k += 1;
+        match chars.get(*k) {
+            Some('{') => {
+                *k += 1;
+                let start = *k;
+                while *k < chars.len() && (chars[*k].is_ascii_alphanumeric() || chars[*k] == '_') {
+                    *k += 1;
+                }
+                let name: String = chars[start..*k].iter().collect();
+                let value = vars.get(&name).cloned();
+                let colon = chars.get(*k) == Some(&':');
+                if colon {
+                    *k += 1;
+                }
+                match chars.get(*k) {
+                    Some('}') => {
+                        *k += 1;
+                        out.push_str(value.as_deref().unwrap_or(""));
+                    }
+                    Some(&op) if op == '-' || op == '+' => {
+                        *k += 1;
+                        let mut word = String::new();
+                        expand_into(chars, k, vars, escape, Some('}'), &mut word);
+                        if *k < chars.len() {
+                            *k += 1; // the closing brace
+                        }
+                        let set = match &value {
+                            Some(v) => !(colon && v.is_empty()),
+                            None => false,
+                        };
+                        match (op, set) {
+                            ('-', true) | ('+', false) => {
+                                if op == '-' {
+                                    out.push_str(value.as_deref().unwrap_or(""));
+                                }
+                            }
+                            _ => out.push_str(&word),
+                        }
+                    }
+                    _ => {
+                        // Unsupported modifier (`${VAR#x}` ...): keep it as written.
+                        let mut depth = 1;
+                        let begin = start.saturating_sub(2);
+                        while *k < chars.len() && depth > 0 {
+                            match chars[*k] {
+                                '{' => depth += 1,
+                                '}' => depth -= 1,
+                                _ => {}
+                            }
+                            *k += 1;
+                        }
+                        out.extend(&chars[begin..*k]);
+                    }
+                }
+            }
+            Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
+                let start = *k;
+                while *k < chars.len() && (chars[*k].is_ascii_alphanumeric() || chars[*k] == '_') {
+                    *k += 1;
+                }
+                let name: String = chars[start..*k].iter().collect();
+                out.push_str(vars.get(&name).map(String::as_str).unwrap_or(""));
+            }
+            _ => out.push('$'),
+        }
+    }
+}
+
+/// One build stage: a `FROM` and the instructions up to the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// 0-based stage index.
+    pub index: usize,
+    /// `AS name`, lowercased.
+    pub name: Option<String>,
+    /// The image as written.
+    pub base: String,
+    /// The image with the global ARGs expanded (defaults only).
+    pub base_resolved: String,
+    /// `--platform=` as written.
+    pub platform: Option<String>,
+    /// Line of the FROM.
+    pub line: usize,
+    /// Indices into `Dockerfile::instructions` of this stage's instructions (FROM excluded).
+    pub body: std::ops::Range<usize>,
+    /// The base is an earlier stage: its index.
+    pub parent: Option<usize>,
+}
+
+impl Dockerfile {
+    /// `ARG`s before the first `FROM`, with their defaults (empty when none).
+    pub fn global_args(&self) -> BTreeMap<String, String> {
+        let mut vars = BTreeMap::new();
+        for ins in &self.instructions {
+            if ins.keyword == "FROM" {
+                break;
+            }
+            if ins.keyword == "ARG" {
+                for w in ins.words() {
+                    let (k, v) = match w.split_once('=') {
+                        Some((k, v)) => (k.to_string(), expand(v, &vars, self.escape)),
+                        None => (w.clone(), String::new()),
+                    };
+                    vars.insert(k, v);
+                }
+            }
+        }
+        vars
+    }
+
+    /// The build stages.
+    pub fn stages(&self) -> Vec<Stage> {
+        let vars = self.global_args();
+        let mut stages: Vec<Stage> = Vec::new();
+        for (idx, ins) in self.instructions.iter().enumerate() {
+            if ins.keyword != "FROM" {
+                continue;
+            }
+            if let Some(last) = stages.last_mut() {
+                last.body.end = idx;
+            }
+            let words = ins.words();
+            let base = words.first().cloned().unwrap_or_default();
+            let name = match words.as_slice() {
+                [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => {
+                    Some(name.to_ascii_lowercase())
+                }
+                _ => None,
+            };
+            let base_resolved = expand(&base, &vars, self.escape);
+            let lower = base_resolved.to_ascii_lowercase();
+            let parent = stages
+                .iter()
+                .rev()
+                .find(|s| s.name.as_deref() == Some(lower.as_str()))
+                .map(|s| s.index);
+            stages.push(Stage {
+                index: stages.len(),
+                name,
+                base,
+                base_resolved,
+                platform: ins.flag("platform").map(str::to_string),
+                line: ins.line,
+                body: idx + 1..self.instructions.len(),
+                parent,
+            });
+        }
+        stages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuations_comments_and_json() {
+        let df = parse(
+            "# syntax=docker/dockerfile:1\n\nFROM alpine:3.20 AS base\nRUN apk add \\\n  # a comment\n  curl \\\n\n  git\nCMD [\"/bin/sh\", \"-c\", \"echo hi\"]\nENTRYPOINT /bin/app --x\n",
+        );
+        assert_eq!(df.directives["syntax"], "docker/dockerfile:1");
+        assert!(df.errors.is_empty(), "{:?}", df.errors);
+        let run = &df.instructions[1];
+        assert_eq!(run.keyword, "RUN");
+        assert_eq!(run.line, 4);
+        assert_eq!(run.words(), ["apk", "add", "curl", "git"]);
+        assert_eq!(
+            df.instructions[2].args,
+            Args::Exec(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()])
+        );
+        assert_eq!(df.instructions[2].line, 9);
+        assert!(!df.instructions[3].is_exec_form());
+        assert_eq!(df.comments, [(5, "a comment".to_string())]);
+    }
+
+    #[test]
+    fn escape_directive_backtick() {
+        let df = parse(
+            "# escape=`\nFROM mcr.microsoft.com/windows/servercore:ltsc2022\nRUN dir `\n  c:\\\n",
+        );
+        assert_eq!(df.escape, '`');
+        assert_eq!(df.instructions.len(), 2);
+        assert_eq!(df.instructions[1].words(), ["dir", "c:"]);
+    }
+
+    #[test]
+    fn directive_after_comment_is_a_comment() {
+        let df = parse("# hello\n# escape=`\nFROM x:1\n");
+        assert_eq!(df.escape, '\\');
+        assert!(df.directives.is_empty());
+    }
+
+    #[test]
+    fn heredocs_several_and_tab_stripping() {
+        let df = parse(
+            "FROM debian:12\nRUN <<EOF cat > /a && cat <<-'END' > /b\napt-get update\nEOF\n\t\tliteral $HOME\n\tEND\nCOPY <<CONF /etc/app.conf\nkey=1\nCONF\nUSER 1000\n",
+        );
+        assert!(df.errors.is_empty(), "{:?}", df.errors);
+        let run = &df.instructions[1];
+        assert_eq!(run.heredocs.len(), 2);
+        assert_eq!(run.heredocs[0].name, "EOF");
+        assert_eq!(run.heredocs[0].body, "apt-get update\n");
+        assert!(run.heredocs[1].strip_tabs && run.heredocs[1].quoted);
+        assert_eq!(run.heredocs[1].body, "literal $HOME\n");
+        assert_eq!(run.end_line, 6);
+        assert_eq!(df.instructions[2].heredocs[0].body, "key=1\n");
+        assert_eq!(df.instructions[3].keyword, "USER");
+        assert_eq!(df.instructions[3].line, 10);
+    }
+
+    #[test]
+    fn unterminated_heredoc_is_an_error_not_a_panic() {
+        let df = parse("FROM a:1\nRUN <<EOF\necho\n");
+        assert_eq!(df.errors.len(), 1);
+        assert!(df.errors[0].message.contains("EOF"));
+    }
+
+    #[test]
+    fn flags_and_stages() {
+        let df = parse(
+            "ARG BASE=golang\nARG VER\nFROM --platform=$BUILDPLATFORM ${BASE}:${VER:-1.22} AS Build\nRUN --mount=type=cache,target=/root/.cache --mount=type=secret,id=npm go build\nFROM scratch\nCOPY --from=build --chown=65532:65532 --link /out /\n",
+        );
+        let st = df.stages();
+        assert_eq!(st.len(), 2);
+        assert_eq!(st[0].name.as_deref(), Some("build"));
+        assert_eq!(st[0].base_resolved, "golang:1.22");
+        assert_eq!(st[0].platform.as_deref(), Some("$BUILDPLATFORM"));
+        let run = &df.instructions[3];
+        assert_eq!(run.flag_values("mount").count(), 2);
+        let copy = &df.instructions[5];
+        assert_eq!(copy.flag("from"), Some("build"));
+        assert_eq!(copy.flag("link"), Some(""));
+        assert_eq!(copy.flag("chown"), Some("65532:65532"));
+        assert_eq!(copy.words(), ["/out", "/"]);
+        assert_eq!(st[1].body, 5..6);
+    }
+
+    #[test]
+    fn expansion_forms() {
+        let mut v = BTreeMap::new();
+        v.insert("A".to_string(), "x".to_string());
+        v.insert("E".to_string(), String::new());
+        assert_eq!(expand("$A/${A}", &v, '\\'), "x/x");
+        assert_eq!(expand("${E:-d}${E-d}${U-d}", &v, '\\'), "dd");
+        assert_eq!(expand("${A:+y}${U:+y}${E+z}", &v, '\\'), "yz");
+        assert_eq!(expand("\\$A ${U}", &v, '\\'), "$A ");
+        assert_eq!(expand("${A#x}", &v, '\\'), "${A#x}");
+        assert_eq!(expand("${A", &v, '\\'), "${A");
+        assert_eq!(expand("$", &v, '\\'), "$");
+    }
+
+    #[test]
+    fn unknown_instruction_and_garbage() {
+        let df = parse("FORM x\n\\\n[\"\n<<\nRUN <<\n\u{0}\u{feff}");
+        assert!(!df.errors.is_empty());
+        for s in [
+            "",
+            "\\",
+            "FROM",
+            "RUN [",
+            "COPY --",
+            "RUN <<'",
+            "RUN <<-\"x",
+            "# escape=q\n",
+        ] {
+            let _ = parse(s).stages();
+        }
+    }
+}
