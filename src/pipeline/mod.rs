@@ -13,7 +13,7 @@ pub mod stages;
 
 use crate::builders::Artifact;
 use crate::config::BuildConfig;
-use crate::oci::{self, BuildOptions, BuiltIndex};
+use crate::oci::{self, BuildOptions, BuiltIndex, OutputSpec};
 use crate::progress::Progress;
 
 pub use pack::{Prebuilt, pack_prebuilt};
@@ -26,6 +26,8 @@ pub struct BuildOutcome {
     pub index: Option<BuiltIndex>,
     /// SBOMs, provenance, archives and SHA256SUMS written to the output directory.
     pub release: Vec<attest::Written>,
+    /// Where it was written.
+    pub outputs: Vec<OutputSpec>,
 }
 
 /// Build every target of `cfg`, gate and copy the binaries, and write the image outputs;
@@ -64,5 +66,6 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
         artifacts,
         index,
         release,
+        outputs,
     })
 }
