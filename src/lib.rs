@@ -11,6 +11,7 @@ pub mod config;
 
 pub mod pipeline;
 
+pub mod attest;
 pub mod builders;
 pub mod dockerfile;
 pub mod inspect;

