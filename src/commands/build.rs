@@ -4,19 +4,27 @@
 
 use std::io::Write;
 
-use serde_json::json;
-
 use crate::cli::BuildArgs;
 use crate::commands::Ctx;
+use crate::commands::message::{self, Message};
 use crate::config::{self, BuildConfig};
 use crate::pipeline::{self, BuildOutcome};
 use crate::progress::{Progress, human_size};
 
 pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
     let cfg = config::resolve_build(args)?;
+    super::push::options(&args.registry);
     let progress = Progress::new(ctx.quiet || ctx.json);
     let outcome = pipeline::build(&cfg, &progress)?;
+    let (_, remote) = crate::oci::registry::split_outputs(&cfg.outputs)?;
+    let pushed = match &outcome.index {
+        Some(index) => super::push::push_outputs(index, &remote, &args.registry, ctx)?,
+        None => None,
+    };
     print_outcome(&outcome, &cfg, ctx)?;
+    if let Some(p) = &pushed {
+        super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
+    }
     Ok(outcome)
 }
 
@@ -33,32 +41,11 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
         Box::new(std::io::stdout().lock())
     };
     if ctx.json {
-        for a in &outcome.artifacts {
-            let mut v = serde_json::to_value(a)?;
-            v["reason"] = json!("artifact");
-            writeln!(out, "{}", serde_json::to_string(&v)?)?;
-        }
+        let mut messages: Vec<Message> = outcome.artifacts.iter().map(Message::Artifact).collect();
         if let Some(index) = &outcome.index {
-            for image in &index.images {
-                writeln!(
-                    out,
-                    "{}",
-                    json!({
-                        "reason": "image",
-                        "platform": image.platform.to_string(),
-                        "manifest": image.manifest,
-                        "config": image.config,
-                        "layers": image.layers.iter().map(|l| &l.digest).collect::<Vec<_>>(),
-                    })
-                )?;
-            }
-            writeln!(
-                out,
-                "{}",
-                json!({"reason": "index", "digest": index.digest, "outputs": cfg.outputs})
-            )?;
+            messages.extend(message::index_messages(index, &outcome.outputs));
         }
-        return Ok(());
+        return message::write(&mut out, &messages);
     }
     let rows: Vec<[String; 5]> = outcome
         .artifacts

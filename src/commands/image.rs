@@ -10,8 +10,10 @@ use anyhow::bail;
 
 use crate::cli::{BaseCommand, ImageArgs};
 use crate::commands::Ctx;
+use crate::commands::message;
 use crate::error::UsageError;
 use crate::fsutil::{WriteOptions, write_atomic};
+use crate::oci::registry;
 use crate::oci::{
     self, Base, BuildOptions, BuiltIndex, ImageSpec, LayerEntry, Metadata, OutputSpec,
     PlatformImage,
@@ -209,13 +211,19 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
     })
 }
 
-/// Parse every `--output` (before any work, so a typo fails fast).
-fn outputs(args: &ImageArgs) -> anyhow::Result<Vec<OutputSpec>> {
-    oci::output::parse_outputs(&args.outputs, args.docker_platform.as_deref())
+/// Parse every `--output` (before any work, so a typo fails fast): local sinks and
+/// registry references.
+fn outputs(args: &ImageArgs) -> anyhow::Result<(Vec<OutputSpec>, Vec<registry::Reference>)> {
+    let (local, remote) = registry::split_outputs(&args.outputs)?;
+    Ok((
+        oci::output::parse_outputs(&local, args.docker_platform.as_deref())?,
+        remote,
+    ))
 }
 
 pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
-    let outs = outputs(args)?;
+    let (outs, remote) = outputs(args)?;
+    super::push::options(&args.registry);
     let Plan {
         images,
         opts,
@@ -240,6 +248,7 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         }
         oci::write_output(o, &built)?;
     }
+    let pushed = super::push::push_outputs(&built, &remote, &args.registry, ctx)?;
     // With an archive streaming to stdout, the report goes to stderr.
     let mut out: Box<dyn Write> = if outs.iter().any(OutputSpec::is_stdout) {
         Box::new(std::io::stderr().lock())
@@ -247,19 +256,11 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         Box::new(std::io::stdout().lock())
     };
     if ctx.json {
-        let platforms: Vec<_> = built
-            .images
-            .iter()
-            .map(|i| serde_json::json!({"platform": i.platform.to_string(), "manifest": i.manifest, "config": i.config}))
-            .collect();
-        let event = serde_json::json!({
-            "event": "index",
-            "digest": built.digest,
-            "size": built.total_size(),
-            "platforms": platforms,
-            "outputs": outs.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-        });
-        writeln!(out, "{event}")?;
+        message::write(&mut out, &message::index_messages(&built, &outs))?;
+        if let Some(p) = &pushed {
+            drop(out);
+            super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
+        }
     } else if !ctx.quiet {
         for i in &built.images {
             let size: u64 = i.layers.iter().map(|l| l.size).sum();
@@ -274,8 +275,14 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         for o in &outs {
             writeln!(out, "wrote {o}  index {}", built.digest)?;
         }
+        if let Some(p) = &pushed {
+            drop(out);
+            super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
+        }
     } else {
-        writeln!(out, "{}", built.digest)?;
+        // With --push-by-digest the digest pushed (one platform: its manifest).
+        let digest = pushed.as_ref().map_or(&built.digest, |p| &p.digest);
+        writeln!(out, "{digest}")?;
     }
     Ok(built)
 }

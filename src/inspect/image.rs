@@ -17,14 +17,10 @@ use super::report::{FileEntry, Inspection};
 use super::tree::{Node, Tree, norm, parent};
 use super::verify::{Policy, Problem, verify_linkage, verify_platform};
 use crate::elf::{ElfReport, Kind, Libc, Linkage};
-use crate::oci::read::{PlatformManifest, read_image};
+use crate::oci::read::PlatformManifest;
+use crate::oci::read_image;
 
-/// Whether an input names an image rather than a file.
-pub fn is_image_ref(s: &str) -> bool {
-    ["oci:", "oci-layout:", "oci-archive:", "docker-archive:"]
-        .iter()
-        .any(|p| s.starts_with(p))
-}
+pub use crate::oci::transport::is_image_ref;
 
 /// The Debian/Ubuntu multiarch triplet glibc uses for library directories.
 fn multiarch(report: &ElfReport) -> Option<&'static str> {
