@@ -8,11 +8,12 @@
 
 use object::Endianness;
 use object::elf;
-use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, SectionTable, Sym};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, SectionTable};
 
+use super::libc::{SymbolFacts, detect_libc, highest_glibc, scan_symbols};
 use super::mapped::Image;
 use super::{
-    ElfError, ElfReport, Hardening, Kind, Libc, Linkage, Relro, arm, auditable, goinfo, oci_arch,
+    ElfError, ElfReport, Hardening, Kind, Linkage, Relro, arm, auditable, goinfo, oci_arch,
 };
 
 /// How many `.comment` strings are kept: enough for compiler + linker + a few tools.
@@ -46,7 +47,7 @@ fn malformed(what: &str) -> impl Fn(object::read::Error) -> ElfError + '_ {
 }
 
 /// A NUL-terminated string at `off` in `table`, lossily decoded.
-fn cstr(table: &[u8], off: u64) -> Option<String> {
+pub(super) fn cstr(table: &[u8], off: u64) -> Option<String> {
     let rest = table.get(usize::try_from(off).ok()?..)?;
     let len = rest.iter().position(|&b| b == 0)?;
     Some(String::from_utf8_lossy(&rest[..len]).into_owned())
@@ -102,14 +103,6 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
     let machine = header.e_machine(endian).0;
     let big = endian == Endianness::Big;
     let e_type = header.e_type(endian);
-    let elf_type = match e_type {
-        elf::ET_EXEC => "exec",
-        elf::ET_DYN => "dyn",
-        elf::ET_REL => "rel",
-        elf::ET_CORE => "core",
-        _ => "other",
-    };
-
     let mut seg = segment_pass(header, endian, data)?;
     let img = Image::<H> {
         data,
@@ -117,55 +110,11 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         phdrs: seg.phdrs,
     };
 
-    // The section table: optional for running, needed for symbols and attributes.
-    let sections = match header.sections(endian, data) {
-        Ok(s) => s,
-        Err(e) => {
-            seg.warnings.push(format!(
-                "section table unreadable ({e}); symbol-based checks skipped"
-            ));
-            SectionTable::default()
-        }
-    };
-
-    // The dynamic section through the section table, for files without PT_DYNAMIC that still
-    // carry one (and for damaged program headers).
-    if !seg.dynamic.present
-        && let Some((entries, _)) = sections
-            .iter()
-            .find(|s| s.sh_type(endian) == elf::SHT_DYNAMIC)
-            .and_then(|s| s.dynamic(endian, data).ok().flatten())
-        && e_type != elf::ET_REL
-    {
-        seg.dynamic = read_dynamic(endian, entries);
-    }
+    let sections = section_table(header, endian, data, e_type, &mut seg);
     let dyns = dynamic_strings(&img, &sections, &seg.dynamic, &mut seg.warnings);
 
-    let is_pie_flag = seg.dynamic.flags_1 & elf::DF_1_PIE.0 != 0;
     let entry: u64 = header.e_entry(endian).into();
-    let kind = match e_type {
-        elf::ET_EXEC => Kind::Executable,
-        // Without DF_1_PIE (added by binutils 2.26 / lld), an interpreter or an entry point
-        // without a soname marks a program; a soname marks a library.
-        elf::ET_DYN if is_pie_flag => Kind::Executable,
-        elf::ET_DYN if dyns.soname.is_some() => Kind::SharedLibrary,
-        elf::ET_DYN if seg.interpreter.is_some() || entry != 0 => Kind::Executable,
-        elf::ET_DYN => Kind::SharedLibrary,
-        elf::ET_REL => Kind::Relocatable,
-        elf::ET_CORE => Kind::Core,
-        _ => Kind::Other,
-    };
-    let linkage = if seg.interpreter.is_some() || !dyns.needed.is_empty() {
-        Linkage::Dynamic
-    } else if e_type == elf::ET_DYN {
-        if kind == Kind::Executable {
-            Linkage::StaticPie
-        } else {
-            Linkage::Dynamic
-        }
-    } else {
-        Linkage::Static
-    };
+    let (kind, linkage) = classify(e_type, &seg, &dyns, entry);
     // Only programs are started by the kernel; a library's entry point means nothing.
     let load_error = match (kind, seg.table_error.take()) {
         (Kind::Executable, Some(e)) => Some(e),
@@ -191,17 +140,13 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
     });
     let comment = comments(sec.comment);
 
-    let language = if go.is_some() || sec.go_marker {
-        Some("go")
-    } else if auditable.is_some()
-        || comment.iter().any(|c| c.starts_with("rustc version"))
-        || syms.rust
-    {
-        Some("rust")
-    } else {
-        None
-    };
-
+    let language = language(
+        go.as_ref(),
+        sec.go_marker,
+        auditable.is_some(),
+        &comment,
+        &syms,
+    );
     // Only constant data can hold the marker strings; searching just `.rodata` keeps this
     // cheap for 10 MB static binaries. Without a section table, search what PT_LOAD maps
     // (never the whole file: a sparse file can claim gigabytes of nothing).
@@ -246,7 +191,13 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         machine_name: machine_name(machine),
         arch: oci_arch(machine, class, big),
         variant,
-        elf_type,
+        elf_type: match e_type {
+            elf::ET_EXEC => "exec",
+            elf::ET_DYN => "dyn",
+            elf::ET_REL => "rel",
+            elf::ET_CORE => "core",
+            _ => "other",
+        },
         kind,
         linkage,
         interpreter: seg.interpreter,
@@ -268,6 +219,87 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         load_error,
         warnings: seg.warnings,
     })
+}
+
+/// The section table (optional for running, needed for symbols and attributes); and the
+/// dynamic section through it, for files without PT_DYNAMIC that still carry one.
+fn section_table<'a, H: FileHeader<Endian = Endianness>>(
+    header: &'a H,
+    endian: Endianness,
+    data: &'a [u8],
+    e_type: elf::FileType,
+    seg: &mut SegmentFacts<'a, H>,
+) -> SectionTable<'a, H> {
+    let sections = match header.sections(endian, data) {
+        Ok(s) => s,
+        Err(e) => {
+            seg.warnings.push(format!(
+                "section table unreadable ({e}); symbol-based checks skipped"
+            ));
+            SectionTable::default()
+        }
+    };
+    if !seg.dynamic.present
+        && let Some((entries, _)) = sections
+            .iter()
+            .find(|s| s.sh_type(endian) == elf::SHT_DYNAMIC)
+            .and_then(|s| s.dynamic(endian, data).ok().flatten())
+        && e_type != elf::ET_REL
+    {
+        seg.dynamic = read_dynamic(endian, entries);
+    }
+    sections
+}
+
+/// What kind of object the file is and how it is linked.
+fn classify<H: FileHeader<Endian = Endianness>>(
+    e_type: elf::FileType,
+    seg: &SegmentFacts<'_, H>,
+    dyns: &DynStrings,
+    entry: u64,
+) -> (Kind, Linkage) {
+    let is_pie_flag = seg.dynamic.flags_1 & elf::DF_1_PIE.0 != 0;
+    let kind = match e_type {
+        elf::ET_EXEC => Kind::Executable,
+        // Without DF_1_PIE (added by binutils 2.26 / lld), an interpreter or an entry point
+        // without a soname marks a program; a soname marks a library.
+        elf::ET_DYN if is_pie_flag => Kind::Executable,
+        elf::ET_DYN if dyns.soname.is_some() => Kind::SharedLibrary,
+        elf::ET_DYN if seg.interpreter.is_some() || entry != 0 => Kind::Executable,
+        elf::ET_DYN => Kind::SharedLibrary,
+        elf::ET_REL => Kind::Relocatable,
+        elf::ET_CORE => Kind::Core,
+        _ => Kind::Other,
+    };
+    let linkage = if seg.interpreter.is_some() || !dyns.needed.is_empty() {
+        Linkage::Dynamic
+    } else if e_type == elf::ET_DYN {
+        if kind == Kind::Executable {
+            Linkage::StaticPie
+        } else {
+            Linkage::Dynamic
+        }
+    } else {
+        Linkage::Static
+    };
+    (kind, linkage)
+}
+
+/// "go" or "rust" when the file says so.
+fn language(
+    go: Option<&goinfo::GoInfo>,
+    go_marker: bool,
+    auditable: bool,
+    comment: &[String],
+    syms: &SymbolFacts,
+) -> Option<&'static str> {
+    if go.is_some() || go_marker {
+        Some("go")
+    } else if auditable || comment.iter().any(|c| c.starts_with("rustc version")) || syms.rust {
+        Some("rust")
+    } else {
+        None
+    }
 }
 
 /// What the program headers say: the loader's view of the file.
@@ -501,170 +533,6 @@ fn find_build_id<H: FileHeader<Endian = Endianness>>(
         }
     }
     None
-}
-
-/// The highest `GLIBC_x.y` in the version-needed table (DT_VERNEED): the oldest glibc the
-/// file runs on. The table is a chain of Verneed records each followed by `vn_cnt` Vernaux
-/// records; `vn_next`/`vna_next` are relative offsets, and both chains are bounded by
-/// `count` and the table's own size so a looping chain terminates.
-fn highest_glibc<H: FileHeader<Endian = Endianness>>(
-    img: &Image<'_, H>,
-    addr: u64,
-    count: u64,
-    dynstr: &[u8],
-) -> Option<String> {
-    let table = img.at_vaddr(addr, u64::MAX)?;
-    let mut best: Option<(Vec<u32>, String)> = None;
-    let mut off = 0usize;
-    // Each record is at least 16 bytes, so this bounds a looping chain by the table size.
-    let max_records = table.len() / 16 + 1;
-    for _ in 0..count.min(max_records as u64) {
-        let vn_cnt = img.u16_at(table, off + 2)?;
-        let vn_aux = img.u32_at(table, off + 8)? as usize;
-        let vn_next = img.u32_at(table, off + 12)? as usize;
-        let mut aux = off.checked_add(vn_aux)?;
-        for _ in 0..usize::from(vn_cnt).min(max_records) {
-            let name_off = img.u32_at(table, aux + 8)?;
-            let vna_next = img.u32_at(table, aux + 12)? as usize;
-            if let Some(name) = cstr(dynstr, name_off.into())
-                && let Some(v) = name.strip_prefix("GLIBC_")
-            {
-                let parts: Option<Vec<u32>> = v.split('.').map(|p| p.parse().ok()).collect();
-                if let Some(parts) = parts
-                    && best.as_ref().is_none_or(|(b, _)| parts > *b)
-                {
-                    best = Some((parts, v.to_string()));
-                }
-            }
-            if vna_next == 0 {
-                break;
-            }
-            aux = aux.checked_add(vna_next)?;
-        }
-        if vn_next == 0 {
-            break;
-        }
-        off = off.checked_add(vn_next)?;
-    }
-    best.map(|(_, v)| v)
-}
-
-/// What the symbol tables say, from one pass over `.dynsym` and `.symtab`.
-#[derive(Default)]
-struct SymbolFacts {
-    any_table: bool,
-    canary: bool,
-    fortify: Vec<String>,
-    musl: bool,
-    glibc: bool,
-    rust: bool,
-}
-
-fn scan_symbols<H: FileHeader<Endian = Endianness>>(
-    endian: Endianness,
-    data: &[u8],
-    sections: &SectionTable<'_, H>,
-) -> SymbolFacts {
-    let mut facts = SymbolFacts::default();
-    for kind in [elf::SHT_DYNSYM, elf::SHT_SYMTAB] {
-        let Ok(table) = sections.symbols(endian, data, kind) else {
-            continue;
-        };
-        if table.is_empty() {
-            continue;
-        }
-        facts.any_table = true;
-        let strings = table.strings();
-        for sym in table.iter() {
-            let Ok(name) = sym.name(endian, strings) else {
-                continue;
-            };
-            // Most names are not interesting; test the cheap prefix first.
-            if name.starts_with(b"__") {
-                match name {
-                    b"__stack_chk_fail" | b"__stack_chk_guard" | b"__stack_chk_fail_local" => {
-                        facts.canary = true
-                    }
-                    b"__init_libc" | b"__libc_start_init" | b"__dls2" => facts.musl = true,
-                    b"__libc_setup_tls"
-                    | b"__libc_start_call_main"
-                    | b"_dl_relocate_static_pie" => facts.glibc = true,
-                    b"__rust_alloc" | b"__rust_probestack" | b"__rust_start_panic" => {
-                        facts.rust = true
-                    }
-                    n if n.ends_with(b"_chk") && n.len() > 6 => {
-                        let s = String::from_utf8_lossy(n).into_owned();
-                        facts.fortify.push(s);
-                    }
-                    _ => {}
-                }
-            } else if name == b"rust_begin_unwind" {
-                facts.rust = true;
-            }
-        }
-    }
-    facts.fortify.sort();
-    facts.fortify.dedup();
-    facts
-}
-
-fn detect_libc(
-    interpreter: &Option<String>,
-    needed: &[String],
-    has_glibc_versions: bool,
-    syms: &SymbolFacts,
-    go: Option<&goinfo::GoInfo>,
-    linkage: Linkage,
-    rodata: Option<&[u8]>,
-) -> Option<Libc> {
-    let interp = interpreter.as_deref().unwrap_or("");
-    if interp.contains("ld-musl") || needed.iter().any(|n| n.starts_with("libc.musl")) {
-        return Some(Libc::Musl);
-    }
-    // glibc's loader is ld-linux*.so on most architectures, ld64.so.N on ppc64/s390x.
-    if interp.contains("ld-linux")
-        || interp.contains("/ld64.so")
-        || interp.contains("/ld.so")
-        || needed.iter().any(|n| n == "libc.so.6")
-        || has_glibc_versions
-    {
-        return Some(Libc::Glibc);
-    }
-    if linkage == Linkage::Dynamic {
-        return None;
-    }
-    if go.is_some() && go.and_then(|g| g.setting("CGO_ENABLED")) != Some("1") {
-        return Some(Libc::None);
-    }
-    if syms.musl {
-        return Some(Libc::Musl);
-    }
-    if syms.glibc {
-        return Some(Libc::Glibc);
-    }
-    // No telling symbols (stripped, or only a static-pie's few dynamic symbols): look for
-    // strings only one of them carries. glibc reads the GLIBC_TUNABLES environment variable
-    // at startup (2.26+) and says "Fatal glibc error" (2.35+); musl's strerror(0) text is
-    // "No error information" (glibc says "Success").
-    // One pass over the data for all three (a large binary's .rodata is megabytes); a
-    // glibc string wins over musl's.
-    static NEEDLES: std::sync::LazyLock<aho_corasick::AhoCorasick> =
-        std::sync::LazyLock::new(|| {
-            aho_corasick::AhoCorasick::new([
-                &b"GLIBC_TUNABLES"[..],
-                b"Fatal glibc error",
-                b"No error information",
-            ])
-            .expect("fixed patterns build")
-        });
-    let mut musl = false;
-    for m in NEEDLES.find_iter(rodata?) {
-        if m.pattern().as_usize() < 2 {
-            return Some(Libc::Glibc);
-        }
-        musl = true;
-    }
-    musl.then_some(Libc::Musl)
 }
 
 fn comments(section: Option<&[u8]>) -> Vec<String> {

@@ -10,6 +10,7 @@
 pub mod image;
 pub mod printer;
 pub mod report;
+mod tree;
 pub mod verify;
 pub mod walk;
 

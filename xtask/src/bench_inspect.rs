@@ -1,7 +1,9 @@
 //! `cargo xtask bench` (inspect part): `kiln inspect --json` against `file` over the same
 //! files (/usr/bin and /usr/lib/x86_64-linux-gnu), both warm, in one run. Prints both wall
 //! times (median of several runs), their ratio and kiln's peak RSS, and fails when kiln
-//! misses its goals: at most half of `file`'s time, under 64 MiB peak RSS.
+//! misses its goals: at most half of `file`'s time, under 64 MiB peak RSS. Then the
+//! hostile case: `kiln inspect` of an image whose 2 MiB gzip layer expands to 2 GiB, with
+//! kiln's peak RSS next to GNU tar listing the same layer (a streaming reader), goal < 96 MiB.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +15,96 @@ const DIRS: [&str; 2] = ["/usr/bin", "/usr/lib/x86_64-linux-gnu"];
 const RUNS: usize = 7;
 const MAX_RATIO: f64 = 0.5;
 const MAX_RSS_KIB: u64 = 64 * 1024;
+/// Peak RSS goal on the gzip bomb: independent of the 2 GiB the layer expands to.
+const MAX_BOMB_RSS_KIB: u64 = 96 * 1024;
+
+/// Writes an OCI layout whose one gzip layer holds a 2 GiB file of zeros (and a small file
+/// first), computing the diff_id on the way; prints the layer's size.
+const BOMB_SCRIPT: &str = r#"
+import gzip, hashlib, io, json, os, sys, tarfile
+out, size = sys.argv[1], int(sys.argv[2])
+blobs = os.path.join(out, "blobs", "sha256"); os.makedirs(blobs, exist_ok=True)
+class Tee(io.RawIOBase):
+    def __init__(s, f): s.f, s.h = f, hashlib.sha256()
+    def writable(s): return True
+    def write(s, b): s.h.update(b); return s.f.write(b)
+raw = io.BytesIO()
+gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0)
+tee = Tee(gz)
+class Zeros(io.RawIOBase):
+    def __init__(s, n): s.n = n
+    def readable(s): return True
+    def readinto(s, b):
+        k = min(len(b), s.n); b[:k] = bytes(k); s.n -= k; return k
+with tarfile.open(fileobj=tee, mode="w|", format=tarfile.GNU_FORMAT) as t:
+    i = tarfile.TarInfo("etc/motd"); data = b"hello"; i.size = len(data); t.addfile(i, io.BytesIO(data))
+    i = tarfile.TarInfo("var/zeros"); i.size = size; t.addfile(i, io.BufferedReader(Zeros(size), 1 << 20))
+gz.close()
+layer = raw.getvalue()
+def put(b):
+    d = hashlib.sha256(b).hexdigest(); open(os.path.join(blobs, d), "wb").write(b); return "sha256:" + d, len(b)
+ld, ls = put(layer)
+cd, cs = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + tee.h.hexdigest()]}}).encode())
+md, ms = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls}]}).encode())
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": "bomb"}}]},
+    open(os.path.join(out, "index.json"), "w"))
+open(os.path.join(out, "oci-layout"), "w").write('{"imageLayoutVersion":"1.0.0"}')
+print(ls, os.path.join(blobs, ld[7:]))
+"#;
+
+/// `kiln inspect` on a gzip bomb: peak RSS against GNU tar streaming the same layer.
+fn bomb(kiln: &Path) -> anyhow::Result<Option<String>> {
+    const EXPANDED: u64 = 2 << 30;
+    let tmp = tempfile::tempdir().context("creating a temp dir")?;
+    let layout = tmp.path().join("bomb");
+    let out = Command::new("python3")
+        .args(["-c", BOMB_SCRIPT])
+        .arg(&layout)
+        .arg(EXPANDED.to_string())
+        .output()
+        .context("running python3 to write the gzip bomb")?;
+    if !out.status.success() {
+        bail!(
+            "writing the gzip bomb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (layer_size, layer_path) = line.split_once(' ').context("bomb script output")?;
+    let kiln_args = vec![
+        "inspect".to_string(),
+        format!("oci:{}:bomb", layout.display()),
+    ];
+    let kiln_rss = peak_rss_kib(kiln, &kiln_args)?;
+    let tar_rss = peak_rss_kib(
+        Path::new("tar"),
+        &["-tzf".to_string(), layer_path.to_string()],
+    )?;
+    println!(
+        "gzip bomb: {layer_size}-byte gzip layer expanding to {} MiB",
+        EXPANDED >> 20
+    );
+    println!(
+        "  kiln inspect peak RSS: {:>8.1} MiB (goal < {} MiB)",
+        kiln_rss as f64 / 1024.0,
+        MAX_BOMB_RSS_KIB / 1024
+    );
+    println!(
+        "  tar -tzf peak RSS    : {:>8.1} MiB",
+        tar_rss as f64 / 1024.0
+    );
+    println!(
+        "  ratio kiln/tar       : {:>8.2}",
+        kiln_rss as f64 / tar_rss.max(1) as f64
+    );
+    Ok((kiln_rss >= MAX_BOMB_RSS_KIB).then(|| {
+        format!("kiln peaked at {kiln_rss} KiB on the gzip bomb (goal < {MAX_BOMB_RSS_KIB})")
+    }))
+}
 
 /// The regular files under `dir`, not following symlinks: the same set kiln's walk visits.
 fn regular_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -179,6 +271,7 @@ pub fn run() -> anyhow::Result<()> {
     if rss >= MAX_RSS_KIB {
         missed.push(format!("kiln peaked at {rss} KiB (goal < {MAX_RSS_KIB})"));
     }
+    missed.extend(bomb(&kiln)?);
     if !missed.is_empty() {
         bail!("benchmark goals missed: {}", missed.join("; "));
     }

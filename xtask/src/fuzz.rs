@@ -1,6 +1,7 @@
 //! `cargo xtask fuzz [SECONDS]`: run the ELF parser's libFuzzer target (fuzz/) for a
 //! bounded time on the committed seed corpus, as CI does; `run_dockerfile` does the same for
-//! the Dockerfile parser and linter (seeds: the lint test corpus). New inputs go to a scratch corpus
+//! the Dockerfile parser and linter (seeds: the lint test corpus), `run_image` for the image
+//! readers (seeds: archives kiln writes). New inputs go to a scratch corpus
 //! under target/, so the committed seeds stay small; crashes are left in
 //! fuzz/artifacts/inspect/ with instructions for turning them into regression tests.
 
@@ -29,6 +30,84 @@ pub fn run_dockerfile(seconds: u64) -> anyhow::Result<()> {
         "a unit test in src/dockerfile/parse.rs",
         seconds,
     )
+}
+
+/// Fuzz the `image` target (archive store, index walk, layer decoders, the inspector's
+/// layer tree) for `seconds` seconds, seeded with archives kiln itself writes.
+pub fn run_image(seconds: u64) -> anyhow::Result<()> {
+    let seeds = image_seeds()?;
+    let seeds = seeds
+        .strip_prefix(crate::root())
+        .unwrap_or(&seeds)
+        .display()
+        .to_string();
+    run_target(
+        "image",
+        "kiln::inspect::image::inspect_image (oci-archive, docker-archive)",
+        &seeds,
+        "a test in tests/harden_images.rs",
+        seconds,
+    )
+}
+
+/// Real kiln outputs as seeds: the committed static fixtures packed as oci-archive (gzip,
+/// zstd, uncompressed) and docker-archive, into target/fuzz-seeds/image.
+fn image_seeds() -> anyhow::Result<PathBuf> {
+    let root = crate::root();
+    let dir = root.join("target/fuzz-seeds/image");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // A debug build is enough to write seeds (and is usually there already).
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .args(["build", "--package", "kiln", "--bins"])
+        .status()
+        .context("building kiln for the fuzz seeds")?;
+    if !status.success() {
+        bail!("building kiln for the fuzz seeds failed ({status})");
+    }
+    let kiln = root.join("target/debug/kiln");
+    let fixtures = root.join("tests/fixtures/elf");
+    let runs: [(&str, &[&str]); 4] = [
+        ("oci-gzip.tar", &["--output", "oci-archive:{}"]),
+        (
+            "oci-zstd.tar",
+            &["--compression", "zstd", "--output", "oci-archive:{}"],
+        ),
+        (
+            "oci-none.tar",
+            &["--compression", "none", "--output", "oci-archive:{}"],
+        ),
+        (
+            "docker.tar",
+            &[
+                "--docker-platform",
+                "linux/arm64",
+                "--output",
+                "docker-archive:{}",
+            ],
+        ),
+    ];
+    for (name, args) in runs {
+        let out = dir.join(name);
+        let mut cmd = Command::new(&kiln);
+        cmd.args(["image", "-q"])
+            .arg(format!(
+                "--binary=linux/amd64={}",
+                fixtures.join("amd64-static").display()
+            ))
+            .arg(format!(
+                "--binary=linux/arm64={}",
+                fixtures.join("arm64-static").display()
+            ));
+        for a in args {
+            cmd.arg(a.replace("{}", &out.display().to_string()));
+        }
+        let status = cmd.status().context("running kiln image for a fuzz seed")?;
+        if !status.success() {
+            bail!("kiln image for the fuzz seed {name} failed ({status})");
+        }
+    }
+    Ok(dir)
 }
 
 fn run_target(

@@ -23,16 +23,19 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("e2e") => e2e(args.iter().any(|a| a == "--all")),
         Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("fuzz") if args.get(1).map(String::as_str) == Some("image") => {
+            fuzz::run_image(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30))
+        }
         Some("fuzz") => fuzz::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench [go|build|image|inspect|push]|fuzz [SECONDS]>\n\
+                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench [go|build|image|inspect|push]|fuzz [image] [SECONDS]>\n\
                  \n  setup  install zig, Rust targets, nightly + rust-src, Go, make, cmake, qemu-user + binfmt, skopeo, umoci, docker\
                  \n  demo   setup, then build the Rust, Go and C examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
                  \n  ci     setup, then fmt check, clippy -D warnings, every test, 60 s of fuzzing\
                  \n  e2e    the long integration tests (--all: the full platform matrix)\
                  \n  bench  benchmarks against the peer tools (all, or the one named)\
-                 \n  fuzz   fuzz the ELF inspector (default 60 s)"
+                 \n  fuzz   fuzz the ELF inspector (default 60 s), or with `image` the image readers (30 s)"
             );
             return ExitCode::from(2);
         }
@@ -129,6 +132,8 @@ fn ci() -> anyhow::Result<()> {
     fuzz::run(60)?;
     // The Dockerfile parser and linter likewise (they read untrusted files too).
     fuzz::run_dockerfile(25)?;
+    // The image readers (archives, indexes, layers) read other people's images: 30 s.
+    fuzz::run_image(30)?;
     run(cargo().args(["test", "--workspace"]))?;
     Ok(())
 }
