@@ -345,3 +345,21 @@ fn sarif_is_valid_sarif_2_1_0() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn docs_list_every_rule_with_its_message_and_fix() {
+    let docs = std::fs::read_to_string(root().join("docs/dockerfile.md")).unwrap();
+    for r in dockerfile::RULES {
+        let row = format!(
+            "| {} | {} | {} | {} |",
+            r.id,
+            r.severity.as_str(),
+            r.message,
+            r.fix
+        );
+        assert!(
+            docs.contains(&row),
+            "docs/dockerfile.md lacks the row\n{row}"
+        );
+    }
+}
