@@ -208,6 +208,10 @@ pub struct BuildArgs {
     /// Parallel target builds (default: config, else one per target, at most 4).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Let the config's `[image] files` copy sources from outside the project directory
+    /// (refused by default: a cloned repository's config must not pull host files in).
+    #[arg(long)]
+    pub allow_outside_project: bool,
     #[command(flatten)]
     pub cargo: CargoFlags,
 }

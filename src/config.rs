@@ -298,6 +298,62 @@ fn project_relative_base(base: crate::oci::Base, project_dir: &Path) -> crate::o
     }
 }
 
+/// `[image] files`, each source resolved inside the project (unless allowed outside) and
+/// directories expanded to their files; any problem is a usage error before the build.
+fn image_files(
+    project_dir: &Path,
+    files: Vec<FileEntry>,
+    allow_outside: bool,
+) -> anyhow::Result<Vec<FileEntry>> {
+    let mut out = Vec::new();
+    for f in files {
+        for s in crate::oci::sources::resolve(project_dir, &f.src, &f.dst, f.mode, allow_outside)? {
+            out.push(FileEntry {
+                src: s.src,
+                dst: s.dst,
+                mode: s.mode,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The image settings of a config, checked before anything is built (exit 2).
+fn validate_image(image: &ImageConfig) -> anyhow::Result<()> {
+    let spec = crate::oci::ImageSpec {
+        user: image.user.clone(),
+        entrypoint: image.entrypoint.clone().unwrap_or_default(),
+        cmd: image.cmd.clone(),
+        env: image.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: image.workdir.clone(),
+        labels: image.labels.clone(),
+        exposed_ports: image.ports.clone(),
+        stop_signal: image.stop_signal.clone(),
+        annotations: Default::default(),
+    };
+    if let Some(k) = image.env.keys().find(|k| k.is_empty() || k.contains('=')) {
+        return Err(UsageError(format!(
+            "[image] env key `{k}` is not valid: give a non-empty KEY without `=`"
+        ))
+        .into());
+    }
+    if image.entrypoint.as_ref().is_some_and(Vec::is_empty) {
+        return Err(UsageError(
+            "[image] entrypoint is an empty list: name the program to run, or leave it out \
+             to run the first binary"
+                .into(),
+        )
+        .into());
+    }
+    let has_passwd = match &image.base {
+        crate::oci::Base::Scratch => Some(image.files.iter().any(|f| f.dst == "/etc/passwd")),
+        crate::oci::Base::Distroless(_) => Some(true),
+        _ => None,
+    };
+    crate::oci::validate::image_spec(&spec, has_passwd)?;
+    Ok(())
+}
+
 /// Resolve `kiln build`'s settings.
 pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
     let project_dir = match &args.path {
@@ -360,16 +416,13 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
             Some(c) => c.parse()?,
             None => crate::oci::Compression::Gzip,
         },
-        files: fi
-            .files
-            .unwrap_or_default()
-            .into_iter()
-            .map(|f| FileEntry {
-                src: project_dir.join(&f.src),
-                ..f
-            })
-            .collect(),
+        files: image_files(
+            &project_dir,
+            fi.files.unwrap_or_default(),
+            args.allow_outside_project,
+        )?,
     };
+    validate_image(&image)?;
 
     Ok(BuildConfig {
         outputs: if args.outputs.is_empty() {

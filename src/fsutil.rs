@@ -42,9 +42,27 @@ impl WriteOptions {
     }
 }
 
+/// Prefix of kiln's temporary files (a reader may remove leftovers of killed runs).
+pub const TEMP_PREFIX: &str = ".kiln-tmp-";
+
 /// Write `data` to `dest` through a temporary file in the same directory and a rename, so a
 /// reader never sees half a file.
 pub fn write_atomic(dest: &Path, data: &[u8], opts: WriteOptions) -> anyhow::Result<()> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    write_atomic_in(dir, dest, data, opts)
+}
+
+/// [`write_atomic`] with the temporary file in `dir` (on the same file system as `dest`):
+/// for directories where readers expect only final names, such as a layout's blobs.
+pub fn write_atomic_in(
+    dir: &Path,
+    dest: &Path,
+    data: &[u8],
+    opts: WriteOptions,
+) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if opts.skip_identical
         && let Ok(existing) = std::fs::read(dest)
@@ -52,9 +70,8 @@ pub fn write_atomic(dest: &Path, data: &[u8], opts: WriteOptions) -> anyhow::Res
     {
         return Ok(());
     }
-    let dir = dest.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".kiln-tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(data)

@@ -125,11 +125,12 @@ fn multi_platform_image_passes_and_arch_filters() {
     let doc = inspect_json(&[&r], 0);
     assert_eq!(
         rows(&doc),
+        // The index lists platforms in canonical order (os, architecture, variant).
         [
             row("linux/amd64", "/usr/local/bin/hello", "ok", &[]),
-            row("linux/arm64", "/usr/local/bin/hello", "ok", &[]),
-            row("linux/arm/v7", "/usr/local/bin/hello", "ok", &[]),
             row("linux/arm/v6", "/usr/local/bin/hello", "ok", &[]),
+            row("linux/arm/v7", "/usr/local/bin/hello", "ok", &[]),
+            row("linux/arm64", "/usr/local/bin/hello", "ok", &[]),
             row("linux/s390x", "/usr/local/bin/hello", "ok", &[]),
         ]
     );

@@ -22,7 +22,16 @@ pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
 
 /// The summary table, or JSON lines.
 fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // With an archive streaming to stdout (`-o oci-archive:-`), the report goes to stderr.
+    let to_stderr = cfg
+        .outputs
+        .iter()
+        .any(|o| o.ends_with(":-") || o.contains(":-:"));
+    let mut out: Box<dyn Write> = if to_stderr {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     if ctx.json {
         for a in &outcome.artifacts {
             let mut v = serde_json::to_value(a)?;

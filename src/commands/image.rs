@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 
@@ -33,6 +33,16 @@ fn parse_binary(s: &str, targets: &Targets) -> anyhow::Result<Prebuilt> {
         .next()
         .ok_or_else(|| UsageError(format!("--binary `{s}` names no platform")))?;
     let path = PathBuf::from(path);
+    // Looked at before anything opens it: a FIFO would block the run forever.
+    if let Ok(m) = std::fs::metadata(&path)
+        && !m.is_file()
+    {
+        return Err(UsageError(format!(
+            "--binary `{s}`: {} is not a regular file (a directory, FIFO, socket or device)",
+            path.display()
+        ))
+        .into());
+    }
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -75,8 +85,13 @@ fn parse_file(s: &str) -> anyhow::Result<LayerEntry> {
             "--file `{s}`: the destination must be an absolute path in the image"
         )));
     }
-    if !Path::new(src).is_file() {
-        bail!("--file `{s}`: {src} is not a file");
+    match std::fs::metadata(src) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => bail!(UsageError(format!(
+            "--file `{s}`: {src} is not a regular file (a directory, FIFO, socket or device): \
+             give a file"
+        ))),
+        Err(e) => bail!("--file `{s}`: cannot read {src}: {e}"),
     }
     Ok(LayerEntry::file(dst, src, mode))
 }
@@ -161,6 +176,19 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
         )?,
         b => b.parse::<Base>()?,
     };
+    // Checked before anything is packed: a bad setting is a usage error (exit 2).
+    let has_passwd = match &base {
+        Base::Scratch => Some(
+            files
+                .iter()
+                .any(|f| f.path.trim_start_matches('/') == "etc/passwd"),
+        ),
+        Base::Distroless(_) => Some(true),
+        Base::Image(_) => None,
+    };
+    for img in &images {
+        oci::validate::image_spec(&img.spec, has_passwd)?;
+    }
     let opts = BuildOptions {
         source_date_epoch: BuildOptions::source_date_epoch_from_env()?,
         compression: args.compression.parse()?,
@@ -212,7 +240,12 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         }
         oci::write_output(o, &built)?;
     }
-    let mut out = std::io::stdout().lock();
+    // With an archive streaming to stdout, the report goes to stderr.
+    let mut out: Box<dyn Write> = if outs.iter().any(OutputSpec::is_stdout) {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     if ctx.json {
         let platforms: Vec<_> = built
             .images

@@ -6,6 +6,7 @@
 mod arm;
 mod auditable;
 mod goinfo;
+mod load;
 mod parse;
 pub(crate) mod read;
 
@@ -155,6 +156,11 @@ pub struct ElfReport {
     pub go: Option<GoInfo>,
     /// Rust dependency list from cargo-auditable's `.dep-v0` section.
     pub auditable: Option<Vec<AuditablePackage>>,
+    /// Why the kernel would not start this program (truncated segment, program-header table
+    /// it refuses, entry point outside executable code); absent when it would. Only set for
+    /// programs (`kind` executable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_error: Option<String>,
     /// Things that looked wrong while parsing but did not stop it (section table unreadable,
     /// dynamic string outside the file, ...).
     pub warnings: Vec<String>,

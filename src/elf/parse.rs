@@ -159,53 +159,19 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         elf::ET_CORE => "core",
         _ => "other",
     };
-    let mut warnings = Vec::new();
 
-    // The loader cannot start a file whose program headers are not in it, so this is fatal.
-    let phdrs = header
-        .program_headers(endian, data)
-        .map_err(malformed("program header table"))?;
+    let mut seg = segment_pass(header, endian, data)?;
     let img = Image::<H> {
         data,
         endian,
-        phdrs,
+        phdrs: seg.phdrs,
     };
-
-    let mut interpreter = None;
-    let mut dynamic = DynInfo::default();
-    let mut gnu_relro = false;
-    let mut gnu_stack = None;
-    let mut build_id = None;
-    for ph in phdrs {
-        match ph.p_type(endian) {
-            elf::PT_INTERP => match ph.interpreter(endian, data) {
-                Ok(Some(i)) => interpreter = Some(String::from_utf8_lossy(i).into_owned()),
-                // A PT_INTERP that cannot be read still makes the kernel look for a loader.
-                _ => {
-                    warnings.push("PT_INTERP is outside the file or not NUL-terminated".into());
-                    interpreter = Some(String::from("?"));
-                }
-            },
-            elf::PT_DYNAMIC if !dynamic.present => match ph.dynamic(endian, data) {
-                Ok(Some(entries)) => dynamic = read_dynamic(endian, entries),
-                _ => warnings.push("PT_DYNAMIC is outside the file".into()),
-            },
-            elf::PT_GNU_RELRO => gnu_relro = true,
-            elf::PT_GNU_STACK => gnu_stack = Some(ph.p_flags(endian).0 & elf::PF_X.0 == 0),
-            elf::PT_NOTE if build_id.is_none() => {
-                if let Ok(Some(notes)) = ph.notes(endian, data) {
-                    build_id = find_build_id(endian, notes);
-                }
-            }
-            _ => {}
-        }
-    }
 
     // The section table: optional for running, needed for symbols and attributes.
     let sections = match header.sections(endian, data) {
         Ok(s) => s,
         Err(e) => {
-            warnings.push(format!(
+            seg.warnings.push(format!(
                 "section table unreadable ({e}); symbol-based checks skipped"
             ));
             SectionTable::default()
@@ -214,24 +180,237 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
 
     // The dynamic section through the section table, for files without PT_DYNAMIC that still
     // carry one (and for damaged program headers).
-    if !dynamic.present
+    if !seg.dynamic.present
         && let Some((entries, _)) = sections
             .iter()
             .find(|s| s.sh_type(endian) == elf::SHT_DYNAMIC)
             .and_then(|s| s.dynamic(endian, data).ok().flatten())
         && e_type != elf::ET_REL
     {
-        dynamic = read_dynamic(endian, entries);
+        seg.dynamic = read_dynamic(endian, entries);
     }
+    let dyns = dynamic_strings(&img, &sections, &seg.dynamic, &mut seg.warnings);
 
-    // Dynamic strings: through DT_STRTAB as the loader does, else the `.dynstr` section.
+    let is_pie_flag = seg.dynamic.flags_1 & elf::DF_1_PIE.0 != 0;
+    let entry: u64 = header.e_entry(endian).into();
+    let kind = match e_type {
+        elf::ET_EXEC => Kind::Executable,
+        // Without DF_1_PIE (added by binutils 2.26 / lld), an interpreter or an entry point
+        // without a soname marks a program; a soname marks a library.
+        elf::ET_DYN if is_pie_flag => Kind::Executable,
+        elf::ET_DYN if dyns.soname.is_some() => Kind::SharedLibrary,
+        elf::ET_DYN if seg.interpreter.is_some() || entry != 0 => Kind::Executable,
+        elf::ET_DYN => Kind::SharedLibrary,
+        elf::ET_REL => Kind::Relocatable,
+        elf::ET_CORE => Kind::Core,
+        _ => Kind::Other,
+    };
+    let linkage = if seg.interpreter.is_some() || !dyns.needed.is_empty() {
+        Linkage::Dynamic
+    } else if e_type == elf::ET_DYN {
+        if kind == Kind::Executable {
+            Linkage::StaticPie
+        } else {
+            Linkage::Dynamic
+        }
+    } else {
+        Linkage::Static
+    };
+    // Only programs are started by the kernel; a library's entry point means nothing.
+    let load_error = match (kind, seg.table_error.take()) {
+        (Kind::Executable, Some(e)) => Some(e),
+        (Kind::Executable, None) => super::load::check(header, endian, data, seg.phdrs),
+        _ => None,
+    };
+
+    let (sec, build_id) = section_pass(endian, data, &sections, machine, seg.build_id);
+    let syms = scan_symbols(endian, data, &sections);
+
+    let go = sec
+        .go_buildinfo
+        .and_then(|b| goinfo::parse(b, &img))
+        .or_else(|| goinfo::search_segments(&img));
+    let arm = sec.arm_attributes.and_then(arm::parse);
+    let auditable = sec.dep_v0.and_then(|d| match auditable::parse(d) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            seg.warnings
+                .push(format!("cargo-auditable data (.dep-v0) unreadable: {e}"));
+            None
+        }
+    });
+    let comment = comments(sec.comment);
+
+    let language = if go.is_some() || sec.go_marker {
+        Some("go")
+    } else if auditable.is_some()
+        || comment.iter().any(|c| c.starts_with("rustc version"))
+        || syms.rust
+    {
+        Some("rust")
+    } else {
+        None
+    };
+
+    // Only constant data can hold the marker strings; searching just `.rodata` keeps this
+    // cheap for 10 MB static binaries. Without a section table, search what PT_LOAD maps
+    // (never the whole file: a sparse file can claim gigabytes of nothing).
+    let marker_data = if load_error.is_some() {
+        None
+    } else if sections.is_empty() {
+        loaded_bytes(&img)
+    } else {
+        sec.rodata
+    };
+    let libc = detect_libc(
+        &seg.interpreter,
+        &dyns.needed,
+        dyns.glibc_version.is_some(),
+        &syms,
+        go.as_ref(),
+        linkage,
+        marker_data,
+    );
+
+    let variant = if machine == elf::EM_ARM.0 {
+        arm.as_ref()
+            .and_then(|a| a.variant.clone())
+            .or_else(|| go.as_ref().and_then(goinfo::GoInfo::arm_variant))
+    } else {
+        None
+    };
+
+    let hardening = Hardening {
+        pie: e_type == elf::ET_DYN && kind == Kind::Executable,
+        relro: relro(seg.gnu_relro, &seg.dynamic),
+        // Without PT_GNU_STACK the kernel gives most architectures an executable stack.
+        nx: seg.gnu_stack.unwrap_or(false),
+        canary: syms.any_table.then_some(syms.canary),
+        fortify: syms.any_table.then(|| syms.fortify.clone()),
+    };
+
+    Ok(ElfReport {
+        class,
+        endian: if big { "big" } else { "little" },
+        machine,
+        machine_name: machine_name(machine),
+        arch: oci_arch(machine, class, big),
+        variant,
+        elf_type,
+        kind,
+        linkage,
+        interpreter: seg.interpreter,
+        needed: dyns.needed,
+        soname: dyns.soname,
+        rpath: dyns.rpath,
+        runpath: dyns.runpath,
+        libc,
+        glibc_version: dyns.glibc_version,
+        language,
+        comment,
+        stripped: !sec.symtab,
+        debug_info: sec.debug,
+        build_id,
+        hardening,
+        arm,
+        go,
+        auditable,
+        load_error,
+        warnings: seg.warnings,
+    })
+}
+
+/// What the program headers say: the loader's view of the file.
+struct SegmentFacts<'a, H: FileHeader<Endian = Endianness>> {
+    phdrs: &'a [H::ProgramHeader],
+    /// Set when the kernel would refuse the program-header table itself.
+    table_error: Option<String>,
+    interpreter: Option<String>,
+    dynamic: DynInfo,
+    gnu_relro: bool,
+    gnu_stack: Option<bool>,
+    build_id: Option<String>,
+    warnings: Vec<String>,
+}
+
+fn segment_pass<'a, H: FileHeader<Endian = Endianness>>(
+    header: &'a H,
+    endian: Endianness,
+    data: &'a [u8],
+) -> Result<SegmentFacts<'a, H>, ElfError> {
+    let mut seg = SegmentFacts::<H> {
+        phdrs: &[],
+        table_error: None,
+        interpreter: None,
+        dynamic: DynInfo::default(),
+        gnu_relro: false,
+        gnu_stack: None,
+        build_id: None,
+        warnings: Vec::new(),
+    };
+    // A raw e_phnum the kernel refuses (0 for none, 0xffff "count in section 0", a table
+    // over 64 KiB) is not read through: what it points at is not what the kernel would use.
+    let table = u64::from(header.e_phnum(endian)) * u64::from(header.e_phentsize(endian));
+    if header.e_phnum(endian) == 0xffff || table > 65536 {
+        seg.table_error = super::load::check(header, endian, data, &[]);
+        return Ok(seg);
+    }
+    // The loader cannot start a file whose program headers are not in it, so this is fatal.
+    seg.phdrs = header
+        .program_headers(endian, data)
+        .map_err(malformed("program header table"))?;
+    for ph in seg.phdrs {
+        match ph.p_type(endian) {
+            elf::PT_INTERP => match ph.interpreter(endian, data) {
+                Ok(Some(i)) => seg.interpreter = Some(String::from_utf8_lossy(i).into_owned()),
+                // A PT_INTERP that cannot be read still makes the kernel look for a loader.
+                _ => {
+                    seg.warnings
+                        .push("PT_INTERP is outside the file or not NUL-terminated".into());
+                    seg.interpreter = Some(String::from("?"));
+                }
+            },
+            elf::PT_DYNAMIC if !seg.dynamic.present => match ph.dynamic(endian, data) {
+                Ok(Some(entries)) => seg.dynamic = read_dynamic(endian, entries),
+                _ => seg.warnings.push("PT_DYNAMIC is outside the file".into()),
+            },
+            elf::PT_GNU_RELRO => seg.gnu_relro = true,
+            elf::PT_GNU_STACK => seg.gnu_stack = Some(ph.p_flags(endian).0 & elf::PF_X.0 == 0),
+            elf::PT_NOTE if seg.build_id.is_none() => {
+                if let Ok(Some(notes)) = ph.notes(endian, data) {
+                    seg.build_id = find_build_id(endian, notes);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(seg)
+}
+
+/// The dynamic section's strings, looked up as the loader does.
+struct DynStrings {
+    needed: Vec<String>,
+    soname: Option<String>,
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+    glibc_version: Option<String>,
+}
+
+fn dynamic_strings<H: FileHeader<Endian = Endianness>>(
+    img: &Image<'_, H>,
+    sections: &SectionTable<'_, H>,
+    dynamic: &DynInfo,
+    warnings: &mut Vec<String>,
+) -> DynStrings {
+    let endian = img.endian;
+    // Through DT_STRTAB as the loader does, else the `.dynstr` section.
     let dynstr: &[u8] = dynamic
         .strtab
         .and_then(|a| img.at_vaddr(a, dynamic.strsz.unwrap_or(u64::MAX)))
         .or_else(|| {
             sections
                 .section_by_name(endian, b".dynstr")
-                .and_then(|(_, s)| s.data(endian, data).ok())
+                .and_then(|(_, s)| s.data(endian, img.data).ok())
         })
         .unwrap_or(&[]);
     let mut dstr = |off: u64, what: &str| -> Option<String> {
@@ -264,35 +443,25 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
     let runpath = split_paths(&dynamic.runpath, &mut dstr);
     let glibc_version = dynamic
         .verneed
-        .and_then(|a| highest_glibc(&img, a, dynamic.verneednum, dynstr));
+        .and_then(|a| highest_glibc(img, a, dynamic.verneednum, dynstr));
+    DynStrings {
+        needed,
+        soname,
+        rpath,
+        runpath,
+        glibc_version,
+    }
+}
 
-    let is_pie_flag = dynamic.flags_1 & elf::DF_1_PIE.0 != 0;
-    let entry: u64 = header.e_entry(endian).into();
-    let kind = match e_type {
-        elf::ET_EXEC => Kind::Executable,
-        // Without DF_1_PIE (added by binutils 2.26 / lld), an interpreter or an entry point
-        // without a soname marks a program; a soname marks a library.
-        elf::ET_DYN if is_pie_flag => Kind::Executable,
-        elf::ET_DYN if soname.is_some() => Kind::SharedLibrary,
-        elf::ET_DYN if interpreter.is_some() || entry != 0 => Kind::Executable,
-        elf::ET_DYN => Kind::SharedLibrary,
-        elf::ET_REL => Kind::Relocatable,
-        elf::ET_CORE => Kind::Core,
-        _ => Kind::Other,
-    };
-    let linkage = if interpreter.is_some() || !needed.is_empty() {
-        Linkage::Dynamic
-    } else if e_type == elf::ET_DYN {
-        if kind == Kind::Executable {
-            Linkage::StaticPie
-        } else {
-            Linkage::Dynamic
-        }
-    } else {
-        Linkage::Static
-    };
-
-    // Everything the section table holds, in one pass over it.
+/// Everything the section table holds, in one pass over it; also the build id when the
+/// program headers had none.
+fn section_pass<'a, H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    data: &'a [u8],
+    sections: &SectionTable<'a, H>,
+    machine: u16,
+    mut build_id: Option<String>,
+) -> (SectionFacts<'a>, Option<String>) {
     let mut sec = SectionFacts::default();
     for section in sections.iter() {
         let Ok(name) = sections.section_name(endian, section) else {
@@ -319,60 +488,34 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
             build_id = find_build_id(endian, notes);
         }
     }
+    (sec, build_id)
+}
 
-    let syms = scan_symbols(endian, data, &sections);
-
-    let go = sec
-        .go_buildinfo
-        .and_then(|b| goinfo::parse(b, &img))
-        .or_else(|| goinfo::search_segments(&img));
-    let arm = sec.arm_attributes.and_then(arm::parse);
-    let auditable = sec.dep_v0.and_then(|d| match auditable::parse(d) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            warnings.push(format!("cargo-auditable data (.dep-v0) unreadable: {e}"));
-            None
+/// The file bytes from the first PT_LOAD's start to the last one's end (constant data in a
+/// file without sections lives in one of them): bounded by what the file holds, never by
+/// what its headers claim.
+fn loaded_bytes<'a, H: FileHeader<Endian = Endianness>>(img: &Image<'a, H>) -> Option<&'a [u8]> {
+    let len = img.data.len() as u64;
+    let mut span: Option<(u64, u64)> = None;
+    for ph in img.phdrs {
+        if ph.p_type(img.endian) != elf::PT_LOAD {
+            continue;
         }
-    });
-    let comment = comments(sec.comment);
+        let off: u64 = ph.p_offset(img.endian).into();
+        let filesz: u64 = ph.p_filesz(img.endian).into();
+        let end = off.saturating_add(filesz).min(len);
+        if off >= end {
+            continue;
+        }
+        span = Some(span.map_or((off, end), |(a, b)| (a.min(off), b.max(end))));
+    }
+    let (start, end) = span?;
+    img.data
+        .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+}
 
-    let language = if go.is_some() || sec.go_marker {
-        Some("go")
-    } else if auditable.is_some()
-        || comment.iter().any(|c| c.starts_with("rustc version"))
-        || syms.rust
-    {
-        Some("rust")
-    } else {
-        None
-    };
-
-    let libc = detect_libc(
-        &interpreter,
-        &needed,
-        glibc_version.is_some(),
-        &syms,
-        go.as_ref(),
-        linkage,
-        // Only constant data can hold the marker strings; searching just `.rodata` keeps
-        // this cheap for 10 MB static binaries. Without a section table, search it all.
-        if sections.is_empty() {
-            Some(data)
-        } else {
-            sec.rodata
-        },
-    );
-
-    let variant = if machine == elf::EM_ARM.0 {
-        arm.as_ref()
-            .and_then(|a| a.variant.clone())
-            .or_else(|| go.as_ref().and_then(goinfo::GoInfo::arm_variant))
-    } else {
-        None
-    };
-
-    let has_syms = syms.any_table;
-    let relro = match (gnu_relro, dynamic.present) {
+fn relro(gnu_relro: bool, dynamic: &DynInfo) -> Relro {
+    match (gnu_relro, dynamic.present) {
         (false, _) => Relro::None,
         // Nothing is bound lazily without a dynamic section, so the whole RELRO region is
         // read-only once the startup code (or kernel) has applied relocations.
@@ -383,44 +526,7 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
                 || dynamic.flags_1 & elf::DF_1_NOW.0 != 0;
             if now { Relro::Full } else { Relro::Partial }
         }
-    };
-    let hardening = Hardening {
-        pie: e_type == elf::ET_DYN && kind == Kind::Executable,
-        relro,
-        // Without PT_GNU_STACK the kernel gives most architectures an executable stack.
-        nx: gnu_stack.unwrap_or(false),
-        canary: has_syms.then_some(syms.canary),
-        fortify: has_syms.then(|| syms.fortify.clone()),
-    };
-
-    Ok(ElfReport {
-        class,
-        endian: if big { "big" } else { "little" },
-        machine,
-        machine_name: machine_name(machine),
-        arch: oci_arch(machine, class, big),
-        variant,
-        elf_type,
-        kind,
-        linkage,
-        interpreter,
-        needed,
-        soname,
-        rpath,
-        runpath,
-        libc,
-        glibc_version,
-        language,
-        comment,
-        stripped: !sec.symtab,
-        debug_info: sec.debug,
-        build_id,
-        hardening,
-        arm,
-        go,
-        auditable,
-        warnings,
-    })
+    }
 }
 
 #[derive(Default)]

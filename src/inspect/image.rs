@@ -5,12 +5,14 @@
 //! inside the image, the way the loader would look for them. That is what tells you a binary
 //! will not start in a scratch or distroless image before anyone runs it.
 //!
-//! ELF files are inspected as their layer is read and only the report is kept, so memory
-//! holds one decompressed layer at a time plus small reports.
+//! Layers are streamed: ELF files are inspected as their layer is read and only the report
+//! is kept, so memory holds one ELF file (up to 64 MiB; larger ones go through a temporary
+//! file) plus small reports, whatever the size of the layers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use super::report::{FileEntry, Inspection};
 use super::verify::{Policy, Problem, verify_linkage, verify_platform};
@@ -21,6 +23,74 @@ use crate::oci::read::{PlatformManifest, read_image};
 const MAX_HOPS: usize = 40;
 /// Largest loader configuration file kept (`/etc/ld.so.conf*`, `/etc/ld-musl-*.path`).
 const MAX_CONF: u64 = 64 * 1024;
+/// ELF files in a layer up to this size are inspected in memory; larger ones are copied to
+/// a temporary file and mapped, so memory stays bounded.
+const MAX_ELF_IN_MEMORY: u64 = 64 << 20;
+/// Largest ELF file in a layer kiln inspects.
+pub const MAX_ELF_IN_LAYER: u64 = 4 << 30;
+
+/// Does a PAX header describe a sparse file (`GNU.sparse.*`), which the tar crate would hand
+/// over as its raw map instead of its contents?
+fn has_pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> anyhow::Result<bool> {
+    let Some(exts) = entry.pax_extensions().context("reading PAX headers")? else {
+        return Ok(false);
+    };
+    for e in exts {
+        let e = e.context("reading PAX headers")?;
+        if e.key_bytes().starts_with(b"GNU.sparse.") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A regular file's node: ELF files inspected, loader configuration kept as text, other
+/// files skipped unread (only their first bytes are looked at).
+fn read_file<R: Read>(path: &str, entry: &mut tar::Entry<'_, R>) -> anyhow::Result<Node> {
+    let size = entry.size();
+    let mut head = Vec::with_capacity(4);
+    entry.by_ref().take(4).read_to_end(&mut head)?;
+    if is_loader_conf(path) && size <= MAX_CONF {
+        let mut text = head;
+        entry.read_to_end(&mut text)?;
+        return Ok(Node::File {
+            elf: None,
+            text: Some(String::from_utf8_lossy(&text).into_owned()),
+        });
+    }
+    if !crate::elf::is_elf(&head) {
+        return Ok(Node::File {
+            elf: None,
+            text: None,
+        });
+    }
+    if size > MAX_ELF_IN_LAYER {
+        let e = ElfError::Io(format!(
+            "{size}-byte ELF file: kiln inspects files in images up to {MAX_ELF_IN_LAYER} bytes"
+        ));
+        return Ok(Node::File {
+            elf: Some(Box::new(Err(e))),
+            text: None,
+        });
+    }
+    let report = if size <= MAX_ELF_IN_MEMORY {
+        let mut data = head;
+        data.reserve(size.min(MAX_ELF_IN_MEMORY) as usize);
+        entry.read_to_end(&mut data)?;
+        crate::elf::inspect_bytes(&data)
+    } else {
+        let mut tmp = tempfile::tempfile().context("creating a temporary file")?;
+        std::io::Write::write_all(&mut tmp, &head)?;
+        std::io::copy(entry, &mut tmp).context("copying an ELF file out of the layer")?;
+        let len = tmp.metadata()?.len();
+        let bytes = crate::fsutil::read_or_map(&tmp, len, false)?;
+        crate::elf::inspect_bytes(&bytes)
+    };
+    Ok(Node::File {
+        elf: Some(Box::new(report)),
+        text: None,
+    })
+}
 
 /// Whether an input names an image rather than a file.
 pub fn is_image_ref(s: &str) -> bool {
@@ -40,6 +110,8 @@ enum Node {
         text: Option<String>,
     },
     Symlink(String),
+    /// A device or FIFO: nothing to inspect, but it replaces what was at its path.
+    Special,
 }
 
 /// A platform's root file system, after all layers.
@@ -100,16 +172,29 @@ impl Tree {
         }
     }
 
-    /// Apply one layer's tar.
-    fn apply(&mut self, tar_bytes: &[u8]) -> anyhow::Result<()> {
+    /// Apply one layer's tar, read as a stream: memory holds one entry header at a time,
+    /// plus an ELF file's bytes up to [`MAX_ELF_IN_MEMORY`] (larger ones go through a
+    /// temporary file), never the layer. Entries are seen as a runtime unpacking the layer
+    /// (umoci, containerd) sees them: parents resolved through symlinks already in the
+    /// tree, hard links through symlinks to their file, GNU sparse files expanded, devices
+    /// and FIFOs replacing what was there. An entry kiln cannot interpret is an error.
+    fn apply(&mut self, reader: impl Read) -> anyhow::Result<()> {
         let mut added = BTreeSet::new();
-        let mut archive = tar::Archive::new(tar_bytes);
+        let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().context("reading the layer's tar")? {
-            let entry = entry.context("reading a tar entry")?;
-            let raw = entry.path().context("a tar entry's path")?;
-            let path = norm(&raw.to_string_lossy());
-            let name = path.rsplit('/').next().unwrap_or("");
-            let dir = parent(&path).to_string();
+            let mut entry = entry.context("reading a tar entry")?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let ty = entry.header().entry_type();
+            if ty == tar::EntryType::XGlobalHeader {
+                continue;
+            }
+            if has_pax_sparse(&mut entry)? {
+                bail!(
+                    "entry {raw} is a PAX-format sparse file, which kiln cannot read yet: the \
+                     layer cannot be verified (repack it without --sparse)"
+                );
+            }
+            let (dir, name) = self.place(&raw);
             // Whiteouts (OCI image spec, "Representation of changes"): `.wh..wh..opq` hides
             // everything the lower layers had in its directory, `.wh.NAME` hides NAME.
             if name == ".wh..wh..opq" {
@@ -117,48 +202,54 @@ impl Tree {
                 continue;
             }
             if let Some(hidden) = name.strip_prefix(".wh.") {
+                if hidden.is_empty() || hidden == "." || hidden == ".." {
+                    bail!("entry {raw} is a whiteout that names no file");
+                }
                 let target = norm(&format!("{dir}/{hidden}"));
                 self.remove_below(&target, &added, true);
                 continue;
             }
-            let header = entry.header();
-            let node = match header.entry_type() {
+            let path = norm(&format!("{dir}/{name}"));
+            let node = match ty {
                 tar::EntryType::Directory => Node::Dir,
+                _ if path == "/" => bail!(
+                    "entry {raw} names the root directory but is not a directory: a runtime \
+                     cannot unpack this layer"
+                ),
                 tar::EntryType::Symlink => Node::Symlink(
                     entry
-                        .link_name()
-                        .ok()
-                        .flatten()
-                        .map(|l| l.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
+                        .link_name_bytes()
+                        .map(|l| String::from_utf8_lossy(&l).into_owned())
+                        .with_context(|| format!("symlink {raw} has no target"))?,
                 ),
                 tar::EntryType::Link => {
-                    // A hard link names an earlier path of the archive (or a lower layer).
+                    // A hard link names an earlier path of the archive (or a lower layer);
+                    // runtimes resolve it inside the root, symlinks included.
                     let target = entry
-                        .link_name()
-                        .ok()
-                        .flatten()
-                        .map(|l| norm(&l.to_string_lossy()))
-                        .unwrap_or_default();
-                    match self.nodes.get(&target) {
+                        .link_name_bytes()
+                        .map(|l| String::from_utf8_lossy(&l).into_owned())
+                        .with_context(|| format!("hard link {raw} has no target"))?;
+                    let found = self.resolve(&target).and_then(|t| self.nodes.get(&t));
+                    match found {
                         Some(n) => n.clone(),
-                        None => continue,
+                        None => bail!(
+                            "hard link {raw} points to {target}, which is not in the image at \
+                             that point: a runtime cannot unpack this layer"
+                        ),
                     }
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let size = entry.size();
-                    let start = entry.raw_file_position() as usize;
-                    let data = start
-                        .checked_add(size as usize)
-                        .and_then(|end| tar_bytes.get(start..end))
-                        .context("a tar entry runs past the end of the layer")?;
-                    let elf =
-                        crate::elf::is_elf(data).then(|| Box::new(crate::elf::inspect_bytes(data)));
-                    let text = (is_loader_conf(&path) && size <= MAX_CONF)
-                        .then(|| String::from_utf8_lossy(data).into_owned());
-                    Node::File { elf, text }
+                tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::GNUSparse => read_file(&path, &mut entry)?,
+                tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                    Node::Special
                 }
-                _ => continue,
+                other => bail!(
+                    "entry {raw} has tar type {:?} ({:?}), which kiln cannot interpret: the \
+                     layer cannot be verified",
+                    other,
+                    other.as_byte() as char
+                ),
             };
             // A file replacing a directory hides what was below it.
             if !matches!(node, Node::Dir) {
@@ -167,7 +258,46 @@ impl Tree {
             added.insert(path.clone());
             self.nodes.insert(path, node);
         }
+        // Read to the end: the layer's digests are checked there.
+        std::io::copy(&mut archive.into_inner(), &mut std::io::sink())
+            .context("reading the end of the layer")?;
         Ok(())
+    }
+
+    /// Where an entry lands: its parent directory resolved through the symlinks already in
+    /// the tree (as runtimes resolve it inside the root), and its own name.
+    fn place(&self, raw: &str) -> (String, String) {
+        let path = norm(raw);
+        let name = path.rsplit('/').next().unwrap_or("").to_string();
+        let parent_dir = parent(&path);
+        let dir = self
+            .resolve_dir(parent_dir)
+            .unwrap_or_else(|| parent_dir.to_string());
+        (dir, name)
+    }
+
+    /// A directory path with every symlink in it followed (missing parts kept as they are).
+    fn resolve_dir(&self, path: &str) -> Option<String> {
+        let mut path = norm(path);
+        'hop: for _ in 0..MAX_HOPS {
+            let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+            let mut cur = String::new();
+            for (i, c) in comps.iter().enumerate() {
+                cur.push('/');
+                cur.push_str(c);
+                if let Some(Node::Symlink(target)) = self.nodes.get(&cur) {
+                    let base = if target.starts_with('/') {
+                        target.clone()
+                    } else {
+                        format!("{}/{target}", parent(&cur))
+                    };
+                    path = norm(&format!("{base}/{}", comps[i + 1..].join("/")));
+                    continue 'hop;
+                }
+            }
+            return Some(path);
+        }
+        None
     }
 
     /// Follow symlinks (in any component) to a regular file; `None` if missing or looping.
@@ -391,8 +521,7 @@ fn inspect_platform(
 ) -> anyhow::Result<()> {
     let mut tree = Tree::default();
     for layer in &pm.layers {
-        let tar = layer.tar()?;
-        tree.apply(&tar)
+        tree.apply(layer.open()?)
             .with_context(|| format!("applying layer {}", layer.digest))?;
     }
     let env: Vec<String> = pm
@@ -411,6 +540,10 @@ fn inspect_platform(
             }
             Node::Symlink(_) => {
                 out.summary.skipped_symlinks += 1;
+                continue;
+            }
+            Node::Special => {
+                out.summary.skipped_special += 1;
                 continue;
             }
             Node::Dir => continue,
@@ -532,14 +665,16 @@ mod tests {
         use tar::EntryType::{Directory, Link, Regular, Symlink};
         let elf = std::fs::read("tests/fixtures/elf/amd64-static").unwrap();
         let mut t = Tree::default();
-        t.apply(&layer(&[
-            ("bin/", Directory, b""),
-            ("bin/app", Regular, &elf),
-            ("bin/app-link", Link, b"bin/app"),
-            ("bin/sh", Symlink, b"app"),
-            ("etc/keep", Regular, b"x"),
-            ("opt/a/old", Regular, b"x"),
-        ]))
+        t.apply(
+            &layer(&[
+                ("bin/", Directory, b""),
+                ("bin/app", Regular, &elf),
+                ("bin/app-link", Link, b"bin/app"),
+                ("bin/sh", Symlink, b"app"),
+                ("etc/keep", Regular, b"x"),
+                ("opt/a/old", Regular, b"x"),
+            ])[..],
+        )
         .unwrap();
         assert!(matches!(
             t.nodes.get("/bin/app-link"),
@@ -547,13 +682,15 @@ mod tests {
         ));
         assert_eq!(t.resolve("/bin/sh").as_deref(), Some("/bin/app"));
 
-        t.apply(&layer(&[
-            ("bin/.wh.app", Regular, b""),
-            ("opt/a/.wh..wh..opq", Regular, b""),
-            ("opt/a/new", Regular, b"x"),
-            // A file where a directory was hides the directory's contents.
-            ("etc", Regular, b"x"),
-        ]))
+        t.apply(
+            &layer(&[
+                ("bin/.wh.app", Regular, b""),
+                ("opt/a/.wh..wh..opq", Regular, b""),
+                ("opt/a/new", Regular, b"x"),
+                // A file where a directory was hides the directory's contents.
+                ("etc", Regular, b"x"),
+            ])[..],
+        )
         .unwrap();
         let paths: Vec<&str> = t.nodes.keys().map(String::as_str).collect();
         assert_eq!(
@@ -565,7 +702,7 @@ mod tests {
         // A tar entry whose data runs past the end of the layer is an error, not a panic.
         let mut cut = layer(&[("big", Regular, &elf)]);
         cut.truncate(1024);
-        let _ = Tree::default().apply(&cut);
+        let _ = Tree::default().apply(&cut[..]);
     }
 
     #[test]

@@ -31,7 +31,8 @@ impl Builder {
         Builder {
             e_type,
             machine: 62,
-            entry: BASE + 0x1000,
+            // Inside the one R+X PT_LOAD (the program headers: not all zero).
+            entry: BASE + 64,
             stack: Some(false),
             ..Default::default()
         }
@@ -362,13 +363,53 @@ fn garbage_is_not_elf_and_damage_is_an_error() {
 #[test]
 fn program_headers_past_eof_are_malformed_not_a_panic() {
     let mut f = Builder::new(ET_EXEC).build();
-    // e_phnum = 0xffff: a table far past the end of the file.
-    f[56..58].copy_from_slice(&0xffffu16.to_le_bytes());
+    // e_phoff far past the end of the file.
+    f[32..40].copy_from_slice(&0xffff_0000u64.to_le_bytes());
     let e = inspect_bytes(&f).unwrap_err().to_string();
     assert!(
         e.contains("program header table") && e.contains("truncated"),
         "{e}"
     );
+}
+
+#[test]
+fn what_the_kernel_refuses_cannot_run() {
+    let not_runnable = |f: &[u8]| -> String {
+        let r = inspect_bytes(f).expect("parses");
+        match verify(&r, &Policy::default()).as_slice() {
+            [Problem::NotRunnable { reason }] => reason.clone(),
+            p => panic!("expected not-runnable, got {p:?}"),
+        }
+    };
+    assert!(verify(&report(&Builder::new(ET_EXEC)), &Policy::default()).is_empty());
+    // e_phnum = 0xffff (PN_XNUM) and 0: tables the kernel refuses.
+    for n in [0xffffu16, 0, 1200] {
+        let mut f = Builder::new(ET_EXEC).build();
+        f[56..58].copy_from_slice(&n.to_le_bytes());
+        assert!(not_runnable(&f).contains("program-header table"), "{n}");
+    }
+    // Cut inside the PT_LOAD.
+    let f = Builder::new(ET_EXEC).build();
+    assert!(not_runnable(&f[..f.len() - 1]).contains("truncated"));
+    // Entry points: outside every segment, and on zero bytes.
+    let mut b = Builder::new(ET_EXEC);
+    b.entry = BASE + 0x10_0000;
+    assert!(not_runnable(&b.build()).contains("entry point"));
+    let mut f = Builder::new(ET_EXEC).build();
+    f.extend_from_slice(&[0; 64]);
+    let off = f.len() as u64 - 32;
+    // Grow the PT_LOAD over the zeros and point the entry at them.
+    let len = (f.len() as u64).to_le_bytes();
+    f[64 + 32..64 + 40].copy_from_slice(&len);
+    f[64 + 40..64 + 48].copy_from_slice(&len);
+    f[24..32].copy_from_slice(&(BASE + off).to_le_bytes());
+    assert!(not_runnable(&f).contains("all zero"));
+    // Not a program at all; `--require any` only reports.
+    let mut f = Builder::new(ET_EXEC).build();
+    f[16..18].copy_from_slice(&1u16.to_le_bytes()); // ET_REL
+    assert!(not_runnable(&f).contains("object file"));
+    let r = inspect_bytes(&f).unwrap();
+    assert!(verify_linkage(&r, Require::Any).is_empty());
 }
 
 #[test]

@@ -68,6 +68,11 @@ pub enum Problem {
         found: String,
         expected: String,
     },
+    /// The kernel would not run it: damaged or truncated, or not a program at all (an object
+    /// file, a core dump). Checked whenever a linkage is required.
+    NotRunnable {
+        reason: String,
+    },
     /// In an image: the interpreter or a needed library is not in the image.
     Unresolved {
         missing: Vec<String>,
@@ -97,6 +102,17 @@ pub fn verify(report: &ElfReport, policy: &Policy) -> Vec<Problem> {
 /// The linkage half of [`verify`].
 pub fn verify_linkage(report: &ElfReport, require: Require) -> Vec<Problem> {
     let mut problems = Vec::new();
+    if require != Require::Any {
+        let not_program = match report.kind {
+            Kind::Executable | Kind::SharedLibrary => None,
+            Kind::Relocatable => Some("it is an object file (ET_REL), not a linked program"),
+            Kind::Core => Some("it is a core dump (ET_CORE), not a program"),
+            Kind::Other => Some("its ELF type is not one the kernel executes"),
+        };
+        if let Some(reason) = not_program.map(str::to_owned).or(report.load_error.clone()) {
+            problems.push(Problem::NotRunnable { reason });
+        }
+    }
     match (require, report.linkage) {
         (Require::Any, _) => {}
         (_, Linkage::Dynamic) => {
@@ -277,6 +293,10 @@ fn explain_one(name: &str, p: &Problem) -> String {
                  platform it was built for."
             )
         }
+        Problem::NotRunnable { reason } => format!(
+            "{name} cannot run: {reason}. Fix: rebuild it, or copy it again and compare its \
+             size and checksum with the original."
+        ),
         Problem::Unresolved { missing, searched } => format!(
             "{name} will not start in this image: {} not found (searched {}). Fix: build it \
              static (see --require static), or add the missing files to the image, e.g. a base \
@@ -299,6 +319,7 @@ pub fn problem_label(p: &Problem) -> &'static str {
         Problem::NotStaticPie => "not-static-pie",
         Problem::WrongArch { .. } => "wrong-arch",
         Problem::WrongVariant { .. } => "wrong-variant",
+        Problem::NotRunnable { .. } => "not-runnable",
         Problem::Unresolved { .. } => "unresolved",
     }
 }

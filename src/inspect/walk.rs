@@ -16,6 +16,8 @@ const MAX_DEPTH: usize = 128;
 /// A file to inspect, or a path that could not be walked.
 enum Found {
     File(PathBuf),
+    /// A file named on the command line: not being ELF is an error, not a skip.
+    Named(PathBuf),
     Error(PathBuf, String),
 }
 
@@ -26,11 +28,15 @@ pub fn inspect_tree(input: &Path, policy: &Policy, out: &mut Inspection) {
     // asked for them.
     match std::fs::metadata(input) {
         Ok(m) if m.is_dir() => walk_dir(input, 0, &mut found, &mut out.summary),
-        Ok(_) => found.push(Found::File(input.to_path_buf())),
+        Ok(_) => found.push(Found::Named(input.to_path_buf())),
         Err(e) => found.push(Found::Error(input.to_path_buf(), describe_io(&e))),
     }
     let results: Vec<Option<FileEntry>> = par_map(&found, cpus(), |f| match f {
         Found::File(path) => inspect_one(path, policy),
+        Found::Named(path) => Some(
+            inspect_one(path, policy)
+                .unwrap_or_else(|| FileEntry::error(display(path), describe_non_elf(path))),
+        ),
         Found::Error(path, e) => Some(FileEntry::error(display(path), e.clone())),
     });
     for r in results {
@@ -52,6 +58,37 @@ fn inspect_one(path: &Path, policy: &Policy) -> Option<FileEntry> {
         Err(ElfError::NotElf) => None,
         Err(e) => Some(FileEntry::error(name, e.to_string())),
     }
+}
+
+/// What a file that is not ELF is, for the error on a file named explicitly: a pipeline
+/// that runs `kiln inspect dist/app` must not take a script or a broken download for a
+/// verified binary.
+fn describe_non_elf(path: &Path) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(256).read_to_end(&mut head));
+    if let Err(e) = read {
+        return describe_io(&e);
+    }
+    let what = if head.is_empty() {
+        "an empty file (0 bytes)".to_string()
+    } else if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        format!(
+            "a script (interpreter line `#!{}`)",
+            String::from_utf8_lossy(line).trim()
+        )
+    } else {
+        let start: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!(
+            "data, not an ELF file (it starts with bytes {})",
+            start.join(" ")
+        )
+    };
+    format!(
+        "not an ELF file: {what}. A file named on the command line must be a compiled program; \
+         check the path, or rebuild or re-download it"
+    )
 }
 
 fn walk_dir(dir: &Path, depth: usize, found: &mut Vec<Found>, summary: &mut Summary) {

@@ -84,6 +84,11 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
             );
         }
     }
+    // Canonical platform order (os, architecture, variant), so the index digest does not
+    // depend on the order binaries were given in.
+    let mut sorted = images.to_vec();
+    sorted.sort_by(|a, b| a.platform.cmp(&b.platform));
+    let images = &sorted[..];
     let mtime = opts.source_date_epoch.unwrap_or(0);
     let auto = auto_annotations(&opts.metadata, opts.source_date_epoch);
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::BuiltIndex;
 use super::json::to_canonical_vec;
-use crate::fsutil::{WriteOptions, write_atomic};
+use crate::fsutil::{TEMP_PREFIX, WriteOptions, write_atomic, write_atomic_in};
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -26,6 +26,36 @@ pub fn valid_ref_name(tag: &str) -> bool {
         .split(|c: char| c.is_ascii_alphanumeric())
         .all(|run| run.is_empty() || run == "--" || (run.len() == 1 && "-._:@/+".contains(run)));
     starts_and_ends && runs_ok
+}
+
+/// Remove kiln's leftover temporary files (regular files only) directly in `dir`.
+fn remove_stale_temps(dir: &Path) -> anyhow::Result<()> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let stale = e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            && e.file_type().is_ok_and(|t| t.is_file());
+        if stale {
+            fs_err::remove_file(e.path()).context("removing a stale temporary file")?;
+        }
+    }
+    Ok(())
+}
+
+/// Does `path` hold exactly the blob `digest` of `len` bytes? (Read and hashed in chunks.)
+fn blob_is_intact(path: &Path, digest: &str, len: u64) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() != len {
+        return false;
+    }
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut h = crate::digest::Hasher::new();
+    std::io::copy(&mut f, &mut h).is_ok() && h.finish_digest() == digest
 }
 
 /// Path of a blob inside a layout.
@@ -121,17 +151,24 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
             index.digest.as_str(),
             index.index_json.as_slice(),
         )));
+    // Temporary files of runs that were killed (SIGKILL, power loss): under the lock no
+    // other writer is busy, so every one is stale. Older kilns left them in blobs/sha256.
+    remove_stale_temps(dir)?;
+    remove_stale_temps(&sha_dir)?;
     let mut todo = Vec::new();
     for (digest, bytes) in all {
         let path = blob_path(dir, digest)?;
-        // Content-addressed: a blob of the right size under its digest is this blob.
-        if !fs_err::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        // A blob under its digest is reused only if it really has that digest: a damaged or
+        // planted file of the right size is rewritten, not pointed at by the new tag.
+        if !blob_is_intact(&path, digest, bytes.len() as u64) {
             todo.push((path, bytes));
         }
     }
     // Large blobs are written (and synced) side by side: the disk, not the CPU, is the limit.
+    // Their temporary files live in the layout's root, never in blobs/sha256 where readers
+    // (umoci gc, skopeo) expect only digests.
     crate::par::par_map(&todo, 8, |(path, bytes)| {
-        write_atomic(path, bytes, WriteOptions::DURABLE)
+        write_atomic_in(dir, path, bytes, WriteOptions::DURABLE)
     })
     .into_iter()
     .collect::<anyhow::Result<()>>()?;

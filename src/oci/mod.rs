@@ -36,6 +36,9 @@
 
 pub mod archive;
 pub mod base;
+mod compress;
+mod deb;
+pub mod decode;
 pub mod distroless;
 pub mod image;
 pub mod index;
@@ -44,6 +47,9 @@ pub mod layer;
 pub mod layout;
 pub mod output;
 pub mod read;
+pub mod sources;
+mod tarstream;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -217,17 +223,29 @@ pub struct BuildOptions {
     pub metadata: Metadata,
 }
 
+/// Latest `SOURCE_DATE_EPOCH` an image can carry: 9999-12-31T23:59:59Z.
+pub const MAX_SOURCE_DATE_EPOCH: u64 = 253_402_300_799;
+
 impl BuildOptions {
     /// `SOURCE_DATE_EPOCH` from the environment; an unparsable value is an error.
     pub fn source_date_epoch_from_env() -> anyhow::Result<Option<u64>> {
         // One reading for `kiln build` and `kiln image`: a bad value is a usage error (2).
+        use crate::error::UsageError;
         match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| {
-                crate::error::UsageError(format!(
+            Ok(s) if !s.trim().is_empty() => match s.trim().parse::<u64>() {
+                // RFC 3339 (the config's `created`) has four-digit years.
+                Ok(n) if n <= MAX_SOURCE_DATE_EPOCH => Ok(Some(n)),
+                Ok(_) => Err(UsageError(format!(
+                    "SOURCE_DATE_EPOCH={s} is after 9999-12-31T23:59:59Z \
+                     ({MAX_SOURCE_DATE_EPOCH}), which an image config's RFC 3339 `created` \
+                     cannot hold; set it to e.g. `git log -1 --format=%ct`"
+                ))
+                .into()),
+                Err(_) => Err(UsageError(format!(
                     "SOURCE_DATE_EPOCH={s} is not a number of seconds since 1970; unset it or set it to e.g. `git log -1 --format=%ct`"
                 ))
-                .into()
-            }),
+                .into()),
+            },
             _ => Ok(None),
         }
     }

@@ -43,6 +43,19 @@ impl std::fmt::Display for OutputSpec {
     }
 }
 
+impl OutputSpec {
+    /// Does this output stream to standard output (`oci-archive:-`, `docker-archive:-`)?
+    /// Reports then go to stderr, so the archive is all that stdout carries.
+    pub fn is_stdout(&self) -> bool {
+        match self {
+            OutputSpec::OciDir { .. } => false,
+            OutputSpec::OciArchive { file, .. } | OutputSpec::DockerArchive { file, .. } => {
+                file.as_os_str() == "-"
+            }
+        }
+    }
+}
+
 const FORMS: &str = "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG]";
 
 /// Parse an output named as skopeo names it. As in skopeo, the path ends at the first `:`.
@@ -59,16 +72,30 @@ pub fn parse_outputs(
                 .map(|mut t| t.remove(0).platform)
         })
         .transpose()?;
-    outputs
+    let specs: Vec<OutputSpec> = outputs
         .iter()
         .map(|o| {
             let mut spec = parse_output(o)?;
             if let OutputSpec::DockerArchive { platform, .. } = &mut spec {
                 platform.clone_from(&docker_platform);
             }
+            // Checked now, before anything is built: a device, FIFO or directory there is a
+            // usage error, not something to replace.
+            match &spec {
+                OutputSpec::OciArchive { file, .. } | OutputSpec::DockerArchive { file, .. } => {
+                    archive::destination(file)?;
+                }
+                OutputSpec::OciDir { .. } => {}
+            }
             Ok(spec)
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    if specs.iter().filter(|s| s.is_stdout()).count() > 1 {
+        return Err(
+            UsageError("only one output can stream to standard output (`-`)".into()).into(),
+        );
+    }
+    Ok(specs)
 }
 
 pub fn parse_output(s: &str) -> Result<OutputSpec, UsageError> {
