@@ -4,10 +4,9 @@
 
 use std::io::Write;
 
-use serde_json::json;
-
 use crate::cli::BuildArgs;
 use crate::commands::Ctx;
+use crate::commands::message::{self, Message};
 use crate::config::{self, BuildConfig};
 use crate::pipeline::{self, BuildOutcome};
 use crate::progress::{Progress, human_size};
@@ -33,32 +32,11 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
         Box::new(std::io::stdout().lock())
     };
     if ctx.json {
-        for a in &outcome.artifacts {
-            let mut v = serde_json::to_value(a)?;
-            v["reason"] = json!("artifact");
-            writeln!(out, "{}", serde_json::to_string(&v)?)?;
-        }
+        let mut messages: Vec<Message> = outcome.artifacts.iter().map(Message::Artifact).collect();
         if let Some(index) = &outcome.index {
-            for image in &index.images {
-                writeln!(
-                    out,
-                    "{}",
-                    json!({
-                        "reason": "image",
-                        "platform": image.platform.to_string(),
-                        "manifest": image.manifest,
-                        "config": image.config,
-                        "layers": image.layers.iter().map(|l| &l.digest).collect::<Vec<_>>(),
-                    })
-                )?;
-            }
-            writeln!(
-                out,
-                "{}",
-                json!({"reason": "index", "digest": index.digest, "outputs": cfg.outputs})
-            )?;
+            messages.extend(message::index_messages(index, &outcome.outputs));
         }
-        return Ok(());
+        return message::write(&mut out, &messages);
     }
     let rows: Vec<[String; 5]> = outcome
         .artifacts

@@ -209,11 +209,7 @@ fn plan(
     let base = match base_text.as_deref() {
         None | Some("scratch") => FinalBase::Scratch,
         Some("distroless") => FinalBase::Distroless,
-        Some(b)
-            if b.starts_with("oci:")
-                || b.starts_with("oci-archive:")
-                || b.starts_with("docker-archive:") =>
-        {
+        Some(b) if crate::oci::transport::is_image_ref(b) => {
             return Err(UsageError(format!(
                 "the base `{b}` is a local image file, which a Dockerfile cannot name: pass --base with an image reference (`alpine:3.20`), `scratch` or `distroless`"
             ))

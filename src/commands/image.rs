@@ -10,6 +10,7 @@ use anyhow::bail;
 
 use crate::cli::{BaseCommand, ImageArgs};
 use crate::commands::Ctx;
+use crate::commands::message;
 use crate::error::UsageError;
 use crate::fsutil::{WriteOptions, write_atomic};
 use crate::oci::{
@@ -247,19 +248,7 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         Box::new(std::io::stdout().lock())
     };
     if ctx.json {
-        let platforms: Vec<_> = built
-            .images
-            .iter()
-            .map(|i| serde_json::json!({"platform": i.platform.to_string(), "manifest": i.manifest, "config": i.config}))
-            .collect();
-        let event = serde_json::json!({
-            "event": "index",
-            "digest": built.digest,
-            "size": built.total_size(),
-            "platforms": platforms,
-            "outputs": outs.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-        });
-        writeln!(out, "{event}")?;
+        message::write(&mut out, &message::index_messages(&built, &outs))?;
     } else if !ctx.quiet {
         for i in &built.images {
             let size: u64 = i.layers.iter().map(|l| l.size).sum();

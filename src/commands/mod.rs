@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod image;
 pub mod inspect;
 pub mod lint;
+pub mod message;
 pub mod targets;
 pub mod toolchain;
 

@@ -92,12 +92,7 @@ fn read_file<R: Read>(path: &str, entry: &mut tar::Entry<'_, R>) -> anyhow::Resu
     })
 }
 
-/// Whether an input names an image rather than a file.
-pub fn is_image_ref(s: &str) -> bool {
-    ["oci:", "oci-layout:", "oci-archive:", "docker-archive:"]
-        .iter()
-        .any(|p| s.starts_with(p))
-}
+pub use crate::oci::transport::is_image_ref;
 
 /// One path in the virtual tree.
 #[derive(Debug, Clone)]

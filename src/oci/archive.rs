@@ -17,6 +17,7 @@ use super::decode;
 use super::json::to_canonical_vec;
 use super::layer::LayerInfo;
 use super::layout::{self, OCI_LAYOUT};
+use super::transport::docker_reference;
 use super::{BuiltImage, BuiltIndex};
 use crate::error::UsageError;
 use crate::target::{Platform, Targets};
@@ -287,53 +288,6 @@ impl<'w> TarWriter<'w> {
     }
 }
 
-/// `repo[:tag]` → `repo:tag` (tag `latest` when missing), checked as Docker checks it.
-pub fn docker_reference(r: &str) -> Result<String, UsageError> {
-    let bad = |why: &str| {
-        UsageError(format!(
-            "`{r}` is not a docker image reference ({why}): use REPO:TAG, e.g. hello:1.0 or example.com/team/hello:latest"
-        ))
-    };
-    if r.contains('@') {
-        return Err(bad("a docker archive takes a tag, not a digest"));
-    }
-    let (name, tag) = match r.rsplit_once(':') {
-        Some((n, t)) if !t.contains('/') => (n, t),
-        _ => (r, "latest"),
-    };
-    let tag_ok = !tag.is_empty()
-        && tag.len() <= 128
-        && !tag.starts_with(['.', '-'])
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !tag_ok {
-        return Err(bad("bad tag"));
-    }
-    let comps: Vec<&str> = name.split('/').collect();
-    for (i, c) in comps.iter().enumerate() {
-        let registry =
-            i == 0 && comps.len() > 1 && (c.contains('.') || c.contains(':') || *c == "localhost");
-        let ok = if registry {
-            !c.is_empty()
-                && c.chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ".-:".contains(ch))
-        } else {
-            !c.is_empty()
-                && c.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
-                && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
-                && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
-        };
-        if !ok {
-            return Err(bad(
-                "repository names are lower-case letters, digits and ._-",
-            ));
-        }
-    }
-    Ok(format!("{name}:{tag}"))
-}
-
 /// The image a single-image sink writes: `wanted`, else the only one, else the host's.
 pub fn pick_image<'a>(
     index: &'a BuiltIndex,
@@ -476,18 +430,5 @@ mod tests {
             pick_image(&with_host, None).unwrap().platform,
             host.platform
         );
-    }
-
-    #[test]
-    fn docker_references() {
-        assert_eq!(docker_reference("hello").unwrap(), "hello:latest");
-        assert_eq!(docker_reference("hello:1.0").unwrap(), "hello:1.0");
-        assert_eq!(
-            docker_reference("localhost:5000/a/b").unwrap(),
-            "localhost:5000/a/b:latest"
-        );
-        for bad in ["Hello:1", "a@sha256:00", "a:-x", "a//b", "a:", "/a"] {
-            assert!(docker_reference(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -31,7 +31,8 @@
 //!
 //! Modules: `layer` (tar, compression, digests), `image` (config, manifest, index
 //! documents), `index` (`build_index`: assembling the multi-platform index), `base` and `distroless` (what comes below kiln's
-//! layer), `layout` and `archive` (the sinks), `output` (sink names), `read` (reading
+//! layer), `layout` and `archive` (the sinks), `transport` (the one grammar for image names),
+//! `output` (`--output` → sink), `read` (reading
 //! images back), `json` (canonical JSON).
 
 pub mod archive;
@@ -49,6 +50,7 @@ pub mod output;
 pub mod read;
 pub mod sources;
 mod tarstream;
+pub mod transport;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -61,6 +63,7 @@ use crate::target::Platform;
 pub use index::build_index;
 pub use output::{OutputSpec, parse_output, write_output};
 pub use read::{LayerRef, PlatformManifest, ReadImage, read_image};
+pub use transport::ImageRef;
 
 /// The image configuration a user controls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,7 +195,7 @@ impl std::str::FromStr for Base {
             })),
             "distroless-host" => Ok(Base::Distroless(distroless::DistrolessSource::Host)),
             _ => {
-                read::parse_ref(s)?;
+                transport::ImageRef::parse(s, "base")?;
                 Ok(Base::Image(s.to_string()))
             }
         }

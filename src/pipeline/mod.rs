@@ -12,7 +12,7 @@ pub mod stages;
 
 use crate::builders::Artifact;
 use crate::config::BuildConfig;
-use crate::oci::{self, BuildOptions, BuiltIndex};
+use crate::oci::{self, BuildOptions, BuiltIndex, OutputSpec};
 use crate::progress::Progress;
 
 pub use pack::{Prebuilt, pack_prebuilt};
@@ -23,6 +23,8 @@ pub struct BuildOutcome {
     pub artifacts: Vec<Artifact>,
     /// The image index, when an image was written.
     pub index: Option<BuiltIndex>,
+    /// Where it was written.
+    pub outputs: Vec<OutputSpec>,
 }
 
 /// Build every target of `cfg`, gate and copy the binaries, and write the image outputs;
@@ -45,5 +47,9 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
             progress,
         )?)
     };
-    Ok(BuildOutcome { artifacts, index })
+    Ok(BuildOutcome {
+        artifacts,
+        index,
+        outputs,
+    })
 }

@@ -25,7 +25,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use oci_spec::image::ImageConfiguration;
@@ -37,8 +36,8 @@ mod store;
 
 use self::store::{BlobSource, Store};
 use super::layer::Layer;
+use super::transport::ImageRef;
 use crate::digest::sha256_digest;
-use crate::error::UsageError;
 use crate::target::Platform;
 
 /// Largest manifest, index or config kiln reads (they are JSON documents of a few KiB).
@@ -256,43 +255,9 @@ impl ReadImage {
     }
 }
 
-/// What can be read: parsed like skopeo names (the path ends at the first `:`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageRef {
-    OciDir { dir: PathBuf, tag: Option<String> },
-    OciArchive { file: PathBuf, tag: Option<String> },
-    DockerArchive { file: PathBuf },
-}
-
-/// Parse `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
-pub fn parse_ref(reference: &str) -> Result<ImageRef, UsageError> {
-    let forms = "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE";
-    let (transport, rest) = reference
-        .split_once(':')
-        .ok_or_else(|| UsageError(format!("image `{reference}` has no transport: use {forms}")))?;
-    let (path, tag) = match rest.split_once(':') {
-        Some((p, t)) => (PathBuf::from(p), Some(t.to_string())),
-        None => (PathBuf::from(rest), None),
-    };
-    if path.as_os_str().is_empty() {
-        return Err(UsageError(format!(
-            "image `{reference}` has no path: use {forms}"
-        )));
-    }
-    match transport {
-        "oci" | "oci-layout" => Ok(ImageRef::OciDir { dir: path, tag }),
-        "oci-archive" => Ok(ImageRef::OciArchive { file: path, tag }),
-        // The reference part of docker-archive:FILE:REPO:TAG picks nothing when reading.
-        "docker-archive" => Ok(ImageRef::DockerArchive { file: path }),
-        _ => Err(UsageError(format!(
-            "cannot read images from `{transport}:`: use {forms}"
-        ))),
-    }
-}
-
 /// Read an image from a layout or archive. See the module docs.
 pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
-    let r = parse_ref(reference)?;
+    let r = ImageRef::parse(reference, "image")?;
     let (store, tag) = match r {
         ImageRef::OciDir { dir, tag } => {
             if !dir.join("index.json").is_file() {
@@ -305,7 +270,7 @@ pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
             (Store::Dir(dir), tag)
         }
         ImageRef::OciArchive { file, tag } => (Store::tar(&file)?, tag),
-        ImageRef::DockerArchive { file } => {
+        ImageRef::DockerArchive { file, .. } => {
             return runnable(docker::read_docker_archive(reference, &Store::tar(&file)?)?);
         }
     };
@@ -333,21 +298,6 @@ mod tests {
 
     #[test]
     fn refs_and_platforms() {
-        assert_eq!(
-            parse_ref("oci:a:b").unwrap(),
-            ImageRef::OciDir {
-                dir: "a".into(),
-                tag: Some("b".into())
-            }
-        );
-        assert_eq!(
-            parse_ref("docker-archive:x.tar:hello:1").unwrap(),
-            ImageRef::DockerArchive {
-                file: "x.tar".into()
-            }
-        );
-        assert!(parse_ref("docker://x").is_err());
-        assert!(parse_ref("nothing").is_err());
         let p = |s: &str| s.parse::<Platform>().unwrap();
         assert!(platform_matches(&p("linux/arm64/v8"), &p("linux/arm64")));
         assert!(platform_matches(&p("linux/arm64"), &p("linux/arm64/v8")));

@@ -1,0 +1,89 @@
+//! `--message-format json`: one JSON object per line, the same schema for `kiln build` and
+//! `kiln image`. Every message has a `reason` (`artifact`, `image`, `index`); the fields of
+//! each are the structs below (documented in the README, snapshot-tested in
+//! `tests/messages.rs`).
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::builders::Artifact;
+use crate::oci::{BuiltIndex, OutputSpec};
+
+/// One line of `--message-format json` output.
+#[derive(Debug, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Message<'a> {
+    /// A built, verified binary (`kiln build` only): platform, name, path, sha256, size,
+    /// the inspector report and, with `--smoke`, the first line it printed.
+    Artifact(&'a Artifact),
+    /// One platform's image.
+    Image(ImageMessage),
+    /// The multi-platform index, after every output was written.
+    Index(IndexMessage),
+}
+
+/// `"reason":"image"`: one platform's image in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageMessage {
+    /// `linux/arm64`, `linux/arm/v7`, ...
+    pub platform: String,
+    /// `sha256:…` of the image manifest.
+    pub manifest: String,
+    /// `sha256:…` of the image config.
+    pub config: String,
+    /// `sha256:…` of each layer blob, base first.
+    pub layers: Vec<String>,
+    /// Bytes of the layer blobs.
+    pub size: u64,
+}
+
+/// `"reason":"index"`: the image index and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexMessage {
+    /// `sha256:…` of the index: the digest to pull or pin.
+    pub digest: String,
+    /// Bytes of every blob plus the index.
+    pub size: u64,
+    /// The platforms, in index order.
+    pub platforms: Vec<String>,
+    /// Every output written, normalised (`oci:DIR:TAG`, ...).
+    pub outputs: Vec<String>,
+}
+
+/// The image and index messages for a built index.
+pub fn index_messages(index: &BuiltIndex, outputs: &[OutputSpec]) -> Vec<Message<'static>> {
+    let mut out: Vec<Message> = index
+        .images
+        .iter()
+        .map(|i| {
+            Message::Image(ImageMessage {
+                platform: i.platform.to_string(),
+                manifest: i.manifest.clone(),
+                config: i.config.clone(),
+                layers: i.layers.iter().map(|l| l.digest.clone()).collect(),
+                size: i.layers.iter().map(|l| l.size).sum(),
+            })
+        })
+        .collect();
+    out.push(Message::Index(IndexMessage {
+        digest: index.digest.clone(),
+        size: index.total_size(),
+        platforms: index
+            .images
+            .iter()
+            .map(|i| i.platform.to_string())
+            .collect(),
+        outputs: outputs.iter().map(ToString::to_string).collect(),
+    }));
+    out
+}
+
+/// Write messages as JSON lines.
+pub fn write(out: &mut impl Write, messages: &[Message]) -> anyhow::Result<()> {
+    for m in messages {
+        serde_json::to_writer(&mut *out, m)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
