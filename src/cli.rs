@@ -58,6 +58,9 @@ pub enum Command {
     Lint(LintArgs),
     /// Write the BuildKit multi-stage Dockerfile that does what `kiln build` does.
     Dockerfile(DockerfileArgs),
+    /// Image indexes: `kiln index merge` joins per-platform images pushed by digest.
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// (internal) the C compiler / linker wrapper: rewrites arguments and runs zig.
     #[command(hide = true)]
     ZigCc(ZigCcArgs),
@@ -184,7 +187,8 @@ pub struct BuildArgs {
     #[arg(long = "platform", value_name = "PLATFORMS")]
     pub platforms: Vec<String>,
     /// Where to write the image: oci:DIR[:TAG], oci-archive:FILE[:TAG],
-    /// docker-archive:FILE[:REPO:TAG]. Repeatable. Default: config, else no image.
+    /// docker-archive:FILE[:REPO:TAG], docker://HOST/REPO[:TAG] (a registry). Repeatable.
+    /// Default: config, else no image.
     #[arg(long = "output", short = 'o', value_name = "DEST")]
     pub outputs: Vec<String>,
     /// Where binaries are copied: `<out-dir>/<os>-<arch>[-<variant>]/<name>`.
@@ -205,6 +209,8 @@ pub struct BuildArgs {
     /// Layer compression: gzip (default), zstd, none.
     #[arg(long, value_name = "KIND")]
     pub compression: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
     /// Parallel target builds (default: config, else one per target, at most 4).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -291,8 +297,8 @@ pub struct ImageArgs {
     /// /usr/local/bin/<file name>. Every binary must be static and built for its platform.
     #[arg(long = "binary", value_name = "PLATFORM=PATH", required = true)]
     pub binaries: Vec<String>,
-    /// Where to write: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REPO:TAG]`.
-    /// Repeatable.
+    /// Where to write: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REPO:TAG]`,
+    /// `docker://HOST/REPO[:TAG]` (a registry). Repeatable.
     #[arg(long = "output", short = 'o', value_name = "DEST", required = true)]
     pub outputs: Vec<String>,
     /// `scratch` (default), `distroless` (CA bundle, tzdata, passwd with nonroot), or an
@@ -347,6 +353,8 @@ pub struct ImageArgs {
     /// The platform a docker-archive output holds (default: the only one, else this machine's).
     #[arg(long, value_name = "PLATFORM")]
     pub docker_platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
     /// org.opencontainers.image.title (default: the first binary's name).
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
@@ -383,4 +391,40 @@ pub enum BaseCommand {
         )]
         output: PathBuf,
     },
+}
+
+/// How kiln reaches registries (`docker://` outputs and bases, `kiln index merge`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RegistryFlags {
+    /// Push to `docker://` outputs without a tag and print the digest (a CI matrix job;
+    /// `kiln index merge` tags the index later).
+    #[arg(long)]
+    pub push_by_digest: bool,
+    /// Trust this CA certificate (PEM) for registries, besides the system roots. Repeatable.
+    #[arg(long = "registry-ca", value_name = "FILE", env = "KILN_REGISTRY_CA")]
+    pub registry_ca: Vec<PathBuf>,
+    /// Allow plain HTTP to this registry host (loopback addresses always may). Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// One index over per-platform images: registry references (`HOST/REPO@sha256:…`,
+    /// documents only, no layer is downloaded) or local images (`oci:DIR[:TAG]`, …).
+    /// Platforms go in canonical order, so the index equals a one-machine build's.
+    Merge(IndexMergeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IndexMergeArgs {
+    /// The images to merge: each a platform's manifest or an index.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Where the index goes: `docker://HOST/REPO:TAG` (repeatable for more tags) or
+    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`.
+    #[arg(long = "output", short = 'o', value_name = "DEST", required = true)]
+    pub outputs: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
 }

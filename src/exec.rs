@@ -70,6 +70,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     envs: Vec<(OsString, Option<OsString>)>,
     dir: Option<PathBuf>,
+    stdin: Option<Vec<u8>>,
     summary: String,
 }
 
@@ -81,6 +82,7 @@ impl Cmd {
             args: Vec::new(),
             envs: Vec::new(),
             dir: None,
+            stdin: None,
             summary: summary.into(),
         }
     }
@@ -103,6 +105,12 @@ impl Cmd {
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
         self.envs
             .push((k.as_ref().to_os_string(), Some(v.as_ref().to_os_string())));
+        self
+    }
+
+    /// Feed these bytes to the process's stdin (credential helpers read the server there).
+    pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
         self
     }
 
@@ -164,6 +172,9 @@ impl Cmd {
         }
         if let Some(d) = &self.dir {
             e = e.dir(d);
+        }
+        if let Some(b) = &self.stdin {
+            e = e.stdin_bytes(b.clone());
         }
         e
     }

@@ -49,6 +49,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Base(cmd) => commands::image::run_base(&cmd, &ctx),
         cli::Command::Lint(args) => commands::lint::run(&args, &ctx).map(|_| ()),
         cli::Command::Dockerfile(args) => commands::dockerfile::run(&args, &ctx),
+        cli::Command::Index(cmd) => commands::index::run(&cmd, &ctx),
         cli::Command::ZigCc(args) => toolchain::zigcc::run(&args.into()),
     }
 }

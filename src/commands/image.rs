@@ -13,6 +13,7 @@ use crate::commands::Ctx;
 use crate::commands::message;
 use crate::error::UsageError;
 use crate::fsutil::{WriteOptions, write_atomic};
+use crate::oci::registry;
 use crate::oci::{
     self, Base, BuildOptions, BuiltIndex, ImageSpec, LayerEntry, Metadata, OutputSpec,
     PlatformImage,
@@ -210,13 +211,19 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
     })
 }
 
-/// Parse every `--output` (before any work, so a typo fails fast).
-fn outputs(args: &ImageArgs) -> anyhow::Result<Vec<OutputSpec>> {
-    oci::output::parse_outputs(&args.outputs, args.docker_platform.as_deref())
+/// Parse every `--output` (before any work, so a typo fails fast): local sinks and
+/// registry references.
+fn outputs(args: &ImageArgs) -> anyhow::Result<(Vec<OutputSpec>, Vec<registry::Reference>)> {
+    let (local, remote) = registry::split_outputs(&args.outputs)?;
+    Ok((
+        oci::output::parse_outputs(&local, args.docker_platform.as_deref())?,
+        remote,
+    ))
 }
 
 pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
-    let outs = outputs(args)?;
+    let (outs, remote) = outputs(args)?;
+    super::push::options(&args.registry);
     let Plan {
         images,
         opts,
@@ -241,6 +248,7 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         }
         oci::write_output(o, &built)?;
     }
+    let pushed = super::push::push_outputs(&built, &remote, &args.registry, ctx)?;
     // With an archive streaming to stdout, the report goes to stderr.
     let mut out: Box<dyn Write> = if outs.iter().any(OutputSpec::is_stdout) {
         Box::new(std::io::stderr().lock())
@@ -249,6 +257,10 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
     };
     if ctx.json {
         message::write(&mut out, &message::index_messages(&built, &outs))?;
+        if let Some(p) = &pushed {
+            drop(out);
+            super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
+        }
     } else if !ctx.quiet {
         for i in &built.images {
             let size: u64 = i.layers.iter().map(|l| l.size).sum();
@@ -263,8 +275,14 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         for o in &outs {
             writeln!(out, "wrote {o}  index {}", built.digest)?;
         }
+        if let Some(p) = &pushed {
+            drop(out);
+            super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
+        }
     } else {
-        writeln!(out, "{}", built.digest)?;
+        // With --push-by-digest the digest pushed (one platform: its manifest).
+        let digest = pushed.as_ref().map_or(&built.digest, |p| &p.digest);
+        writeln!(out, "{digest}")?;
     }
     Ok(built)
 }

@@ -4,9 +4,11 @@ pub mod build;
 pub mod dockerfile;
 pub mod doctor;
 pub mod image;
+pub mod index;
 pub mod inspect;
 pub mod lint;
 pub mod message;
+pub mod push;
 pub mod targets;
 pub mod toolchain;
 

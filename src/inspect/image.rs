@@ -17,7 +17,8 @@ use anyhow::{Context, bail};
 use super::report::{FileEntry, Inspection};
 use super::verify::{Policy, Problem, verify_linkage, verify_platform};
 use crate::elf::{ElfError, ElfReport, Kind, Libc, Linkage};
-use crate::oci::read::{PlatformManifest, read_image};
+use crate::oci::read::PlatformManifest;
+use crate::oci::read_image;
 
 /// Symlink hops before giving up, as Linux does (ELOOP after 40).
 const MAX_HOPS: usize = 40;

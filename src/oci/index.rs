@@ -9,7 +9,7 @@ use oci_spec::image::ImageConfiguration;
 use super::base::{self, BaseImage};
 use super::image::{self, Blob, ConfigInput};
 use super::layer::{self, Layer, TarStream};
-use super::read::read_image;
+use super::read_image;
 use super::{
     Base, BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage, par_map,
 };
@@ -85,7 +85,7 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
         }
     }
     // Canonical platform order (os, architecture, variant), so the index digest does not
-    // depend on the order binaries were given in.
+    // depend on the order binaries were given in (`merge::merged_index` uses it too).
     let mut sorted = images.to_vec();
     sorted.sort_by(|a, b| a.platform.cmp(&b.platform));
     let images = &sorted[..];

@@ -46,8 +46,10 @@ pub mod index;
 pub mod json;
 pub mod layer;
 pub mod layout;
+pub mod merge;
 pub mod output;
 pub mod read;
+pub mod registry;
 pub mod sources;
 mod tarstream;
 pub mod transport;
@@ -56,13 +58,25 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::target::Platform;
 
 pub use index::build_index;
 pub use output::{OutputSpec, parse_output, write_output};
-pub use read::{LayerRef, PlatformManifest, ReadImage, read_image};
+pub use read::{LayerRef, PlatformManifest, ReadImage};
+
+/// Read an image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, or a
+/// registry's `[docker://]HOST/REPO[:TAG|@sha256:…]` (through kiln's blob cache).
+pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
+    if registry::is_registry_ref(reference) {
+        registry::read_image(reference, &registry::RegistryOptions::current())
+            .with_context(|| format!("reading image {reference}"))
+    } else {
+        read::read_image(reference)
+    }
+}
 pub use transport::ImageRef;
 
 /// The image configuration a user controls.
@@ -194,6 +208,10 @@ impl std::str::FromStr for Base {
                 debs: None,
             })),
             "distroless-host" => Ok(Base::Distroless(distroless::DistrolessSource::Host)),
+            _ if registry::is_registry_ref(s) => {
+                registry::parse(s)?;
+                Ok(Base::Image(s.to_string()))
+            }
             _ => {
                 transport::ImageRef::parse(s, "base")?;
                 Ok(Base::Image(s.to_string()))
@@ -284,9 +302,9 @@ pub struct BuiltIndex {
     pub index_json: Vec<u8>,
     /// Every blob by digest (`sha256:…`): layers, configs, manifests.
     pub blobs: BTreeMap<String, Vec<u8>>,
-    /// Per-platform manifest digests, in input order.
+    /// Per-platform manifest digests, in the canonical platform order.
     pub manifests: Vec<(Platform, String)>,
-    /// Per-platform details, in input order.
+    /// Per-platform details, in the same order.
     pub images: Vec<BuiltImage>,
     /// Things the user should know (running as root, ...).
     pub warnings: Vec<Warning>,

@@ -41,8 +41,10 @@ pub enum ImageRef {
 
 /// Whether `s` names an image (starts with a known transport) rather than a file.
 pub fn is_image_ref(s: &str) -> bool {
-    s.split_once(':')
-        .is_some_and(|(t, _)| TRANSPORTS.contains(&t))
+    // A registry image counts only as `docker://…` here: `dist.v2/app` is a file path.
+    s.starts_with("docker://")
+        || s.split_once(':')
+            .is_some_and(|(t, _)| TRANSPORTS.contains(&t))
 }
 
 impl ImageRef {

@@ -31,11 +31,13 @@ pub struct BuildOutcome {
 /// the library entry point of `kiln build` (no printing but progress).
 pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
     // Bad --output values and a bad SOURCE_DATE_EPOCH fail before minutes of building.
-    let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
+    // `docker://` outputs are pushed by the caller once the index is built.
+    let (local, remote) = oci::registry::split_outputs(&cfg.outputs)?;
+    let outputs = oci::output::parse_outputs(&local, cfg.docker_platform.as_deref())?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let plan = stages::prepare(cfg, progress)?;
     let artifacts = stages::run(&plan, cfg, progress)?;
-    let index = if outputs.is_empty() {
+    let index = if outputs.is_empty() && remote.is_empty() {
         None
     } else {
         Some(pack::pack_build(

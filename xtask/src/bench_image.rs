@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use kiln::target::Targets;
 
-const PLATFORMS: [&str; 4] = [
+pub(crate) const PLATFORMS: [&str; 4] = [
     "linux/amd64",
     "linux/arm64",
     "linux/arm/v7",
@@ -51,7 +51,7 @@ fn make_payload(path: &Path, salt: u8) -> anyhow::Result<()> {
 }
 
 /// A static program for `platform` that carries the payload in its read-only data.
-fn make_binary(ctx: &Path, platform: &str, i: usize) -> anyhow::Result<PathBuf> {
+pub(crate) fn make_binary(ctx: &Path, platform: &str, i: usize) -> anyhow::Result<PathBuf> {
     let target = Targets::builtin()
         .find(platform)
         .with_context(|| format!("{platform} is not in targets.toml"))?

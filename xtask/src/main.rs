@@ -6,6 +6,7 @@ mod bench_build;
 mod bench_go;
 mod bench_image;
 mod bench_inspect;
+mod bench_push;
 mod fuzz;
 mod setup;
 
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench [go|build|image|inspect]|fuzz [SECONDS]>\n\
+                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench [go|build|image|inspect|push]|fuzz [SECONDS]>\n\
                  \n  setup  install zig, Rust targets, nightly + rust-src, Go, make, cmake, qemu-user + binfmt, skopeo, umoci, docker\
                  \n  demo   setup, then build the Rust, Go and C examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
                  \n  ci     setup, then fmt check, clippy -D warnings, every test, 60 s of fuzzing\
@@ -142,9 +143,9 @@ fn e2e(all: bool) -> anyhow::Result<()> {
     run(&mut cmd)
 }
 
-/// All benchmarks, or the one named (`go`, `build`, `image`, `inspect`).
+/// All benchmarks, or the one named (`go`, `build`, `image`, `inspect`, `push`).
 fn bench(only: Option<&str>) -> anyhow::Result<()> {
-    const NAMES: [&str; 4] = ["go", "build", "image", "inspect"];
+    const NAMES: [&str; 5] = ["go", "build", "image", "inspect", "push"];
     if let Some(name) = only
         && !NAMES.contains(&name)
     {
@@ -164,6 +165,9 @@ fn bench(only: Option<&str>) -> anyhow::Result<()> {
     }
     if wanted("inspect") {
         bench_inspect::run()?;
+    }
+    if wanted("push") {
+        bench_push::run(&kiln)?;
     }
     Ok(())
 }

@@ -20,6 +20,8 @@ const APT_PACKAGES: &[&str] = &[
     "umoci",
     "docker.io",
     "docker-registry",
+    // htpasswd, for the registry tests with Basic auth.
+    "apache2-utils",
     "binutils",
     "file",
 ];

@@ -34,6 +34,8 @@ mod docker;
 mod oci;
 mod store;
 
+pub use self::oci::{parse_config, platform_of};
+
 use self::store::{BlobSource, Store};
 use super::layer::Layer;
 use super::transport::ImageRef;
@@ -78,6 +80,12 @@ pub struct PlatformManifest {
     pub layers: Vec<LayerRef>,
 }
 
+/// Brings a blob onto the disk when it is first read (a registry's blob cache) and says
+/// where it is then.
+pub trait BlobFetch: Send + Sync + std::fmt::Debug {
+    fn fetch(&self, digest: &str) -> anyhow::Result<std::path::PathBuf>;
+}
+
 /// One layer, read when asked.
 #[derive(Debug, Clone)]
 pub struct LayerRef {
@@ -91,6 +99,26 @@ pub struct LayerRef {
 }
 
 impl LayerRef {
+    /// A layer whose blob `from` brings when it is first read.
+    pub fn fetched(
+        media_type: &str,
+        digest: &str,
+        diff_id: &str,
+        size: u64,
+        from: std::sync::Arc<dyn BlobFetch>,
+    ) -> anyhow::Result<LayerRef> {
+        Ok(LayerRef {
+            media_type: oci::oci_layer_type(media_type)?,
+            digest: digest.to_string(),
+            diff_id: diff_id.to_string(),
+            size,
+            source: BlobSource::Fetch {
+                from,
+                digest: digest.to_string(),
+            },
+        })
+    }
+
     /// The blob as stored (compressed), checked against its digest.
     pub fn blob(&self) -> anyhow::Result<Vec<u8>> {
         let b = self.source.read(MAX_LAYER_BLOB)?;

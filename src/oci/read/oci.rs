@@ -11,7 +11,7 @@ use crate::oci::layer;
 use crate::target::Platform;
 
 /// Docker media types → OCI ones; foreign layers are refused.
-fn oci_layer_type(mt: &str) -> anyhow::Result<String> {
+pub(super) fn oci_layer_type(mt: &str) -> anyhow::Result<String> {
     Ok(match mt {
         "application/vnd.docker.image.rootfs.diff.tar.gzip" => layer::MEDIA_LAYER_GZIP.into(),
         "application/vnd.docker.image.rootfs.diff.tar" => layer::MEDIA_LAYER_TAR.into(),
@@ -25,7 +25,7 @@ fn oci_layer_type(mt: &str) -> anyhow::Result<String> {
     })
 }
 
-pub(super) fn platform_of(cfg: &ImageConfiguration) -> Platform {
+pub fn platform_of(cfg: &ImageConfiguration) -> Platform {
     Platform {
         os: cfg.os().to_string(),
         architecture: cfg.architecture().to_string(),
@@ -33,7 +33,7 @@ pub(super) fn platform_of(cfg: &ImageConfiguration) -> Platform {
     }
 }
 
-pub(super) fn parse_config(bytes: &[u8], what: &str) -> anyhow::Result<ImageConfiguration> {
+pub fn parse_config(bytes: &[u8], what: &str) -> anyhow::Result<ImageConfiguration> {
     ImageConfiguration::from_reader(bytes).with_context(|| format!("{what} is not an image config"))
 }
 

@@ -21,24 +21,35 @@ pub(super) enum BlobSource {
         offset: u64,
         len: u64,
     },
+    /// Brought onto the disk when first read (a registry's blob cache).
+    Fetch {
+        from: std::sync::Arc<dyn super::BlobFetch>,
+        digest: String,
+    },
 }
 
 impl BlobSource {
-    pub(super) fn location(&self) -> anyhow::Result<(&Path, u64, u64)> {
+    pub(super) fn location(&self) -> anyhow::Result<(std::borrow::Cow<'_, Path>, u64, u64)> {
+        use std::borrow::Cow;
         Ok(match self {
-            BlobSource::File(p) => (p, 0, fs_err::metadata(p)?.len()),
+            BlobSource::File(p) => (Cow::Borrowed(p.as_path()), 0, fs_err::metadata(p)?.len()),
             BlobSource::Member {
                 archive,
                 offset,
                 len,
-            } => (archive, *offset, *len),
+            } => (Cow::Borrowed(archive.as_path()), *offset, *len),
+            BlobSource::Fetch { from, digest } => {
+                let p = from.fetch(digest)?;
+                let len = fs_err::metadata(&p)?.len();
+                (Cow::Owned(p), 0, len)
+            }
         })
     }
 
     /// A reader over the blob's bytes, without loading them.
     pub(super) fn open(&self) -> anyhow::Result<std::io::Take<fs_err::File>> {
         let (path, offset, len) = self.location()?;
-        let mut f = fs_err::File::open(path)?;
+        let mut f = fs_err::File::open(path.as_ref())?;
         f.seek(SeekFrom::Start(offset))?;
         Ok(f.take(len))
     }

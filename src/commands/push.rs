@@ -1,0 +1,142 @@
+//! What `kiln build`, `kiln image` and `kiln index merge` share for registries: the flags
+//! resolved into options, and push events shown as progress lines or JSON messages.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde_json::json;
+
+use crate::cli::RegistryFlags;
+use crate::commands::Ctx;
+use crate::oci::BuiltIndex;
+use crate::oci::registry::{self, Event, Pushed, Reference, RegistryOptions};
+use crate::progress::{Progress, Task, human_size};
+
+/// The registry options of the command line; also the ones `--base` reads with.
+pub fn options(flags: &RegistryFlags) -> RegistryOptions {
+    let opts = RegistryOptions {
+        ca_files: flags.registry_ca.clone(),
+        insecure: flags.insecure_registry.clone(),
+        ..RegistryOptions::default()
+    };
+    opts.clone().set_current();
+    opts
+}
+
+/// Shows push events: a line per blob and a bar per chunked upload on a terminal, JSON
+/// messages with `--message-format json`, nothing with `--quiet`.
+pub struct Reporter {
+    json: bool,
+    progress: Progress,
+    tasks: Mutex<HashMap<String, Task>>,
+}
+
+impl Reporter {
+    pub fn new(ctx: &Ctx) -> Self {
+        Reporter {
+            json: ctx.json,
+            progress: Progress::new(ctx.quiet || ctx.json),
+            tasks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn event(&self, e: Event<'_>) {
+        if self.json {
+            let v = match e {
+                Event::Blob {
+                    repository,
+                    digest,
+                    size,
+                    action,
+                } => {
+                    json!({"reason": "blob", "repository": repository, "digest": digest, "size": size, "action": action})
+                }
+                Event::Progress { .. } => return,
+                Event::Manifest { repository, digest } => {
+                    json!({"reason": "manifest", "repository": repository, "digest": digest})
+                }
+                Event::Tag { reference, digest } => {
+                    json!({"reason": "tag", "reference": reference, "digest": digest})
+                }
+            };
+            let _ = writeln!(std::io::stdout().lock(), "{v}");
+            return;
+        }
+        let short = |d: &str| d.chars().take(19).collect::<String>();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        match e {
+            Event::Progress {
+                digest,
+                done,
+                total,
+            } => {
+                let t = tasks
+                    .entry(digest.to_string())
+                    .or_insert_with(|| self.progress.task(&short(digest)));
+                t.set(&format!("{} / {}", human_size(done), human_size(total)));
+            }
+            Event::Blob {
+                digest,
+                size,
+                action,
+                ..
+            } => {
+                let line = format!("{:?} {}", action, human_size(size)).to_lowercase();
+                match tasks.remove(digest) {
+                    Some(t) => t.finish(&line),
+                    None => self.progress.say(&format!("{:<14} {line}", short(digest))),
+                }
+            }
+            Event::Manifest { .. } => {}
+            Event::Tag { reference, digest } => self
+                .progress
+                .say(&format!("tagged {reference} -> {digest}")),
+        }
+    }
+}
+
+/// Push `built` to the `docker://` outputs, if any.
+pub fn push_outputs(
+    built: &BuiltIndex,
+    refs: &[Reference],
+    flags: &RegistryFlags,
+    ctx: &Ctx,
+) -> anyhow::Result<Option<Pushed>> {
+    if refs.is_empty() {
+        if flags.push_by_digest {
+            return Err(crate::error::UsageError(
+                "--push-by-digest needs a --output docker://HOST/REPO".into(),
+            )
+            .into());
+        }
+        return Ok(None);
+    }
+    let opts = options(flags);
+    let reporter = Reporter::new(ctx);
+    let pushed = registry::push_built(built, refs, flags.push_by_digest, &opts, &|e| {
+        reporter.event(e)
+    })?;
+    Ok(Some(pushed))
+}
+
+/// The result line(s) of a push: `pushed REG/REPO@DIGEST` or a JSON message.
+pub fn print_pushed(pushed: &Pushed, ctx: &Ctx, by_digest: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if ctx.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"reason": "pushed", "digest": pushed.digest, "references": pushed.references, "by_digest": by_digest})
+        )?;
+    } else if ctx.quiet {
+        if by_digest {
+            writeln!(out, "{}", pushed.digest)?;
+        }
+    } else {
+        for r in &pushed.references {
+            writeln!(out, "pushed {r}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! Pushing content to a repository: every blob HEADed first and uploaded only when missing
+//! (a cross-repository mount first when the blob is known to be in another repository of
+//! the same registry, an upload when the mount is refused), monolithic for small blobs and
+//! chunked for large ones, on a bounded pool of threads; then manifests, children before
+//! parents, with their exact bytes; tags last, only after everything they reach is there.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, bail};
+
+use super::client::{Body, Client};
+use super::{Event, RegistryOptions, hints};
+
+/// Blobs up to this size go up in one request; larger ones in chunks of this size.
+pub const CHUNK: usize = 16 << 20;
+
+/// A manifest or index to push, as kiln wrote it.
+#[derive(Debug, Clone, Copy)]
+pub struct ManifestBytes<'a> {
+    pub digest: &'a str,
+    /// Its `mediaType` (the Content-Type of the PUT).
+    pub media_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// What one push sends to one repository.
+#[derive(Debug, Clone, Default)]
+pub struct Upload<'a> {
+    /// Layers, configs, other blobs: `(digest, bytes)`.
+    pub blobs: Vec<(&'a str, &'a [u8])>,
+    /// Manifests in push order: what a manifest references comes before it.
+    pub manifests: Vec<ManifestBytes<'a>>,
+    /// Tags given to the last manifest, after everything else is confirmed.
+    pub tags: Vec<String>,
+}
+
+/// What happened to each blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobAction {
+    /// The registry had it.
+    Exists,
+    Mounted,
+    Uploaded,
+}
+
+/// The `mediaType` field of a manifest or index document.
+pub fn media_type_of(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_string())
+}
+
+fn scopes(repo: &str, from: Option<&str>) -> Vec<String> {
+    let mut s = vec![format!("repository:{repo}:pull,push")];
+    if let Some(f) = from {
+        s.push(format!("repository:{f}:pull"));
+    }
+    s
+}
+
+/// Push `upload` to `repo` of `client`'s registry.
+pub fn push(
+    client: &Client,
+    repo: &str,
+    upload: &Upload<'_>,
+    opts: &RegistryOptions,
+    events: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<()> {
+    // Largest first, so that the pool finishes together.
+    let mut blobs = upload.blobs.clone();
+    blobs.sort_by_key(|(d, b)| (std::cmp::Reverse(b.len()), *d));
+    blobs.dedup_by_key(|(d, _)| *d);
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
+    let workers = opts.jobs.clamp(1, 16).min(blobs.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((digest, bytes)) = blobs.get(i) else {
+                        break;
+                    };
+                    if !failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty()
+                    {
+                        break;
+                    }
+                    match push_blob(client, repo, digest, bytes, opts, events) {
+                        Ok(action) => {
+                            hints::remember(opts, &client.registry, repo, digest);
+                            events(Event::Blob {
+                                repository: &format!("{}/{repo}", client.registry),
+                                digest,
+                                size: bytes.len() as u64,
+                                action,
+                            });
+                        }
+                        Err(e) => failures.lock().unwrap_or_else(|e| e.into_inner()).push(e),
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failures.into_inner().unwrap_or_default().into_iter().next() {
+        return Err(e.context(format!(
+            "pushing blobs to {}/{repo} (no tag was written)",
+            client.registry
+        )));
+    }
+    for m in &upload.manifests {
+        put_manifest(client, repo, m, m.digest)?;
+        events(Event::Manifest {
+            repository: &format!("{}/{repo}", client.registry),
+            digest: m.digest,
+        });
+    }
+    if let Some(top) = upload.manifests.last() {
+        for tag in &upload.tags {
+            put_manifest(client, repo, top, tag)?;
+            events(Event::Tag {
+                reference: &format!("{}/{repo}:{tag}", client.registry),
+                digest: top.digest,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Does `repo` have the blob? HEAD /v2/<repo>/blobs/<digest>.
+pub fn blob_exists(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    size: Option<u64>,
+) -> anyhow::Result<bool> {
+    let resp = client.send(
+        "HEAD",
+        &format!("/v2/{repo}/blobs/{digest}"),
+        &[],
+        Body::Empty,
+        &scopes(repo, None),
+    )?;
+    match resp.status() {
+        200 => Ok(size.is_none_or(|n| {
+            resp.header("content-length")
+                .and_then(|l| l.parse::<u64>().ok())
+                .is_none_or(|l| l == n)
+        })),
+        404 => Ok(false),
+        _ => Err(client.status_error(&format!("checking blob {digest} in {repo}"), resp)),
+    }
+}
+
+fn push_blob(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    bytes: &[u8],
+    opts: &RegistryOptions,
+    events: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<BlobAction> {
+    if blob_exists(client, repo, digest, Some(bytes.len() as u64))? {
+        return Ok(BlobAction::Exists);
+    }
+    // A mount from a repository of this registry known to hold the blob; a registry that
+    // refuses answers 202 with an upload session, which the upload then uses.
+    let mut session = None;
+    if let Some(from) = hints::source(opts, &client.registry, repo, digest) {
+        let resp = client.send(
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"),
+            &[],
+            Body::Empty,
+            &scopes(repo, Some(&from)),
+        );
+        match resp {
+            Ok(r) if r.status() == 201 => return Ok(BlobAction::Mounted),
+            Ok(r) if r.status() == 202 => session = r.header("location").map(str::to_string),
+            // Any other answer: upload as if no mount had been tried.
+            _ => {}
+        }
+    }
+    // An upload that fails half way starts over with a new session (a resent chunk would
+    // not match what the registry already holds).
+    let mut last = None;
+    for _ in 0..2 {
+        match upload_blob(client, repo, digest, bytes, session.take(), events) {
+            Ok(()) => return Ok(BlobAction::Uploaded),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("upload failed")))
+}
+
+fn start_session(client: &Client, repo: &str) -> anyhow::Result<String> {
+    let resp = client.send(
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Body::Empty,
+        &scopes(repo, None),
+    )?;
+    if resp.status() != 202 {
+        return Err(client.status_error(&format!("starting an upload to {repo}"), resp));
+    }
+    resp.header("location")
+        .map(str::to_string)
+        .with_context(|| {
+            format!(
+                "{}: an upload to {repo} started without a Location",
+                client.registry
+            )
+        })
+}
+
+fn with_param(location: &str, param: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}{param}")
+}
+
+fn upload_blob(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    bytes: &[u8],
+    session: Option<String>,
+    events: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<()> {
+    let mut location = match session {
+        Some(l) => l,
+        None => start_session(client, repo)?,
+    };
+    let sc = scopes(repo, None);
+    let octet = [("Content-Type", "application/octet-stream")];
+    let last_body = if bytes.len() <= CHUNK {
+        bytes
+    } else {
+        let mut sent = 0;
+        while sent < bytes.len() {
+            let end = (sent + CHUNK).min(bytes.len());
+            let range = format!("{sent}-{}", end - 1);
+            let resp = client.send(
+                "PATCH",
+                &location,
+                &[octet[0], ("Content-Range", range.as_str())],
+                Body::Bytes(&bytes[sent..end]),
+                &sc,
+            )?;
+            if resp.status() != 202 {
+                return Err(
+                    client.status_error(&format!("uploading blob {digest} (bytes {range})"), resp)
+                );
+            }
+            if let Some(l) = resp.header("location") {
+                location = l.to_string();
+            }
+            sent = end;
+            events(Event::Progress {
+                digest,
+                done: sent as u64,
+                total: bytes.len() as u64,
+            });
+        }
+        &[][..]
+    };
+    let resp = client.send(
+        "PUT",
+        &with_param(&location, &format!("digest={digest}")),
+        &octet,
+        Body::Bytes(last_body),
+        &sc,
+    )?;
+    if resp.status() != 201 {
+        return Err(client.status_error(&format!("finishing the upload of blob {digest}"), resp));
+    }
+    if let Some(got) = resp.header("docker-content-digest")
+        && got != digest
+    {
+        bail!(
+            "{}: blob {digest} was stored as {got}: the upload was corrupted on the way",
+            client.registry
+        );
+    }
+    Ok(())
+}
+
+/// Does `repo` have a manifest under `reference` (a digest or tag), and with which digest?
+pub fn manifest_digest(
+    client: &Client,
+    repo: &str,
+    reference: &str,
+) -> anyhow::Result<Option<String>> {
+    let resp = client.send(
+        "HEAD",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Accept", super::ACCEPT)],
+        Body::Empty,
+        &[format!("repository:{repo}:pull")],
+    )?;
+    match resp.status() {
+        200 => Ok(Some(
+            resp.header("docker-content-digest")
+                .unwrap_or(reference)
+                .to_string(),
+        )),
+        404 => Ok(None),
+        _ => Err(client.status_error(&format!("checking manifest {reference} in {repo}"), resp)),
+    }
+}
+
+/// PUT the manifest's exact bytes under `reference` (its digest or a tag), unless the
+/// registry already has exactly it there.
+fn put_manifest(
+    client: &Client,
+    repo: &str,
+    m: &ManifestBytes<'_>,
+    reference: &str,
+) -> anyhow::Result<()> {
+    let sc = scopes(repo, None);
+    if manifest_digest(client, repo, reference)?.as_deref() == Some(m.digest) {
+        return Ok(());
+    }
+    let resp = client.send(
+        "PUT",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Content-Type", m.media_type)],
+        Body::Bytes(m.bytes),
+        &sc,
+    )?;
+    if resp.status() != 201 {
+        return Err(client.status_error(
+            &format!("pushing manifest {} as {repo}:{reference}", m.digest),
+            resp,
+        ));
+    }
+    if let Some(got) = resp.header("docker-content-digest")
+        && got != m.digest
+    {
+        bail!(
+            "{}: {repo}:{reference} was stored with digest {got}, not {}: the registry changed the manifest",
+            client.registry,
+            m.digest
+        );
+    }
+    Ok(())
+}
