@@ -211,9 +211,22 @@ pub struct BuildArgs {
     pub compression: Option<String>,
     #[command(flatten)]
     pub registry: RegistryFlags,
-    /// Parallel target builds (default: config, else one per target, at most 4).
+    /// Compiler jobs at once, all targets together (default: config, else one per CPU, or
+    /// the jobserver of a parent make).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// SBOMs to write to the output directory: spdx, cyclonedx, both or none. Default: spdx
+    /// when an image or an archive is written, else none.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub sbom: Option<crate::attest::SbomFormat>,
+    /// A release archive per platform (binaries + LICENSE*, README*, CHANGELOG*): tar.gz
+    /// or zip. Repeatable.
+    #[arg(long = "archive", value_enum, value_name = "KIND")]
+    pub archives: Vec<crate::attest::ArchiveKind>,
+    /// Write SLSA provenance (an in-toto statement) per platform. Default: on when an image
+    /// is written.
+    #[arg(long)]
+    pub provenance: bool,
     /// Let the config's `[image] files` copy sources from outside the project directory
     /// (refused by default: a cloned repository's config must not pull host files in).
     #[arg(long)]

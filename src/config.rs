@@ -33,8 +33,33 @@ pub struct FileConfig {
     pub go: Option<GoConfig>,
     /// `[c]`: how C projects are built.
     pub c: Option<CConfig>,
+    /// `[release]`: SBOMs, provenance and archives.
+    pub release: Option<FileRelease>,
     /// `[lint]`: `kiln lint` settings.
     pub lint: Option<LintConfig>,
+}
+
+/// `[release]` in kiln.toml: what a build writes besides binaries and images.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct FileRelease {
+    /// `spdx`, `cyclonedx`, `both` or `none`.
+    pub sbom: Option<String>,
+    /// `["tar.gz", "zip"]`.
+    pub archives: Vec<String>,
+    /// Write provenance even without an image.
+    pub provenance: Option<bool>,
+}
+
+/// What a build writes besides binaries and images, resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseConfig {
+    /// SBOM formats; `None` writes none.
+    pub sbom: Option<crate::attest::SbomFormat>,
+    pub archives: crate::attest::outputs::Archives,
+    pub provenance: bool,
+    /// The command line, for provenance.
+    pub command: Vec<String>,
 }
 
 /// `[lint]` in kiln.toml.
@@ -105,6 +130,9 @@ pub struct CConfig {
     pub cflags: Vec<String>,
     /// Extra linker flags (after `-static`).
     pub ldflags: Vec<String>,
+    /// What the binaries contain besides musl, for the SBOM:
+    /// `[{ name = "zlib", version = "1.3.1", license = "Zlib", purl = "…", download-location = "…" }]`.
+    pub components: Vec<crate::attest::sources::DeclaredComponent>,
 }
 
 /// `[package.metadata.kiln.image]`.
@@ -224,8 +252,9 @@ pub struct BuildConfig {
     pub smoke: bool,
     /// Arguments for the smoke run.
     pub smoke_args: Vec<String>,
-    /// How many targets build at once.
-    pub jobs: usize,
+    /// The most compiler jobs at once, all targets together (`-j`, `jobs =`); `None` = one
+    /// per CPU, or the jobserver of a parent make (see `crate::jobs`).
+    pub jobs: Option<usize>,
     pub image: ImageConfig,
     /// Binaries to build (`--bin`); empty = every binary of the project.
     pub bins: Vec<String>,
@@ -238,6 +267,8 @@ pub struct BuildConfig {
     pub go: GoConfig,
     /// `[c]` settings (defaults when absent).
     pub c: CConfig,
+    /// SBOMs, provenance, archives.
+    pub release: ReleaseConfig,
 }
 
 /// Read the project's config file: `kiln.toml` if present, else `[package.metadata.kiln]`.
@@ -424,12 +455,12 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
     };
     validate_image(&image)?;
 
+    let outputs = if args.outputs.is_empty() {
+        file.output.clone().unwrap_or_default()
+    } else {
+        args.outputs.clone()
+    };
     Ok(BuildConfig {
-        outputs: if args.outputs.is_empty() {
-            file.output.clone().unwrap_or_default()
-        } else {
-            args.outputs.clone()
-        },
         docker_platform: args.docker_platform.clone(),
         smoke: args.smoke || file.smoke.unwrap_or(false),
         smoke_args: if args.smoke_args.is_empty() {
@@ -437,11 +468,7 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         } else {
             args.smoke_args.clone()
         },
-        jobs: args
-            .jobs
-            .or(file.jobs)
-            .unwrap_or_else(|| targets.len().clamp(1, 4))
-            .max(1),
+        jobs: args.jobs.or(file.jobs).map(|n| n.max(1)),
         targets,
         out_dir,
         image,
@@ -450,7 +477,48 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         cargo: CargoConfig::from(&args.cargo),
         go: file.go.clone().unwrap_or_default(),
         c: file.c.clone().unwrap_or_default(),
+        release: resolve_release(args, file.release.clone().unwrap_or_default(), &outputs)?,
+        outputs,
         project_dir,
+    })
+}
+
+/// `--sbom`, `--archive`, `--provenance` over `[release]`; SBOMs default to SPDX when an
+/// image or an archive is written, provenance is on with an image.
+fn resolve_release(
+    args: &BuildArgs,
+    file: FileRelease,
+    outputs: &[String],
+) -> anyhow::Result<ReleaseConfig> {
+    use crate::attest::{ArchiveKind, SbomFormat, outputs::Archives};
+    use clap::ValueEnum;
+    let mut kinds = args.archives.clone();
+    if kinds.is_empty() {
+        for a in &file.archives {
+            kinds.push(ArchiveKind::from_str(a, false).map_err(|_| {
+                UsageError(format!("[release] archives: `{a}` is not tar.gz or zip"))
+            })?);
+        }
+    }
+    let archives = Archives {
+        tar_gz: kinds.contains(&ArchiveKind::TarGz),
+        zip: kinds.contains(&ArchiveKind::Zip),
+    };
+    let sbom = match (args.sbom, &file.sbom) {
+        (Some(s), _) => s,
+        (None, Some(s)) => SbomFormat::from_str(s, false).map_err(|_| {
+            UsageError(format!(
+                "[release] sbom: `{s}` is not spdx, cyclonedx, both or none"
+            ))
+        })?,
+        (None, None) if !outputs.is_empty() || archives != Archives::default() => SbomFormat::Spdx,
+        (None, None) => SbomFormat::None,
+    };
+    Ok(ReleaseConfig {
+        sbom: (sbom != SbomFormat::None).then_some(sbom),
+        archives,
+        provenance: args.provenance || file.provenance.unwrap_or(!outputs.is_empty()),
+        command: std::env::args().collect(),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod config;
 
 pub mod pipeline;
 
+pub mod attest;
 pub mod builders;
 pub mod dockerfile;
 pub mod inspect;
@@ -23,6 +24,7 @@ pub mod digest;
 pub mod error;
 pub mod exec;
 pub mod fsutil;
+pub mod jobs;
 pub mod par;
 pub mod progress;
 pub mod target;

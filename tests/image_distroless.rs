@@ -158,6 +158,53 @@ fn distroless_from_pinned_debian_packages() {
     assert_eq!((tmp_dir.1, tmp_dir.4), (0o1777, '5'));
     let home = get("home/nonroot/");
     assert_eq!((home.1, home.2, home.3), (0o700, 65532, 65532));
+    // As in Google's distroless: one dpkg control paragraph per package in status.d, which
+    // dpkg itself parses (as a status file, once each gets a Status line).
+    let status_d: Vec<_> = files
+        .iter()
+        .filter(|f| f.0.starts_with("var/lib/dpkg/status.d/") && f.4 == '0')
+        .collect();
+    assert_eq!(
+        status_d.len(),
+        5,
+        "{:?}",
+        status_d.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    if have_tool("dpkg-query", "apt-get install dpkg") {
+        let admin = tmp.path().join("dpkg-admin");
+        std::fs::create_dir_all(admin.join("info")).unwrap();
+        let mut status = String::new();
+        for f in &status_d {
+            let text = String::from_utf8(f.5.clone()).unwrap();
+            status.push_str(&text.replacen('\n', "\nStatus: install ok installed\n", 1));
+            status.push('\n');
+        }
+        std::fs::write(admin.join("status"), status).unwrap();
+        let out = std::process::Command::new("dpkg-query")
+            .arg(format!("--admindir={}", admin.display()))
+            .args(["-W", "-f", "${Package} ${Version}\n"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for p in [
+            "base-files",
+            "ca-certificates",
+            "media-types",
+            "netbase",
+            "tzdata",
+        ] {
+            assert!(lock_text.contains(&format!("name = \"{p}\"")));
+            assert!(
+                listed.lines().any(|l| l.starts_with(&format!("{p} "))),
+                "{listed}"
+            );
+        }
+    }
     let cfg: serde_json::Value = serde_json::from_slice(&amd_img.config_json).unwrap();
     assert!(
         cfg["config"]["Env"]

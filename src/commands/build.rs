@@ -45,6 +45,7 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
         if let Some(index) = &outcome.index {
             messages.extend(message::index_messages(index, &outcome.outputs));
         }
+        messages.extend(outcome.release.iter().map(Message::Output));
         return message::write(&mut out, &messages);
     }
     let rows: Vec<[String; 5]> = outcome
@@ -88,6 +89,25 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
     writeln!(out, "binaries in {}", cfg.out_dir.display())?;
     if let Some(index) = &outcome.index {
         writeln!(out, "index {} -> {}", index.digest, cfg.outputs.join(", "))?;
+    }
+    if !outcome.release.is_empty() {
+        let names: Vec<String> = outcome
+            .release
+            .iter()
+            .map(|w| {
+                w.path
+                    .strip_prefix(&cfg.out_dir)
+                    .unwrap_or(&w.path)
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        writeln!(
+            out,
+            "release files in {}: {}",
+            cfg.out_dir.display(),
+            names.join(", ")
+        )?;
     }
     Ok(())
 }

@@ -21,6 +21,10 @@ pub enum Message<'a> {
     Image(ImageMessage),
     /// The multi-platform index, after every output was written.
     Index(IndexMessage),
+    /// A release file under the output directory (`kiln build` only): path, digest
+    /// (`sha256:…`), size, kind (`sbom`, `provenance`, `archive`, `checksums`, `debug`) and
+    /// the platform it belongs to (absent for release-wide files).
+    Output(&'a crate::pipeline::attest::Written),
 }
 
 /// `"reason":"image"`: one platform's image in the index.

@@ -106,20 +106,27 @@ pub fn deb_entries(deb: &[u8]) -> anyhow::Result<Vec<DebEntry>> {
 
 /// `Package`, `Version` and `Architecture` from a .deb's control file.
 pub fn deb_control(deb: &[u8]) -> anyhow::Result<BTreeMap<String, String>> {
+    Ok(deb_control_text(deb)?
+        .lines()
+        .filter(|l| !l.starts_with([' ', '\t']))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect())
+}
+
+/// A .deb's control file as it is (one dpkg control paragraph).
+pub fn deb_control_text(deb: &[u8]) -> anyhow::Result<String> {
     let (name, data) = ar_member(deb, "control.tar")?;
     let tar = untar_member(&name, &data)?;
     let mut a = tar::Archive::new(tar.as_slice());
     for e in a.entries()? {
         let mut e = e?;
-        if e.path_bytes().as_ref().ends_with(b"control") {
+        let path = e.path_bytes();
+        let path = path.as_ref();
+        if path == b"control" || path.ends_with(b"/control") {
             let mut text = String::new();
             e.read_to_string(&mut text)?;
-            return Ok(text
-                .lines()
-                .filter(|l| !l.starts_with([' ', '\t']))
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect());
+            return Ok(text);
         }
     }
     bail!("the .deb has no control file")

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::base::BaseImage;
-pub use super::deb::{DebEntry, deb_control, deb_entries};
+pub use super::deb::{DebEntry, deb_control, deb_control_text, deb_entries};
 use super::layer::build_layer;
 use super::{Base, BuildOptions, EntrySource, LayerEntry};
 use crate::error::UsageError;
@@ -123,6 +123,17 @@ fn apt_download(specs: &[String], dir: &Path) -> anyhow::Result<()> {
             "apt-get could not download the packages: run `apt-get update` first; if a pinned version is gone from the archive, `kiln base lock` pins the current ones; or pass a directory of .deb files with --debs",
         )?;
     Ok(())
+}
+
+/// Where distroless records its packages, one control paragraph per file, so image
+/// scanners (trivy, syft, grype) find them without a `/var/lib/dpkg/status`.
+pub const STATUS_D: &str = "/var/lib/dpkg/status.d";
+
+/// The `status.d/<package>` entry of a package: its control paragraph, ending in a newline.
+pub fn status_d_entry(package: &str, control: &str) -> LayerEntry {
+    let mut text = control.trim_end().to_string();
+    text.push('\n');
+    LayerEntry::bytes(format!("{STATUS_D}/{package}"), text, 0o644)
 }
 
 /// Pin the packages: from the .deb files in `debs`, else downloaded with apt-get.
@@ -328,6 +339,8 @@ pub fn entries_from_debs(debs: &[(LockedPackage, Vec<u8>)]) -> anyhow::Result<Ve
     let mut out = generated_entries();
     for (p, deb) in debs {
         let entries = deb_entries(deb).with_context(|| format!("reading {}", p.filename))?;
+        let control = deb_control_text(deb).with_context(|| format!("reading {}", p.filename))?;
+        out.push(status_d_entry(&p.name, &control));
         if p.name == "ca-certificates" {
             out.push(LayerEntry::bytes(CA_BUNDLE, ca_bundle(&entries)?, 0o644));
         }
@@ -481,6 +494,20 @@ mod tests {
             Some("/usr/share/doc/netbase/copyright")
         );
         assert_eq!(wanted("netbase", "usr/share/doc/tzdata/copyright"), None);
+    }
+
+    #[test]
+    fn status_d_entries_are_control_paragraphs() {
+        let e = status_d_entry(
+            "netbase",
+            "Package: netbase\nVersion: 6.4\nArchitecture: all\n\n",
+        );
+        assert_eq!(e.path, "/var/lib/dpkg/status.d/netbase");
+        assert_eq!(
+            e.source,
+            EntrySource::Bytes(b"Package: netbase\nVersion: 6.4\nArchitecture: all\n".to_vec())
+        );
+        assert_eq!(e.mode, 0o644);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! Modules: `stages` (planning and running the builders), `gate` (the inspector verdict on
 //! every binary, the smoke run), `pack` (images, index, outputs).
 
+pub mod attest;
 pub mod gate;
 pub mod pack;
 pub mod stages;
@@ -23,6 +24,8 @@ pub struct BuildOutcome {
     pub artifacts: Vec<Artifact>,
     /// The image index, when an image was written.
     pub index: Option<BuiltIndex>,
+    /// SBOMs, provenance, archives and SHA256SUMS written to the output directory.
+    pub release: Vec<attest::Written>,
     /// Where it was written.
     pub outputs: Vec<OutputSpec>,
 }
@@ -49,9 +52,22 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
             progress,
         )?)
     };
+    let release = if attest::wanted(cfg) {
+        attest::release(
+            cfg,
+            &plan,
+            &artifacts,
+            index.as_ref(),
+            source_date_epoch,
+            progress,
+        )?
+    } else {
+        Vec::new()
+    };
     Ok(BuildOutcome {
         artifacts,
         index,
+        release,
         outputs,
     })
 }

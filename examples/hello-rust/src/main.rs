@@ -8,10 +8,12 @@ unsafe extern "C" {
 fn main() {
     let answer = unsafe { kiln_answer() };
     let len = unsafe { kiln_c_strlen(c"kiln".as_ptr()) };
+    let mut digits = itoa::Buffer::new();
     println!(
-        "Hello from kiln! arch={} os={} answer-from-c={answer}",
+        "Hello from kiln! arch={} os={} answer-from-c={}",
         std::env::consts::ARCH,
-        std::env::consts::OS
+        std::env::consts::OS,
+        digits.format(answer)
     );
     if std::env::args().any(|a| a == "--check") && (answer != 42 || len != 4) {
         eprintln!("C part returned wrong values: {answer} {len}");

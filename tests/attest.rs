@@ -1,0 +1,328 @@
+//! Supply-chain outputs against the real validators: SPDX documents through `pyspdxtools`
+//! (PyPI spdx-tools), CycloneDX documents through `check-jsonschema` with the 1.5 schema
+//! shipped in cyclonedx-python-lib — both installed by `cargo xtask setup`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kiln::attest::sbom::{Component, Kind};
+use kiln::attest::sources::{self, DebPackage, DeclaredComponent, Found};
+use kiln::attest::{BaseInput, BinaryInput, Format, ImageInput, platform_sbom, release_sbom};
+
+/// Fail in CI, skip elsewhere.
+fn unavailable(msg: &str) -> bool {
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg} (run `cargo xtask setup`)");
+    }
+    eprintln!("SKIP: {msg} (run `cargo xtask setup`)");
+    false
+}
+
+/// The CycloneDX 1.5 JSON schema as cyclonedx-python-lib ships it.
+fn cyclonedx_schema() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import cyclonedx, os; print(os.path.join(os.path.dirname(cyclonedx.__file__), 'schema', '_res', 'bom-1.5.SNAPSHOT.schema.json'))",
+        ])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    p.is_file().then_some(p)
+}
+
+fn validators() -> Option<PathBuf> {
+    if which::which("pyspdxtools").is_err() {
+        unavailable("pyspdxtools not found: `python3 -m pip install spdx-tools`");
+        return None;
+    }
+    if which::which("check-jsonschema").is_err() {
+        unavailable("check-jsonschema not found: `python3 -m pip install check-jsonschema`");
+        return None;
+    }
+    let schema = cyclonedx_schema();
+    if schema.is_none() {
+        unavailable(
+            "the CycloneDX schema was not found: `python3 -m pip install cyclonedx-python-lib`",
+        );
+    }
+    schema
+}
+
+/// Validate a document with the official tools; panics with their output.
+pub fn validate(path: &Path, schema: &Path) {
+    let name = path.to_string_lossy();
+    let out = if name.ends_with(".spdx.json") {
+        Command::new("pyspdxtools")
+            .arg("-i")
+            .arg(path)
+            .output()
+            .unwrap()
+    } else {
+        Command::new("check-jsonschema")
+            .arg("--schemafile")
+            .arg(schema)
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{name} is not valid:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn crate_component(name: &str, version: &str, license: &str) -> Component {
+    let mut c = Component::with_purl(
+        Kind::Library,
+        name,
+        Some(version),
+        sources::cargo_purl(name, version),
+    );
+    c.license = Some(license.into());
+    c.sha256 = Some("ab".repeat(32));
+    c
+}
+
+fn binary(platform: &str) -> BinaryInput {
+    let mut found = Found::default();
+    for c in [
+        crate_component("hello-rust", "0.1.0", "MIT OR Apache-2.0"),
+        crate_component("itoa", "1.0.19", "MIT OR Apache-2.0"),
+        sources::musl(Some("1.2.5")),
+    ] {
+        found.linked.push(c.id.clone());
+        found.components.push(c);
+    }
+    found.extend(sources::c_components(&[DeclaredComponent {
+        name: "zlib".into(),
+        version: Some("1.3.1".into()),
+        license: Some("Zlib".into()),
+        purl: Some("pkg:generic/zlib@1.3.1".into()),
+        download_location: None,
+    }]));
+    BinaryInput {
+        platform: platform.into(),
+        name: "hello".into(),
+        version: Some("0.1.0".into()),
+        sha256: "cd".repeat(32),
+        found,
+    }
+}
+
+#[test]
+fn sboms_validate_against_the_official_schemas() {
+    let Some(schema) = validators() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let debian = BaseInput::Debian(vec![
+        DebPackage {
+            name: "base-files".into(),
+            version: "12.4+deb12u12".into(),
+            architecture: "amd64".into(),
+            sha256: Some("01".repeat(32)),
+        },
+        DebPackage {
+            name: "tzdata".into(),
+            version: "2025b-0+deb12u2".into(),
+            architecture: "all".into(),
+            sha256: None,
+        },
+    ]);
+    let mut docs = Vec::new();
+    for (platform, base) in [
+        ("linux/amd64", debian),
+        (
+            "linux/arm/v7",
+            BaseInput::Image {
+                reference: "oci:base".into(),
+                digest: Some(format!("sha256:{}", "ef".repeat(32))),
+            },
+        ),
+    ] {
+        let (sbom, _) = platform_sbom(&ImageInput {
+            name: "hello-rust".into(),
+            platform: platform.into(),
+            manifest: Some(format!("sha256:{}", "12".repeat(32))),
+            binaries: vec![binary(platform)],
+            base,
+            created: Some(1700000000),
+        });
+        docs.push((platform.replace('/', "-"), sbom));
+    }
+    docs.push((
+        "release".into(),
+        release_sbom(
+            "hello-rust",
+            Some("0.1.0"),
+            Some("MIT/Apache-2.0"),
+            &[binary("linux/amd64"), binary("linux/arm64")],
+            None,
+        ),
+    ));
+    for (name, sbom) in &docs {
+        for f in [Format::Spdx, Format::CycloneDx] {
+            let path = tmp.path().join(format!("{name}.{}", f.suffix()));
+            std::fs::write(&path, f.render(sbom)).unwrap();
+            validate(&path, &schema);
+        }
+    }
+}
+
+/// `name@version` of every `pkg:cargo` purl in an SPDX document.
+fn spdx_cargo_packages(doc: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| {
+            r["referenceLocator"]
+                .as_str()?
+                .strip_prefix("pkg:cargo/")
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// What `cargo tree` says is compiled into the target's binaries: normal edges, no
+/// proc-macros (they run on the build machine).
+fn cargo_tree(manifest: &Path, triple: &str) -> std::collections::BTreeSet<String> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["tree", "--manifest-path"])
+        .arg(manifest)
+        .args([
+            "--target",
+            triple,
+            "-e",
+            "normal,no-proc-macro",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?;
+            let version = w.next()?.strip_prefix('v')?;
+            Some(format!("{name}@{version}"))
+        })
+        .collect()
+}
+
+#[test]
+fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
+    let Some(schema) = validators() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = common::example("hello-rust");
+    let build = |dist: &str, sbom: &str| {
+        let out = common::build_into(
+            &project,
+            "linux/arm64",
+            &tmp.path().join(dist),
+            &[
+                "--release",
+                "--sbom",
+                sbom,
+                "--archive",
+                "tar.gz",
+                "-o",
+                &format!("oci:{}", tmp.path().join(format!("{dist}-img")).display()),
+                "--message-format",
+                "json",
+            ],
+        );
+        common::json_lines(&out)
+    };
+    let one = build("one", "both");
+    let dist = tmp.path().join("one");
+    let outputs: Vec<&serde_json::Value> = one.iter().filter(|m| m["reason"] == "output").collect();
+    let kinds: Vec<&str> = outputs
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    for k in ["sbom", "provenance", "archive", "checksums"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    for m in &outputs {
+        let path = PathBuf::from(m["path"].as_str().unwrap());
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(m["size"], data.len());
+        assert_eq!(m["digest"], kiln::digest::sha256_digest(&data));
+        let name = path.to_string_lossy().into_owned();
+        if name.ends_with(".spdx.json") || name.ends_with(".cdx.json") {
+            validate(&path, &schema);
+        }
+    }
+
+    // The arm64 SBOM lists exactly what cargo compiles for aarch64, plus musl.
+    let spdx: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dist.join("hello-rust-0.1.0-linux-arm64.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    let listed = spdx_cargo_packages(&spdx);
+    let compiled = cargo_tree(&project.join("Cargo.toml"), "aarch64-unknown-linux-musl");
+    assert!(
+        compiled.iter().any(|p| p.starts_with("itoa@")),
+        "{compiled:?}"
+    );
+    assert_eq!(listed, compiled);
+    let text = serde_json::to_string(&spdx).unwrap();
+    assert!(text.contains("pkg:generic/musl@"), "no musl in the SBOM");
+    assert!(
+        !text.contains("pkg:cargo/cc@"),
+        "a build dependency is not in the binary"
+    );
+
+    // sha256sum -c passes from dist/.
+    let check = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&dist)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // Again into another directory: the same bytes; without SBOMs, the same index.
+    let two = build("two", "both");
+    for f in [
+        "hello-rust-0.1.0-linux-arm64.tar.gz",
+        "hello-rust-0.1.0-linux-arm64.spdx.json",
+        "hello-rust-0.1.0-linux-arm64.cdx.json",
+        "hello-rust-0.1.0.spdx.json",
+        "SHA256SUMS",
+    ] {
+        assert_eq!(
+            std::fs::read(dist.join(f)).unwrap(),
+            std::fs::read(tmp.path().join("two").join(f)).unwrap(),
+            "{f} differs between two runs"
+        );
+    }
+    let index = |msgs: &[serde_json::Value]| {
+        msgs.iter()
+            .find(|m| m["reason"] == "index")
+            .map(|m| m["digest"].clone())
+            .unwrap()
+    };
+    let three = build("three", "none");
+    assert_eq!(index(&one), index(&two));
+    assert_eq!(index(&one), index(&three));
+    assert!(
+        !tmp.path()
+            .join("three/hello-rust-0.1.0-linux-arm64.spdx.json")
+            .exists()
+    );
+}
