@@ -134,6 +134,7 @@ fn docker_builds_from_dist(ex: &str, greeting: &str) {
             .arg(&tag));
         let _ = docker_cli().args(["rmi", "-f", &tag]).output();
         let printed = String::from_utf8_lossy(&out.stdout);
+        eprintln!("docker run {ex} linux/{arch}: {}", printed.trim());
         assert!(out.status.success(), "docker run {ex} {arch}");
         assert!(printed.contains(greeting), "{ex} {arch}: {printed}");
         let want_arch = match (ex, arch) {
