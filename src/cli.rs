@@ -211,7 +211,8 @@ pub struct BuildArgs {
     pub compression: Option<String>,
     #[command(flatten)]
     pub registry: RegistryFlags,
-    /// Parallel target builds (default: config, else one per target, at most 4).
+    /// Compiler jobs at once, all targets together (default: config, else one per CPU, or
+    /// the jobserver of a parent make).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Let the config's `[image] files` copy sources from outside the project directory

@@ -224,8 +224,9 @@ pub struct BuildConfig {
     pub smoke: bool,
     /// Arguments for the smoke run.
     pub smoke_args: Vec<String>,
-    /// How many targets build at once.
-    pub jobs: usize,
+    /// The most compiler jobs at once, all targets together (`-j`, `jobs =`); `None` = one
+    /// per CPU, or the jobserver of a parent make (see `crate::jobs`).
+    pub jobs: Option<usize>,
     pub image: ImageConfig,
     /// Binaries to build (`--bin`); empty = every binary of the project.
     pub bins: Vec<String>,
@@ -437,11 +438,7 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         } else {
             args.smoke_args.clone()
         },
-        jobs: args
-            .jobs
-            .or(file.jobs)
-            .unwrap_or_else(|| targets.len().clamp(1, 4))
-            .max(1),
+        jobs: args.jobs.or(file.jobs).map(|n| n.max(1)),
         targets,
         out_dir,
         image,

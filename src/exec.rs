@@ -72,6 +72,8 @@ pub struct Cmd {
     dir: Option<PathBuf>,
     stdin: Option<Vec<u8>>,
     summary: String,
+    /// Runs compilers: holds a token of kiln's jobserver while it runs and joins it.
+    jobserver: bool,
 }
 
 impl Cmd {
@@ -84,6 +86,7 @@ impl Cmd {
             dir: None,
             stdin: None,
             summary: summary.into(),
+            jobserver: false,
         }
     }
 
@@ -99,6 +102,13 @@ impl Cmd {
     {
         self.args
             .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// Insert an argument at `index` (`go build -p=N` after `build`).
+    pub fn insert_arg(mut self, index: usize, a: impl AsRef<OsStr>) -> Self {
+        let index = index.min(self.args.len());
+        self.args.insert(index, a.as_ref().to_os_string());
         self
     }
 
@@ -122,6 +132,25 @@ impl Cmd {
     pub fn dir(mut self, d: impl AsRef<Path>) -> Self {
         self.dir = Some(d.as_ref().to_path_buf());
         self
+    }
+
+    /// This command runs compilers (cargo, make): it waits for a token of kiln's jobserver
+    /// ([`crate::jobs`]), holds it while it runs, and gets the jobserver in `MAKEFLAGS` /
+    /// `CARGO_MAKEFLAGS` for the jobs beyond its first.
+    pub fn jobserver(mut self) -> Self {
+        self.jobserver = true;
+        self
+    }
+
+    /// The token a [`Cmd::jobserver`] command holds while it runs.
+    fn token(&self) -> Result<Option<crate::jobs::Tokens>, ExecError> {
+        if !self.jobserver {
+            return Ok(None);
+        }
+        crate::jobs::global()
+            .acquire(1)
+            .map(Some)
+            .map_err(|e| self.error(None, Some(e)))
     }
 
     pub fn summary(&self) -> &str {
@@ -173,6 +202,12 @@ impl Cmd {
         if let Some(d) = &self.dir {
             e = e.dir(d);
         }
+        if self.jobserver {
+            e = e.before_spawn(|cmd| {
+                crate::jobs::global().configure(cmd);
+                Ok(())
+            });
+        }
         if let Some(b) = &self.stdin {
             e = e.stdin_bytes(b.clone());
         }
@@ -216,6 +251,7 @@ impl Cmd {
 
     /// Run to completion, capturing stdout and stderr; the exit status is the caller's to judge.
     pub fn output(&self) -> Result<Output, ExecError> {
+        let _token = self.token()?;
         self.log();
         let out = self
             .expression()
@@ -232,6 +268,7 @@ impl Cmd {
 
     /// Like [`Cmd::run`], but a process still running after `limit` is killed and reported.
     pub fn run_with_timeout(&self, limit: std::time::Duration) -> Result<Output, ExecError> {
+        let _token = self.token()?;
         self.log();
         let handle = self
             .expression()

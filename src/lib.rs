@@ -23,6 +23,7 @@ pub mod digest;
 pub mod error;
 pub mod exec;
 pub mod fsutil;
+pub mod jobs;
 pub mod par;
 pub mod progress;
 pub mod target;

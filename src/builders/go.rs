@@ -125,6 +125,8 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     // depends on .git).
     let skippable = base.filter(|_| !cgo && !cfg.go.buildvcs && !flags.buildvcs);
     let mut stages = Vec::new();
+    // Each target's `go build` gets an equal share of the jobserver's tokens.
+    let targets_building = cfg.targets.len().max(1);
     for target in &cfg.targets {
         let wrappers = match (&zig, &kiln_exe) {
             (Some(zig), Some(exe)) => Some(toolchain::write_wrappers(
@@ -162,7 +164,14 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
                 }
                 fresh::forget(&out);
                 remove_non_elf(&out, &bins);
+                // `go build` does not join a jobserver: it holds its share of the tokens and
+                // gets as many parallel actions (after fingerprinting, so -p never makes a
+                // build look changed).
+                let jobs = crate::jobs::global();
+                let tokens = jobs.acquire(jobs.limit() / targets_building)?;
+                let cmd = cmd.clone().insert_arg(1, format!("-p={}", tokens.count()));
                 let built = build_target(&cmd, &out, &bins, cgo)?;
+                drop(tokens);
                 if let Some(k) = &key {
                     // Not recording only costs the next run a `go build`.
                     let _ = fresh::record(&out, k, &bins);

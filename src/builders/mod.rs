@@ -6,6 +6,7 @@ pub mod c;
 pub mod fresh;
 pub mod go;
 pub mod rust;
+pub mod rust_group;
 
 use std::path::PathBuf;
 

@@ -1,15 +1,16 @@
-//! The Rust builder: cargo_metadata finds the binaries; one `cargo build` per target with
-//! its own target dir, zig (through kiln's wrapper) as C compiler and linker, and the std
-//! from rustup or `+nightly -Zbuild-std`.
+//! The Rust builder: cargo_metadata finds the binaries; one `cargo build` for all targets
+//! that share a toolchain ([`rust_group`]), zig (through kiln's wrapper, per target) as C
+//! compiler and linker, and the std from rustup or `+nightly -Zbuild-std`.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cargo_metadata::{Message, Metadata, MetadataCommand};
+use cargo_metadata::{Metadata, MetadataCommand};
 
-use crate::builders::{Built, PackageInfo, Plan, Stage};
+use crate::builders::rust_group::{self, Member};
+use crate::builders::{PackageInfo, Plan, Stage};
 use crate::config::{BuildConfig, CargoConfig};
 use crate::error::UsageError;
 use crate::exec::Cmd;
@@ -21,7 +22,7 @@ use crate::toolchain::{self, RustPlan, Wrappers};
 #[derive(Debug, Clone)]
 pub struct RustProject {
     pub manifest_path: PathBuf,
-    /// The workspace target directory (kiln builds under `<it>/kiln/<target>`).
+    /// The workspace target directory (kiln builds under `<it>/kiln/cargo`).
     pub target_dir: PathBuf,
     /// Binary names to build.
     pub bins: Vec<String>,
@@ -46,10 +47,43 @@ pub fn manifest_path(project_dir: &Path, flags: &CargoConfig) -> PathBuf {
 }
 
 /// Plan a Rust build: read the project, make sure every target has a std (installing with
-/// rustup), write the zig wrappers, and return one stage per target.
+/// rustup), write the zig wrappers, and return one stage per target; targets that share a
+/// toolchain build in one cargo invocation ([`rust_group`]).
 pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
-    let zig = toolchain::find_zig()?;
     let kiln_exe = toolchain::kiln_exe()?;
+    let (project, manifest, groups) = groups(cfg, progress, &kiln_exe)?;
+    let mut stages: Vec<Stage> = groups
+        .iter()
+        .flat_map(|g| rust_group::stages(&project, &manifest, &cfg.cargo, g))
+        .collect();
+    // Stages in the order the targets were given (the summary and the index follow it).
+    stages.sort_by_key(|s| cfg.targets.iter().position(|t| t.name == s.target.name));
+    Ok(Plan {
+        language: "rust",
+        bins: project.bins.clone(),
+        package: project.package.clone(),
+        stages,
+    })
+}
+
+/// The cargo commands a build of `cfg` runs when nothing fails, one per group (for the
+/// benchmark, which times cargo's own no-op against kiln's).
+pub fn cargo_commands(cfg: &BuildConfig, kiln_exe: &Path) -> anyhow::Result<Vec<Cmd>> {
+    let (project, manifest, groups) = groups(cfg, &Progress::new(true), kiln_exe)?;
+    Ok(groups
+        .iter()
+        .map(|g| rust_group::shared_command(&project, &manifest, &cfg.cargo, g))
+        .collect())
+}
+
+/// Read the project, make sure every target has a std, write the wrappers, and group the
+/// targets by the cargo invocation they share.
+fn groups(
+    cfg: &BuildConfig,
+    progress: &Progress,
+    kiln_exe: &Path,
+) -> anyhow::Result<(RustProject, PathBuf, Vec<rust_group::Group>)> {
+    let zig = toolchain::find_zig()?;
     let project = plan(
         &cfg.project_dir,
         &cfg.cargo,
@@ -58,7 +92,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     )?;
     let manifest = manifest_path(&cfg.project_dir, &cfg.cargo);
     let mut rust = toolchain::RustToolchains::detect();
-    let mut stages = Vec::new();
+    let mut members = Vec::new();
     for target in &cfg.targets {
         let rplan = rust.ensure(target, &|m| progress.say(m))?;
         let wrappers = toolchain::write_wrappers(
@@ -67,23 +101,19 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
                 .join("kiln")
                 .join("wrappers")
                 .join(&target.name),
-            &kiln_exe,
+            kiln_exe,
             &zig,
             target,
         )?;
-        let cmd = build_command(&project, &manifest, &cfg.cargo, target, &rplan, &wrappers);
-        let bins = project.bins.clone();
-        stages.push(Stage {
-            target: target.clone(),
-            run: Box::new(move || build_target(&cmd, &bins)),
-        });
+        members.push((
+            rplan,
+            Member {
+                target: target.clone(),
+                wrappers,
+            },
+        ));
     }
-    Ok(Plan {
-        language: "rust",
-        bins: project.bins.clone(),
-        package: project.package.clone(),
-        stages,
-    })
+    Ok((project, manifest, rust_group::group(members)))
 }
 
 /// Whether `dir` is a cargo project.
@@ -209,16 +239,25 @@ pub fn select_bins(
     })
 }
 
-/// The `cargo build` command for one target.
+/// The `cargo build` command for `members` (one `--target` each), all built with `plan`'s
+/// toolchain into `target_dir`.
 pub fn build_command(
     project: &RustProject,
     manifest: &Path,
     flags: &CargoConfig,
-    target: &Target,
     plan: &RustPlan,
-    wrappers: &Wrappers,
+    members: &[Member],
+    target_dir: &Path,
 ) -> Cmd {
-    let summary = format!("build {} for {}", project.bins.join(", "), target.platform);
+    let platforms: Vec<String> = members
+        .iter()
+        .map(|m| m.target.platform.to_string())
+        .collect();
+    let summary = format!(
+        "build {} for {}",
+        project.bins.join(", "),
+        platforms.join(", ")
+    );
     let mut cmd = match &plan.toolchain {
         // `$CARGO` is a toolchain's own cargo and takes no `+nightly`; rustup picks the
         // toolchain instead.
@@ -232,13 +271,13 @@ pub fn build_command(
         .env_remove("RUSTUP_TOOLCHAIN"),
         None => Cmd::new(cargo_program(), summary),
     };
+    cmd = cmd.arg("build").arg("--manifest-path").arg(manifest);
+    for m in members {
+        cmd = cmd.args(["--target", &m.target.rust_triple]);
+    }
     cmd = cmd
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(manifest)
-        .args(["--target", &target.rust_triple])
         .arg("--target-dir")
-        .arg(target_dir_for(project, target))
+        .arg(target_dir)
         .arg("--message-format=json-render-diagnostics");
     if plan.build_std {
         cmd = cmd.arg("-Zbuild-std=std,panic_abort");
@@ -273,15 +312,20 @@ pub fn build_command(
     if flags.frozen {
         cmd = cmd.arg("--frozen");
     }
-    for (k, v) in toolchain_env(target, wrappers, |k| std::env::var_os(k)) {
-        cmd = cmd.env(k, v);
+    for m in members {
+        for (k, v) in toolchain_env(&m.target, &m.wrappers, |k| std::env::var_os(k)) {
+            cmd = cmd.env(k, v);
+        }
     }
-    cmd
-}
-
-/// `<workspace target dir>/kiln/<target name>`: one per target so builds run in parallel.
-pub fn target_dir_for(project: &RustProject, target: &Target) -> PathBuf {
-    project.target_dir.join("kiln").join(&target.name)
+    // The user's RUSTFLAGS went into each target's own variable (see `toolchain_env`);
+    // left in place it would hide those from cargo.
+    if std::env::var_os("RUSTFLAGS").is_some()
+        && std::env::var_os("CARGO_ENCODED_RUSTFLAGS").is_none()
+    {
+        cmd = cmd.env_remove("RUSTFLAGS");
+    }
+    // cargo joins kiln's jobserver: all targets' compiler jobs share the CPUs.
+    cmd.jobserver()
 }
 
 /// What rustc must be told for zig to link: rustc's own crt objects and libunwind search
@@ -318,17 +362,19 @@ pub fn toolchain_env(
         Some(extra) => format!("{RUSTFLAGS} {extra}"),
         None => RUSTFLAGS.to_string(),
     };
-    // RUSTFLAGS, when the user set it, hides target rustflags from cargo: ours go in front
-    // of theirs so theirs still win.
+    // RUSTFLAGS, when the user set it, hides target rustflags from cargo, and in a
+    // multi-target build it would give every target the others' flags. With `--target` it
+    // applies to target code only, exactly as the per-target variable does, so it moves
+    // there (the caller unsets it), after ours so that theirs still win.
+    let key = format!("CARGO_TARGET_{t_env}_RUSTFLAGS");
     if get("CARGO_ENCODED_RUSTFLAGS").is_some() {
         // The user took full control; leave it.
     } else if let Some(user) = get("RUSTFLAGS") {
         let mut v = OsString::from(&ours);
         v.push(" ");
         v.push(user);
-        env.push(("RUSTFLAGS".into(), v));
+        env.push((key, v));
     } else {
-        let key = format!("CARGO_TARGET_{t_env}_RUSTFLAGS");
         match get(&key) {
             Some(user) => {
                 let mut v = OsString::from(&ours);
@@ -340,44 +386,6 @@ pub fn toolchain_env(
         }
     }
     env
-}
-
-/// Run cargo for one target and return the binaries it produced.
-pub fn build_target(cmd: &Cmd, wanted: &[String]) -> anyhow::Result<Vec<Built>> {
-    let out = cmd.run()?;
-    let mut built = Vec::new();
-    for msg in Message::parse_stream(&out.stdout[..]) {
-        let Ok(Message::CompilerArtifact(a)) = msg else {
-            continue;
-        };
-        if !a.target.is_bin() {
-            continue;
-        }
-        if let Some(exe) = a.executable {
-            let name = a.target.name.clone();
-            if wanted.contains(&name) && !built.iter().any(|b: &Built| b.name == name) {
-                built.push(Built {
-                    name,
-                    path: exe.into_std_path_buf(),
-                });
-            }
-        }
-    }
-    let missing: Vec<&String> = wanted
-        .iter()
-        .filter(|w| !built.iter().any(|b| &b.name == *w))
-        .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "{} succeeded but cargo reported no executable for {}",
-        cmd.summary(),
-        missing
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(built)
 }
 
 #[cfg(test)]
@@ -427,7 +435,12 @@ mod tests {
         let env = toolchain_env(&t, &wrappers(), |k| {
             (k == "RUSTFLAGS").then(|| "-C target-feature=+lsx".into())
         });
-        let (_, v) = env.iter().find(|(k, _)| k == "RUSTFLAGS").unwrap();
+        // The user's RUSTFLAGS move into the target's own variable, after ours.
+        assert!(env.iter().all(|(k, _)| k != "RUSTFLAGS"));
+        let (_, v) = env
+            .iter()
+            .find(|(k, _)| k == "CARGO_TARGET_LOONGARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS")
+            .unwrap();
         assert_eq!(
             v,
             format!("{RUSTFLAGS} -C target-feature=-lsx -C target-feature=+lsx").as_str()
@@ -445,7 +458,10 @@ mod tests {
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert!(!names.contains(&"CC_aarch64_unknown_linux_musl"));
         assert!(!names.contains(&"CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER"));
-        let rf = env.iter().find(|(k, _)| k == "RUSTFLAGS").unwrap();
+        let rf = env
+            .iter()
+            .find(|(k, _)| k == "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS")
+            .unwrap();
         assert_eq!(rf.1, format!("{RUSTFLAGS} -C opt-level=s").as_str());
         let encoded = toolchain_env(&arm64(), &wrappers(), |k| {
             (k == "CARGO_ENCODED_RUSTFLAGS").then(|| "-Cfoo".into())
@@ -453,9 +469,55 @@ mod tests {
         assert!(encoded.iter().all(|(k, _)| !k.contains("RUSTFLAGS")));
     }
 
+    fn member(name: &str) -> Member {
+        Member {
+            target: Targets::builtin().find(name).unwrap().clone(),
+            wrappers: wrappers(),
+        }
+    }
+
+    #[test]
+    fn one_command_builds_several_targets_each_with_its_own_tools() {
+        let project = RustProject {
+            manifest_path: "/p/Cargo.toml".into(),
+            target_dir: "/p/target".into(),
+            bins: vec!["hello".into()],
+            package: None,
+        };
+        let plan = RustPlan {
+            toolchain: None,
+            build_std: false,
+        };
+        let members = [member("amd64"), member("arm64")];
+        let cmd = build_command(
+            &project,
+            Path::new("/p/Cargo.toml"),
+            &CargoConfig::default(),
+            &plan,
+            &members,
+            Path::new("/p/target/kiln/cargo"),
+        );
+        let line = cmd.command_line();
+        assert!(
+            line.contains(
+                "--target x86_64-unknown-linux-musl --target aarch64-unknown-linux-musl --target-dir /p/target/kiln/cargo"
+            ),
+            "{line}"
+        );
+        assert_eq!(cmd.summary(), "build hello for linux/amd64, linux/arm64");
+        for var in [
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER",
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
+            "CC_x86_64_unknown_linux_musl",
+            "CC_aarch64_unknown_linux_musl",
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+        ] {
+            assert!(line.contains(&format!("{var}=")), "{var} in {line}");
+        }
+    }
+
     #[test]
     fn build_std_targets_use_nightly_through_rustup() {
-        let t = Targets::builtin().find("armv7").unwrap().clone();
         let project = RustProject {
             manifest_path: "/p/Cargo.toml".into(),
             target_dir: "/p/target".into(),
@@ -475,9 +537,9 @@ mod tests {
             &project,
             Path::new("/p/Cargo.toml"),
             &flags,
-            &t,
             &plan,
-            &wrappers(),
+            &[member("armv7")],
+            Path::new("/p/target/kiln/cargo-nightly"),
         );
         let line = cmd.command_line();
         assert!(line.contains(" run nightly cargo build "), "{line}");
@@ -486,7 +548,10 @@ mod tests {
             line.contains("--target armv7-unknown-linux-musleabihf"),
             "{line}"
         );
-        assert!(line.contains("--target-dir /p/target/kiln/armv7"), "{line}");
+        assert!(
+            line.contains("--target-dir /p/target/kiln/cargo-nightly"),
+            "{line}"
+        );
         assert!(
             line.contains("--release --bin hello --features 'a b'"),
             "{line}"

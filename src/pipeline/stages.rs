@@ -1,5 +1,6 @@
-//! Planning (which builder, which targets) and running the stages: one per target, at
-//! most `jobs` at once, each building, gating and (with `--smoke`) running its binaries.
+//! Planning (which builder, which targets) and running the stages: one per target, all at
+//! once within the jobserver's limit, each building, gating and (with `--smoke`) running
+//! its binaries.
 
 use std::path::Path;
 
@@ -25,11 +26,15 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     Err(not_a_project(&cfg.project_dir).into())
 }
 
-/// Run every stage of `plan`, `cfg.jobs` at a time; the artifacts in target order, or every
-/// target that failed.
+/// Run every stage of `plan` at once (the jobserver, not the number of stages, bounds the
+/// compilers running: `cfg.jobs`); the artifacts in target order, or every target that
+/// failed.
 pub fn run(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Vec<Artifact>> {
     let stages = &plan.stages;
-    let results = par_map(stages, cfg.jobs, |stage| run_stage(stage, cfg, progress));
+    crate::jobs::init(cfg.jobs);
+    let results = par_map(stages, stages.len(), |stage| {
+        run_stage(stage, cfg, progress)
+    });
     let mut artifacts = Vec::new();
     let mut failures = Vec::new();
     for (stage, r) in stages.iter().zip(results) {

@@ -153,7 +153,11 @@ fn bench(only: Option<&str>) -> anyhow::Result<()> {
     }
     let wanted = |name: &str| only.is_none_or(|o| o == name);
     setup::run_setup()?;
-    let kiln = build_kiln()?;
+    // KILN_BENCH_EXE: time this kiln binary instead of building a release one.
+    let kiln = match std::env::var_os("KILN_BENCH_EXE") {
+        Some(exe) => std::path::absolute(PathBuf::from(exe))?,
+        None => build_kiln()?,
+    };
     if wanted("go") {
         bench_go::run_bench(&kiln)?;
     }

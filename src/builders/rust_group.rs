@@ -1,0 +1,294 @@
+//! One `cargo build` for several targets. Targets that can share an invocation (the same
+//! toolchain: prebuilt std on the default one, `-Zbuild-std` on nightly) build in one cargo
+//! process with one target dir, so build scripts and proc-macros (host code) compile once
+//! and every rustc shares one job pool; each target keeps its own linker, C compiler and
+//! rustflags through cargo's per-triple environment variables.
+//!
+//! Every target is still a stage of its own. The first stage of a group to run starts the
+//! shared cargo (with `--keep-going`), the others wait for it; each takes its executables
+//! from cargo's JSON messages (the path `<triple>/<profile>/<bin>` names the target). A
+//! target without all its executables builds again alone in the same target dir: what
+//! already compiled is reused, and the failure is that target's own, with its compiler
+//! output, while the other targets' results stand.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use cargo_metadata::Message;
+
+use crate::builders::rust::{RustProject, build_command};
+use crate::builders::{Built, Stage};
+use crate::config::CargoConfig;
+use crate::exec::Cmd;
+use crate::target::Target;
+use crate::toolchain::{RustPlan, Wrappers};
+
+/// Whether `-Zbuild-std` targets can share one cargo invocation (cargo builds one std per
+/// requested target in a multi-target build).
+pub const BUILD_STD_SHARES: bool = true;
+
+/// One target of a Rust build with its wrappers.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub target: Target,
+    pub wrappers: Wrappers,
+}
+
+/// Targets that build in one cargo invocation.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub plan: RustPlan,
+    pub members: Vec<Member>,
+}
+
+/// Put targets with the same toolchain plan together (in the order given); build-std
+/// targets only when [`BUILD_STD_SHARES`].
+pub fn group(members: Vec<(RustPlan, Member)>) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (plan, member) in members {
+        let shares = !plan.build_std || BUILD_STD_SHARES;
+        match groups.iter_mut().find(|g| shares && g.plan == plan) {
+            Some(g) => g.members.push(member),
+            None => groups.push(Group {
+                plan,
+                members: vec![member],
+            }),
+        }
+    }
+    groups
+}
+
+/// The target dir of a group: `<target dir>/kiln/cargo` for the default toolchain,
+/// `…/kiln/cargo-<toolchain>` for another; a build-std target that builds alone keeps its
+/// own (`…/kiln/<target name>`), so such targets still build side by side.
+pub fn group_target_dir(project: &RustProject, group: &Group) -> PathBuf {
+    let base = project.target_dir.join("kiln");
+    match (&group.plan.toolchain, group.members.as_slice()) {
+        (Some(_), [one]) if !BUILD_STD_SHARES => base.join(&one.target.name),
+        (Some(tc), _) => base.join(format!("cargo-{tc}")),
+        (None, _) => base.join("cargo"),
+    }
+}
+
+/// The command that builds every member of `group`; with more than one it keeps going
+/// past a failing target, so the others still finish.
+pub fn shared_command(
+    project: &RustProject,
+    manifest: &Path,
+    flags: &CargoConfig,
+    group: &Group,
+) -> Cmd {
+    let dir = group_target_dir(project, group);
+    let cmd = build_command(project, manifest, flags, &group.plan, &group.members, &dir);
+    if group.members.len() > 1 {
+        cmd.arg("--keep-going")
+    } else {
+        cmd
+    }
+}
+
+/// One stage per member of `group`.
+pub fn stages(
+    project: &RustProject,
+    manifest: &Path,
+    flags: &CargoConfig,
+    group: &Group,
+) -> Vec<Stage> {
+    let dir = group_target_dir(project, group);
+    let bins = project.bins.clone();
+    let command =
+        |members: &[Member]| build_command(project, manifest, flags, &group.plan, members, &dir);
+    let cmd = shared_command(project, manifest, flags, group);
+    if let [only] = group.members.as_slice() {
+        return vec![Stage {
+            target: only.target.clone(),
+            run: Box::new(move || build_target(&cmd, &bins)),
+        }];
+    }
+    let shared = Arc::new(SharedBuild {
+        cmd,
+        bins: bins.clone(),
+        outcome: OnceLock::new(),
+    });
+    group
+        .members
+        .iter()
+        .map(|m| {
+            let alone = command(std::slice::from_ref(m));
+            let shared = Arc::clone(&shared);
+            let triple = m.target.rust_triple.clone();
+            let bins = bins.clone();
+            Stage {
+                target: m.target.clone(),
+                run: Box::new(move || match shared.built_for(&triple) {
+                    Some(built) => Ok(built),
+                    None => build_target(&alone, &bins),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The cargo run several stages share: run once, by whichever stage comes first.
+struct SharedBuild {
+    cmd: Cmd,
+    bins: Vec<String>,
+    /// The triples that got every wanted executable.
+    outcome: OnceLock<HashMap<String, Vec<Built>>>,
+}
+
+impl SharedBuild {
+    fn built_for(&self, triple: &str) -> Option<Vec<Built>> {
+        let complete = self.outcome.get_or_init(|| {
+            // A failure here is not reported: the targets it hit build again alone and
+            // report their own.
+            let Ok(out) = self.cmd.output() else {
+                return HashMap::new();
+            };
+            executables(&out.stdout, &self.bins)
+                .into_iter()
+                .filter(|(_, built)| built.len() == self.bins.len())
+                .collect()
+        });
+        complete.get(triple).cloned()
+    }
+}
+
+/// The wanted executables in cargo's JSON messages, by target triple (the directory two
+/// levels above the executable: `<target dir>/<triple>/<profile>/<bin>`).
+pub fn executables(stdout: &[u8], wanted: &[String]) -> HashMap<String, Vec<Built>> {
+    let mut by_triple: HashMap<String, Vec<Built>> = HashMap::new();
+    for msg in Message::parse_stream(stdout) {
+        let Ok(Message::CompilerArtifact(a)) = msg else {
+            continue;
+        };
+        let (true, Some(exe)) = (a.target.is_bin(), a.executable) else {
+            continue;
+        };
+        let exe = exe.into_std_path_buf();
+        let Some(triple) = exe
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name)
+            .map(|t| t.to_string_lossy().into_owned())
+        else {
+            continue;
+        };
+        let name = a.target.name.clone();
+        let built = by_triple.entry(triple).or_default();
+        if wanted.contains(&name) && !built.iter().any(|b| b.name == name) {
+            built.push(Built { name, path: exe });
+        }
+    }
+    by_triple
+}
+
+/// Run cargo for one target and return the binaries it produced.
+pub fn build_target(cmd: &Cmd, wanted: &[String]) -> anyhow::Result<Vec<Built>> {
+    let out = cmd.run()?;
+    let built: Vec<Built> = executables(&out.stdout, wanted)
+        .into_values()
+        .flatten()
+        .collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|w| !built.iter().any(|b| &b.name == *w))
+        .map(String::as_str)
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{} succeeded but cargo reported no executable for {}",
+        cmd.summary(),
+        missing.join(", ")
+    );
+    Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Targets;
+
+    fn member(name: &str) -> Member {
+        Member {
+            target: Targets::builtin().find(name).unwrap().clone(),
+            wrappers: Wrappers::in_dir(Path::new("/w").join(name).as_path()),
+        }
+    }
+
+    fn stable() -> RustPlan {
+        RustPlan {
+            toolchain: None,
+            build_std: false,
+        }
+    }
+
+    fn nightly() -> RustPlan {
+        RustPlan {
+            toolchain: Some("nightly".into()),
+            build_std: true,
+        }
+    }
+
+    #[test]
+    fn targets_group_by_toolchain_in_order() {
+        let groups = group(vec![
+            (stable(), member("amd64")),
+            (nightly(), member("armv7")),
+            (stable(), member("arm64")),
+            (nightly(), member("riscv64")),
+            (stable(), member("386")),
+        ]);
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.members.iter().map(|m| m.target.name.as_str()).collect())
+            .collect();
+        if BUILD_STD_SHARES {
+            assert_eq!(
+                names,
+                [vec!["amd64", "arm64", "386"], vec!["armv7", "riscv64"]]
+            );
+        } else {
+            assert_eq!(
+                names,
+                [
+                    vec!["amd64", "arm64", "386"],
+                    vec!["armv7"],
+                    vec!["riscv64"]
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn executables_are_attributed_by_the_triple_in_their_path() {
+        let artifact = |triple: &str, name: &str, kind: &str| {
+            format!(
+                r#"{{"reason":"compiler-artifact","package_id":"path+file:///p#hello@0.1.0","manifest_path":"/p/Cargo.toml","target":{{"kind":["{kind}"],"crate_types":["{kind}"],"name":"{name}","src_path":"/p/src/main.rs","edition":"2021","doc":true,"doctest":false,"test":false}},"profile":{{"opt_level":"3","debuginfo":0,"debug_assertions":false,"overflow_checks":false,"test":false}},"features":[],"filenames":["/t/{triple}/release/{name}"],"executable":{exe},"fresh":false}}"#,
+                exe = if kind == "bin" {
+                    format!(r#""/t/{triple}/release/{name}""#)
+                } else {
+                    "null".into()
+                }
+            )
+        };
+        let stream = [
+            artifact("aarch64-unknown-linux-musl", "hello", "bin"),
+            artifact("x86_64-unknown-linux-musl", "helper", "lib"),
+            artifact("x86_64-unknown-linux-musl", "hello", "bin"),
+            artifact("x86_64-unknown-linux-musl", "other", "bin"),
+            r#"{"reason":"build-finished","success":false}"#.to_string(),
+        ]
+        .join("\n");
+        let got = executables(stream.as_bytes(), &["hello".into()]);
+        assert_eq!(got.len(), 2, "{got:?}");
+        let x86 = &got["x86_64-unknown-linux-musl"];
+        assert_eq!(x86.len(), 1);
+        assert_eq!(
+            x86[0].path,
+            Path::new("/t/x86_64-unknown-linux-musl/release/hello")
+        );
+        assert_eq!(got["aarch64-unknown-linux-musl"][0].name, "hello");
+    }
+}
