@@ -866,6 +866,11 @@ fn a_registry_killed_mid_push_leaves_no_tag_on_a_partial_image() {
         .arg(format!("docker://{a}/partial:1"))
         .output()
         .unwrap();
+    eprintln!(
+        "push with the registry killed: exit {:?}\n{}",
+        out.status.code(),
+        stderr(&out)
+    );
     if out.status.success() {
         // Retried through: the tag is whole.
         assert!(tag.status.success());

@@ -1,5 +1,5 @@
 //! `--message-format json`: one JSON object per line, the same schema for `kiln build` and
-//! `kiln image`. Every message has a `reason` (`artifact`, `image`, `index`); the fields of
+//! `kiln image`. Every message has a `reason` (`artifact`, `image`, `index`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); the fields of
 //! each are the structs below (documented in the README, snapshot-tested in
 //! `tests/messages.rs`).
 
@@ -25,6 +25,49 @@ pub enum Message<'a> {
     /// (`sha256:…`), size, kind (`sbom`, `provenance`, `archive`, `checksums`, `debug`) and
     /// the platform it belongs to (absent for release-wide files).
     Output(&'a crate::pipeline::attest::Written),
+    /// A blob is in a registry repository (`docker://` outputs).
+    Blob(BlobMessage),
+    /// A manifest or index is in a registry repository, by digest.
+    Manifest(ManifestMessage),
+    /// A tag points at a digest (written last, after everything it reaches).
+    Tag(TagMessage),
+    /// A push finished: the digest pushed (with `--push-by-digest` and one platform, that
+    /// platform's manifest) and `registry/repo@digest` per repository.
+    Pushed(PushedMessage),
+}
+
+/// `"reason":"blob"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobMessage {
+    /// `registry/repo`.
+    pub repository: String,
+    pub digest: String,
+    pub size: u64,
+    /// `exists` (the registry had it), `mounted` (from another repository) or `uploaded`.
+    pub action: crate::oci::registry::BlobAction,
+}
+
+/// `"reason":"manifest"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManifestMessage {
+    pub repository: String,
+    pub digest: String,
+}
+
+/// `"reason":"tag"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagMessage {
+    /// `registry/repo:tag`.
+    pub reference: String,
+    pub digest: String,
+}
+
+/// `"reason":"pushed"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushedMessage {
+    pub digest: String,
+    pub references: Vec<String>,
+    pub by_digest: bool,
 }
 
 /// `"reason":"image"`: one platform's image in the index.

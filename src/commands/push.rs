@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 
-use serde_json::json;
-
 use crate::cli::RegistryFlags;
 use crate::commands::Ctx;
+use crate::commands::message::{
+    self, BlobMessage, ManifestMessage, Message, PushedMessage, TagMessage,
+};
 use crate::oci::BuiltIndex;
 use crate::oci::registry::{self, Event, Pushed, Reference, RegistryOptions};
 use crate::progress::{Progress, Task, human_size};
@@ -43,24 +44,29 @@ impl Reporter {
 
     pub fn event(&self, e: Event<'_>) {
         if self.json {
-            let v = match e {
+            let m = match e {
                 Event::Blob {
                     repository,
                     digest,
                     size,
                     action,
-                } => {
-                    json!({"reason": "blob", "repository": repository, "digest": digest, "size": size, "action": action})
-                }
+                } => Message::Blob(BlobMessage {
+                    repository: repository.to_string(),
+                    digest: digest.to_string(),
+                    size,
+                    action,
+                }),
                 Event::Progress { .. } => return,
-                Event::Manifest { repository, digest } => {
-                    json!({"reason": "manifest", "repository": repository, "digest": digest})
-                }
-                Event::Tag { reference, digest } => {
-                    json!({"reason": "tag", "reference": reference, "digest": digest})
-                }
+                Event::Manifest { repository, digest } => Message::Manifest(ManifestMessage {
+                    repository: repository.to_string(),
+                    digest: digest.to_string(),
+                }),
+                Event::Tag { reference, digest } => Message::Tag(TagMessage {
+                    reference: reference.to_string(),
+                    digest: digest.to_string(),
+                }),
             };
-            let _ = writeln!(std::io::stdout().lock(), "{v}");
+            let _ = message::write(&mut std::io::stdout().lock(), &[m]);
             return;
         }
         let short = |d: &str| d.chars().take(19).collect::<String>();
@@ -124,10 +130,13 @@ pub fn push_outputs(
 pub fn print_pushed(pushed: &Pushed, ctx: &Ctx, by_digest: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if ctx.json {
-        writeln!(
-            out,
-            "{}",
-            json!({"reason": "pushed", "digest": pushed.digest, "references": pushed.references, "by_digest": by_digest})
+        message::write(
+            &mut out,
+            &[Message::Pushed(PushedMessage {
+                digest: pushed.digest.clone(),
+                references: pushed.references.clone(),
+                by_digest,
+            })],
         )?;
     } else if ctx.quiet {
         if by_digest {
