@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 const LEVELS: &[&[&str]] = &[
     &["commands"],
     &["pipeline"],
-    &["builders", "attest", "dockerfile"],
+    &["builders", "dockerfile"],
     &["config", "cli"],
-    &["toolchain", "inspect"],
+    &["toolchain", "inspect", "attest"],
     &["oci", "elf"],
     &[
-        "exec", "progress", "fsutil", "digest", "par", "target", "error",
+        "exec", "jobs", "progress", "fsutil", "digest", "par", "target", "error",
     ],
 ];
 

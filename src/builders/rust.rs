@@ -9,14 +9,19 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cargo_metadata::{Metadata, MetadataCommand};
 
-use crate::builders::rust_group::{self, Member};
-use crate::builders::{PackageInfo, Plan, Stage};
-use crate::config::{BuildConfig, CargoConfig};
+use crate::builders::PackageInfo;
+use crate::config::CargoConfig;
 use crate::error::UsageError;
 use crate::exec::Cmd;
-use crate::progress::Progress;
 use crate::target::Target;
-use crate::toolchain::{self, RustPlan, Wrappers};
+use crate::toolchain::{RustPlan, Wrappers};
+
+/// One target of a Rust build with its wrappers.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub target: Target,
+    pub wrappers: Wrappers,
+}
 
 /// What `plan` found in a cargo project.
 #[derive(Debug, Clone)]
@@ -44,76 +49,6 @@ pub fn manifest_path(project_dir: &Path, flags: &CargoConfig) -> PathBuf {
         .manifest_path
         .clone()
         .unwrap_or_else(|| project_dir.join("Cargo.toml"))
-}
-
-/// Plan a Rust build: read the project, make sure every target has a std (installing with
-/// rustup), write the zig wrappers, and return one stage per target; targets that share a
-/// toolchain build in one cargo invocation ([`rust_group`]).
-pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
-    let kiln_exe = toolchain::kiln_exe()?;
-    let (project, manifest, groups) = groups(cfg, progress, &kiln_exe)?;
-    let mut stages: Vec<Stage> = groups
-        .iter()
-        .flat_map(|g| rust_group::stages(&project, &manifest, &cfg.cargo, g))
-        .collect();
-    // Stages in the order the targets were given (the summary and the index follow it).
-    stages.sort_by_key(|s| cfg.targets.iter().position(|t| t.name == s.target.name));
-    Ok(Plan {
-        language: "rust",
-        bins: project.bins.clone(),
-        package: project.package.clone(),
-        stages,
-    })
-}
-
-/// The cargo commands a build of `cfg` runs when nothing fails, one per group (for the
-/// benchmark, which times cargo's own no-op against kiln's).
-pub fn cargo_commands(cfg: &BuildConfig, kiln_exe: &Path) -> anyhow::Result<Vec<Cmd>> {
-    let (project, manifest, groups) = groups(cfg, &Progress::new(true), kiln_exe)?;
-    Ok(groups
-        .iter()
-        .map(|g| rust_group::shared_command(&project, &manifest, &cfg.cargo, g))
-        .collect())
-}
-
-/// Read the project, make sure every target has a std, write the wrappers, and group the
-/// targets by the cargo invocation they share.
-fn groups(
-    cfg: &BuildConfig,
-    progress: &Progress,
-    kiln_exe: &Path,
-) -> anyhow::Result<(RustProject, PathBuf, Vec<rust_group::Group>)> {
-    let zig = toolchain::find_zig()?;
-    let project = plan(
-        &cfg.project_dir,
-        &cfg.cargo,
-        &cfg.bins,
-        cfg.target_dir.clone(),
-    )?;
-    let manifest = manifest_path(&cfg.project_dir, &cfg.cargo);
-    let mut rust = toolchain::RustToolchains::detect();
-    let mut members = Vec::new();
-    for target in &cfg.targets {
-        let rplan = rust.ensure(target, &|m| progress.say(m))?;
-        let wrappers = toolchain::write_wrappers(
-            &project
-                .target_dir
-                .join("kiln")
-                .join("wrappers")
-                .join(&target.name),
-            kiln_exe,
-            &zig,
-            target,
-        )?;
-        members.push((
-            rplan,
-            Member {
-                target: target.clone(),
-                wrappers,
-            },
-        ));
-    }
-    Ok((project, manifest, rust_group::group(members)))
 }
 
 /// Whether `dir` is a cargo project.

@@ -14,8 +14,8 @@ use crate::commands::message;
 use crate::error::UsageError;
 use crate::fsutil::{WriteOptions, write_atomic};
 use crate::oci::distroless::DistrolessSource;
-use crate::oci::spec::ImageSettings;
 use crate::oci::registry;
+use crate::oci::spec::ImageSettings;
 use crate::oci::{
     self, Base, BuildOptions, BuiltIndex, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };

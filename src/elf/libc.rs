@@ -7,7 +7,7 @@ use object::elf;
 use object::read::elf::{FileHeader, SectionTable, Sym};
 
 use super::mapped::Image;
-use super::parse::cstr;
+use super::mapped::cstr;
 use super::{Libc, Linkage, goinfo};
 
 /// The highest `GLIBC_x.y` in the version-needed table (DT_VERNEED): the oldest glibc the

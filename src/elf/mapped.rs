@@ -55,3 +55,10 @@ impl<'a, H: FileHeader<Endian = Endianness>> Image<'a, H> {
         })
     }
 }
+
+/// A NUL-terminated string at `off` in `table`, lossily decoded.
+pub(super) fn cstr(table: &[u8], off: u64) -> Option<String> {
+    let rest = table.get(usize::try_from(off).ok()?..)?;
+    let len = rest.iter().position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&rest[..len]).into_owned())
+}

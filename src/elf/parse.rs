@@ -11,7 +11,7 @@ use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, SectionTable};
 
 use super::libc::{SymbolFacts, detect_libc, highest_glibc, scan_symbols};
-use super::mapped::Image;
+use super::mapped::{Image, cstr};
 use super::{
     ElfError, ElfReport, Hardening, Kind, Linkage, Relro, arm, auditable, goinfo, oci_arch,
 };
@@ -44,13 +44,6 @@ fn malformed(what: &str) -> impl Fn(object::read::Error) -> ElfError + '_ {
             "{what}: {e} (the file is truncated or damaged; rebuild or re-download it)"
         ))
     }
-}
-
-/// A NUL-terminated string at `off` in `table`, lossily decoded.
-pub(super) fn cstr(table: &[u8], off: u64) -> Option<String> {
-    let rest = table.get(usize::try_from(off).ok()?..)?;
-    let len = rest.iter().position(|&b| b == 0)?;
-    Some(String::from_utf8_lossy(&rest[..len]).into_owned())
 }
 
 /// What the dynamic section says, before strings are looked up.

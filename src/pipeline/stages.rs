@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::builders::{Artifact, Plan, Stage, c, go, rust};
+use crate::builders::{Artifact, Plan, Stage, c, go, rust, rust_group};
 use crate::config::BuildConfig;
 use crate::error::{TargetsFailed, UsageError};
 use crate::par::par_map;
@@ -15,7 +15,7 @@ use super::gate;
 /// Detect the project's language and plan its build.
 pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     if rust::detect(&cfg.project_dir, &cfg.cargo) {
-        return rust::prepare(cfg, progress);
+        return rust_group::prepare(cfg, progress);
     }
     if go::detect(&cfg.project_dir) {
         return go::prepare(cfg, progress);

@@ -360,7 +360,7 @@ impl Bench {
             bail!("not a build command");
         };
         let cfg = kiln::config::resolve_build(&build_args)?;
-        let cargo_cmds = kiln::builders::rust::cargo_commands(&cfg, &self.kiln)?;
+        let cargo_cmds = kiln::builders::rust_group::cargo_commands(&cfg, &self.kiln)?;
         let mut k = Vec::new();
         let mut c = Vec::new();
         for _ in 0..RUNS {
