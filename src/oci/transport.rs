@@ -248,10 +248,11 @@ mod tests {
             "oci-layout:x",
             "oci-archive:x.tar",
             "docker-archive:x",
+            "docker://127.0.0.1:5000/app:1",
         ] {
             assert!(is_image_ref(yes), "{yes}");
         }
-        for no in ["x", "./oci:x", "/tmp/a:b", "docker://x"] {
+        for no in ["x", "./oci:x", "/tmp/a:b", "dist.v2/app"] {
             assert!(!is_image_ref(no), "{no}");
         }
     }
