@@ -286,26 +286,8 @@ impl Tree {
 
     /// Follow symlinks (in any component) to a regular file; `None` if missing or looping.
     pub(super) fn resolve(&self, path: &str) -> Option<String> {
-        let mut path = norm(path);
-        'hop: for _ in 0..MAX_HOPS {
-            let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-            let mut cur = String::new();
-            for (i, c) in comps.iter().enumerate() {
-                cur.push('/');
-                cur.push_str(c);
-                if let Some(Node::Symlink(target)) = self.nodes.get(&cur) {
-                    let base = if target.starts_with('/') {
-                        target.clone()
-                    } else {
-                        format!("{}/{target}", parent(&cur))
-                    };
-                    path = norm(&format!("{base}/{}", comps[i + 1..].join("/")));
-                    continue 'hop;
-                }
-            }
-            return matches!(self.nodes.get(&path), Some(Node::File { .. })).then_some(path);
-        }
-        None
+        let path = self.resolve_dir(path)?;
+        matches!(self.nodes.get(&path), Some(Node::File { .. })).then_some(path)
     }
 
     pub(super) fn text(&self, path: &str) -> Option<&str> {
