@@ -2,7 +2,7 @@
 //! `src/`, the rooms import only rooms at their level or below, the top-level graph has no
 //! cycle, and inside each room no two files import each other in a circle (a room's
 //! `mod.rs` declares and re-exports its files, so edges to and from it are not counted).
-//! `cargo test --test architecture -- --nocapture` prints the graph.
+//! `cargo test --test integration architecture:: -- --nocapture` prints the graph.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

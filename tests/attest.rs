@@ -2,7 +2,7 @@
 //! (PyPI spdx-tools), CycloneDX documents through `check-jsonschema` with the 1.5 schema
 //! shipped in cyclonedx-python-lib — both installed by `cargo xtask setup`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! command, no `output`, a Makefile that ignores CC), one build-std Rust target, and
 //! (ignored, `cargo xtask e2e`) every platform.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

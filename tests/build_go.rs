@@ -2,7 +2,7 @@
 //! (GOARCH, /etc/hosts, HTTP), a cgo package linked statically with zig, the error paths,
 //! and (ignored, `cargo xtask e2e`) every platform.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

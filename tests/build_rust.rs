@@ -2,7 +2,7 @@
 //! example for linux/amd64 + linux/arm64, a crate with a cc-rs C dependency, `cargo kiln`,
 //! and every error path the README promises.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -3,8 +3,8 @@
 //! engine builds the generated file from `kiln build`'s dist/ (`--build-arg ARTIFACTS=local`)
 //! for linux/amd64 and linux/arm64 and runs it.
 
-mod common;
-mod oci_support;
+use crate::common;
+use crate::oci_support;
 
 use std::path::PathBuf;
 use std::process::Command;

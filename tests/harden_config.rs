@@ -5,7 +5,7 @@
 //! digest does not depend on the order of `--binary`. The projects are made in temp dirs and
 //! contain only a kiln.toml (the checks run before kiln looks for sources).
 
-mod harden_support;
+use crate::harden_support;
 
 use std::path::Path;
 use std::process::Command;

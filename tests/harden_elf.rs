@@ -5,7 +5,7 @@
 //! directory walk still skips and counts such files. Inputs are crafted from the committed
 //! fixtures inside each test's temp dir, and the test dir is all that changes.
 
-mod harden_support;
+use crate::harden_support;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@
 //! a base whose config diff_id lies, and an image with nothing runnable. Where umoci is
 //! installed, `umoci unpack` of the same image is the reference for what a runtime sees.
 
-mod harden_support;
+use crate::harden_support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

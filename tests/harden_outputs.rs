@@ -6,7 +6,7 @@
 //! right size but wrong bytes is rewritten, not reused. Device nodes and FIFOs are made in
 //! each test's own temp dir.
 
-mod harden_support;
+use crate::harden_support;
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};

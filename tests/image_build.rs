@@ -1,8 +1,8 @@
 //! `kiln build --output oci:…` end to end: the image index skopeo sees, each platform's
 //! image unpacked by umoci and its binary run (arm64 under qemu), and reproducible digests.
 
-mod common;
-mod oci_support;
+use crate::common;
+use crate::oci_support;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `kiln image` end to end: the ELF gate and its exit codes, the full image config, extra
 //! files, several binaries, annotations, compression and SOURCE_DATE_EPOCH.
 
-mod oci_support;
+use crate::oci_support;
 
 use oci_support::*;
 

@@ -2,7 +2,7 @@
 //! download with this machine's apt sources), `--base distroless` assembles the same layer
 //! every time, with the files a static program expects, in under 2 MiB.
 
-mod oci_support;
+use crate::oci_support;
 
 use std::path::Path;
 

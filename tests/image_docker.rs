@@ -3,7 +3,7 @@
 //! distroless-like base. Outside CI these skip with the install command when Docker is
 //! missing; with CI set they fail instead.
 
-mod oci_support;
+use crate::oci_support;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! always give these index digests. A change here changes every image kiln writes: do it
 //! on purpose (new tar or gzip settings, a new config field) and say so in the CHANGELOG.
 
-mod oci_support;
+use crate::oci_support;
 
 use kiln::oci::{BuildOptions, Compression, Metadata, build_index};
 use oci_support::*;

@@ -10,7 +10,7 @@
 //! Cost: on a warm zig cache the default tests take well under two minutes. The first run
 //! on a fresh machine builds zig's musl once per target (30 s to 3 min each on two cores);
 //! the wider matrices (dynamic C and Go for every target) are `#[ignore]`d: run them with
-//! `cargo test --test inspect_real -- --ignored`.
+//! `cargo test --test integration inspect_real:: -- --ignored`.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

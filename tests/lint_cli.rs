@@ -2,7 +2,7 @@
 //! against its golden findings, agreement with hadolint on the rules both have, SARIF checked
 //! against the SARIF 2.1.0 schema, exit codes and the config's disabled rules.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 //! the temporary directory are replaced by their kind, so the snapshots show the schema
 //! and every deterministic value.
 
-mod common;
-mod oci_support;
+use crate::common;
+use crate::oci_support;
 
 use std::path::Path;
 

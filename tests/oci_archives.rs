@@ -1,7 +1,7 @@
 //! The archive sinks and the reader: what kiln writes, skopeo reads, and `read_image`
 //! reads back the same manifests, configs and files, from all three formats.
 
-mod oci_support;
+use crate::oci_support;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The OCI layout writer against real tools: skopeo reads the index and picks platforms,
 //! umoci unpacks the image, and the unpacked static binary runs (arm64 under qemu).
 
-mod oci_support;
+use crate::oci_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! on 127.0.0.1 with its own config and storage), read back with skopeo and Docker; and the
 //! client's behaviour against a test server that misbehaves on purpose.
 
-mod oci_support;
+use crate::oci_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

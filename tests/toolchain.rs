@@ -1,7 +1,7 @@
 //! `kiln toolchain install zig` really installs the ziglang wheel into kiln's cache, and
 //! kiln then uses that zig.
 
-mod common;
+use crate::common;
 
 use common::*;
 

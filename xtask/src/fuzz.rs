@@ -16,7 +16,7 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         "inspect",
         "kiln::elf::inspect_bytes",
         "fuzz/corpus/seed",
-        "tests/fixtures/elf-fuzz-regressions/ (it is replayed by `cargo test --test inspect_mutations`)",
+        "tests/fixtures/elf-fuzz-regressions/ (it is replayed by `cargo test --test integration inspect_mutations::`)",
         seconds,
     )
 }
