@@ -4,9 +4,11 @@
 //! here and print.
 //!
 //! Modules: `stages` (planning and running the builders), `gate` (the inspector verdict on
-//! every binary, the smoke run), `pack` (images, index, outputs).
+//! every binary, the smoke run), `pack` (images, index, outputs), `components` (polyglot
+//! builds from `[[component]]` tables).
 
 pub mod attest;
+pub mod components;
 pub mod gate;
 pub mod pack;
 pub mod stages;
@@ -33,6 +35,9 @@ pub struct BuildOutcome {
 /// Build every target of `cfg`, gate and copy the binaries, and write the image outputs;
 /// the library entry point of `kiln build` (no printing but progress).
 pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
+    if !cfg.components.is_empty() {
+        return components::build(cfg, progress);
+    }
     // Bad --output values and a bad SOURCE_DATE_EPOCH fail before minutes of building.
     // `docker://` outputs are pushed by the caller once the index is built.
     let (local, remote) = oci::registry::split_outputs(&cfg.outputs)?;
