@@ -336,9 +336,13 @@ fn check_binary_destinations(
 
 /// Build every component for every platform, gate and smoke-run the binaries, and write
 /// one image per platform with a layer per component.
-pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
-    let (local, remote) = oci::registry::split_outputs(&cfg.outputs)?;
-    let outputs = oci::output::parse_outputs(&local, cfg.docker_platform.as_deref())?;
+pub fn build(
+    cfg: &BuildConfig,
+    progress: &Progress,
+    push: &oci::Push,
+) -> anyhow::Result<BuildOutcome> {
+    let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
+    oci::output::check_push(&outputs, push.by_digest)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let root = std::path::absolute(&cfg.project_dir)?;
     let comps = resolve(&root, &cfg.components, &cfg.only_components)?;
@@ -371,7 +375,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
         .flatten()
         .flat_map(|(_, p)| p.bins.iter().map(String::as_str))
         .collect();
-    let image_wanted = !outputs.is_empty() || !remote.is_empty();
+    let image_wanted = !outputs.is_empty();
     if image_wanted && bins.len() > 1 && cfg.image.entrypoint.is_none() {
         return Err(err(format!(
             "the image holds {} binaries ({}): say which one runs with `entrypoint` in [image] \
@@ -429,7 +433,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
         }
     }
 
-    let index = if image_wanted {
+    let (index, pushed) = if image_wanted {
         let extra = pack::extra_files(&cfg.image)?;
         let images: Vec<PlatformImage> = cfg
             .targets
@@ -486,19 +490,22 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
         for w in &index.warnings {
             progress.say(&format!("warning: {w}"));
         }
+        let pushed = oci::write_outputs(&outputs, &index, push)?;
         for o in &outputs {
-            oci::write_output(o, &index).with_context(|| format!("writing {o}"))?;
-            progress.say(&format!("wrote {o}"));
+            if !matches!(o, oci::OutputSpec::Registry(_)) {
+                progress.say(&format!("wrote {o}"));
+            }
         }
-        Some(index)
+        (Some(index), pushed)
     } else {
-        None
+        (None, None)
     };
     Ok(BuildOutcome {
         artifacts,
         index,
         release: Vec::new(),
         outputs,
+        pushed,
     })
 }
 
