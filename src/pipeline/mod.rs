@@ -5,10 +5,11 @@
 //!
 //! Modules: `stages` (planning and running the builders), `gate` (the inspector verdict on
 //! every binary, the smoke run), `pack` (images, index, outputs), `components` (polyglot
-//! builds from `[[component]]` tables).
+//! builds from `[[component]]` tables), `debug` (`--debug-image` twins).
 
 pub mod attest;
 pub mod components;
+pub mod debug;
 pub mod gate;
 pub mod pack;
 pub mod stages;
@@ -33,6 +34,8 @@ pub struct BuildOutcome {
     pub outputs: Vec<OutputSpec>,
     /// What the push to `docker://` outputs did, if there were some.
     pub pushed: Option<Pushed>,
+    /// The debug twins' index (`--debug-image`).
+    pub debug_index: Option<BuiltIndex>,
 }
 
 /// Build every target of `cfg`, gate and copy the binaries, and write the image outputs
@@ -46,12 +49,13 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
     oci::output::check_push(&outputs, push.by_digest)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
+    let twin = debug::prepare(cfg, &outputs)?;
     let plan = stages::prepare(cfg, progress)?;
     let artifacts = stages::run(&plan, cfg, progress)?;
-    let (index, pushed) = if outputs.is_empty() {
-        (None, None)
+    let (index, pushed, debug_index) = if outputs.is_empty() {
+        (None, None, None)
     } else {
-        let (index, pushed) = pack::pack_build(
+        let (index, pushed, debug_index) = pack::pack_build(
             cfg,
             &outputs,
             &artifacts,
@@ -59,8 +63,9 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             source_date_epoch,
             progress,
             push,
+            twin.as_ref(),
         )?;
-        (Some(index), pushed)
+        (Some(index), pushed, debug_index)
     };
     let release = if attest::wanted(cfg) {
         attest::release(
@@ -80,5 +85,6 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         release,
         outputs,
         pushed,
+        debug_index,
     })
 }

@@ -57,7 +57,9 @@ pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Ve
     Ok(extra)
 }
 
-/// One image per platform (the binaries, extra files, config), the index, every output.
+/// One image per platform (the binaries, extra files, config), the index, every output;
+/// with `twin`, the debug twins too (built from the same platform images).
+#[allow(clippy::too_many_arguments)] // one caller, pipeline::build; a struct would only rename them
 pub fn pack_build(
     cfg: &BuildConfig,
     outputs: &[OutputSpec],
@@ -66,7 +68,8 @@ pub fn pack_build(
     source_date_epoch: Option<u64>,
     progress: &Progress,
     push: &oci::Push,
-) -> anyhow::Result<(BuiltIndex, Option<Pushed>)> {
+    twin: Option<&super::debug::Twin>,
+) -> anyhow::Result<(BuiltIndex, Option<Pushed>, Option<BuiltIndex>)> {
     let img = &cfg.image;
     let extra = extra_files(img)?;
     let package = plan.package.as_ref();
@@ -113,7 +116,11 @@ pub fn pack_build(
             progress.say(&format!("wrote {o}"));
         }
     }
-    Ok((index, pushed))
+    let debug = match twin {
+        Some(t) => Some(super::debug::write(t, &images, &opts, push, progress)?),
+        None => None,
+    };
+    Ok((index, pushed, debug))
 }
 
 /// A prebuilt binary `kiln image` packs: for which target, where it is, its name in the
