@@ -4,6 +4,8 @@
 
 use std::io::Write;
 
+use anyhow::Context;
+
 use crate::cli::BuildArgs;
 use crate::commands::Ctx;
 use crate::commands::message::{self, Message};
@@ -21,6 +23,22 @@ pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
         Some(index) => super::push::push_outputs(index, &remote, &args.registry, ctx)?,
         None => None,
     };
+    if let (Some(p), Some(index)) = (&pushed, &outcome.index)
+        && cfg.release.attach_to(true)
+    {
+        // Attached to what was pushed: without the index (one platform by digest), only
+        // to the platform manifest.
+        let referrers: Vec<_> = outcome
+            .referrers
+            .iter()
+            .filter(|r| r.subject.digest != index.digest || p.digest == index.digest)
+            .cloned()
+            .collect();
+        let opts = super::push::options(&args.registry);
+        let reporter = super::push::Reporter::new(ctx);
+        crate::oci::registry::push_referrers(&remote, &referrers, &opts, &|e| reporter.event(e))
+            .context("attaching SBOMs and provenance in the registry")?;
+    }
     print_outcome(&outcome, &cfg, ctx)?;
     if let Some(p) = &pushed {
         super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;

@@ -49,6 +49,7 @@ pub mod layout;
 pub mod merge;
 pub mod output;
 pub mod read;
+pub mod referrers;
 pub mod registry;
 pub mod sources;
 pub mod spec;
@@ -65,7 +66,7 @@ use serde::{Deserialize, Serialize};
 use crate::target::Platform;
 
 pub use index::build_index;
-pub use output::{OutputSpec, parse_output, write_output};
+pub use output::{OutputSpec, parse_output, write_output, write_output_with};
 pub use read::{LayerRef, PlatformManifest, ReadImage};
 
 /// Read an image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, or a

@@ -56,10 +56,22 @@ pub fn parse_output(s: &str) -> Result<OutputSpec, UsageError> {
 
 /// Write a built index to a sink.
 pub fn write_output(spec: &OutputSpec, index: &BuiltIndex) -> anyhow::Result<()> {
+    write_output_with(spec, index, &[])
+}
+
+/// Write a built index to a sink with OCI 1.1 referrers (SBOMs, provenance) attached;
+/// a docker-archive has no place for them and gets the images only.
+pub fn write_output_with(
+    spec: &OutputSpec,
+    index: &BuiltIndex,
+    referrers: &[super::referrers::Referrer],
+) -> anyhow::Result<()> {
     match spec {
-        OutputSpec::OciDir { dir, tag } => layout::write_oci_dir(dir, index, tag.as_deref()),
+        OutputSpec::OciDir { dir, tag } => {
+            layout::write_oci_dir_with(dir, index, tag.as_deref(), referrers)
+        }
         OutputSpec::OciArchive { file, tag } => {
-            archive::write_oci_archive(file, index, tag.as_deref())
+            archive::write_oci_archive_with(file, index, tag.as_deref(), referrers)
         }
         OutputSpec::DockerArchive {
             file,

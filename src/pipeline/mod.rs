@@ -26,6 +26,9 @@ pub struct BuildOutcome {
     pub index: Option<BuiltIndex>,
     /// SBOMs, provenance, archives and SHA256SUMS written to the output directory.
     pub release: Vec<attest::Written>,
+    /// SBOMs and provenance as OCI 1.1 artifacts attached to the image (written into the
+    /// layouts and archives that take them; pushed by the caller with the image).
+    pub referrers: Vec<oci::referrers::Referrer>,
     /// Where it was written.
     pub outputs: Vec<OutputSpec>,
 }
@@ -45,14 +48,13 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
     } else {
         Some(pack::pack_build(
             cfg,
-            &outputs,
             &artifacts,
             &plan,
             source_date_epoch,
             progress,
         )?)
     };
-    let release = if attest::wanted(cfg) {
+    let (release, referrers) = if attest::wanted(cfg) {
         attest::release(
             cfg,
             &plan,
@@ -62,12 +64,16 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
             progress,
         )?
     } else {
-        Vec::new()
+        Default::default()
     };
+    if let Some(index) = &index {
+        pack::write_outputs(cfg, &outputs, index, &referrers, progress)?;
+    }
     Ok(BuildOutcome {
         artifacts,
         index,
         release,
+        referrers,
         outputs,
     })
 }

@@ -10,6 +10,7 @@ use crate::builders::{Artifact, Plan};
 use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
 use crate::exec::Cmd;
+use crate::oci::referrers::Referrer;
 use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };
@@ -31,10 +32,10 @@ fn git_revision(dir: &Path) -> Option<String> {
         .filter(|r| r.len() == 40)
 }
 
-/// One image per platform (the binaries, extra files, config), the index, every output.
+/// One image per platform (the binaries, extra files, config) and the index, in memory;
+/// [`write_outputs`] writes them.
 pub fn pack_build(
     cfg: &BuildConfig,
-    outputs: &[OutputSpec],
     artifacts: &[Artifact],
     plan: &Plan,
     source_date_epoch: Option<u64>,
@@ -99,11 +100,32 @@ pub fn pack_build(
     for w in &index.warnings {
         progress.say(&format!("warning: {w}"));
     }
+    Ok(index)
+}
+
+/// Write the index to every output, with `referrers` attached where the configuration
+/// says (`--attestations`; by default to tagged layouts and archives).
+pub fn write_outputs(
+    cfg: &BuildConfig,
+    outputs: &[OutputSpec],
+    index: &BuiltIndex,
+    referrers: &[Referrer],
+    progress: &Progress,
+) -> anyhow::Result<()> {
     for o in outputs {
-        oci::write_output(o, &index).with_context(|| format!("writing {o}"))?;
+        let tagged = match o {
+            OutputSpec::OciDir { tag, .. } | OutputSpec::OciArchive { tag, .. } => tag.is_some(),
+            OutputSpec::DockerArchive { .. } => false,
+        };
+        let attached: &[Referrer] = if cfg.release.attach_to(tagged) {
+            referrers
+        } else {
+            &[]
+        };
+        oci::write_output_with(o, index, attached).with_context(|| format!("writing {o}"))?;
         progress.say(&format!("wrote {o}"));
     }
-    Ok(index)
+    Ok(())
 }
 
 /// A prebuilt binary `kiln image` packs: for which target, where it is, its name in the
