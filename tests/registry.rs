@@ -189,8 +189,42 @@ pub(crate) fn skopeo_raw(reference: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// The registry holds an index with `digest` for amd64 and arm64 under `reference`.
+fn assert_two_platform_index(reference: &str, digest: &str) {
+    let raw = skopeo_raw(reference);
+    assert_eq!(sha256(&raw), digest, "{reference}");
+    assert_eq!(
+        oci_support::index_platforms(&raw),
+        ["linux/amd64", "linux/arm64"]
+    );
+}
+
+/// `skopeo copy --all docker://REFERENCE LAYOUT` succeeds (every blob is there).
+fn skopeo_copy_all(reference: &str, layout: &str) {
+    let copied = Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(layout)
+        .output()
+        .unwrap();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+}
+
 fn sha256(b: &[u8]) -> String {
     kiln::digest::sha256_digest(b)
+}
+
+/// `key` of every message with `reason`, in order.
+fn fields<'a>(lines: &'a [serde_json::Value], reason: &str, key: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter(|l| l["reason"] == reason)
+        .map(|l| l[key].as_str().unwrap())
+        .collect()
 }
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
@@ -215,16 +249,8 @@ fn push_a_multi_platform_image_and_read_it_back() {
             .args(["--message-format", "json"]),
     );
     let lines = json_lines(&out);
-    let index = lines
-        .iter()
-        .find(|l| l["event"] == "index" || l["reason"] == "index")
-        .expect("an index message");
-    let digest = index["digest"].as_str().unwrap().to_string();
-    let tags: Vec<&str> = lines
-        .iter()
-        .filter(|l| l["reason"] == "tag")
-        .map(|l| l["reference"].as_str().unwrap())
-        .collect();
+    let digest = fields(&lines, "index", "digest")[0].to_string();
+    let tags = fields(&lines, "tag", "reference");
     assert_eq!(
         tags,
         [format!("{a}/hello:1.0"), format!("{a}/hello:latest")]
@@ -240,27 +266,12 @@ fn push_a_multi_platform_image_and_read_it_back() {
 
     // The registry holds exactly the bytes kiln wrote: same digest for both tags.
     for tag in ["1.0", "latest"] {
-        let raw = skopeo_raw(&format!("{a}/hello:{tag}"));
-        assert_eq!(sha256(&raw), digest, "{tag}");
-        assert_eq!(
-            oci_support::index_platforms(&raw),
-            ["linux/amd64", "linux/arm64"]
-        );
+        assert_two_platform_index(&format!("{a}/hello:{tag}"), &digest);
     }
     // skopeo copies it back into a layout, and kiln reads that as it wrote it.
     let back = tempfile::tempdir().unwrap();
     let layout = format!("oci:{}/img:x", back.path().display());
-    let copied = Command::new("skopeo")
-        .args(["copy", "--all", "--src-tls-verify=false"])
-        .arg(format!("docker://{a}/hello:1.0"))
-        .arg(&layout)
-        .output()
-        .unwrap();
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    skopeo_copy_all(&format!("{a}/hello:1.0"), &layout);
     assert_eq!(
         kiln::oci::read_image(&layout).unwrap().digest.as_deref(),
         Some(digest.as_str())
@@ -278,22 +289,23 @@ fn push_a_multi_platform_image_and_read_it_back() {
         started.elapsed()
     );
     let again = json_lines(&again);
-    let actions: Vec<&str> = again
-        .iter()
-        .filter(|l| l["reason"] == "blob")
-        .map(|l| l["action"].as_str().unwrap())
-        .collect();
+    let actions = fields(&again, "blob", "action");
     assert!(
         !actions.is_empty() && actions.iter().all(|a| *a == "exists"),
         "{actions:?}"
     );
 
-    // kiln reads it from the registry, as an image to inspect.
+    // kiln reads it from the registry, as an image to inspect, and says what it pulled.
     let inspected = kiln_ok(
         kiln()
             .arg("inspect")
             .arg(format!("docker://{a}/hello:1.0"))
             .env("KILN_CACHE_DIR", cache.path()),
+    );
+    let err = stderr(&inspected);
+    assert!(
+        err.contains("pulled") && err.contains(&format!("from {a}/hello")),
+        "{err}"
     );
     let text = stdout(&inspected);
     assert!(
@@ -336,12 +348,7 @@ fn split_builds_merge_into_the_index_one_machine_builds() {
             .env("KILN_CACHE_DIR", cache.path()),
     );
     let merged = stdout(&merged);
-    let raw = skopeo_raw(&format!("{a}/split:1.0"));
-    assert_eq!(sha256(&raw), merged);
-    assert_eq!(
-        oci_support::index_platforms(&raw),
-        ["linux/amd64", "linux/arm64"]
-    );
+    assert_two_platform_index(&format!("{a}/split:1.0"), &merged);
 
     // One machine, both platforms (given in the other order), same SOURCE_DATE_EPOCH.
     let one = tempfile::tempdir().unwrap();
@@ -742,6 +749,24 @@ fn tls_with_a_test_ca_and_basic_auth() {
         "{}",
         stderr(&out)
     );
+    // No credentials anywhere: says where kiln looked and how to log in.
+    let home = p("empty-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = image_cmd(&["amd64"], cache.path())
+        .args(["--output", &format!("docker://{a}/tls:1"), "--registry-ca"])
+        .arg(p("ca.pem"))
+        .env("HOME", &home)
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains(a.as_str())
+            && e.contains("none were found")
+            && e.contains(&format!("docker login {a}")),
+        "{e}"
+    );
     // Wrong password: names the registry and where the credentials came from.
     let bad = auth("wrong");
     let out = image_cmd(&["amd64"], cache.path())
@@ -994,4 +1019,96 @@ fn the_workflow_steps_release_a_project_over_a_matrix() {
         oci_support::index_platforms(&raw),
         ["linux/amd64", "linux/arm64"]
     );
+}
+
+/// JSON lines with the registry's address (a random port) replaced by `REGISTRY`, and each
+/// run of blob messages, which concurrent uploads print in any order, sorted by digest.
+fn stable_messages(o: &Output, addr: &str) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(&o.stdout).replace(addr, "REGISTRY");
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let mut start = 0;
+    while start < lines.len() {
+        let end = (start..lines.len())
+            .find(|i| lines[*i]["reason"] != "blob")
+            .unwrap_or(lines.len());
+        lines[start..end].sort_by_key(|b| b["digest"].as_str().unwrap_or_default().to_string());
+        start = end + 1;
+    }
+    lines
+}
+
+#[test]
+fn shards_in_other_repositories_merge_into_a_third() {
+    let Some(reg) = registry() else { return };
+    if !have_tool("skopeo", "apt-get install -y skopeo") {
+        return;
+    }
+    let a = &reg.addr;
+    // Each shard with its own cache, as on separate CI runners: no mount hints.
+    let mut refs = Vec::new();
+    let mut pushes = Vec::new();
+    for (p, repo) in [("amd64", "shard-a"), ("arm64", "shard-b")] {
+        let cache = tempfile::tempdir().unwrap();
+        let out = kiln_ok(image_cmd(&[p], cache.path()).args([
+            "--output",
+            &format!("docker://{a}/{repo}"),
+            "--push-by-digest",
+            "--message-format",
+            "json",
+        ]));
+        let lines = json_lines(&out);
+        let pushed = lines.iter().find(|l| l["reason"] == "pushed").unwrap();
+        assert_eq!(pushed["by_digest"], true);
+        refs.push(format!("{a}/{repo}@{}", pushed["digest"].as_str().unwrap()));
+        pushes.push(stable_messages(&out, a));
+    }
+    insta::assert_json_snapshot!("push_by_digest_messages", pushes);
+
+    let cache = tempfile::tempdir().unwrap();
+    let merged = kiln_ok(
+        kiln()
+            .args(["index", "merge", "--message-format", "json", "--output"])
+            .arg(format!("docker://{a}/shard-all:1.0"))
+            .args(&refs)
+            .env("KILN_CACHE_DIR", cache.path()),
+    );
+    let lines = json_lines(&merged);
+    let digest = fields(&lines, "index", "digest")[0].to_string();
+    // The third repository got the blobs by mounting them: nothing was uploaded again.
+    let actions = fields(&lines, "blob", "action");
+    assert!(
+        !actions.is_empty() && actions.iter().all(|a| *a == "mounted"),
+        "{actions:?}"
+    );
+    insta::assert_json_snapshot!("merge_messages", stable_messages(&merged, a));
+
+    assert_two_platform_index(&format!("{a}/shard-all:1.0"), &digest);
+    // Every blob is really in the third repository: skopeo copies the whole image out.
+    let back = tempfile::tempdir().unwrap();
+    skopeo_copy_all(
+        &format!("{a}/shard-all:1.0"),
+        &format!("oci:{}/img:x", back.path().display()),
+    );
+    // The merge in a registry says what a merge on disk says (but the outputs).
+    let local = tempfile::tempdir().unwrap();
+    let on_disk = kiln_ok(
+        kiln()
+            .args(["index", "merge", "--message-format", "json", "--output"])
+            .arg(format!("oci:{}/m", local.path().display()))
+            .args(refs.iter().map(|r| format!("docker://{r}")))
+            .env("KILN_CACHE_DIR", cache.path()),
+    );
+    let strip = |v: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        v.into_iter()
+            .filter(|l| l["reason"] == "image" || l["reason"] == "index")
+            .map(|mut l| {
+                l.as_object_mut().unwrap().remove("outputs");
+                l
+            })
+            .collect()
+    };
+    assert_eq!(strip(json_lines(&on_disk)), strip(lines));
 }

@@ -4,8 +4,6 @@
 
 use std::io::Write;
 
-use anyhow::Context;
-
 use crate::cli::BuildArgs;
 use crate::commands::Ctx;
 use crate::commands::message::{self, Message};
@@ -15,32 +13,13 @@ use crate::progress::{Progress, human_size};
 
 pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
     let cfg = config::resolve_build(args)?;
-    super::push::options(&args.registry);
+    let reporter = super::push::Reporter::new(ctx);
+    let events = |e: crate::oci::registry::Event<'_>| reporter.event(e);
+    let push = super::push::push(&args.registry, ctx, &events);
     let progress = Progress::new(ctx.quiet || ctx.json);
-    let outcome = pipeline::build(&cfg, &progress)?;
-    let (_, remote) = crate::oci::registry::split_outputs(&cfg.outputs)?;
-    let pushed = match &outcome.index {
-        Some(index) => super::push::push_outputs(index, &remote, &args.registry, ctx)?,
-        None => None,
-    };
-    if let (Some(p), Some(index)) = (&pushed, &outcome.index)
-        && cfg.release.attach_to(true)
-    {
-        // Attached to what was pushed: without the index (one platform by digest), only
-        // to the platform manifest.
-        let referrers: Vec<_> = outcome
-            .referrers
-            .iter()
-            .filter(|r| r.subject.digest != index.digest || p.digest == index.digest)
-            .cloned()
-            .collect();
-        let opts = super::push::options(&args.registry);
-        let reporter = super::push::Reporter::new(ctx);
-        crate::oci::registry::push_referrers(&remote, &referrers, &opts, &|e| reporter.event(e))
-            .context("attaching SBOMs and provenance in the registry")?;
-    }
+    let outcome = pipeline::build(&cfg, &progress, &push)?;
     print_outcome(&outcome, &cfg, ctx)?;
-    if let Some(p) = &pushed {
+    if let Some(p) = &outcome.pushed {
         super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
     }
     Ok(outcome)

@@ -11,6 +11,7 @@ use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
 use crate::exec::Cmd;
 use crate::oci::referrers::Referrer;
+use crate::oci::registry::Pushed;
 use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };
@@ -103,29 +104,32 @@ pub fn pack_build(
     Ok(index)
 }
 
-/// Write the index to every output, with `referrers` attached where the configuration
-/// says (`--attestations`; by default to tagged layouts and archives).
+/// Write the index to every output (`docker://` ones pushed as `push` says), with
+/// `referrers` attached where `--attestations` says: by default to registries and tagged
+/// layouts and archives.
 pub fn write_outputs(
     cfg: &BuildConfig,
     outputs: &[OutputSpec],
     index: &BuiltIndex,
     referrers: &[Referrer],
     progress: &Progress,
-) -> anyhow::Result<()> {
-    for o in outputs {
-        let tagged = match o {
+    push: &oci::Push,
+) -> anyhow::Result<Option<Pushed>> {
+    let attach = |o: &OutputSpec| {
+        let named = match o {
             OutputSpec::OciDir { tag, .. } | OutputSpec::OciArchive { tag, .. } => tag.is_some(),
             OutputSpec::DockerArchive { .. } => false,
+            OutputSpec::Registry(_) => true,
         };
-        let attached: &[Referrer] = if cfg.release.attach_to(tagged) {
-            referrers
-        } else {
-            &[]
-        };
-        oci::write_output_with(o, index, attached).with_context(|| format!("writing {o}"))?;
-        progress.say(&format!("wrote {o}"));
+        cfg.release.attach_to(named)
+    };
+    let pushed = oci::output::write_outputs_attached(outputs, index, push, referrers, &attach)?;
+    for o in outputs {
+        if !matches!(o, OutputSpec::Registry(_)) {
+            progress.say(&format!("wrote {o}"));
+        }
     }
-    Ok(())
+    Ok(pushed)
 }
 
 /// A prebuilt binary `kiln image` packs: for which target, where it is, its name in the
