@@ -24,6 +24,8 @@ pub(crate) struct Registry {
 struct RegistryConfig {
     tls: Option<(PathBuf, PathBuf)>,
     htpasswd: Option<PathBuf>,
+    /// Token auth: the realm (token server URL) and the certificate whose key signs tokens.
+    token: Option<(String, PathBuf)>,
 }
 
 fn free_port() -> u16 {
@@ -58,6 +60,12 @@ impl Registry {
             yml += &format!(
                 "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
                 h.display()
+            );
+        }
+        if let Some((realm, cert)) = &cfg.token {
+            yml += &format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: kiln-registry\n    issuer: kiln-test-issuer\n    rootcertbundle: {}\n",
+                cert.display()
             );
         }
         std::fs::write(dir.join("config.yml"), yml).unwrap();
@@ -623,18 +631,7 @@ fn bearer_token_flow_and_refused_credentials() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let write_auth = |pass: &str| {
-        let f = dir.path().join(format!("auth-{pass}.json"));
-        std::fs::write(
-            &f,
-            format!(
-                "{{\"auths\":{{\"{reg_addr}\":{{\"auth\":\"{}\"}}}}}}",
-                base64(&format!("ci:{pass}"))
-            ),
-        )
-        .unwrap();
-        f
-    };
+    let write_auth = |pass: &str| auth_file(dir.path(), &reg_addr, pass);
     let good = write_auth("secret");
     let (out, _) = inspect_remote(&reg_addr, &[("REGISTRY_AUTH_FILE", good.to_str().unwrap())]);
     // Authenticated: the registry's answer (the image does not exist) comes through.
@@ -680,6 +677,18 @@ fn bearer_token_flow_and_refused_credentials() {
     assert!(both(&out).contains("does not exist"), "{}", both(&out));
 }
 
+/// A docker-style auth file in `dir` giving `registry` the user `ci` and `password`.
+fn auth_file(dir: &Path, registry: &str, password: &str) -> PathBuf {
+    let f = dir.join(format!("auth-{password}.json"));
+    let auth = base64(&format!("ci:{password}"));
+    std::fs::write(
+        &f,
+        format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{auth}\"}}}}}}"),
+    )
+    .unwrap();
+    f
+}
+
 fn base64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -720,22 +729,12 @@ fn tls_with_a_test_ca_and_basic_auth() {
     let Some(reg) = Registry::start(RegistryConfig {
         tls: Some((p("reg.pem"), p("reg.key"))),
         htpasswd: Some(p("htpasswd")),
+        ..RegistryConfig::default()
     }) else {
         return;
     };
     let a = &reg.addr;
-    let auth = |pass: &str| {
-        let f = p(&format!("auth-{pass}.json"));
-        std::fs::write(
-            &f,
-            format!(
-                "{{\"auths\":{{\"{a}\":{{\"auth\":\"{}\"}}}}}}",
-                base64(&format!("ci:{pass}"))
-            ),
-        )
-        .unwrap();
-        f
-    };
+    let auth = |pass: &str| auth_file(d.path(), a, pass);
     let cache = tempfile::tempdir().unwrap();
     // Unknown CA: the error names --registry-ca.
     let out = image_cmd(&["amd64"], cache.path())
@@ -1011,14 +1010,17 @@ fn the_workflow_steps_release_a_project_over_a_matrix() {
         .iter()
         .map(|p| step(&["platform", p], &[]))
         .collect();
+    for r in &refs {
+        let digest = r
+            .strip_prefix(&format!("{image}@"))
+            .unwrap_or_else(|| panic!("not {image}@DIGEST: {r}"));
+        // Untagged, by digest: the platform's manifest.
+        assert_eq!(sha256(&skopeo_raw(r)), digest);
+    }
     let mut merge_args = vec!["merge"];
     merge_args.extend(refs.iter().map(String::as_str));
-    step(&merge_args, &[("TAG", "1.0"), ("KILNFLAGS", "-q")]);
-    let raw = skopeo_raw(&format!("{image}:1.0"));
-    assert_eq!(
-        oci_support::index_platforms(&raw),
-        ["linux/amd64", "linux/arm64"]
-    );
+    let merged = step(&merge_args, &[("TAG", "1.0"), ("KILNFLAGS", "-q")]);
+    assert_two_platform_index(&format!("{image}:1.0"), &merged);
 }
 
 /// JSON lines with the registry's address (a random port) replaced by `REGISTRY`, and each
@@ -1111,4 +1113,168 @@ fn shards_in_other_repositories_merge_into_a_third() {
             .collect()
     };
     assert_eq!(strip(json_lines(&on_disk)), strip(lines));
+}
+
+/// A JWT the registry's token auth accepts: RS256 over `header.claims`, signed by `key`
+/// (openssl), the signing certificate in the `x5c` header (docker-registry checks it
+/// against its `rootcertbundle`), granting pull and push on `repo`.
+fn signed_token(dir: &Path, key: &Path, cert_pem: &str, repo: &str) -> String {
+    use base64::Engine as _;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let der: String = cert_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [der]});
+    let claims = serde_json::json!({
+        "iss": "kiln-test-issuer", "sub": "ci", "aud": "kiln-registry",
+        "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": "kiln-test",
+        "access": [{"type": "repository", "name": repo, "actions": ["pull", "push"]}]
+    });
+    let input = format!(
+        "{}.{}",
+        url.encode(header.to_string()),
+        url.encode(claims.to_string())
+    );
+    let input_file = dir.join("jwt-input");
+    std::fs::write(&input_file, &input).unwrap();
+    let sig = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .arg(&input_file)
+        .output()
+        .unwrap();
+    assert!(sig.status.success(), "{}", stderr(&sig));
+    format!("{input}.{}", url.encode(&sig.stdout))
+}
+
+/// docker-registry with `auth: token` (it checks tokens; it cannot issue them, so a small
+/// token server here hands out one kiln signed with openssl, for Basic `ci:secret`).
+#[test]
+fn token_auth_on_docker_registry() {
+    if !have_tool("openssl", "apt-get install -y openssl")
+        || !have_tool("skopeo", "apt-get install -y skopeo")
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("tok.key");
+    let cert = d.path().join("tok.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=kiln-test-token-signer", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let token = signed_token(
+        d.path(),
+        &key,
+        &std::fs::read_to_string(&cert).unwrap(),
+        "tok",
+    );
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = asked.clone();
+    let token_addr = fake_server(move |head, s| {
+        log.lock()
+            .unwrap()
+            .push(head.lines().next().unwrap_or("").to_string());
+        let ok = head.to_ascii_lowercase().contains(
+            &format!("authorization: basic {}", base64("ci:secret")).to_ascii_lowercase(),
+        );
+        if ok {
+            let body = serde_json::json!({"token": token, "access_token": token}).to_string();
+            respond(s, "200 OK", &[], body.as_bytes());
+        } else {
+            respond(s, "401 Unauthorized", &[], b"{}");
+        }
+    });
+    let Some(reg) = Registry::start(RegistryConfig {
+        token: Some((format!("http://{token_addr}/token"), cert.clone())),
+        ..RegistryConfig::default()
+    }) else {
+        return;
+    };
+    let a = &reg.addr;
+    // The registry checks what it is given: a token not signed by the bundle's key is refused.
+    let forged = signed_token(
+        d.path(),
+        &key,
+        &std::fs::read_to_string(&cert).unwrap(),
+        "tok",
+    )
+    .rsplit_once('.')
+    .map(|(signed, _)| format!("{signed}.AAAA"))
+    .unwrap();
+    let mut c = TcpStream::connect(a).unwrap();
+    write!(
+        c,
+        "GET /v2/tok/tags/list HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {forged}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let auth = |pass: &str| auth_file(d.path(), a, pass);
+    let cache = tempfile::tempdir().unwrap();
+    let ok = kiln_ok(
+        image_cmd(&["amd64", "arm64"], cache.path())
+            .args(["-q", "--output", &format!("docker://{a}/tok:1")])
+            .env("REGISTRY_AUTH_FILE", auth("secret")),
+    );
+    let digest = stdout(&ok);
+    // kiln asked the token server for the repository's scope.
+    let asked_for = asked.lock().unwrap().clone();
+    assert!(
+        asked_for
+            .iter()
+            .any(|l| l.contains("scope=repository%3Atok%3Apull%2Cpush")
+                || l.contains("scope=repository:tok:pull,push")),
+        "{asked_for:?}"
+    );
+    let raw = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "ci:secret",
+        ])
+        .arg(format!("docker://{a}/tok:1"))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    assert_eq!(sha256(&raw.stdout), digest);
+    // Pulled back as a base through the same token flow.
+    let out = tempfile::tempdir().unwrap();
+    kiln_ok(
+        image_cmd(&["amd64"], tempfile::tempdir().unwrap().path())
+            .args(["-q", "--base", &format!("{a}/tok:1"), "--output"])
+            .arg(format!("oci:{}", out.path().display()))
+            .env("REGISTRY_AUTH_FILE", auth("secret")),
+    );
+    // The token server refuses a wrong password: the error names the registry, the user
+    // and the file the credentials came from.
+    let bad = auth("wrong");
+    let out = image_cmd(&["amd64"], cache.path())
+        .args(["--output", &format!("docker://{a}/tok:2")])
+        .env("REGISTRY_AUTH_FILE", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains(a.as_str())
+            && e.contains("refused the credentials of user `ci`")
+            && e.contains(bad.to_str().unwrap()),
+        "{e}"
+    );
 }
