@@ -22,7 +22,7 @@ use crate::target::Target;
 use super::gate;
 
 /// The commit the project is at, when it is a git checkout.
-fn git_revision(dir: &Path) -> Option<String> {
+pub(super) fn git_revision(dir: &Path) -> Option<String> {
     which::which("git").ok()?;
     Cmd::new("git", "read the git revision")
         .arg("-C")
@@ -33,16 +33,8 @@ fn git_revision(dir: &Path) -> Option<String> {
         .filter(|r| r.len() == 40)
 }
 
-/// One image per platform (the binaries, extra files, config) and the index, in memory;
-/// [`write_outputs`] writes them.
-pub fn pack_build(
-    cfg: &BuildConfig,
-    artifacts: &[Artifact],
-    plan: &Plan,
-    source_date_epoch: Option<u64>,
-    progress: &Progress,
-) -> anyhow::Result<BuiltIndex> {
-    let img = &cfg.image;
+/// The `[image] files` entries, checked to exist.
+pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Vec<LayerEntry>> {
     let mut extra = Vec::new();
     for f in &img.files {
         let meta = fs_err::metadata(&f.src).with_context(|| {
@@ -63,6 +55,20 @@ pub fn pack_build(
             gid: 0,
         });
     }
+    Ok(extra)
+}
+
+/// One image per platform (the binaries, extra files, config) and the index, in memory;
+/// [`write_outputs`] writes them.
+pub fn pack_build(
+    cfg: &BuildConfig,
+    artifacts: &[Artifact],
+    plan: &Plan,
+    source_date_epoch: Option<u64>,
+    progress: &Progress,
+) -> anyhow::Result<BuiltIndex> {
+    let img = &cfg.image;
+    let extra = extra_files(img)?;
     let package = plan.package.as_ref();
     let settings = img.settings();
     let bins: Vec<&str> = plan.bins.iter().map(String::as_str).collect();
