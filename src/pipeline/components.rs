@@ -498,7 +498,11 @@ pub fn build(
             }
         }
         let debug_index = match &twin {
-            Some(t) => Some(super::debug::write(t, &images, &opts, push, progress)?),
+            Some(t) => {
+                let d = super::debug::build(t, &images, &opts)?;
+                super::debug::write(t, &d, push, progress)?;
+                Some(d)
+            }
             None => None,
         };
         (Some(index), pushed, debug_index)
@@ -509,6 +513,7 @@ pub fn build(
         artifacts,
         index,
         release: Vec::new(),
+        referrers: Vec::new(),
         outputs,
         pushed,
         debug_index,

@@ -44,21 +44,28 @@ pub fn prepare(cfg: &BuildConfig, outputs: &[OutputSpec]) -> anyhow::Result<Opti
     Ok(Some(Twin { busybox, outputs }))
 }
 
-/// Build the twins of `images` and write them.
-pub fn write(
+/// The twins of `images`, in memory.
+pub fn build(
     twin: &Twin,
     images: &[PlatformImage],
     opts: &BuildOptions,
-    push: &Push,
-    progress: &Progress,
 ) -> anyhow::Result<BuiltIndex> {
     let twins = debug::twins(images, &twin.busybox)?;
-    let index = oci::build_index(&twins, opts).context("building the debug image")?;
-    oci::write_outputs(&twin.outputs, &index, push)?;
+    oci::build_index(&twins, opts).context("building the debug image")
+}
+
+/// Write the twins' index to each output's `-debug` twin.
+pub fn write(
+    twin: &Twin,
+    index: &BuiltIndex,
+    push: &Push,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    oci::write_outputs(&twin.outputs, index, push)?;
     for o in &twin.outputs {
         if !matches!(o, OutputSpec::Registry(_)) {
             progress.say(&format!("wrote {o}"));
         }
     }
-    Ok(index)
+    Ok(())
 }

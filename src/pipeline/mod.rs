@@ -30,6 +30,9 @@ pub struct BuildOutcome {
     pub index: Option<BuiltIndex>,
     /// SBOMs, provenance, archives and SHA256SUMS written to the output directory.
     pub release: Vec<attest::Written>,
+    /// SBOMs and provenance as OCI 1.1 artifacts, attached to the image in the outputs
+    /// that take them (`--attestations`).
+    pub referrers: Vec<oci::referrers::Referrer>,
     /// Where it was written.
     pub outputs: Vec<OutputSpec>,
     /// What the push to `docker://` outputs did, if there were some.
@@ -52,22 +55,21 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     let twin = debug::prepare(cfg, &outputs)?;
     let plan = stages::prepare(cfg, progress)?;
     let artifacts = stages::run(&plan, cfg, progress)?;
-    let (index, pushed, debug_index) = if outputs.is_empty() {
-        (None, None, None)
+    let (index, debug_index) = if outputs.is_empty() {
+        (None, None)
     } else {
-        let (index, pushed, debug_index) = pack::pack_build(
+        let (index, debug_index) = pack::pack_build(
             cfg,
-            &outputs,
             &artifacts,
             &plan,
             source_date_epoch,
             progress,
-            push,
             twin.as_ref(),
         )?;
-        (Some(index), pushed, debug_index)
+        (Some(index), debug_index)
     };
-    let release = if attest::wanted(cfg) {
+    // SBOMs and provenance before the images are written: they are attached to them.
+    let (release, referrers) = if attest::wanted(cfg) {
         attest::release(
             cfg,
             &plan,
@@ -77,12 +79,20 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             progress,
         )?
     } else {
-        Vec::new()
+        Default::default()
     };
+    let pushed = match &index {
+        Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
+        None => None,
+    };
+    if let (Some(t), Some(d)) = (&twin, &debug_index) {
+        debug::write(t, d, push, progress)?;
+    }
     Ok(BuildOutcome {
         artifacts,
         index,
         release,
+        referrers,
         outputs,
         pushed,
         debug_index,

@@ -10,6 +10,7 @@ use crate::builders::{Artifact, Plan};
 use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
 use crate::exec::Cmd;
+use crate::oci::referrers::Referrer;
 use crate::oci::registry::Pushed;
 use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
@@ -57,19 +58,16 @@ pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Ve
     Ok(extra)
 }
 
-/// One image per platform (the binaries, extra files, config), the index, every output;
-/// with `twin`, the debug twins too (built from the same platform images).
-#[allow(clippy::too_many_arguments)] // one caller, pipeline::build; a struct would only rename them
+/// One image per platform (the binaries, extra files, config) and the index, in memory;
+/// [`write_outputs`] writes them. With `twin`, also the debug twins' index.
 pub fn pack_build(
     cfg: &BuildConfig,
-    outputs: &[OutputSpec],
     artifacts: &[Artifact],
     plan: &Plan,
     source_date_epoch: Option<u64>,
     progress: &Progress,
-    push: &oci::Push,
     twin: Option<&super::debug::Twin>,
-) -> anyhow::Result<(BuiltIndex, Option<Pushed>, Option<BuiltIndex>)> {
+) -> anyhow::Result<(BuiltIndex, Option<BuiltIndex>)> {
     let img = &cfg.image;
     let extra = extra_files(img)?;
     let package = plan.package.as_ref();
@@ -110,17 +108,38 @@ pub fn pack_build(
     for w in &index.warnings {
         progress.say(&format!("warning: {w}"));
     }
-    let pushed = oci::write_outputs(outputs, &index, push)?;
+    let debug = twin
+        .map(|t| super::debug::build(t, &images, &opts))
+        .transpose()?;
+    Ok((index, debug))
+}
+
+/// Write the index to every output (`docker://` ones pushed as `push` says), with
+/// `referrers` attached where `--attestations` says: by default to registries and tagged
+/// layouts and archives.
+pub fn write_outputs(
+    cfg: &BuildConfig,
+    outputs: &[OutputSpec],
+    index: &BuiltIndex,
+    referrers: &[Referrer],
+    progress: &Progress,
+    push: &oci::Push,
+) -> anyhow::Result<Option<Pushed>> {
+    let attach = |o: &OutputSpec| {
+        let named = match o {
+            OutputSpec::OciDir { tag, .. } | OutputSpec::OciArchive { tag, .. } => tag.is_some(),
+            OutputSpec::DockerArchive { .. } => false,
+            OutputSpec::Registry(_) => true,
+        };
+        cfg.release.attach_to(named)
+    };
+    let pushed = oci::output::write_outputs_attached(outputs, index, push, referrers, &attach)?;
     for o in outputs {
         if !matches!(o, OutputSpec::Registry(_)) {
             progress.say(&format!("wrote {o}"));
         }
     }
-    let debug = match twin {
-        Some(t) => Some(super::debug::write(t, &images, &opts, push, progress)?),
-        None => None,
-    };
-    Ok((index, pushed, debug))
+    Ok(pushed)
 }
 
 /// A prebuilt binary `kiln image` packs: for which target, where it is, its name in the
