@@ -228,10 +228,22 @@ pub struct BuildArgs {
     /// is written.
     #[arg(long)]
     pub provenance: bool,
+    /// Attach SBOMs and provenance to the image as OCI 1.1 referrers (`referrers`) or not
+    /// (`none`). Default: attached to registry outputs and tagged OCI layouts and archives.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub attestations: Option<crate::attest::Attestations>,
+    /// Sign provenance and SBOMs with this ECDSA P-256 private key (PKCS#8 or SEC1 PEM):
+    /// DSSE envelopes written next to them and attached with them.
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign_key: Option<PathBuf>,
     /// Let the config's `[image] files` copy sources from outside the project directory
     /// (refused by default: a cloned repository's config must not pull host files in).
     #[arg(long)]
     pub allow_outside_project: bool,
+    /// With `[[component]]` tables in kiln.toml: build only these components (and what they
+    /// `need`). Comma-separated or repeated.
+    #[arg(long = "component", value_name = "NAME", value_delimiter = ',')]
+    pub components: Vec<String>,
     #[command(flatten)]
     pub cargo: CargoFlags,
 }
@@ -239,9 +251,11 @@ pub struct BuildArgs {
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
     /// Files, directories (recursive) or images to inspect: `oci:DIR[:TAG]`,
-    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, `docker://HOST/REPO[:TAG]`.
     #[arg(required = true, value_name = "FILE|DIR|IMAGE")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryAccess,
     /// What linkage passes: static (accepts static-pie), static-pie, any.
     #[arg(long, value_enum, default_value_t = Require::Static)]
     pub require: Require,
@@ -436,6 +450,14 @@ pub struct RegistryFlags {
     /// `kiln index merge` tags the index later).
     #[arg(long)]
     pub push_by_digest: bool,
+    #[command(flatten)]
+    pub access: RegistryAccess,
+}
+
+/// How kiln reaches a registry it reads from or writes to (every command that takes a
+/// `docker://` image).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RegistryAccess {
     /// Trust this CA certificate (PEM) for registries, besides the system roots. Repeatable.
     #[arg(long = "registry-ca", value_name = "FILE", env = "KILN_REGISTRY_CA")]
     pub registry_ca: Vec<PathBuf>,

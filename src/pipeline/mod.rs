@@ -4,16 +4,19 @@
 //! here and print.
 //!
 //! Modules: `stages` (planning and running the builders), `gate` (the inspector verdict on
-//! every binary, the smoke run), `pack` (images, index, outputs).
+//! every binary, the smoke run), `pack` (images, index, outputs), `components` (polyglot
+//! builds from `[[component]]` tables).
 
 pub mod attest;
+pub mod components;
 pub mod gate;
 pub mod pack;
 pub mod stages;
 
 use crate::builders::Artifact;
 use crate::config::BuildConfig;
-use crate::oci::{self, BuildOptions, BuiltIndex, OutputSpec};
+use crate::oci::registry::Pushed;
+use crate::oci::{self, BuildOptions, BuiltIndex, OutputSpec, Push};
 use crate::progress::Progress;
 
 pub use pack::{Prebuilt, pack_prebuilt};
@@ -26,33 +29,41 @@ pub struct BuildOutcome {
     pub index: Option<BuiltIndex>,
     /// SBOMs, provenance, archives and SHA256SUMS written to the output directory.
     pub release: Vec<attest::Written>,
+    /// SBOMs and provenance as OCI 1.1 artifacts, attached to the image in the outputs
+    /// that take them (`--attestations`).
+    pub referrers: Vec<oci::referrers::Referrer>,
     /// Where it was written.
     pub outputs: Vec<OutputSpec>,
+    /// What the push to `docker://` outputs did, if there were some.
+    pub pushed: Option<Pushed>,
 }
 
-/// Build every target of `cfg`, gate and copy the binaries, and write the image outputs;
-/// the library entry point of `kiln build` (no printing but progress).
-pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
+/// Build every target of `cfg`, gate and copy the binaries, and write the image outputs
+/// (`docker://` ones pushed as `push` says); the library entry point of `kiln build` (no
+/// printing but progress and push events).
+pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Result<BuildOutcome> {
+    if !cfg.components.is_empty() {
+        return components::build(cfg, progress, push);
+    }
     // Bad --output values and a bad SOURCE_DATE_EPOCH fail before minutes of building.
-    // `docker://` outputs are pushed by the caller once the index is built.
-    let (local, remote) = oci::registry::split_outputs(&cfg.outputs)?;
-    let outputs = oci::output::parse_outputs(&local, cfg.docker_platform.as_deref())?;
+    let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
+    oci::output::check_push(&outputs, push.by_digest)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let plan = stages::prepare(cfg, progress)?;
     let artifacts = stages::run(&plan, cfg, progress)?;
-    let index = if outputs.is_empty() && remote.is_empty() {
+    let index = if outputs.is_empty() {
         None
     } else {
         Some(pack::pack_build(
             cfg,
-            &outputs,
             &artifacts,
             &plan,
             source_date_epoch,
             progress,
         )?)
     };
-    let release = if attest::wanted(cfg) {
+    // SBOMs and provenance before the images are written: they are attached to them.
+    let (release, referrers) = if attest::wanted(cfg) {
         attest::release(
             cfg,
             &plan,
@@ -62,12 +73,18 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
             progress,
         )?
     } else {
-        Vec::new()
+        Default::default()
+    };
+    let pushed = match &index {
+        Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
+        None => None,
     };
     Ok(BuildOutcome {
         artifacts,
         index,
         release,
+        referrers,
         outputs,
+        pushed,
     })
 }

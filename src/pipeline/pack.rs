@@ -10,6 +10,8 @@ use crate::builders::{Artifact, Plan};
 use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
 use crate::exec::Cmd;
+use crate::oci::referrers::Referrer;
+use crate::oci::registry::Pushed;
 use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };
@@ -20,7 +22,7 @@ use crate::target::Target;
 use super::gate;
 
 /// The commit the project is at, when it is a git checkout.
-fn git_revision(dir: &Path) -> Option<String> {
+pub(super) fn git_revision(dir: &Path) -> Option<String> {
     which::which("git").ok()?;
     Cmd::new("git", "read the git revision")
         .arg("-C")
@@ -31,16 +33,8 @@ fn git_revision(dir: &Path) -> Option<String> {
         .filter(|r| r.len() == 40)
 }
 
-/// One image per platform (the binaries, extra files, config), the index, every output.
-pub fn pack_build(
-    cfg: &BuildConfig,
-    outputs: &[OutputSpec],
-    artifacts: &[Artifact],
-    plan: &Plan,
-    source_date_epoch: Option<u64>,
-    progress: &Progress,
-) -> anyhow::Result<BuiltIndex> {
-    let img = &cfg.image;
+/// The `[image] files` entries, checked to exist.
+pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Vec<LayerEntry>> {
     let mut extra = Vec::new();
     for f in &img.files {
         let meta = fs_err::metadata(&f.src).with_context(|| {
@@ -61,6 +55,20 @@ pub fn pack_build(
             gid: 0,
         });
     }
+    Ok(extra)
+}
+
+/// One image per platform (the binaries, extra files, config) and the index, in memory;
+/// [`write_outputs`] writes them.
+pub fn pack_build(
+    cfg: &BuildConfig,
+    artifacts: &[Artifact],
+    plan: &Plan,
+    source_date_epoch: Option<u64>,
+    progress: &Progress,
+) -> anyhow::Result<BuiltIndex> {
+    let img = &cfg.image;
+    let extra = extra_files(img)?;
     let package = plan.package.as_ref();
     let settings = img.settings();
     let bins: Vec<&str> = plan.bins.iter().map(String::as_str).collect();
@@ -99,11 +107,35 @@ pub fn pack_build(
     for w in &index.warnings {
         progress.say(&format!("warning: {w}"));
     }
-    for o in outputs {
-        oci::write_output(o, &index).with_context(|| format!("writing {o}"))?;
-        progress.say(&format!("wrote {o}"));
-    }
     Ok(index)
+}
+
+/// Write the index to every output (`docker://` ones pushed as `push` says), with
+/// `referrers` attached where `--attestations` says: by default to registries and tagged
+/// layouts and archives.
+pub fn write_outputs(
+    cfg: &BuildConfig,
+    outputs: &[OutputSpec],
+    index: &BuiltIndex,
+    referrers: &[Referrer],
+    progress: &Progress,
+    push: &oci::Push,
+) -> anyhow::Result<Option<Pushed>> {
+    let attach = |o: &OutputSpec| {
+        let named = match o {
+            OutputSpec::OciDir { tag, .. } | OutputSpec::OciArchive { tag, .. } => tag.is_some(),
+            OutputSpec::DockerArchive { .. } => false,
+            OutputSpec::Registry(_) => true,
+        };
+        cfg.release.attach_to(named)
+    };
+    let pushed = oci::output::write_outputs_attached(outputs, index, push, referrers, &attach)?;
+    for o in outputs {
+        if !matches!(o, OutputSpec::Registry(_)) {
+            progress.say(&format!("wrote {o}"));
+        }
+    }
+    Ok(pushed)
 }
 
 /// A prebuilt binary `kiln image` packs: for which target, where it is, its name in the
