@@ -2,7 +2,7 @@
 //! (PyPI spdx-tools), CycloneDX documents through `check-jsonschema` with the 1.5 schema
 //! shipped in cyclonedx-python-lib — both installed by `cargo xtask setup`.
 
-use crate::common;
+use crate::support::{self, have_tool, unavailable};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,15 +10,6 @@ use std::process::Command;
 use kiln::attest::sbom::{Component, Kind};
 use kiln::attest::sources::{self, DebPackage, DeclaredComponent, Found};
 use kiln::attest::{BaseInput, BinaryInput, Format, ImageInput, platform_sbom, release_sbom};
-
-/// Fail in CI, skip elsewhere.
-fn unavailable(msg: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg} (run `cargo xtask setup`)");
-    }
-    eprintln!("SKIP: {msg} (run `cargo xtask setup`)");
-    false
-}
 
 /// The CycloneDX 1.5 JSON schema as cyclonedx-python-lib ships it.
 fn cyclonedx_schema() -> Option<PathBuf> {
@@ -34,18 +25,18 @@ fn cyclonedx_schema() -> Option<PathBuf> {
 }
 
 fn validators() -> Option<PathBuf> {
-    if which::which("pyspdxtools").is_err() {
-        unavailable("pyspdxtools not found: `python3 -m pip install spdx-tools`");
-        return None;
-    }
-    if which::which("check-jsonschema").is_err() {
-        unavailable("check-jsonschema not found: `python3 -m pip install check-jsonschema`");
+    if !have_tool("pyspdxtools", "python3 -m pip install spdx-tools")
+        || !have_tool(
+            "check-jsonschema",
+            "python3 -m pip install check-jsonschema",
+        )
+    {
         return None;
     }
     let schema = cyclonedx_schema();
     if schema.is_none() {
         unavailable(
-            "the CycloneDX schema was not found: `python3 -m pip install cyclonedx-python-lib`",
+            "the CycloneDX schema was not found: `python3 -m pip install cyclonedx-python-lib` (or run `cargo xtask setup`)",
         );
     }
     schema
@@ -224,9 +215,9 @@ fn cargo_tree(manifest: &Path, triple: &str) -> std::collections::BTreeSet<Strin
 fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
     let Some(schema) = validators() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let project = common::example("hello-rust");
+    let project = support::example("hello-rust");
     let build = |dist: &str, sbom: &str| {
-        let out = common::build_into(
+        let out = support::build_into(
             &project,
             "linux/arm64",
             &tmp.path().join(dist),
@@ -242,7 +233,7 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
                 "json",
             ],
         );
-        common::json_lines(&out)
+        support::json_lines(&out)
     };
     let one = build("one", "both");
     let dist = tmp.path().join("one");

@@ -2,7 +2,7 @@
 //! on 127.0.0.1 with its own config and storage), read back with skopeo and Docker; and the
 //! client's behaviour against a test server that misbehaves on purpose.
 
-use crate::oci_support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use oci_support::{fixture_hello, have_tool, kiln, unavailable};
+use support::{fixture_hello, free_port, have_tool, kiln, run_ok, stderr};
 
 /// A docker-registry on a random loopback port; it stops when this test process ends.
 struct Registry {
@@ -24,14 +24,6 @@ struct Registry {
 struct RegistryConfig {
     tls: Option<(PathBuf, PathBuf)>,
     htpasswd: Option<PathBuf>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Registry {
@@ -131,19 +123,8 @@ fn registry() -> Option<&'static Registry> {
         .as_ref()
 }
 
-fn kiln_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "kiln failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(o: &Output) -> String {
+/// stdout without surrounding whitespace (a digest, a reference).
+fn trimmed_stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
@@ -208,7 +189,7 @@ fn push_a_multi_platform_image_and_read_it_back() {
     }
     let cache = tempfile::tempdir().unwrap();
     let a = &reg.addr;
-    let out = kiln_ok(
+    let out = run_ok(
         image_cmd(&["amd64", "arm64"], cache.path())
             .args(["--output", &format!("docker://{a}/hello:1.0")])
             .args(["--output", &format!("docker://{a}/hello:latest")])
@@ -243,7 +224,7 @@ fn push_a_multi_platform_image_and_read_it_back() {
         let raw = skopeo_raw(&format!("{a}/hello:{tag}"));
         assert_eq!(sha256(&raw), digest, "{tag}");
         assert_eq!(
-            oci_support::index_platforms(&raw),
+            support::index_platforms(&raw),
             ["linux/amd64", "linux/arm64"]
         );
     }
@@ -268,7 +249,7 @@ fn push_a_multi_platform_image_and_read_it_back() {
 
     // An unchanged re-push uploads nothing.
     let started = Instant::now();
-    let again = kiln_ok(
+    let again = run_ok(
         image_cmd(&["amd64", "arm64"], cache.path())
             .args(["--output", &format!("docker://{a}/hello:1.0")])
             .args(["--message-format", "json"]),
@@ -289,13 +270,13 @@ fn push_a_multi_platform_image_and_read_it_back() {
     );
 
     // kiln reads it from the registry, as an image to inspect.
-    let inspected = kiln_ok(
+    let inspected = run_ok(
         kiln()
             .arg("inspect")
             .arg(format!("docker://{a}/hello:1.0"))
             .env("KILN_CACHE_DIR", cache.path()),
     );
-    let text = stdout(&inspected);
+    let text = trimmed_stdout(&inspected);
     assert!(
         text.contains("linux/arm64") || text.contains("aarch64") || text.contains("arm64"),
         "{text}"
@@ -310,20 +291,20 @@ fn split_builds_merge_into_the_index_one_machine_builds() {
     // Two separate processes, one platform each, pushed by digest (arm64 first on purpose).
     let mut digests = Vec::new();
     for p in ["arm64", "amd64"] {
-        let out = kiln_ok(image_cmd(&[p], cache.path()).args([
+        let out = run_ok(image_cmd(&[p], cache.path()).args([
             "--output",
             &format!("docker://{a}/split"),
             "--push-by-digest",
             "-q",
         ]));
-        let d = stdout(&out);
+        let d = trimmed_stdout(&out);
         assert!(d.starts_with("sha256:"), "{d}");
         // Untagged: the registry has the manifest by digest.
         let raw = skopeo_raw(&format!("{a}/split@{d}"));
         assert_eq!(sha256(&raw), d);
         digests.push(d);
     }
-    let merged = kiln_ok(
+    let merged = run_ok(
         kiln()
             .args([
                 "index",
@@ -335,41 +316,41 @@ fn split_builds_merge_into_the_index_one_machine_builds() {
             .args(digests.iter().map(|d| format!("{a}/split@{d}")))
             .env("KILN_CACHE_DIR", cache.path()),
     );
-    let merged = stdout(&merged);
+    let merged = trimmed_stdout(&merged);
     let raw = skopeo_raw(&format!("{a}/split:1.0"));
     assert_eq!(sha256(&raw), merged);
     assert_eq!(
-        oci_support::index_platforms(&raw),
+        support::index_platforms(&raw),
         ["linux/amd64", "linux/arm64"]
     );
 
     // One machine, both platforms (given in the other order), same SOURCE_DATE_EPOCH.
     let one = tempfile::tempdir().unwrap();
-    let single = kiln_ok(
+    let single = run_ok(
         image_cmd(&["arm64", "amd64"], cache.path())
             .args(["-q", "--output"])
             .arg(format!("oci:{}/one", one.path().display())),
     );
-    assert_eq!(stdout(&single), merged);
+    assert_eq!(trimmed_stdout(&single), merged);
 
     // The same for layouts on disk.
     let mut layouts = Vec::new();
     for p in ["amd64", "arm64"] {
         let d = one.path().join(p);
-        kiln_ok(
+        run_ok(
             image_cmd(&[p], cache.path())
                 .args(["-q", "--output"])
                 .arg(format!("oci:{}", d.display())),
         );
         layouts.push(format!("oci:{}", d.display()));
     }
-    let local = kiln_ok(
+    let local = run_ok(
         kiln()
             .args(["index", "merge", "-q", "--output"])
             .arg(format!("oci:{}/merged:1.0", one.path().display()))
             .args(layouts.iter().rev()),
     );
-    assert_eq!(stdout(&local), merged);
+    assert_eq!(trimmed_stdout(&local), merged);
 }
 
 #[test]
@@ -377,7 +358,7 @@ fn a_registry_base_is_cached_and_a_digest_needs_no_request() {
     let Some(reg) = registry() else { return };
     let a = &reg.addr;
     let cache = tempfile::tempdir().unwrap();
-    let base = stdout(&kiln_ok(
+    let base = trimmed_stdout(&run_ok(
         image_cmd(&["amd64", "arm64"], cache.path()).args([
             "-q",
             "--output",
@@ -390,7 +371,7 @@ fn a_registry_base_is_cached_and_a_digest_needs_no_request() {
         let mut c = image_cmd(&["amd64"], cache2.path());
         c.args(["-q", "--base", base_ref, "--output"])
             .arg(format!("oci:{}", out.display()));
-        stdout(&kiln_ok(&mut c))
+        trimmed_stdout(&run_ok(&mut c))
     };
     let out = tempfile::tempdir().unwrap();
     let first = build(&format!("docker://{a}/base:1"), &out.path().join("a"));
@@ -485,10 +466,6 @@ fn inspect_remote(addr: &str, extra_env: &[(&str, &str)]) -> (Output, Duration) 
     let started = Instant::now();
     let out = c.output().unwrap();
     (out, started.elapsed())
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// stdout and stderr: `kiln inspect` reports an unreadable input in its table.
@@ -757,7 +734,7 @@ fn tls_with_a_test_ca_and_basic_auth() {
         "{e}"
     );
     // The right CA and password: pushed, and skopeo (trusting the same CA) agrees.
-    let ok = kiln_ok(
+    let ok = run_ok(
         image_cmd(&["amd64", "arm64"], cache.path())
             .args([
                 "-q",
@@ -768,7 +745,7 @@ fn tls_with_a_test_ca_and_basic_auth() {
             .arg(p("ca.pem"))
             .env("REGISTRY_AUTH_FILE", auth("secret")),
     );
-    let digest = stdout(&ok);
+    let digest = trimmed_stdout(&ok);
     let certs = p("certs.d");
     std::fs::create_dir_all(&certs).unwrap();
     std::fs::copy(p("ca.pem"), certs.join("ca.crt")).unwrap();
@@ -790,12 +767,12 @@ fn tls_with_a_test_ca_and_basic_auth() {
 #[ignore = "docker engine; run by cargo xtask e2e"]
 fn docker_pulls_and_runs_what_kiln_pushed() {
     let Some(reg) = registry() else { return };
-    if !oci_support::docker_ready() {
+    if !support::docker_ready() {
         return;
     }
     let a = &reg.addr;
     let cache = tempfile::tempdir().unwrap();
-    kiln_ok(image_cmd(&["amd64", "arm64"], cache.path()).args([
+    run_ok(image_cmd(&["amd64", "arm64"], cache.path()).args([
         "-q",
         "--output",
         &format!("docker://{a}/run:1"),
@@ -882,7 +859,6 @@ fn a_registry_killed_mid_push_leaves_no_tag_on_a_partial_image() {
         );
         assert!(!tag.status.success(), "a failed push left a tag");
     }
-    let _ = unavailable; // shared helper, used by the others
 }
 
 fn examples_ci() -> PathBuf {
@@ -914,13 +890,18 @@ fn the_example_makefile_packs_and_pushes() {
         .env("KILN_CACHE_DIR", cache.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let lines: Vec<String> = stdout(&out)
+    assert!(
+        out.status.success(),
+        "{}{}",
+        trimmed_stdout(&out),
+        stderr(&out)
+    );
+    let lines: Vec<String> = trimmed_stdout(&out)
         .lines()
         .filter(|l| l.starts_with("sha256:"))
         .map(str::to_string)
         .collect();
-    assert_eq!(lines.len(), 2, "{}", stdout(&out));
+    assert_eq!(lines.len(), 2, "{}", trimmed_stdout(&out));
     assert_eq!(
         lines[0], lines[1],
         "the layout and the registry hold the same index"
@@ -943,10 +924,10 @@ fn the_example_makefile_packs_and_pushes() {
         .output()
         .unwrap();
     assert!(
-        stdout(&dry)
+        trimmed_stdout(&dry)
             .contains("kiln build . --release --platform linux/amd64,linux/arm64 --out-dir dist"),
         "{}",
-        stdout(&dry)
+        trimmed_stdout(&dry)
     );
 }
 
@@ -979,7 +960,7 @@ fn the_workflow_steps_release_a_project_over_a_matrix() {
         }
         let out = c.output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        stdout(&out)
+        trimmed_stdout(&out)
     };
     // Two "runners", one platform each, as the matrix jobs run them.
     let refs: Vec<String> = ["linux/arm64", "linux/amd64"]
@@ -991,7 +972,7 @@ fn the_workflow_steps_release_a_project_over_a_matrix() {
     step(&merge_args, &[("TAG", "1.0"), ("KILNFLAGS", "-q")]);
     let raw = skopeo_raw(&format!("{image}:1.0"));
     assert_eq!(
-        oci_support::index_platforms(&raw),
+        support::index_platforms(&raw),
         ["linux/amd64", "linux/arm64"]
     );
 }
