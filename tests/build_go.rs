@@ -232,37 +232,25 @@ fn doctor_and_toolchain_which_report_go() {
 #[test]
 #[ignore = "long: every platform; run by `cargo xtask e2e [--all]`"]
 fn every_platform_builds_and_runs_go_and_cgo() {
-    let platforms = matrix_platforms();
-    let tmp = tempfile::tempdir().unwrap();
-    for project in [example("hello-go"), fixture("go-cgo")] {
-        let Some(out) = build(&project, &platforms.join(","), tmp.path(), &["--smoke"]) else {
-            return;
-        };
-        assert!(out.status.success(), "{}", stderr(&out));
-        let lines = stderr(&out);
+    if !have_go() {
+        return;
+    }
+    for (project, cgo) in [(example("hello-go"), false), (fixture("go-cgo"), true)] {
         let name = project.file_name().unwrap().to_str().unwrap().to_string();
-        let cgo = name == "go-cgo";
-        for p in &platforms {
-            let target = kiln::target::Targets::builtin().find(p).unwrap().clone();
-            let bin = tmp.path().join(target.platform.dir_name()).join(&name);
-            assert_static_for(&bin, &target.platform.architecture);
+        // In cgo builds the C code zig compiled carries ARM build attributes.
+        build_every_platform(&project, &name, &[], cgo, |target, bin, lines| {
+            let p = &target.platform;
             let want = if cgo {
                 format!("cgo ok on {}: 42", target.goarch)
             } else {
                 format!("GOARCH={} GOOS=linux", target.goarch)
             };
             assert!(lines.contains(&want), "{p}: {want} missing from\n{lines}");
-            // 32-bit ARM: v6 and v7 binaries say so (GOARM in the build info; in cgo
-            // builds also the build attributes of the C code zig compiled).
+            // 32-bit ARM: v6 and v7 binaries say so in the build info too.
             if let Some(goarm) = &target.goarm {
-                assert_eq!(go_build_setting(&bin, "GOARM").as_ref(), Some(goarm), "{p}");
-                assert_eq!(report(&bin).variant, target.platform.variant, "{p}");
-                if cgo {
-                    let arch = arm_cpu_arch(&bin).unwrap_or_default();
-                    assert!(arch.starts_with(&format!("v{goarm}")), "{p}: {arch}");
-                }
+                assert_eq!(go_build_setting(bin, "GOARM").as_ref(), Some(goarm), "{p}");
             }
-        }
+        });
     }
 }
 

@@ -1,6 +1,7 @@
 //! `kiln build` on real Rust projects with real zig, rustup and qemu-user: the bundled
-//! example for linux/amd64 + linux/arm64, a crate with a cc-rs C dependency, `cargo kiln`,
-//! and every error path the README promises.
+//! example for linux/amd64 + linux/arm64, one build-std target (armv7), a crate with a cc-rs
+//! C dependency, `cargo kiln`, every error path the README promises, and (ignored,
+//! `cargo xtask e2e`) every platform.
 
 use crate::support;
 
@@ -223,33 +224,45 @@ fn doctor_passes_on_a_set_up_machine() {
 #[test]
 #[ignore = "long: every platform; run by `cargo xtask e2e [--all]`"]
 fn every_platform_builds_and_runs_rust() {
+    // LLVM writes ARM build attributes, so v6 and v7 are checked as in C.
+    let err = build_every_platform(
+        &example("hello-rust"),
+        "hello",
+        &["--release"],
+        true,
+        |_, _, _| {},
+    );
+    // Every smoke run printed the greeting with the C part's answer.
+    assert_eq!(
+        err.matches("answer-from-c=42").count(),
+        matrix_platforms().len(),
+        "{err}"
+    );
+}
+
+/// Rust for a target without a prebuilt std (nightly -Zbuild-std), with the C part of the
+/// example compiled by zig: in the default run so the build-std path is always covered.
+#[test]
+fn rust_build_std_target_builds_and_runs_on_armv7() {
     let tmp = tempfile::tempdir().unwrap();
-    let platforms = matrix_platforms();
     let out = capture(
         kiln()
             .arg("build")
             .arg(example("hello-rust"))
-            .args(["--release", "--smoke", "--platform", &platforms.join(",")])
+            .args(["--release", "--platform", "linux/arm/v7", "--smoke"])
             .arg("--target-dir")
             .arg(shared_target_dir())
             .arg("--out-dir")
             .arg(tmp.path()),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let targets = kiln::target::Targets::builtin();
-    for p in &platforms {
-        let t = targets.find(p).unwrap();
-        let bin = tmp.path().join(t.platform.dir_name()).join("hello");
-        let r = kiln::elf::inspect_path(&bin).unwrap();
-        assert_eq!(r.machine, t.elf_machine, "{p}");
-        assert!(r.interpreter.is_none() && r.needed.is_empty(), "{p}: {r:?}");
-    }
-    // Every smoke run printed the greeting with the C part's answer.
-    let err = stderr(&out);
-    assert_eq!(
-        err.matches("answer-from-c=42").count(),
-        platforms.len(),
-        "{err}"
+    let bin = tmp.path().join("linux-arm-v7/hello");
+    assert_static_for(&bin, "arm");
+    assert_eq!(arm_cpu_arch(&bin).as_deref(), Some("v7"));
+    assert!(
+        stderr(&out).contains("answer-from-c=42"),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -79,3 +79,40 @@ pub fn assert_static_for(bin: &Path, arch: &str) {
         bin.display()
     );
 }
+
+/// The common part of the `every_platform_*` tests: `project` built with `--smoke` (plus
+/// `extra`) for every platform of [`matrix_platforms`], which must succeed, and for each
+/// platform the binary `bin` is static and for the platform's architecture, and on 32-bit ARM
+/// kiln's report gives the platform's variant — with `arm_attributes` (code compiled by zig or
+/// LLVM; Go's own linker writes no build attributes) also a `Tag_CPU_arch` of that version.
+/// `each` adds the language's own checks per platform. Returns kiln's stderr.
+pub fn build_every_platform(
+    project: &Path,
+    bin: &str,
+    extra: &[&str],
+    arm_attributes: bool,
+    each: impl Fn(&kiln::target::Target, &Path, &str),
+) -> String {
+    let platforms = matrix_platforms();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["--smoke"];
+    args.extend_from_slice(extra);
+    let out = build_into(project, &platforms.join(","), tmp.path(), &args);
+    let err = super::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let targets = kiln::target::Targets::builtin();
+    for p in &platforms {
+        let target = targets.find(p).unwrap();
+        let path = tmp.path().join(target.platform.dir_name()).join(bin);
+        assert_static_for(&path, &target.platform.architecture);
+        if let Some(v) = &target.platform.variant {
+            assert_eq!(report(&path).variant.as_ref(), Some(v), "{p} {bin}");
+            if arm_attributes {
+                let arch = arm_cpu_arch(&path).unwrap_or_default();
+                assert!(arch.starts_with(v.as_str()), "{p} {bin}: {arch}");
+            }
+        }
+        each(target, &path, &err);
+    }
+    err
+}
