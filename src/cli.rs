@@ -239,9 +239,11 @@ pub struct BuildArgs {
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
     /// Files, directories (recursive) or images to inspect: `oci:DIR[:TAG]`,
-    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, `docker://HOST/REPO[:TAG]`.
     #[arg(required = true, value_name = "FILE|DIR|IMAGE")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryAccess,
     /// What linkage passes: static (accepts static-pie), static-pie, any.
     #[arg(long, value_enum, default_value_t = Require::Static)]
     pub require: Require,
@@ -436,6 +438,14 @@ pub struct RegistryFlags {
     /// `kiln index merge` tags the index later).
     #[arg(long)]
     pub push_by_digest: bool,
+    #[command(flatten)]
+    pub access: RegistryAccess,
+}
+
+/// How kiln reaches a registry it reads from or writes to (every command that takes a
+/// `docker://` image).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RegistryAccess {
     /// Trust this CA certificate (PEM) for registries, besides the system roots. Repeatable.
     #[arg(long = "registry-ca", value_name = "FILE", env = "KILN_REGISTRY_CA")]
     pub registry_ca: Vec<PathBuf>,

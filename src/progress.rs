@@ -38,6 +38,12 @@ impl Progress {
         }
     }
 
+    /// Are bars drawn (a terminal, not quiet)? Elsewhere only finished lines are worth
+    /// printing.
+    pub fn live(&self) -> bool {
+        self.multi.is_some()
+    }
+
     /// A one-off status line.
     pub fn say(&self, msg: &str) {
         if self.quiet {

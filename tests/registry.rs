@@ -24,6 +24,8 @@ struct Registry {
 struct RegistryConfig {
     tls: Option<(PathBuf, PathBuf)>,
     htpasswd: Option<PathBuf>,
+    /// Token auth: the realm (token server URL) and the certificate whose key signs tokens.
+    token: Option<(String, PathBuf)>,
 }
 
 impl Registry {
@@ -50,6 +52,12 @@ impl Registry {
             yml += &format!(
                 "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
                 h.display()
+            );
+        }
+        if let Some((realm, cert)) = &cfg.token {
+            yml += &format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: kiln-registry\n    issuer: kiln-test-issuer\n    rootcertbundle: {}\n",
+                cert.display()
             );
         }
         std::fs::write(dir.join("config.yml"), yml).unwrap();
@@ -170,8 +178,42 @@ fn skopeo_raw(reference: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// The registry holds an index with `digest` for amd64 and arm64 under `reference`.
+fn assert_two_platform_index(reference: &str, digest: &str) {
+    let raw = skopeo_raw(reference);
+    assert_eq!(sha256(&raw), digest, "{reference}");
+    assert_eq!(
+        support::index_platforms(&raw),
+        ["linux/amd64", "linux/arm64"]
+    );
+}
+
+/// `skopeo copy --all docker://REFERENCE LAYOUT` succeeds (every blob is there).
+fn skopeo_copy_all(reference: &str, layout: &str) {
+    let copied = Command::new("skopeo")
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(layout)
+        .output()
+        .unwrap();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+}
+
 fn sha256(b: &[u8]) -> String {
     kiln::digest::sha256_digest(b)
+}
+
+/// `key` of every message with `reason`, in order.
+fn fields<'a>(lines: &'a [serde_json::Value], reason: &str, key: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter(|l| l["reason"] == reason)
+        .map(|l| l[key].as_str().unwrap())
+        .collect()
 }
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
@@ -196,16 +238,8 @@ fn push_a_multi_platform_image_and_read_it_back() {
             .args(["--message-format", "json"]),
     );
     let lines = json_lines(&out);
-    let index = lines
-        .iter()
-        .find(|l| l["event"] == "index" || l["reason"] == "index")
-        .expect("an index message");
-    let digest = index["digest"].as_str().unwrap().to_string();
-    let tags: Vec<&str> = lines
-        .iter()
-        .filter(|l| l["reason"] == "tag")
-        .map(|l| l["reference"].as_str().unwrap())
-        .collect();
+    let digest = fields(&lines, "index", "digest")[0].to_string();
+    let tags = fields(&lines, "tag", "reference");
     assert_eq!(
         tags,
         [format!("{a}/hello:1.0"), format!("{a}/hello:latest")]
@@ -221,27 +255,12 @@ fn push_a_multi_platform_image_and_read_it_back() {
 
     // The registry holds exactly the bytes kiln wrote: same digest for both tags.
     for tag in ["1.0", "latest"] {
-        let raw = skopeo_raw(&format!("{a}/hello:{tag}"));
-        assert_eq!(sha256(&raw), digest, "{tag}");
-        assert_eq!(
-            support::index_platforms(&raw),
-            ["linux/amd64", "linux/arm64"]
-        );
+        assert_two_platform_index(&format!("{a}/hello:{tag}"), &digest);
     }
     // skopeo copies it back into a layout, and kiln reads that as it wrote it.
     let back = tempfile::tempdir().unwrap();
     let layout = format!("oci:{}/img:x", back.path().display());
-    let copied = Command::new("skopeo")
-        .args(["copy", "--all", "--src-tls-verify=false"])
-        .arg(format!("docker://{a}/hello:1.0"))
-        .arg(&layout)
-        .output()
-        .unwrap();
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    skopeo_copy_all(&format!("{a}/hello:1.0"), &layout);
     assert_eq!(
         kiln::oci::read_image(&layout).unwrap().digest.as_deref(),
         Some(digest.as_str())
@@ -259,22 +278,23 @@ fn push_a_multi_platform_image_and_read_it_back() {
         started.elapsed()
     );
     let again = json_lines(&again);
-    let actions: Vec<&str> = again
-        .iter()
-        .filter(|l| l["reason"] == "blob")
-        .map(|l| l["action"].as_str().unwrap())
-        .collect();
+    let actions = fields(&again, "blob", "action");
     assert!(
         !actions.is_empty() && actions.iter().all(|a| *a == "exists"),
         "{actions:?}"
     );
 
-    // kiln reads it from the registry, as an image to inspect.
+    // kiln reads it from the registry, as an image to inspect, and says what it pulled.
     let inspected = run_ok(
         kiln()
             .arg("inspect")
             .arg(format!("docker://{a}/hello:1.0"))
             .env("KILN_CACHE_DIR", cache.path()),
+    );
+    let err = stderr(&inspected);
+    assert!(
+        err.contains("pulled") && err.contains(&format!("from {a}/hello")),
+        "{err}"
     );
     let text = trimmed_stdout(&inspected);
     assert!(
@@ -317,12 +337,7 @@ fn split_builds_merge_into_the_index_one_machine_builds() {
             .env("KILN_CACHE_DIR", cache.path()),
     );
     let merged = trimmed_stdout(&merged);
-    let raw = skopeo_raw(&format!("{a}/split:1.0"));
-    assert_eq!(sha256(&raw), merged);
-    assert_eq!(
-        support::index_platforms(&raw),
-        ["linux/amd64", "linux/arm64"]
-    );
+    assert_two_platform_index(&format!("{a}/split:1.0"), &merged);
 
     // One machine, both platforms (given in the other order), same SOURCE_DATE_EPOCH.
     let one = tempfile::tempdir().unwrap();
@@ -593,18 +608,7 @@ fn bearer_token_flow_and_refused_credentials() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let write_auth = |pass: &str| {
-        let f = dir.path().join(format!("auth-{pass}.json"));
-        std::fs::write(
-            &f,
-            format!(
-                "{{\"auths\":{{\"{reg_addr}\":{{\"auth\":\"{}\"}}}}}}",
-                base64(&format!("ci:{pass}"))
-            ),
-        )
-        .unwrap();
-        f
-    };
+    let write_auth = |pass: &str| auth_file(dir.path(), &reg_addr, pass);
     let good = write_auth("secret");
     let (out, _) = inspect_remote(&reg_addr, &[("REGISTRY_AUTH_FILE", good.to_str().unwrap())]);
     // Authenticated: the registry's answer (the image does not exist) comes through.
@@ -650,6 +654,18 @@ fn bearer_token_flow_and_refused_credentials() {
     assert!(both(&out).contains("does not exist"), "{}", both(&out));
 }
 
+/// A docker-style auth file in `dir` giving `registry` the user `ci` and `password`.
+fn auth_file(dir: &Path, registry: &str, password: &str) -> PathBuf {
+    let f = dir.join(format!("auth-{password}.json"));
+    let auth = base64(&format!("ci:{password}"));
+    std::fs::write(
+        &f,
+        format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{auth}\"}}}}}}"),
+    )
+    .unwrap();
+    f
+}
+
 fn base64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -690,22 +706,12 @@ fn tls_with_a_test_ca_and_basic_auth() {
     let Some(reg) = Registry::start(RegistryConfig {
         tls: Some((p("reg.pem"), p("reg.key"))),
         htpasswd: Some(p("htpasswd")),
+        ..RegistryConfig::default()
     }) else {
         return;
     };
     let a = &reg.addr;
-    let auth = |pass: &str| {
-        let f = p(&format!("auth-{pass}.json"));
-        std::fs::write(
-            &f,
-            format!(
-                "{{\"auths\":{{\"{a}\":{{\"auth\":\"{}\"}}}}}}",
-                base64(&format!("ci:{pass}"))
-            ),
-        )
-        .unwrap();
-        f
-    };
+    let auth = |pass: &str| auth_file(d.path(), a, pass);
     let cache = tempfile::tempdir().unwrap();
     // Unknown CA: the error names --registry-ca.
     let out = image_cmd(&["amd64"], cache.path())
@@ -718,6 +724,24 @@ fn tls_with_a_test_ca_and_basic_auth() {
         stderr(&out).contains("--registry-ca") && stderr(&out).contains(a.as_str()),
         "{}",
         stderr(&out)
+    );
+    // No credentials anywhere: says where kiln looked and how to log in.
+    let home = p("empty-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = image_cmd(&["amd64"], cache.path())
+        .args(["--output", &format!("docker://{a}/tls:1"), "--registry-ca"])
+        .arg(p("ca.pem"))
+        .env("HOME", &home)
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains(a.as_str())
+            && e.contains("none were found")
+            && e.contains(&format!("docker login {a}")),
+        "{e}"
     );
     // Wrong password: names the registry and where the credentials came from.
     let bad = auth("wrong");
@@ -967,12 +991,271 @@ fn the_workflow_steps_release_a_project_over_a_matrix() {
         .iter()
         .map(|p| step(&["platform", p], &[]))
         .collect();
+    for r in &refs {
+        let digest = r
+            .strip_prefix(&format!("{image}@"))
+            .unwrap_or_else(|| panic!("not {image}@DIGEST: {r}"));
+        // Untagged, by digest: the platform's manifest.
+        assert_eq!(sha256(&skopeo_raw(r)), digest);
+    }
     let mut merge_args = vec!["merge"];
     merge_args.extend(refs.iter().map(String::as_str));
-    step(&merge_args, &[("TAG", "1.0"), ("KILNFLAGS", "-q")]);
-    let raw = skopeo_raw(&format!("{image}:1.0"));
-    assert_eq!(
-        support::index_platforms(&raw),
-        ["linux/amd64", "linux/arm64"]
+    let merged = step(&merge_args, &[("TAG", "1.0"), ("KILNFLAGS", "-q")]);
+    assert_two_platform_index(&format!("{image}:1.0"), &merged);
+}
+
+/// JSON lines with the registry's address (a random port) replaced by `REGISTRY`, and each
+/// run of blob messages, which concurrent uploads print in any order, sorted by digest.
+fn stable_messages(o: &Output, addr: &str) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(&o.stdout).replace(addr, "REGISTRY");
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let mut start = 0;
+    while start < lines.len() {
+        let end = (start..lines.len())
+            .find(|i| lines[*i]["reason"] != "blob")
+            .unwrap_or(lines.len());
+        lines[start..end].sort_by_key(|b| b["digest"].as_str().unwrap_or_default().to_string());
+        start = end + 1;
+    }
+    lines
+}
+
+#[test]
+fn shards_in_other_repositories_merge_into_a_third() {
+    let Some(reg) = registry() else { return };
+    if !have_tool("skopeo", "apt-get install -y skopeo") {
+        return;
+    }
+    let a = &reg.addr;
+    // Each shard with its own cache, as on separate CI runners: no mount hints.
+    let mut refs = Vec::new();
+    let mut pushes = Vec::new();
+    for (p, repo) in [("amd64", "shard-a"), ("arm64", "shard-b")] {
+        let cache = tempfile::tempdir().unwrap();
+        let out = run_ok(image_cmd(&[p], cache.path()).args([
+            "--output",
+            &format!("docker://{a}/{repo}"),
+            "--push-by-digest",
+            "--message-format",
+            "json",
+        ]));
+        let lines = json_lines(&out);
+        let pushed = lines.iter().find(|l| l["reason"] == "pushed").unwrap();
+        assert_eq!(pushed["by_digest"], true);
+        refs.push(format!("{a}/{repo}@{}", pushed["digest"].as_str().unwrap()));
+        pushes.push(stable_messages(&out, a));
+    }
+    insta::assert_json_snapshot!("push_by_digest_messages", pushes);
+
+    let cache = tempfile::tempdir().unwrap();
+    let merged = run_ok(
+        kiln()
+            .args(["index", "merge", "--message-format", "json", "--output"])
+            .arg(format!("docker://{a}/shard-all:1.0"))
+            .args(&refs)
+            .env("KILN_CACHE_DIR", cache.path()),
+    );
+    let lines = json_lines(&merged);
+    let digest = fields(&lines, "index", "digest")[0].to_string();
+    // The third repository got the blobs by mounting them: nothing was uploaded again.
+    let actions = fields(&lines, "blob", "action");
+    assert!(
+        !actions.is_empty() && actions.iter().all(|a| *a == "mounted"),
+        "{actions:?}"
+    );
+    insta::assert_json_snapshot!("merge_messages", stable_messages(&merged, a));
+
+    assert_two_platform_index(&format!("{a}/shard-all:1.0"), &digest);
+    // Every blob is really in the third repository: skopeo copies the whole image out.
+    let back = tempfile::tempdir().unwrap();
+    skopeo_copy_all(
+        &format!("{a}/shard-all:1.0"),
+        &format!("oci:{}/img:x", back.path().display()),
+    );
+    // The merge in a registry says what a merge on disk says (but the outputs).
+    let local = tempfile::tempdir().unwrap();
+    let on_disk = run_ok(
+        kiln()
+            .args(["index", "merge", "--message-format", "json", "--output"])
+            .arg(format!("oci:{}/m", local.path().display()))
+            .args(refs.iter().map(|r| format!("docker://{r}")))
+            .env("KILN_CACHE_DIR", cache.path()),
+    );
+    let strip = |v: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        v.into_iter()
+            .filter(|l| l["reason"] == "image" || l["reason"] == "index")
+            .map(|mut l| {
+                l.as_object_mut().unwrap().remove("outputs");
+                l
+            })
+            .collect()
+    };
+    assert_eq!(strip(json_lines(&on_disk)), strip(lines));
+}
+
+/// A JWT the registry's token auth accepts: RS256 over `header.claims`, signed by `key`
+/// (openssl), the signing certificate in the `x5c` header (docker-registry checks it
+/// against its `rootcertbundle`), granting pull and push on `repo`.
+fn signed_token(dir: &Path, key: &Path, cert_pem: &str, repo: &str) -> String {
+    use base64::Engine as _;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let der: String = cert_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [der]});
+    let claims = serde_json::json!({
+        "iss": "kiln-test-issuer", "sub": "ci", "aud": "kiln-registry",
+        "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": "kiln-test",
+        "access": [{"type": "repository", "name": repo, "actions": ["pull", "push"]}]
+    });
+    let input = format!(
+        "{}.{}",
+        url.encode(header.to_string()),
+        url.encode(claims.to_string())
+    );
+    let input_file = dir.join("jwt-input");
+    std::fs::write(&input_file, &input).unwrap();
+    let sig = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .arg(&input_file)
+        .output()
+        .unwrap();
+    assert!(sig.status.success(), "{}", stderr(&sig));
+    format!("{input}.{}", url.encode(&sig.stdout))
+}
+
+/// docker-registry with `auth: token` (it checks tokens; it cannot issue them, so a small
+/// token server here hands out one kiln signed with openssl, for Basic `ci:secret`).
+#[test]
+fn token_auth_on_docker_registry() {
+    if !have_tool("openssl", "apt-get install -y openssl")
+        || !have_tool("skopeo", "apt-get install -y skopeo")
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("tok.key");
+    let cert = d.path().join("tok.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=kiln-test-token-signer", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let token = signed_token(
+        d.path(),
+        &key,
+        &std::fs::read_to_string(&cert).unwrap(),
+        "tok",
+    );
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = asked.clone();
+    let token_addr = fake_server(move |head, s| {
+        log.lock()
+            .unwrap()
+            .push(head.lines().next().unwrap_or("").to_string());
+        let ok = head.to_ascii_lowercase().contains(
+            &format!("authorization: basic {}", base64("ci:secret")).to_ascii_lowercase(),
+        );
+        if ok {
+            let body = serde_json::json!({"token": token, "access_token": token}).to_string();
+            respond(s, "200 OK", &[], body.as_bytes());
+        } else {
+            respond(s, "401 Unauthorized", &[], b"{}");
+        }
+    });
+    let Some(reg) = Registry::start(RegistryConfig {
+        token: Some((format!("http://{token_addr}/token"), cert.clone())),
+        ..RegistryConfig::default()
+    }) else {
+        return;
+    };
+    let a = &reg.addr;
+    // The registry checks what it is given: a token not signed by the bundle's key is refused.
+    let forged = signed_token(
+        d.path(),
+        &key,
+        &std::fs::read_to_string(&cert).unwrap(),
+        "tok",
+    )
+    .rsplit_once('.')
+    .map(|(signed, _)| format!("{signed}.AAAA"))
+    .unwrap();
+    let mut c = TcpStream::connect(a).unwrap();
+    write!(
+        c,
+        "GET /v2/tok/tags/list HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {forged}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let auth = |pass: &str| auth_file(d.path(), a, pass);
+    let cache = tempfile::tempdir().unwrap();
+    let ok = run_ok(
+        image_cmd(&["amd64", "arm64"], cache.path())
+            .args(["-q", "--output", &format!("docker://{a}/tok:1")])
+            .env("REGISTRY_AUTH_FILE", auth("secret")),
+    );
+    let digest = trimmed_stdout(&ok);
+    // kiln asked the token server for the repository's scope.
+    let asked_for = asked.lock().unwrap().clone();
+    assert!(
+        asked_for
+            .iter()
+            .any(|l| l.contains("scope=repository%3Atok%3Apull%2Cpush")
+                || l.contains("scope=repository:tok:pull,push")),
+        "{asked_for:?}"
+    );
+    let raw = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "ci:secret",
+        ])
+        .arg(format!("docker://{a}/tok:1"))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    assert_eq!(sha256(&raw.stdout), digest);
+    // Pulled back as a base through the same token flow.
+    let out = tempfile::tempdir().unwrap();
+    run_ok(
+        image_cmd(&["amd64"], tempfile::tempdir().unwrap().path())
+            .args(["-q", "--base", &format!("{a}/tok:1"), "--output"])
+            .arg(format!("oci:{}", out.path().display()))
+            .env("REGISTRY_AUTH_FILE", auth("secret")),
+    );
+    // The token server refuses a wrong password: the error names the registry, the user
+    // and the file the credentials came from.
+    let bad = auth("wrong");
+    let out = image_cmd(&["amd64"], cache.path())
+        .args(["--output", &format!("docker://{a}/tok:2")])
+        .env("REGISTRY_AUTH_FILE", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains(a.as_str())
+            && e.contains("refused the credentials of user `ci`")
+            && e.contains(bad.to_str().unwrap()),
+        "{e}"
     );
 }

@@ -13,16 +13,13 @@ use crate::progress::{Progress, human_size};
 
 pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
     let cfg = config::resolve_build(args)?;
-    super::push::options(&args.registry);
+    let reporter = super::push::Reporter::new(ctx);
+    let events = |e: crate::oci::registry::Event<'_>| reporter.event(e);
+    let push = super::push::push(&args.registry, ctx, &events);
     let progress = Progress::new(ctx.quiet || ctx.json);
-    let outcome = pipeline::build(&cfg, &progress)?;
-    let (_, remote) = crate::oci::registry::split_outputs(&cfg.outputs)?;
-    let pushed = match &outcome.index {
-        Some(index) => super::push::push_outputs(index, &remote, &args.registry, ctx)?,
-        None => None,
-    };
+    let outcome = pipeline::build(&cfg, &progress, &push)?;
     print_outcome(&outcome, &cfg, ctx)?;
-    if let Some(p) = &pushed {
+    if let Some(p) = &outcome.pushed {
         super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
     }
     Ok(outcome)

@@ -14,7 +14,6 @@ use crate::commands::message;
 use crate::error::UsageError;
 use crate::fsutil::{WriteOptions, write_atomic};
 use crate::oci::distroless::DistrolessSource;
-use crate::oci::registry;
 use crate::oci::spec::ImageSettings;
 use crate::oci::{
     self, Base, BuildOptions, BuiltIndex, LayerEntry, Metadata, OutputSpec, PlatformImage,
@@ -227,19 +226,13 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
     })
 }
 
-/// Parse every `--output` (before any work, so a typo fails fast): local sinks and
-/// registry references.
-fn outputs(args: &ImageArgs) -> anyhow::Result<(Vec<OutputSpec>, Vec<registry::Reference>)> {
-    let (local, remote) = registry::split_outputs(&args.outputs)?;
-    Ok((
-        oci::output::parse_outputs(&local, args.docker_platform.as_deref())?,
-        remote,
-    ))
-}
-
 pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
-    let (outs, remote) = outputs(args)?;
-    super::push::options(&args.registry);
+    // Every --output parsed before any work, so a typo fails fast.
+    let outs = oci::output::parse_outputs(&args.outputs, args.docker_platform.as_deref())?;
+    oci::output::check_push(&outs, args.registry.push_by_digest)?;
+    let reporter = super::push::Reporter::new(ctx);
+    let events = |e: crate::oci::registry::Event<'_>| reporter.event(e);
+    let push = super::push::push(&args.registry, ctx, &events);
     let Plan {
         images,
         opts,
@@ -262,9 +255,9 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
                 chosen.platform
             )?;
         }
-        oci::write_output(o, &built)?;
     }
-    let pushed = super::push::push_outputs(&built, &remote, &args.registry, ctx)?;
+    drop(err);
+    let pushed = oci::write_outputs(&outs, &built, &push)?;
     // With an archive streaming to stdout, the report goes to stderr.
     let mut out: Box<dyn Write> = if outs.iter().any(OutputSpec::is_stdout) {
         Box::new(std::io::stderr().lock())
@@ -288,7 +281,11 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
                 human_size(size)
             )?;
         }
-        for o in &outs {
+        // Pushes print their own `pushed REG/REPO@DIGEST` lines.
+        for o in outs
+            .iter()
+            .filter(|o| !matches!(o, OutputSpec::Registry(_)))
+        {
             writeln!(out, "wrote {o}  index {}", built.digest)?;
         }
         if let Some(p) = &pushed {

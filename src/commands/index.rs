@@ -3,12 +3,12 @@
 
 use std::io::Write;
 
-use serde_json::json;
-
 use crate::cli::{IndexCommand, IndexMergeArgs};
 use crate::commands::Ctx;
+use crate::commands::message::{self, Message, PushedMessage};
 use crate::error::UsageError;
-use crate::oci::{self, registry};
+use crate::oci::registry::{self, Pushed};
+use crate::oci::{self, ImageRef};
 
 pub fn run(cmd: &IndexCommand, ctx: &Ctx) -> anyhow::Result<()> {
     match cmd {
@@ -17,63 +17,74 @@ pub fn run(cmd: &IndexCommand, ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 fn merge(args: &IndexMergeArgs, ctx: &Ctx) -> anyhow::Result<()> {
-    let opts = super::push::options(&args.registry);
-    let (local, remote) = registry::split_outputs(&args.outputs)?;
-    let local = oci::output::parse_outputs(&local, None)?;
     if args.registry.push_by_digest {
         return Err(UsageError(
             "kiln index merge tags the index it writes: drop --push-by-digest".into(),
         )
         .into());
     }
+    let outputs = oci::output::parse_outputs(&args.outputs, None)?;
+    let inputs = args
+        .images
+        .iter()
+        .map(|i| ImageRef::parse(i, "image"))
+        .collect::<Result<Vec<_>, _>>()?;
     let reporter = super::push::Reporter::new(ctx);
-    let all_remote = args.images.iter().all(|i| registry::is_registry_ref(i));
-    let (digest, platforms, written) = if all_remote && local.is_empty() {
-        // Documents only: the layers stay in the registry.
-        let inputs = args
-            .images
-            .iter()
-            .map(|i| registry::parse(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        let m = registry::merge::merge(&inputs, &remote, &opts, &|e| reporter.event(e))?;
-        (m.digest, m.platforms, m.references)
-    } else {
-        let images = args
-            .images
-            .iter()
-            .map(|i| oci::read_image(i))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let built = oci::merge::merge_images(&images)?;
-        let mut written = Vec::new();
-        for o in &local {
-            oci::write_output(o, &built)?;
-            written.push(o.to_string());
+    let events = |e: crate::oci::registry::Event<'_>| reporter.event(e);
+    let push = super::push::push(&args.registry, ctx, &events);
+    let remote = |refs: &[ImageRef]| -> Option<Vec<registry::Reference>> {
+        refs.iter()
+            .map(|r| match r {
+                ImageRef::Registry(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let written: Vec<String> = outputs.iter().map(ToString::to_string).collect();
+    let (messages, pushed) = match (remote(&inputs), remote(&outputs)) {
+        // Registry to registry: documents only, the layers stay where they are.
+        (Some(from), Some(to)) => {
+            let m = registry::merge::merge(&from, &to, &push.options, push.events)?;
+            let mut repos: Vec<String> = to.iter().map(|r| r.repo_name()).collect();
+            repos.dedup();
+            let pushed = Pushed {
+                references: repos.iter().map(|r| format!("{r}@{}", m.digest)).collect(),
+                digest: m.digest.clone(),
+            };
+            let msgs = message::image_messages(&m.digest, m.size, &m.images, written.clone());
+            (msgs, Some(pushed))
         }
-        if !remote.is_empty() {
-            let p = registry::push_built(&built, &remote, false, &opts, &|e| reporter.event(e))?;
-            written.extend(remote.iter().map(|r| r.to_string()));
-            debug_assert_eq!(p.digest, built.digest);
+        _ => {
+            let images = args
+                .images
+                .iter()
+                .map(|i| oci::read_image(i))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let built = oci::merge::merge_images(&images)?;
+            let pushed = oci::write_outputs(&outputs, &built, &push)?;
+            (message::index_messages(&built, &outputs), pushed)
         }
-        let platforms = built
-            .images
-            .iter()
-            .map(|i| i.platform.to_string())
-            .collect();
-        (built.digest, platforms, written)
+    };
+    let Some(Message::Index(index)) = messages.last() else {
+        unreachable!("image_messages ends with the index");
     };
     let mut out = std::io::stdout().lock();
     if ctx.json {
-        writeln!(
-            out,
-            "{}",
-            json!({"reason": "index", "digest": digest, "platforms": platforms, "outputs": written})
-        )?;
+        let mut all = messages;
+        if let Some(p) = &pushed {
+            all.push(Message::Pushed(PushedMessage {
+                digest: p.digest.clone(),
+                references: p.references.clone(),
+                by_digest: false,
+            }));
+        }
+        message::write(&mut out, &all)?;
     } else if ctx.quiet {
-        writeln!(out, "{digest}")?;
+        writeln!(out, "{}", index.digest)?;
     } else {
-        writeln!(out, "merged {}", platforms.join(", "))?;
+        writeln!(out, "merged {}", index.platforms.join(", "))?;
         for w in &written {
-            writeln!(out, "wrote {w}  index {digest}")?;
+            writeln!(out, "wrote {w}  index {}", index.digest)?;
         }
     }
     Ok(())

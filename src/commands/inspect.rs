@@ -14,6 +14,7 @@ use crate::inspect::{self, Inspection, Policy};
 use crate::target::Targets;
 
 pub fn run(args: &InspectArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    super::push::options(&args.registry, ctx);
     let target = match &args.arch {
         Some(a) => Some(
             Targets::builtin()

@@ -1,14 +1,15 @@
-//! `--message-format json`: one JSON object per line, the same schema for `kiln build` and
-//! `kiln image`. Every message has a `reason` (`artifact`, `image`, `index`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); the fields of
-//! each are the structs below (documented in the README, snapshot-tested in
-//! `tests/messages.rs`).
+//! `--message-format json`: one JSON object per line, the same schema for `kiln build`,
+//! `kiln image` and `kiln index merge`. Every message has a `reason` (`artifact`, `image`,
+//! `index`, `output`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); the
+//! fields of each are the structs below (documented in the README, snapshot-tested in
+//! `tests/messages.rs` and, for pushes and merges, `tests/registry.rs`).
 
 use std::io::Write;
 
 use serde::Serialize;
 
 use crate::builders::Artifact;
-use crate::oci::{BuiltIndex, OutputSpec};
+use crate::oci::{BuiltImage, BuiltIndex, OutputSpec};
 
 /// One line of `--message-format json` output.
 #[derive(Debug, Serialize)]
@@ -100,8 +101,19 @@ pub struct IndexMessage {
 
 /// The image and index messages for a built index.
 pub fn index_messages(index: &BuiltIndex, outputs: &[OutputSpec]) -> Vec<Message<'static>> {
-    let mut out: Vec<Message> = index
-        .images
+    let outputs: Vec<String> = outputs.iter().map(ToString::to_string).collect();
+    image_messages(&index.digest, index.total_size(), &index.images, outputs)
+}
+
+/// An `image` message per platform, then the `index` (also for an index merged in a
+/// registry, which has no `BuiltIndex`).
+pub fn image_messages(
+    digest: &str,
+    size: u64,
+    images: &[BuiltImage],
+    outputs: Vec<String>,
+) -> Vec<Message<'static>> {
+    let mut out: Vec<Message> = images
         .iter()
         .map(|i| {
             Message::Image(ImageMessage {
@@ -114,14 +126,10 @@ pub fn index_messages(index: &BuiltIndex, outputs: &[OutputSpec]) -> Vec<Message
         })
         .collect();
     out.push(Message::Index(IndexMessage {
-        digest: index.digest.clone(),
-        size: index.total_size(),
-        platforms: index
-            .images
-            .iter()
-            .map(|i| i.platform.to_string())
-            .collect(),
-        outputs: outputs.iter().map(ToString::to_string).collect(),
+        digest: digest.to_string(),
+        size,
+        platforms: images.iter().map(|i| i.platform.to_string()).collect(),
+        outputs,
     }));
     out
 }

@@ -5,20 +5,21 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 
-use crate::cli::RegistryFlags;
+use crate::cli::{RegistryAccess, RegistryFlags};
 use crate::commands::Ctx;
 use crate::commands::message::{
     self, BlobMessage, ManifestMessage, Message, PushedMessage, TagMessage,
 };
-use crate::oci::BuiltIndex;
-use crate::oci::registry::{self, Event, Pushed, Reference, RegistryOptions};
+use crate::oci::registry::{Event, Pushed, RegistryOptions};
 use crate::progress::{Progress, Task, human_size};
 
-/// The registry options of the command line; also the ones `--base` reads with.
-pub fn options(flags: &RegistryFlags) -> RegistryOptions {
+/// The registry options of the command line; also the ones images named by reference
+/// (`--base`, `kiln inspect docker://…`) are read with.
+pub fn options(flags: &RegistryAccess, ctx: &Ctx) -> RegistryOptions {
     let opts = RegistryOptions {
         ca_files: flags.registry_ca.clone(),
         insecure: flags.insecure_registry.clone(),
+        quiet: ctx.quiet || ctx.json,
         ..RegistryOptions::default()
     };
     opts.clone().set_current();
@@ -102,28 +103,17 @@ impl Reporter {
     }
 }
 
-/// Push `built` to the `docker://` outputs, if any.
-pub fn push_outputs(
-    built: &BuiltIndex,
-    refs: &[Reference],
+/// How `docker://` outputs are pushed: the flags, events to `reporter`.
+pub fn push<'a>(
     flags: &RegistryFlags,
     ctx: &Ctx,
-) -> anyhow::Result<Option<Pushed>> {
-    if refs.is_empty() {
-        if flags.push_by_digest {
-            return Err(crate::error::UsageError(
-                "--push-by-digest needs a --output docker://HOST/REPO".into(),
-            )
-            .into());
-        }
-        return Ok(None);
+    reporter: &'a (dyn Fn(Event<'_>) + Sync),
+) -> crate::oci::Push<'a> {
+    crate::oci::Push {
+        options: options(&flags.access, ctx),
+        by_digest: flags.push_by_digest,
+        events: reporter,
     }
-    let opts = options(flags);
-    let reporter = Reporter::new(ctx);
-    let pushed = registry::push_built(built, refs, flags.push_by_digest, &opts, &|e| {
-        reporter.event(e)
-    })?;
-    Ok(Some(pushed))
 }
 
 /// The result line(s) of a push: `pushed REG/REPO@DIGEST` or a JSON message.

@@ -65,17 +65,19 @@ use serde::{Deserialize, Serialize};
 use crate::target::Platform;
 
 pub use index::build_index;
-pub use output::{OutputSpec, parse_output, write_output};
+pub use output::{OutputSpec, Push, parse_output, write_output, write_outputs};
 pub use read::{LayerRef, PlatformManifest, ReadImage};
 
 /// Read an image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, or a
-/// registry's `[docker://]HOST/REPO[:TAG|@sha256:…]` (through kiln's blob cache).
+/// registry's `[docker://]HOST/REPO[:TAG|@sha256:…]` (through kiln's blob cache, with the
+/// command line's registry options).
 pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
-    if registry::is_registry_ref(reference) {
-        registry::read_image(reference, &registry::RegistryOptions::current())
-            .with_context(|| format!("reading image {reference}"))
-    } else {
-        read::read_image(reference)
+    match ImageRef::parse(reference, "image")? {
+        ImageRef::Registry(r) => {
+            registry::read_image(reference, &r, &registry::RegistryOptions::current())
+                .with_context(|| format!("reading image {reference}"))
+        }
+        _ => read::read_image(reference),
     }
 }
 pub use transport::ImageRef;
@@ -177,7 +179,8 @@ pub enum Base {
     /// Nothing: only kiln's layer.
     #[default]
     Scratch,
-    /// An existing image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`.
+    /// An existing image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`
+    /// or a registry's `[docker://]HOST/REPO[:TAG|@sha256:…]`.
     /// Each platform takes the matching image of the base's index.
     Image(String),
     /// kiln's distroless-like base (see `distroless`).
@@ -196,10 +199,6 @@ impl std::str::FromStr for Base {
                 debs: None,
             })),
             "distroless-host" => Ok(Base::Distroless(distroless::DistrolessSource::Host)),
-            _ if registry::is_registry_ref(s) => {
-                registry::parse(s)?;
-                Ok(Base::Image(s.to_string()))
-            }
             _ => {
                 transport::ImageRef::parse(s, "base")?;
                 Ok(Base::Image(s.to_string()))

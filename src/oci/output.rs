@@ -1,11 +1,45 @@
 //! Where a built index goes: `--output` values parsed by the transport grammar
-//! (`transport.rs`) and the sink each one names.
+//! (`transport.rs`) and the sink each one names. Files and layouts are written first, in
+//! order; then every `docker://` output is pushed in one go (each blob once, tags last).
 
 use anyhow::Context;
 
+use super::registry::{self, Event, Pushed, RegistryOptions};
 use super::transport::ImageRef;
 use super::{BuiltIndex, archive, layout};
 use crate::error::UsageError;
+
+/// How `docker://` outputs are pushed.
+pub struct Push<'a> {
+    pub options: RegistryOptions,
+    /// `--push-by-digest`: no tag; one platform pushes only its manifest.
+    pub by_digest: bool,
+    /// Hears each blob, manifest and tag as it lands.
+    pub events: &'a (dyn Fn(Event<'_>) + Sync),
+}
+
+fn no_events(_: Event<'_>) {}
+
+impl Default for Push<'_> {
+    /// The command line's registry options ([`RegistryOptions::current`]), tags, no events.
+    fn default() -> Self {
+        Push {
+            options: RegistryOptions::current(),
+            by_digest: false,
+            events: &no_events,
+        }
+    }
+}
+
+/// `--push-by-digest` needs somewhere to push to.
+pub fn check_push(specs: &[OutputSpec], by_digest: bool) -> Result<(), UsageError> {
+    if by_digest && !specs.iter().any(|s| matches!(s, ImageRef::Registry(_))) {
+        return Err(UsageError(
+            "--push-by-digest needs a --output docker://HOST/REPO".into(),
+        ));
+    }
+    Ok(())
+}
 
 /// A sink for a built index: an [`ImageRef`] (the one transport grammar, `transport.rs`).
 pub type OutputSpec = ImageRef;
@@ -36,7 +70,7 @@ pub fn parse_outputs(
                 OutputSpec::OciArchive { file, .. } | OutputSpec::DockerArchive { file, .. } => {
                     archive::destination(file)?;
                 }
-                OutputSpec::OciDir { .. } => {}
+                OutputSpec::OciDir { .. } | OutputSpec::Registry(_) => {}
             }
             Ok(spec)
         })
@@ -54,18 +88,48 @@ pub fn parse_output(s: &str) -> Result<OutputSpec, UsageError> {
     ImageRef::parse(s, "output")
 }
 
-/// Write a built index to a sink.
+/// Write a built index to a sink (a `docker://` one is pushed with the command line's
+/// registry options, tagged).
 pub fn write_output(spec: &OutputSpec, index: &BuiltIndex) -> anyhow::Result<()> {
-    match spec {
-        OutputSpec::OciDir { dir, tag } => layout::write_oci_dir(dir, index, tag.as_deref()),
-        OutputSpec::OciArchive { file, tag } => {
-            archive::write_oci_archive(file, index, tag.as_deref())
+    write_outputs(std::slice::from_ref(spec), index, &Push::default()).map(drop)
+}
+
+/// Write a built index to every sink: files and layouts in order, then one push to all the
+/// registry outputs. Returns what the push did, if there was one.
+pub fn write_outputs(
+    specs: &[OutputSpec],
+    index: &BuiltIndex,
+    push: &Push<'_>,
+) -> anyhow::Result<Option<Pushed>> {
+    let mut refs = Vec::new();
+    for spec in specs {
+        match spec {
+            OutputSpec::OciDir { dir, tag } => layout::write_oci_dir(dir, index, tag.as_deref()),
+            OutputSpec::OciArchive { file, tag } => {
+                archive::write_oci_archive(file, index, tag.as_deref())
+            }
+            OutputSpec::DockerArchive {
+                file,
+                reference,
+                platform,
+            } => {
+                archive::write_docker_archive(file, index, reference.as_deref(), platform.as_ref())
+            }
+            OutputSpec::Registry(r) => {
+                refs.push(r.clone());
+                Ok(())
+            }
         }
-        OutputSpec::DockerArchive {
-            file,
-            reference,
-            platform,
-        } => archive::write_docker_archive(file, index, reference.as_deref(), platform.as_ref()),
+        .with_context(|| format!("writing {spec}"))?;
     }
-    .with_context(|| format!("writing {spec}"))
+    if refs.is_empty() {
+        check_push(specs, push.by_digest)?;
+        return Ok(None);
+    }
+    let pushed = registry::push_built(index, &refs, push.by_digest, &push.options, push.events)
+        .with_context(|| {
+            let names: Vec<String> = refs.iter().map(|r| format!("docker://{r}")).collect();
+            format!("pushing to {}", names.join(", "))
+        })?;
+    Ok(Some(pushed))
 }

@@ -1,7 +1,9 @@
 //! The one grammar for naming where an image is, read or written, as skopeo names
 //! transports: `oci:DIR[:TAG]` (alias `oci-layout:`), `oci-archive:FILE[:TAG]`,
-//! `docker-archive:FILE[:REPO:TAG]`. As in skopeo, the path ends at the first `:` after the
-//! transport. `--output`, `--base`, `kiln inspect IMAGE` and the readers all parse here.
+//! `docker-archive:FILE[:REPO:TAG]`, `docker://HOST/REPO[:TAG][@sha256:…]` (a registry; the
+//! `docker://` may be left out where the first component is a host, as docker reads names).
+//! As in skopeo, the path ends at the first `:` after the transport. `--output`, `--base`,
+//! `kiln inspect IMAGE`, `kiln index merge` and the readers all parse here.
 //!
 //! Adding a transport: a variant of [`ImageRef`], a row in [`TRANSPORTS`], an arm in
 //! [`ImageRef::parse`] and in `Display`; then the sink in `output::write_output` and, if it
@@ -10,14 +12,16 @@
 use std::path::PathBuf;
 
 use super::layout;
+use super::registry::reference::{self, Reference};
 use crate::error::UsageError;
 use crate::target::Platform;
 
 /// Every transport name kiln knows, as written before the `:`.
+/// A registry's is `docker://`, told apart by its `//` (see [`is_image_ref`]).
 pub const TRANSPORTS: &[&str] = &["oci", "oci-layout", "oci-archive", "docker-archive"];
 
 /// How the forms are spelled in error messages.
-pub const FORMS: &str = "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG]";
+pub const FORMS: &str = "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG] or docker://HOST/REPO[:TAG]";
 
 /// Where an image is (or goes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,9 @@ pub enum ImageRef {
         /// one, else this machine's. Never set by parsing.
         platform: Option<Platform>,
     },
+    /// An image in an OCI distribution registry: written by a push (tags last), read
+    /// through kiln's blob cache.
+    Registry(Reference),
 }
 
 /// Whether `s` names an image (starts with a known transport) rather than a file.
@@ -52,15 +59,25 @@ impl ImageRef {
     /// Reports then go to stderr, so the archive is all that stdout carries.
     pub fn is_stdout(&self) -> bool {
         match self {
-            ImageRef::OciDir { .. } => false,
+            ImageRef::OciDir { .. } | ImageRef::Registry(_) => false,
             ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => {
                 file.as_os_str() == "-"
             }
         }
     }
 
-    /// Parse `TRANSPORT:PATH[:REST]`. `what` names the value in errors ("output", "image").
+    /// Parse `TRANSPORT:PATH[:REST]` or a registry reference. `what` names the value in
+    /// errors ("output", "image", "base"). An output in a registry names a tag, not a digest.
     pub fn parse(s: &str, what: &str) -> Result<ImageRef, UsageError> {
+        if reference::is_registry_ref(s) {
+            let r = reference::parse(s)?;
+            if what == "output" && r.digest.is_some() {
+                return Err(UsageError(format!(
+                    "{what} `{s}`: a push names a tag (or none, with --push-by-digest), not a digest"
+                )));
+            }
+            return Ok(ImageRef::Registry(r));
+        }
         let Some((transport, rest)) = s.split_once(':') else {
             return Err(UsageError(format!(
                 "{what} `{s}` has no transport: use {FORMS}"
@@ -94,7 +111,10 @@ impl ImageRef {
                 reference: tail.map(|r| docker_reference(&r)).transpose()?,
                 platform: None,
             }),
-            "docker" | "docker-daemon" | "containers-storage" | "dir" => Err(UsageError(format!(
+            "docker" => Err(UsageError(format!(
+                "{what} `{s}`: a registry image is written docker://HOST/REPO[:TAG]"
+            ))),
+            "docker-daemon" | "containers-storage" | "dir" => Err(UsageError(format!(
                 "transport `{transport}:` is not supported yet: use {FORMS} (then `skopeo copy` it onward)"
             ))),
             _ => Err(UsageError(format!(
@@ -114,6 +134,7 @@ impl std::str::FromStr for ImageRef {
 impl std::fmt::Display for ImageRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (kind, path, r) = match self {
+            ImageRef::Registry(r) => return write!(f, "docker://{r}"),
             ImageRef::OciDir { dir, tag } => ("oci", dir, tag),
             ImageRef::OciArchive { file, tag } => ("oci-archive", file, tag),
             ImageRef::DockerArchive {
@@ -228,13 +249,21 @@ mod tests {
             "oci:",
             "oci:dir:bad tag",
             "tarball:x",
-            "docker://x/y",
+            "docker://",
+            "docker:x",
+            "docker://127.0.0.1:5000/App",
             "docker-archive:x.tar:Bad:Ref",
             "nothing",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert_eq!(parse("oci:d:t").unwrap().to_string(), "oci:d:t");
+        let r = parse("docker://127.0.0.1:5000/team/app:1.0").unwrap();
+        assert_eq!(r.to_string(), "docker://127.0.0.1:5000/team/app:1.0");
+        assert_eq!(parse("127.0.0.1:5000/team/app:1.0").unwrap(), r);
+        let d = format!("docker://reg.example/app@sha256:{}", "a".repeat(64));
+        assert_eq!(parse(&d).unwrap().to_string(), d);
+        assert!(ImageRef::parse(&d, "output").is_err());
         assert_eq!(
             parse("docker-archive:x.tar:hello").unwrap().to_string(),
             "docker-archive:x.tar:hello:latest"

@@ -13,7 +13,8 @@ pub mod stages;
 
 use crate::builders::Artifact;
 use crate::config::BuildConfig;
-use crate::oci::{self, BuildOptions, BuiltIndex, OutputSpec};
+use crate::oci::registry::Pushed;
+use crate::oci::{self, BuildOptions, BuiltIndex, OutputSpec, Push};
 use crate::progress::Progress;
 
 pub use pack::{Prebuilt, pack_prebuilt};
@@ -28,29 +29,33 @@ pub struct BuildOutcome {
     pub release: Vec<attest::Written>,
     /// Where it was written.
     pub outputs: Vec<OutputSpec>,
+    /// What the push to `docker://` outputs did, if there were some.
+    pub pushed: Option<Pushed>,
 }
 
-/// Build every target of `cfg`, gate and copy the binaries, and write the image outputs;
-/// the library entry point of `kiln build` (no printing but progress).
-pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutcome> {
+/// Build every target of `cfg`, gate and copy the binaries, and write the image outputs
+/// (`docker://` ones pushed as `push` says); the library entry point of `kiln build` (no
+/// printing but progress and push events).
+pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Result<BuildOutcome> {
     // Bad --output values and a bad SOURCE_DATE_EPOCH fail before minutes of building.
-    // `docker://` outputs are pushed by the caller once the index is built.
-    let (local, remote) = oci::registry::split_outputs(&cfg.outputs)?;
-    let outputs = oci::output::parse_outputs(&local, cfg.docker_platform.as_deref())?;
+    let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
+    oci::output::check_push(&outputs, push.by_digest)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let plan = stages::prepare(cfg, progress)?;
     let artifacts = stages::run(&plan, cfg, progress)?;
-    let index = if outputs.is_empty() && remote.is_empty() {
-        None
+    let (index, pushed) = if outputs.is_empty() {
+        (None, None)
     } else {
-        Some(pack::pack_build(
+        let (index, pushed) = pack::pack_build(
             cfg,
             &outputs,
             &artifacts,
             &plan,
             source_date_epoch,
             progress,
-        )?)
+            push,
+        )?;
+        (Some(index), pushed)
     };
     let release = if attest::wanted(cfg) {
         attest::release(
@@ -69,5 +74,6 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<BuildOutc
         index,
         release,
         outputs,
+        pushed,
     })
 }

@@ -10,6 +10,7 @@ use crate::builders::{Artifact, Plan};
 use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
 use crate::exec::Cmd;
+use crate::oci::registry::Pushed;
 use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };
@@ -39,7 +40,8 @@ pub fn pack_build(
     plan: &Plan,
     source_date_epoch: Option<u64>,
     progress: &Progress,
-) -> anyhow::Result<BuiltIndex> {
+    push: &oci::Push,
+) -> anyhow::Result<(BuiltIndex, Option<Pushed>)> {
     let img = &cfg.image;
     let mut extra = Vec::new();
     for f in &img.files {
@@ -99,11 +101,13 @@ pub fn pack_build(
     for w in &index.warnings {
         progress.say(&format!("warning: {w}"));
     }
+    let pushed = oci::write_outputs(outputs, &index, push)?;
     for o in outputs {
-        oci::write_output(o, &index).with_context(|| format!("writing {o}"))?;
-        progress.say(&format!("wrote {o}"));
+        if !matches!(o, OutputSpec::Registry(_)) {
+            progress.say(&format!("wrote {o}"));
+        }
     }
-    Ok(index)
+    Ok((index, pushed))
 }
 
 /// A prebuilt binary `kiln image` packs: for which target, where it is, its name in the

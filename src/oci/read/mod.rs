@@ -301,6 +301,11 @@ pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
         ImageRef::DockerArchive { file, .. } => {
             return runnable(docker::read_docker_archive(reference, &Store::tar(&file)?)?);
         }
+        // The registry reader sits above this one (it fetches into the cache through
+        // `BlobFetch`); `oci::read_image` dispatches to it.
+        ImageRef::Registry(_) => {
+            bail!("{reference} is in a registry: read it with kiln::oci::read_image")
+        }
     };
     let image = oci::read_oci(reference, &store, tag.as_deref())
         .with_context(|| format!("reading image {reference}"))?;

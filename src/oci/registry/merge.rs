@@ -3,22 +3,29 @@
 //! Images in another repository of the registry are brought over by mounting their blobs
 //! (an upload from the source only where the registry refuses the mount).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use super::client::{Body, Client};
+use super::client::Client;
 use super::pull::{self, Repo};
-use super::push::{self, ManifestBytes, Upload};
-use super::{Clients, Event, Reference, RegistryOptions};
+use super::push::{self, BlobAction, ManifestBytes, Mount};
+use super::{Clients, Event, Reference, RegistryOptions, hints};
+use crate::oci::layer::LayerInfo;
 use crate::oci::merge::{self, Part};
-use crate::oci::read;
+use crate::oci::{BuiltImage, read};
 
 /// What a merge made.
 #[derive(Debug, Clone)]
 pub struct Merged {
+    /// The index's digest.
     pub digest: String,
-    pub platforms: Vec<String>,
+    /// Each platform's image, in index order.
+    pub images: Vec<BuiltImage>,
+    /// Bytes of every blob the index reaches plus the index, as `BuiltIndex::total_size`
+    /// counts them for a merge on disk.
+    pub size: u64,
     /// `registry/repo:tag` written.
     pub references: Vec<String>,
 }
@@ -26,6 +33,38 @@ pub struct Merged {
 struct Input {
     repo: Arc<Repo>,
     parts: Vec<(Part, serde_json::Value)>,
+}
+
+/// `(digest, size)` of a manifest's config and layers, config first.
+fn blobs_of(doc: &serde_json::Value) -> Vec<(String, u64)> {
+    std::iter::once(&doc["config"])
+        .chain(doc["layers"].as_array().into_iter().flatten())
+        .filter_map(|d| Some((d["digest"].as_str()?.to_string(), d["size"].as_u64()?)))
+        .collect()
+}
+
+/// What the messages say about one platform's image.
+fn built_image(part: &Part, doc: &serde_json::Value) -> BuiltImage {
+    let layers = doc["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| LayerInfo {
+            media_type: l["mediaType"].as_str().unwrap_or_default().to_string(),
+            digest: l["digest"].as_str().unwrap_or_default().to_string(),
+            diff_id: String::new(),
+            size: l["size"].as_u64().unwrap_or(0),
+        })
+        .collect();
+    BuiltImage {
+        platform: part.platform.clone(),
+        manifest: part.digest.clone(),
+        config: doc["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        layers,
+    }
 }
 
 /// Merge `inputs` (manifests or indexes) into one index tagged at each of `dests`.
@@ -68,8 +107,18 @@ pub fn merge(
         .flat_map(|i| i.parts.iter().map(|(p, _)| p.clone()))
         .collect();
     let index = merge::merged_index(&mut all)?;
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut images = Vec::new();
+    for (part, doc) in read_inputs.iter().flat_map(|i| &i.parts) {
+        sizes.insert(part.digest.clone(), part.bytes.len() as u64);
+        sizes.extend(blobs_of(doc));
+        images.push(built_image(part, doc));
+    }
+    images.sort_by(|a, b| a.platform.cmp(&b.platform));
+    let size = sizes.values().sum::<u64>() + index.bytes.len() as u64;
+
     let mut references = Vec::new();
-    let mut groups: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for d in dests {
         groups
             .entry((d.registry.clone(), d.repository.clone()))
@@ -80,8 +129,7 @@ pub fn merge(
         let client = clients.get(&registry, opts)?;
         // Manifests from other repositories come over first, blobs before them.
         for input in &read_inputs {
-            let same = input.repo.client.registry == registry && input.repo.repo == repo;
-            if same {
+            if input.repo.client.registry == registry && input.repo.repo == repo {
                 continue;
             }
             if input.repo.client.registry != registry {
@@ -92,87 +140,62 @@ pub fn merge(
                 );
             }
             for (part, doc) in &input.parts {
-                let mut digests = vec![doc["config"]["digest"].as_str().unwrap_or("").to_string()];
-                for l in doc["layers"].as_array().into_iter().flatten() {
-                    digests.push(l["digest"].as_str().unwrap_or("").to_string());
+                for (d, n) in blobs_of(doc) {
+                    copy_blob(&client, &input.repo, &repo, &d, n, events)?;
                 }
-                for d in digests.iter().filter(|d| !d.is_empty()) {
-                    copy_blob(&client, &input.repo, &repo, d)?;
-                }
-                push::push(
-                    &client,
-                    &repo,
-                    &Upload {
-                        blobs: Vec::new(),
-                        manifests: vec![ManifestBytes {
-                            digest: &part.digest,
-                            media_type: &push::media_type_of(&part.bytes),
-                            bytes: &part.bytes,
-                        }],
-                        tags: Vec::new(),
-                    },
-                    opts,
-                    events,
-                )?;
+                let m = ManifestBytes {
+                    digest: &part.digest,
+                    media_type: &push::media_type_of(&part.bytes),
+                    bytes: &part.bytes,
+                };
+                push::push_manifest(&client, &repo, &m, &[], events)?;
             }
         }
-        push::push(
-            &client,
-            &repo,
-            &Upload {
-                blobs: Vec::new(),
-                manifests: vec![ManifestBytes {
-                    digest: &index.digest,
-                    media_type: "application/vnd.oci.image.index.v1+json",
-                    bytes: &index.bytes,
-                }],
-                tags: tags.clone(),
-            },
-            opts,
-            events,
-        )?;
+        let m = ManifestBytes {
+            digest: &index.digest,
+            media_type: "application/vnd.oci.image.index.v1+json",
+            bytes: &index.bytes,
+        };
+        push::push_manifest(&client, &repo, &m, &tags, events)?;
         references.extend(tags.iter().map(|t| format!("{registry}/{repo}:{t}")));
     }
     Ok(Merged {
         digest: index.digest,
-        platforms: all.iter().map(|p| p.platform.to_string()).collect(),
+        images,
+        size,
         references,
     })
 }
 
 /// Bring `digest` from `from` into `repo` of the same registry: a mount, else a download
-/// from the source and an upload.
-fn copy_blob(client: &Client, from: &Repo, repo: &str, digest: &str) -> anyhow::Result<()> {
-    if push::blob_exists(client, repo, digest, None)? {
-        return Ok(());
-    }
-    let scopes = vec![
-        format!("repository:{repo}:pull,push"),
-        format!("repository:{}:pull", from.repo),
-    ];
-    let resp = client.send(
-        "POST",
-        &format!(
-            "/v2/{repo}/blobs/uploads/?mount={digest}&from={}",
-            from.repo
-        ),
-        &[],
-        Body::Empty,
-        &scopes,
-    )?;
-    if resp.status() == 201 {
-        return Ok(());
-    }
-    use read::BlobFetch as _;
-    let bytes = fs_err::read(from.fetch(digest)?)?;
-    push::push(
-        client,
-        repo,
-        &Upload {
-            blobs: vec![(digest, bytes.as_slice())],
-            ..Default::default()
-        },
-        &from.opts,
-        &|_| {},
-    )
+/// from the source and an upload (in the session a refused mount opened).
+fn copy_blob(
+    client: &Client,
+    from: &Repo,
+    repo: &str,
+    digest: &str,
+    size: u64,
+    events: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<()> {
+    let action = if push::blob_exists(client, repo, digest, None)? {
+        BlobAction::Exists
+    } else {
+        match push::mount(client, repo, digest, &from.repo) {
+            Mount::Mounted => BlobAction::Mounted,
+            Mount::Refused(session) => {
+                use read::BlobFetch as _;
+                let bytes = fs_err::read(from.fetch(digest)?)?;
+                push::upload(client, repo, digest, &bytes, session, events)?;
+                BlobAction::Uploaded
+            }
+        }
+    };
+    hints::remember(&from.opts, &client.registry, repo, digest);
+    events(Event::Blob {
+        repository: &format!("{}/{repo}", client.registry),
+        digest,
+        size,
+        action,
+    });
+    Ok(())
 }

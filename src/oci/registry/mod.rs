@@ -59,6 +59,8 @@ pub struct RegistryOptions {
     pub retries: u32,
     /// Where pulled blobs and mount hints are kept (`KILN_CACHE_DIR`, else ~/.cache/kiln).
     pub cache_dir: PathBuf,
+    /// No pull progress on stderr (`--quiet`, `--message-format json`).
+    pub quiet: bool,
 }
 
 impl Default for RegistryOptions {
@@ -79,6 +81,7 @@ impl Default for RegistryOptions {
             timeout,
             retries,
             cache_dir: crate::fsutil::cache_dir(),
+            quiet: false,
         }
     }
 }
@@ -124,27 +127,6 @@ pub enum Event<'a> {
     },
     /// A tag points at `digest`.
     Tag { reference: &'a str, digest: &'a str },
-}
-
-/// Which `--output` values are registry references: `(others, registry references)`.
-pub fn split_outputs(outputs: &[String]) -> anyhow::Result<(Vec<String>, Vec<Reference>)> {
-    let mut others = Vec::new();
-    let mut refs = Vec::new();
-    for o in outputs {
-        if o.starts_with("docker://") {
-            let r = parse(o)?;
-            if r.digest.is_some() {
-                return Err(crate::error::UsageError(format!(
-                    "--output {o}: a push names a tag (or none, with --push-by-digest), not a digest"
-                ))
-                .into());
-            }
-            refs.push(r);
-        } else {
-            others.push(o.clone());
-        }
-    }
-    Ok((others, refs))
 }
 
 /// What a push did.

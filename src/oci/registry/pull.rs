@@ -13,8 +13,9 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::client::{Body, Client};
-use super::{ACCEPT, RegistryOptions, hints, parse};
+use super::{ACCEPT, Reference, RegistryOptions, hints};
 use crate::oci::read::{self, BlobFetch, LayerRef, MAX_DOCUMENT, PlatformManifest, ReadImage};
+use crate::progress::human_size;
 use crate::target::Platform;
 
 /// A repository's blobs, fetched into the cache.
@@ -83,6 +84,14 @@ impl Repo {
             self.client.registry,
             self.repo
         );
+        // Layers show progress on stderr (a bar on a terminal, a line when done elsewhere);
+        // documents are too small to mention.
+        let progress = (!accept && limit > MAX_DOCUMENT)
+            .then(|| crate::progress::Progress::new(self.opts.quiet));
+        let task = progress
+            .as_ref()
+            .map(|p| p.task(&digest.chars().take(19).collect::<String>()));
+        let live = progress.as_ref().is_some_and(|p| p.live());
         let mut last = None;
         // A body cut short is fetched again, as a dropped connection would be.
         for _ in 0..=self.opts.retries.min(3) {
@@ -97,8 +106,10 @@ impl Repo {
                 .prefix(".kiln-tmp-")
                 .tempfile_in(&dir)
                 .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+            let expected: Option<u64> = resp.header("content-length").and_then(|l| l.parse().ok());
             let mut hasher = Sha256::new();
             let mut reader = resp.into_reader().take(limit.saturating_add(1));
+            let mut shown = 0u64;
             let mut buf = vec![0u8; 1 << 16];
             let mut total = 0u64;
             let copied: std::io::Result<()> = (|| {
@@ -110,6 +121,13 @@ impl Repo {
                     total += n as u64;
                     hasher.update(&buf[..n]);
                     tmp.write_all(&buf[..n])?;
+                    if let Some(t) = task.as_ref().filter(|_| live && total - shown >= 1 << 20) {
+                        shown = total;
+                        t.set(&match expected {
+                            Some(e) => format!("pulling {} / {}", human_size(total), human_size(e)),
+                            None => format!("pulling {}", human_size(total)),
+                        });
+                    }
                 }
             })();
             if let Err(e) = copied {
@@ -138,6 +156,14 @@ impl Repo {
                 .map_err(|e| e.error)
                 .with_context(|| format!("renaming into {}", dest.display()))?;
             hints::remember(&self.opts, &self.client.registry, &self.repo, digest);
+            if let Some(t) = &task {
+                t.finish(&format!(
+                    "pulled {} from {}/{}",
+                    human_size(total),
+                    self.client.registry,
+                    self.repo
+                ));
+            }
             return Ok(dest);
         }
         Err(last.unwrap_or_else(|| anyhow::anyhow!("fetching {what} failed")))
@@ -244,10 +270,13 @@ pub fn manifests(repo: &Repo, digest: &str, depth: usize) -> anyhow::Result<Vec<
     Ok(out)
 }
 
-/// Read `reference` (`[docker://]HOST/REPO[:TAG|@sha256:…]`): documents now, layers when read.
-pub fn read_image(reference: &str, opts: &RegistryOptions) -> anyhow::Result<ReadImage> {
-    let r = parse(reference)?;
-    let (repo, top) = Repo::open(&r, Arc::new(Client::new(&r.registry, opts)?), opts)?;
+/// Read `r` (named `reference` by the user): documents now, layers when read.
+pub fn read_image(
+    reference: &str,
+    r: &Reference,
+    opts: &RegistryOptions,
+) -> anyhow::Result<ReadImage> {
+    let (repo, top) = Repo::open(r, Arc::new(Client::new(&r.registry, opts)?), opts)?;
     let mut platforms = Vec::new();
     for f in manifests(&repo, &top, 0).with_context(|| format!("reading {r}"))? {
         let config_digest = f.doc["config"]["digest"]

@@ -113,21 +113,34 @@ pub fn push(
             client.registry
         )));
     }
-    for m in &upload.manifests {
-        put_manifest(client, repo, m, m.digest)?;
-        events(Event::Manifest {
-            repository: &format!("{}/{repo}", client.registry),
+    let last = upload.manifests.len().saturating_sub(1);
+    for (i, m) in upload.manifests.iter().enumerate() {
+        let tags: &[String] = if i == last { &upload.tags } else { &[] };
+        push_manifest(client, repo, m, tags, events)?;
+    }
+    Ok(())
+}
+
+/// Put one manifest or index, whose blobs and children are already in `repo`, by digest;
+/// then point `tags` at it.
+pub fn push_manifest(
+    client: &Client,
+    repo: &str,
+    m: &ManifestBytes<'_>,
+    tags: &[String],
+    events: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<()> {
+    put_manifest(client, repo, m, m.digest)?;
+    events(Event::Manifest {
+        repository: &format!("{}/{repo}", client.registry),
+        digest: m.digest,
+    });
+    for tag in tags {
+        put_manifest(client, repo, m, tag)?;
+        events(Event::Tag {
+            reference: &format!("{}/{repo}:{tag}", client.registry),
             digest: m.digest,
         });
-    }
-    if let Some(top) = upload.manifests.last() {
-        for tag in &upload.tags {
-            put_manifest(client, repo, top, tag)?;
-            events(Event::Tag {
-                reference: &format!("{}/{repo}:{tag}", client.registry),
-                digest: top.digest,
-            });
-        }
     }
     Ok(())
 }
@@ -168,30 +181,56 @@ fn push_blob(
     if blob_exists(client, repo, digest, Some(bytes.len() as u64))? {
         return Ok(BlobAction::Exists);
     }
-    // A mount from a repository of this registry known to hold the blob; a registry that
-    // refuses answers 202 with an upload session, which the upload then uses.
+    // A mount from a repository of this registry known to hold the blob.
     let mut session = None;
     if let Some(from) = hints::source(opts, &client.registry, repo, digest) {
-        let resp = client.send(
-            "POST",
-            &format!("/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"),
-            &[],
-            Body::Empty,
-            &scopes(repo, Some(&from)),
-        );
-        match resp {
-            Ok(r) if r.status() == 201 => return Ok(BlobAction::Mounted),
-            Ok(r) if r.status() == 202 => session = r.header("location").map(str::to_string),
-            // Any other answer: upload as if no mount had been tried.
-            _ => {}
+        match mount(client, repo, digest, &from) {
+            Mount::Mounted => return Ok(BlobAction::Mounted),
+            Mount::Refused(s) => session = s,
         }
     }
-    // An upload that fails half way starts over with a new session (a resent chunk would
-    // not match what the registry already holds).
+    upload(client, repo, digest, bytes, session, events)?;
+    Ok(BlobAction::Uploaded)
+}
+
+/// What a cross-repository mount request got.
+pub enum Mount {
+    Mounted,
+    /// Refused: a registry that refuses answers 202 with an upload session (its Location),
+    /// which the upload then uses; any other answer gives none.
+    Refused(Option<String>),
+}
+
+/// Ask `repo` to mount `digest` from `from`, another repository of the same registry.
+pub fn mount(client: &Client, repo: &str, digest: &str, from: &str) -> Mount {
+    let resp = client.send(
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"),
+        &[],
+        Body::Empty,
+        &scopes(repo, Some(from)),
+    );
+    match resp {
+        Ok(r) if r.status() == 201 => Mount::Mounted,
+        Ok(r) if r.status() == 202 => Mount::Refused(r.header("location").map(str::to_string)),
+        _ => Mount::Refused(None),
+    }
+}
+
+/// Upload a blob, in `session` if one is open. An upload that fails half way starts over
+/// with a new session (a resent chunk would not match what the registry already holds).
+pub fn upload(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    bytes: &[u8],
+    mut session: Option<String>,
+    events: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..2 {
         match upload_blob(client, repo, digest, bytes, session.take(), events) {
-            Ok(()) => return Ok(BlobAction::Uploaded),
+            Ok(()) => return Ok(()),
             Err(e) => last = Some(e),
         }
     }

@@ -72,11 +72,30 @@ pub fn is_registry_ref(s: &str) -> bool {
     }
 }
 
+/// `name.with.dots[:PORT]`, `localhost[:PORT]`, `name:PORT` or `[v6]:PORT`. A `:` must
+/// be followed by a port, so `oci-arcive:x/y` (a mistyped transport) is no host.
 fn looks_like_host(h: &str) -> bool {
-    !h.is_empty()
-        && (h.contains('.') || h.contains(':') || h == "localhost")
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    let port_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = h.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((addr, tail)) => {
+                !addr.is_empty()
+                    && addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':')
+                    && (tail.is_empty() || tail.strip_prefix(':').is_some_and(port_ok))
+            }
+            None => false,
+        };
+    }
+    let (name, port) = match h.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (h, None),
+    };
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        && port.is_none_or(port_ok)
+        && (name.contains('.') || port.is_some() || name == "localhost")
 }
 
 fn valid_component(c: &str) -> bool {
@@ -187,5 +206,8 @@ mod tests {
         assert!(!is_registry_ref("oci:dir:tag"));
         assert!(!is_registry_ref("dist/image"));
         assert!(!is_registry_ref("scratch"));
+        assert!(!is_registry_ref("oci-arcive:x/y"));
+        assert!(is_registry_ref("[::1]:5000/app"));
+        assert!(!is_registry_ref("[::1]:x/app"));
     }
 }
