@@ -232,6 +232,10 @@ pub struct BuildArgs {
     /// (refused by default: a cloned repository's config must not pull host files in).
     #[arg(long)]
     pub allow_outside_project: bool,
+    /// With `[[component]]` tables in kiln.toml: build only these components (and what they
+    /// `need`). Comma-separated or repeated.
+    #[arg(long = "component", value_name = "NAME", value_delimiter = ',')]
+    pub components: Vec<String>,
     #[command(flatten)]
     pub cargo: CargoFlags,
 }

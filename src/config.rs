@@ -34,6 +34,37 @@ pub struct FileConfig {
     pub release: Option<FileRelease>,
     /// `[lint]`: `kiln lint` settings.
     pub lint: Option<LintConfig>,
+    /// `[[component]]`: the projects and build steps of a polyglot image.
+    pub component: Option<Vec<FileComponent>>,
+}
+
+/// One `[[component]]` of a root kiln.toml: a Rust, Go or C project (`path`), or a command
+/// that produces files (`name` + `build` + `output` + `dst`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct FileComponent {
+    /// Name in `--component`, `needs` and messages; default: the file name of `path`.
+    pub name: Option<String>,
+    /// The project directory (relative to the root), built like `kiln build PATH`; for a
+    /// `build` command, the directory it runs in (default: the root).
+    pub path: Option<PathBuf>,
+    /// A shell command producing files (a static-site step), run once with `sh -c`.
+    pub build: Option<String>,
+    /// What `build` produces: a file or directory relative to the command's directory.
+    pub output: Option<PathBuf>,
+    /// Where `output` goes in the image (absolute).
+    pub dst: Option<String>,
+    /// The output is the same for every platform: built once, one shared layer. Required
+    /// (`true`) for `build` components; per-platform commands are C projects (`[c] build`).
+    pub platform_independent: bool,
+    /// Components that must be built before this one.
+    pub needs: Vec<String>,
+    /// Cargo features for a Rust project (added to `--features`).
+    pub features: Vec<String>,
+    /// Binaries to build (default: every binary of the project).
+    pub bins: Vec<String>,
+    /// Arguments for this component's `--smoke` run (default: its own config's `smoke-args`).
+    pub smoke_args: Option<Vec<String>>,
 }
 
 /// `[release]` in kiln.toml: what a build writes besides binaries and images.
@@ -284,6 +315,10 @@ pub struct BuildConfig {
     pub c: CConfig,
     /// SBOMs, provenance, archives.
     pub release: ReleaseConfig,
+    /// `[[component]]` tables (a polyglot image); empty for a single project.
+    pub components: Vec<FileComponent>,
+    /// `--component`: the components to build (with what they need); empty = all.
+    pub only_components: Vec<String>,
 }
 
 /// Read the project's config file: `kiln.toml` if present, else `[package.metadata.kiln]`.
@@ -481,7 +516,42 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         c: file.c.clone().unwrap_or_default(),
         release: resolve_release(args, file.release.clone().unwrap_or_default(), &outputs)?,
         outputs,
+        components: file.component.clone().unwrap_or_default(),
+        only_components: args.components.clone(),
         project_dir,
+    })
+}
+
+/// The configuration one project component of a polyglot build is built with: the root's
+/// platforms, output directory, jobs, smoke and target directory; the component's own
+/// config file for `[go]`, `[c]` and `smoke-args`; the component table's features, bins and
+/// smoke arguments. It writes no image and no release files of its own.
+pub fn component_config(
+    root: &BuildConfig,
+    dir: &Path,
+    component: &FileComponent,
+) -> anyhow::Result<BuildConfig> {
+    let file = read_file_config(dir)?;
+    let mut cargo = root.cargo.clone();
+    cargo.features.extend(component.features.iter().cloned());
+    cargo.manifest_path = None;
+    cargo.packages = Vec::new();
+    Ok(BuildConfig {
+        project_dir: dir.to_path_buf(),
+        outputs: Vec::new(),
+        smoke_args: component
+            .smoke_args
+            .clone()
+            .or(file.smoke_args)
+            .unwrap_or_else(|| root.smoke_args.clone()),
+        bins: component.bins.clone(),
+        cargo,
+        go: file.go.unwrap_or_default(),
+        c: file.c.unwrap_or_default(),
+        release: ReleaseConfig::default(),
+        components: Vec::new(),
+        only_components: Vec::new(),
+        ..root.clone()
     })
 }
 

@@ -19,6 +19,7 @@ fn image(platform: &str, entries: Vec<LayerEntry>) -> PlatformImage {
     PlatformImage {
         platform: platform.parse().unwrap(),
         entries,
+        layers: Vec::new(),
         spec: ImageSpec::default(),
     }
 }

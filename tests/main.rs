@@ -27,5 +27,6 @@ mod lint_cli;
 mod messages;
 mod oci_archives;
 mod oci_layout;
+mod polyglot;
 mod registry;
 mod toolchain;

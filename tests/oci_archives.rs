@@ -150,6 +150,7 @@ fn bytes_image(platform: &str, path: &str, data: &[u8]) -> kiln::oci::PlatformIm
             uid: 0,
             gid: 0,
         }],
+        layers: Vec::new(),
         spec: kiln::oci::ImageSpec {
             env: vec!["FROM_BASE=1".into()],
             workdir: Some("/srv".into()),

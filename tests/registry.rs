@@ -785,6 +785,20 @@ fn tls_with_a_test_ca_and_basic_auth() {
         String::from_utf8_lossy(&raw.stderr)
     );
     assert_eq!(sha256(&raw.stdout), digest);
+    // kiln inspect takes the same --registry-ca as a push.
+    let inspected = run_ok(
+        kiln()
+            .args(["inspect", "--json", "--registry-ca"])
+            .arg(p("ca.pem"))
+            .arg(format!("docker://{a}/tls:1"))
+            .env("KILN_CACHE_DIR", cache.path())
+            .env("REGISTRY_AUTH_FILE", auth("secret")),
+    );
+    assert!(
+        trimmed_stdout(&inspected).contains("\"platform\": \"linux/arm64\""),
+        "{}",
+        trimmed_stdout(&inspected)
+    );
 }
 
 #[test]

@@ -397,6 +397,7 @@ mod tests {
         let image = |p: &str| crate::oci::PlatformImage {
             platform: p.parse().unwrap(),
             entries: vec![LayerEntry::bytes("/a", p.as_bytes().to_vec(), 0o644)],
+            layers: Vec::new(),
             spec: Default::default(),
         };
         let two = crate::oci::build_index(

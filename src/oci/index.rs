@@ -11,7 +11,8 @@ use super::image::{self, Blob, ConfigInput};
 use super::layer::{self, Layer, TarStream};
 use super::read_image;
 use super::{
-    Base, BuildOptions, BuiltImage, BuiltIndex, EntrySource, Metadata, PlatformImage, par_map,
+    Base, BuildOptions, BuiltImage, BuiltIndex, EntrySource, LayerEntry, Metadata, PlatformImage,
+    par_map,
 };
 use crate::target::Platform;
 
@@ -57,16 +58,19 @@ pub fn auto_annotations(m: &Metadata, source_date_epoch: Option<u64>) -> BTreeMa
     out
 }
 
-/// `created_by` of kiln's layer: what it adds, in path order.
-fn layer_history(img: &PlatformImage) -> String {
-    let mut paths: Vec<&str> = img
-        .entries
+/// `created_by` of one of kiln's layers: what it adds, in path order (and for a named
+/// layer, its name).
+fn layer_history(entries: &[LayerEntry], name: Option<&str>) -> String {
+    let mut paths: Vec<&str> = entries
         .iter()
         .filter(|e| !matches!(e.source, EntrySource::Dir))
         .map(|e| e.path.as_str())
         .collect();
     paths.sort();
-    format!("kiln: add {}", paths.join(" "))
+    match name {
+        Some(n) => format!("kiln: {n}: add {}", paths.join(" ")),
+        None => format!("kiln: add {}", paths.join(" ")),
+    }
 }
 
 /// Build every platform's image and the index over them. Identical layers (the same
@@ -97,19 +101,39 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
         resolve_bases(&platforms, opts).context("preparing the base image")?;
 
     // Tars first (files mapped, not copied) and their digests, then each distinct tar is
-    // compressed once; all cores share the compression work.
-    let tars: Vec<Option<(String, TarStream)>> = par_map(images, |img| {
-        if img.entries.is_empty() {
-            return Ok(None);
-        }
-        let tar = TarStream::build(&img.entries, mtime)
-            .with_context(|| format!("building the layer for {}", img.platform))?;
-        Ok::<_, anyhow::Error>(Some((tar.diff_id(), tar)))
+    // compressed once; all cores share the compression work. An image's own layers are its
+    // `entries` (when any), then each named layer (when not empty).
+    let wanted: Vec<(usize, &[LayerEntry], String)> = images
+        .iter()
+        .enumerate()
+        .flat_map(|(i, img)| {
+            let first = (!img.entries.is_empty())
+                .then(|| (i, img.entries.as_slice(), layer_history(&img.entries, None)));
+            first
+                .into_iter()
+                .chain(
+                    img.layers
+                        .iter()
+                        .filter(|l| !l.entries.is_empty())
+                        .map(move |l| {
+                            (
+                                i,
+                                l.entries.as_slice(),
+                                layer_history(&l.entries, Some(&l.name)),
+                            )
+                        }),
+                )
+        })
+        .collect();
+    let tars: Vec<(String, TarStream)> = par_map(&wanted, |(i, entries, _)| {
+        let tar = TarStream::build(entries, mtime)
+            .with_context(|| format!("building the layer for {}", images[*i].platform))?;
+        Ok::<_, anyhow::Error>((tar.diff_id(), tar))
     })
     .into_iter()
     .collect::<anyhow::Result<_>>()?;
     let mut unique: BTreeMap<&str, &TarStream> = BTreeMap::new();
-    for (diff_id, tar) in tars.iter().flatten() {
+    for (diff_id, tar) in &tars {
         unique.entry(diff_id.as_str()).or_insert(tar);
     }
     let unique: Vec<(&str, &TarStream)> = unique.into_iter().collect();
@@ -127,10 +151,11 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
             (l.diff_id.clone(), l)
         })
         .collect();
-    let own_diff_ids: Vec<Option<String>> = tars
-        .iter()
-        .map(|t| t.as_ref().map(|(d, _)| d.clone()))
-        .collect();
+    // Per image: (diff_id, history) of each of its own layers, in order.
+    let mut own_layers: Vec<Vec<(String, String)>> = vec![Vec::new(); images.len()];
+    for ((i, _, history), (diff_id, _)) in wanted.iter().zip(&tars) {
+        own_layers[*i].push((diff_id.clone(), history.clone()));
+    }
     drop(tars);
 
     let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -142,12 +167,14 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     }
     let mut built = Vec::new();
     let mut manifest_blobs = Vec::new();
-    for ((img, base), own) in images.iter().zip(&bases).zip(&own_diff_ids) {
+    for ((img, base), own) in images.iter().zip(&bases).zip(&own_layers) {
         let mut layers: Vec<&Layer> = base.layers.iter().collect();
         let mut history = base.history.clone();
-        if let Some(l) = own.as_ref().and_then(|d| compressed.get(d)) {
-            layers.push(l);
-            history.push(layer_history(img));
+        for (diff_id, h) in own {
+            if let Some(l) = compressed.get(diff_id) {
+                layers.push(l);
+                history.push(h.clone());
+            }
         }
         let base_cfg: Option<&ImageConfiguration> = base.config.as_ref();
         let (config, w) = image::config(&ConfigInput {

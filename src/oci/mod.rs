@@ -159,8 +159,20 @@ impl LayerEntry {
 #[derive(Debug, Clone)]
 pub struct PlatformImage {
     pub platform: Platform,
+    /// kiln's layer (none when empty).
     pub entries: Vec<LayerEntry>,
+    /// Further layers after it, in order: one per component of a polyglot build, so that a
+    /// change to one component changes one layer.
+    pub layers: Vec<NamedLayer>,
     pub spec: ImageSpec,
+}
+
+/// A layer of a [`PlatformImage`] beyond its first, named in the image history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedLayer {
+    /// What the layer holds (a component's name).
+    pub name: String,
+    pub entries: Vec<LayerEntry>,
 }
 
 /// How layers are compressed (`--compression`, `[image] compression`).

@@ -96,6 +96,7 @@ impl ImageSettings {
                 .map(|(name, path)| LayerEntry::file(self.bin_path(name), *path, 0o755))
                 .chain(extra.iter().cloned())
                 .collect(),
+            layers: Vec::new(),
             spec: self.spec(bins, package),
         }
     }

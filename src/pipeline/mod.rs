@@ -4,9 +4,11 @@
 //! here and print.
 //!
 //! Modules: `stages` (planning and running the builders), `gate` (the inspector verdict on
-//! every binary, the smoke run), `pack` (images, index, outputs).
+//! every binary, the smoke run), `pack` (images, index, outputs), `components` (polyglot
+//! builds from `[[component]]` tables).
 
 pub mod attest;
+pub mod components;
 pub mod gate;
 pub mod pack;
 pub mod stages;
@@ -37,6 +39,9 @@ pub struct BuildOutcome {
 /// (`docker://` ones pushed as `push` says); the library entry point of `kiln build` (no
 /// printing but progress and push events).
 pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Result<BuildOutcome> {
+    if !cfg.components.is_empty() {
+        return components::build(cfg, progress, push);
+    }
     // Bad --output values and a bad SOURCE_DATE_EPOCH fail before minutes of building.
     let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
     oci::output::check_push(&outputs, push.by_digest)?;

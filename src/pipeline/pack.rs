@@ -21,7 +21,7 @@ use crate::target::Target;
 use super::gate;
 
 /// The commit the project is at, when it is a git checkout.
-fn git_revision(dir: &Path) -> Option<String> {
+pub(super) fn git_revision(dir: &Path) -> Option<String> {
     which::which("git").ok()?;
     Cmd::new("git", "read the git revision")
         .arg("-C")
@@ -32,17 +32,8 @@ fn git_revision(dir: &Path) -> Option<String> {
         .filter(|r| r.len() == 40)
 }
 
-/// One image per platform (the binaries, extra files, config), the index, every output.
-pub fn pack_build(
-    cfg: &BuildConfig,
-    outputs: &[OutputSpec],
-    artifacts: &[Artifact],
-    plan: &Plan,
-    source_date_epoch: Option<u64>,
-    progress: &Progress,
-    push: &oci::Push,
-) -> anyhow::Result<(BuiltIndex, Option<Pushed>)> {
-    let img = &cfg.image;
+/// The `[image] files` entries, checked to exist.
+pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Vec<LayerEntry>> {
     let mut extra = Vec::new();
     for f in &img.files {
         let meta = fs_err::metadata(&f.src).with_context(|| {
@@ -63,6 +54,21 @@ pub fn pack_build(
             gid: 0,
         });
     }
+    Ok(extra)
+}
+
+/// One image per platform (the binaries, extra files, config), the index, every output.
+pub fn pack_build(
+    cfg: &BuildConfig,
+    outputs: &[OutputSpec],
+    artifacts: &[Artifact],
+    plan: &Plan,
+    source_date_epoch: Option<u64>,
+    progress: &Progress,
+    push: &oci::Push,
+) -> anyhow::Result<(BuiltIndex, Option<Pushed>)> {
+    let img = &cfg.image;
+    let extra = extra_files(img)?;
     let package = plan.package.as_ref();
     let settings = img.settings();
     let bins: Vec<&str> = plan.bins.iter().map(String::as_str).collect();

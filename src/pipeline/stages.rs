@@ -30,27 +30,53 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
 /// compilers running: `cfg.jobs`); the artifacts in target order, or every target that
 /// failed.
 pub fn run(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Vec<Artifact>> {
-    let stages = &plan.stages;
-    crate::jobs::init(cfg.jobs);
-    let results = par_map(stages, stages.len(), |stage| {
-        run_stage(stage, cfg, progress)
+    let jobs: Vec<Job> = plan
+        .stages
+        .iter()
+        .map(|stage| Job {
+            label: stage.target.platform.to_string(),
+            stage,
+            cfg,
+        })
+        .collect();
+    run_jobs(&jobs, cfg.jobs, progress)
+}
+
+/// One stage and the config it is built with, labelled for progress and errors (the
+/// platform; `component platform` in a polyglot build).
+pub struct Job<'a> {
+    pub label: String,
+    pub stage: &'a Stage,
+    pub cfg: &'a BuildConfig,
+}
+
+/// Run `jobs` at once within the jobserver's limit (`limit`, else one per CPU); the
+/// artifacts in job order, or every job that failed.
+pub fn run_jobs(
+    jobs: &[Job],
+    limit: Option<usize>,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Artifact>> {
+    crate::jobs::init(limit);
+    let results = par_map(jobs, jobs.len(), |job| {
+        run_stage(job.stage, job.cfg, &job.label, progress)
     });
     let mut artifacts = Vec::new();
     let mut failures = Vec::new();
-    for (stage, r) in stages.iter().zip(results) {
+    for (job, r) in jobs.iter().zip(results) {
         match r {
             Ok(a) => artifacts.extend(a),
-            Err(e) => failures.push((stage.target.platform.to_string(), e)),
+            Err(e) => failures.push((job.label.clone(), e)),
         }
     }
     if failures.len() == 1 {
-        let (platform, e) = failures.remove(0);
-        return Err(e.context(format!("{platform} failed")));
+        let (label, e) = failures.remove(0);
+        return Err(e.context(format!("{label} failed")));
     }
     if !failures.is_empty() {
         return Err(TargetsFailed {
             failures,
-            total: stages.len(),
+            total: jobs.len(),
         }
         .into());
     }
@@ -61,10 +87,11 @@ pub fn run(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> anyhow::Resul
 fn run_stage(
     stage: &Stage,
     cfg: &BuildConfig,
+    label: &str,
     progress: &Progress,
 ) -> anyhow::Result<Vec<Artifact>> {
     let target = &stage.target;
-    let task = progress.task(&target.platform.to_string());
+    let task = progress.task(label);
     task.set("building");
     let built = (stage.run)()?;
     let mut artifacts = Vec::new();
@@ -76,11 +103,7 @@ fn run_stage(
         for a in &mut artifacts {
             task.set(&format!("smoke-running {}", a.name));
             let line = gate::smoke(a, &cfg.smoke_args)?;
-            progress.say(&format!(
-                "{:<14} {} ran: {line}",
-                target.platform.to_string(),
-                a.name
-            ));
+            progress.say(&format!("{label:<14} {} ran: {line}", a.name));
             // JSON mode shows no progress: the line goes into the artifact message.
             a.smoke = Some(line);
         }

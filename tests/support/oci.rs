@@ -90,6 +90,7 @@ pub fn hello_image(platform: &str, bin: &Path) -> PlatformImage {
     PlatformImage {
         platform: platform.parse().unwrap(),
         entries: vec![LayerEntry::file("/usr/local/bin/hello", bin, 0o755)],
+        layers: Vec::new(),
         spec: ImageSpec {
             user: "65532:65532".into(),
             entrypoint: vec!["/usr/local/bin/hello".into()],
