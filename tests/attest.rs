@@ -352,8 +352,7 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         ("skopeo", "apt-get install -y skopeo"),
         ("openssl", "apt-get install -y openssl"),
     ] {
-        if which::which(tool).is_err() {
-            unavailable(&format!("{tool} not found: `{install}`"));
+        if !have_tool(tool, install) {
             return;
         }
     }
@@ -375,10 +374,10 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         t,
     );
     openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"], t);
-    let project = common::example("hello-rust");
+    let project = support::example("hello-rust");
     let repo = format!("{}/attest/hello", reg.addr);
     let layout = t.join("img");
-    let out = common::build_into(
+    let out = support::build_into(
         &project,
         "linux/arm64",
         &t.join("dist"),
@@ -396,8 +395,8 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             "json",
         ],
     );
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let msgs = common::json_lines(&out);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs = support::json_lines(&out);
     let index_digest = msgs
         .iter()
         .find(|m| m["reason"] == "index")
@@ -480,7 +479,7 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
     assert_eq!(fallback_index["manifests"].as_array().unwrap().len(), 2);
 
     // The same image without attestations has the same digests.
-    let plain = common::build_into(
+    let plain = support::build_into(
         &project,
         "linux/arm64",
         &t.join("dist-plain"),
@@ -496,7 +495,7 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             "json",
         ],
     );
-    let plain = common::json_lines(&plain);
+    let plain = support::json_lines(&plain);
     assert!(
         plain
             .iter()
@@ -584,17 +583,17 @@ fn a_bad_signing_key_is_a_usage_error_before_building() {
         (tmp.path().join("missing.pem"), "cannot read"),
         (key, "not supported"),
     ] {
-        let out = common::build_into(
-            &common::example("hello-rust"),
+        let out = support::build_into(
+            &support::example("hello-rust"),
             "linux/arm64",
             &tmp.path().join("dist"),
             &["--provenance", "--sign-key", &k.display().to_string()],
         );
         assert_eq!(out.status.code(), Some(2));
         assert!(
-            common::stderr(&out).contains(says),
+            support::stderr(&out).contains(says),
             "{}",
-            common::stderr(&out)
+            support::stderr(&out)
         );
     }
 }
