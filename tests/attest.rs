@@ -483,8 +483,8 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         format!("oci:{}:v1", layout.display()),
         format!("docker://{repo}:v1"),
     ] {
-        let out = common::run(common::kiln().args(["inspect", "--json", &image]));
-        assert!(out.status.success(), "{}", common::stderr(&out));
+        let out = support::capture(support::kiln().args(["inspect", "--json", &image]));
+        assert!(out.status.success(), "{}", support::stderr(&out));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let list = doc["attestations"].as_array().unwrap();
         assert_eq!(list.len(), 5, "{image}: {list:?}");
@@ -498,8 +498,8 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             list.iter()
                 .any(|a| a["predicate_type"] == "https://slsa.dev/provenance/v1")
         );
-        let human = common::run(common::kiln().args(["inspect", &image]));
-        let text = common::stdout(&human);
+        let human = support::capture(support::kiln().args(["inspect", &image]));
+        let text = support::stdout(&human);
         assert!(text.contains("ATTACHED TO"), "{text}");
         assert!(text.contains("index  "), "{text}");
         assert!(text.contains("application/vnd.in-toto+json"), "{text}");

@@ -105,7 +105,7 @@ fn user_names_are_looked_up_in_the_base_image() {
         for f in files {
             cmd.arg(format!("--file={f}"));
         }
-        run(&mut cmd)
+        capture_text(&mut cmd)
     };
     // Two bases: one with account files, one (plain scratch) without.
     let (code, _, se) = image(
