@@ -342,10 +342,10 @@ fn component_mistakes_exit_2_before_anything_builds_and_subsets_build_alone() {
 fn debug_image_twin_has_busybox_and_leaves_the_production_image_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("polyglot");
-    copy_dir(&common::example("polyglot"), &project);
+    copy_dir(&support::example("polyglot"), &project);
     let build = |name: &str, extra: &[&str]| {
         let layout = format!("oci:{}:1.0", tmp.path().join(name).display());
-        let out = common::kiln()
+        let out = support::kiln()
             .arg("build")
             .arg(&project)
             .args(["--platform", "linux/amd64", "--out-dir"])
@@ -384,7 +384,7 @@ fn debug_image_twin_has_busybox_and_leaves_the_production_image_alone() {
     }
     let cfg = dbg.config.config().as_ref().unwrap();
     assert_eq!(cfg.entrypoint().as_deref().unwrap(), ["/busybox/sh"]);
-    let busybox = crate::oci_support::tar_entries(&dbg.layers.last().unwrap().tar().unwrap());
+    let busybox = support::tar_entries(&dbg.layers.last().unwrap().tar().unwrap());
     let paths: Vec<&str> = busybox.iter().map(|e| e.0.as_str()).collect();
     assert!(
         paths.contains(&"busybox/busybox") && paths.contains(&"busybox/ls"),
@@ -396,8 +396,13 @@ fn debug_image_twin_has_busybox_and_leaves_the_production_image_alone() {
     if docker_ready() {
         let loaded = docker_load(&twin_archive);
         assert_eq!(loaded, format!("{reference}-debug"));
-        let out =
-            run(Command::new("docker").args(["run", "--rm", &loaded, "-c", "ls /usr/local/bin"]));
+        let out = run_ok(Command::new("docker").args([
+            "run",
+            "--rm",
+            &loaded,
+            "-c",
+            "ls /usr/local/bin",
+        ]));
         let _ = Command::new("docker").args(["rmi", "-f", &loaded]).output();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
