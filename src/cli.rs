@@ -228,6 +228,14 @@ pub struct BuildArgs {
     /// is written.
     #[arg(long)]
     pub provenance: bool,
+    /// Attach SBOMs and provenance to the image as OCI 1.1 referrers (`referrers`) or not
+    /// (`none`). Default: attached to registry outputs and tagged OCI layouts and archives.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub attestations: Option<crate::attest::Attestations>,
+    /// Sign provenance and SBOMs with this ECDSA P-256 private key (PKCS#8 or SEC1 PEM):
+    /// DSSE envelopes written next to them and attached with them.
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign_key: Option<PathBuf>,
     /// Let the config's `[image] files` copy sources from outside the project directory
     /// (refused by default: a cloned repository's config must not pull host files in).
     #[arg(long)]

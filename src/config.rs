@@ -77,6 +77,8 @@ pub struct FileRelease {
     pub archives: Vec<String>,
     /// Write provenance even without an image.
     pub provenance: Option<bool>,
+    /// `referrers` or `none`: attach SBOMs and provenance to images.
+    pub attestations: Option<String>,
 }
 
 /// What a build writes besides binaries and images, resolved.
@@ -88,6 +90,22 @@ pub struct ReleaseConfig {
     pub provenance: bool,
     /// The command line, for provenance.
     pub command: Vec<String>,
+    /// How to attach SBOMs and provenance to images; `None`: to registry outputs and
+    /// tagged OCI layouts and archives (an untagged layout is read as one image).
+    pub attestations: Option<crate::attest::Attestations>,
+    /// `--sign-key`, read and checked.
+    pub sign_key: Option<crate::attest::sign::SigningKey>,
+}
+
+impl ReleaseConfig {
+    /// Attach to an output? `named`: a registry push or a tagged layout or archive.
+    pub fn attach_to(&self, named: bool) -> bool {
+        match self.attestations {
+            Some(crate::attest::Attestations::Referrers) => true,
+            Some(crate::attest::Attestations::None) => false,
+            None => named,
+        }
+    }
 }
 
 /// `[lint]` in kiln.toml.
@@ -586,11 +604,36 @@ fn resolve_release(
         (None, None) if !outputs.is_empty() || archives != Archives::default() => SbomFormat::Spdx,
         (None, None) => SbomFormat::None,
     };
+    let attestations = match (args.attestations, &file.attestations) {
+        (Some(a), _) => Some(a),
+        (None, Some(s)) => Some(
+            crate::attest::Attestations::from_str(s, false).map_err(|_| {
+                UsageError(format!(
+                    "[release] attestations: `{s}` is not referrers or none"
+                ))
+            })?,
+        ),
+        (None, None) => None,
+    };
+    let sign_key = args
+        .sign_key
+        .as_deref()
+        .map(crate::attest::sign::SigningKey::load)
+        .transpose()?;
+    let provenance = args.provenance || file.provenance.unwrap_or(!outputs.is_empty());
+    if sign_key.is_some() && !provenance && sbom == SbomFormat::None {
+        return Err(UsageError(
+            "--sign-key signs provenance and SBOMs, and neither is written: add --provenance or --sbom, or an image output".into(),
+        )
+        .into());
+    }
     Ok(ReleaseConfig {
         sbom: (sbom != SbomFormat::None).then_some(sbom),
         archives,
-        provenance: args.provenance || file.provenance.unwrap_or(!outputs.is_empty()),
+        provenance,
         command: std::env::args().collect(),
+        attestations,
+        sign_key,
     })
 }
 

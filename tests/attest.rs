@@ -326,3 +326,284 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
             .exists()
     );
 }
+
+/// `skopeo inspect --raw` of a registry reference, parsed.
+fn skopeo_raw(reference: &str) -> serde_json::Value {
+    serde_json::from_slice(&crate::registry::skopeo_raw(reference)).unwrap()
+}
+
+fn openssl(args: &[&str], dir: &Path) -> std::process::Output {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// One signed build of hello-rust for arm64 into a tagged OCI layout and the test registry:
+/// the SBOM and provenance are referrers of the platform manifest (the release SBOM of the
+/// index) in the layout's index.json and behind the registry's `sha256-<hex>` fallback tag;
+/// the image digests are those of a build without attestations; openssl verifies the DSSE
+/// signatures over their pre-authentication encoding.
+#[test]
+fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() {
+    if validators().is_none() {
+        return;
+    }
+    for (tool, install) in [
+        ("skopeo", "apt-get install -y skopeo"),
+        ("openssl", "apt-get install -y openssl"),
+    ] {
+        if which::which(tool).is_err() {
+            unavailable(&format!("{tool} not found: `{install}`"));
+            return;
+        }
+    }
+    let Some(reg) = crate::registry::registry() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "key.pem",
+        ],
+        t,
+    );
+    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"], t);
+    let project = common::example("hello-rust");
+    let repo = format!("{}/attest/hello", reg.addr);
+    let layout = t.join("img");
+    let out = common::build_into(
+        &project,
+        "linux/arm64",
+        &t.join("dist"),
+        &[
+            "--release",
+            "--sbom",
+            "both",
+            "--sign-key",
+            &t.join("key.pem").display().to_string(),
+            "-o",
+            &format!("oci:{}:v1", layout.display()),
+            "-o",
+            &format!("docker://{repo}:v1"),
+            "--message-format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let msgs = common::json_lines(&out);
+    let index_digest = msgs
+        .iter()
+        .find(|m| m["reason"] == "index")
+        .and_then(|m| m["digest"].as_str())
+        .unwrap()
+        .to_string();
+    let manifest = msgs
+        .iter()
+        .find(|m| m["reason"] == "image")
+        .and_then(|m| m["manifest"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(
+        msgs.iter()
+            .any(|m| m["reason"] == "output" && m["kind"] == "signature"),
+        "no signature output"
+    );
+
+    // The layout: index.json lists the image and its referrers; each names its subject.
+    let index_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entries = index_json["manifests"].as_array().unwrap();
+    let blob = |d: &str| {
+        std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let mut types: Vec<(String, String, bool)> = Vec::new();
+    for e in entries.iter().filter(|e| e.get("artifactType").is_some()) {
+        let m: serde_json::Value =
+            serde_json::from_slice(&blob(e["digest"].as_str().unwrap())).unwrap();
+        assert_eq!(m["artifactType"], e["artifactType"]);
+        assert_eq!(
+            m["config"]["mediaType"],
+            "application/vnd.oci.empty.v1+json"
+        );
+        let subject = m["subject"]["digest"].as_str().unwrap().to_string();
+        assert!(subject == manifest || subject == index_digest, "{subject}");
+        let signed = m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["mediaType"] == "application/vnd.dsse.envelope.v1+json");
+        types.push((
+            m["artifactType"].as_str().unwrap().to_string(),
+            subject,
+            signed,
+        ));
+    }
+    types.sort();
+    let expect = |t: &str, s: &str| (t.to_string(), s.to_string(), true);
+    let mut want = vec![
+        expect("application/spdx+json", &manifest),
+        expect("application/spdx+json", &index_digest),
+        expect("application/vnd.cyclonedx+json", &manifest),
+        expect("application/vnd.cyclonedx+json", &index_digest),
+        expect("application/vnd.in-toto+json", &manifest),
+    ];
+    want.sort();
+    assert_eq!(types, want);
+    // kiln reads the tagged image as before.
+    let read = kiln::oci::read_image(&format!("oci:{}:v1", layout.display())).unwrap();
+    assert_eq!(read.digest.as_deref(), Some(index_digest.as_str()));
+
+    // The registry: the fallback tag of the platform manifest lists the same referrers.
+    let pushed = crate::registry::skopeo_raw(&format!("{repo}:v1"));
+    assert_eq!(kiln::digest::sha256_digest(&pushed), index_digest);
+    let fallback = skopeo_raw(&format!("{repo}:{}", manifest.replacen(':', "-", 1)));
+    let listed = fallback["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{fallback}");
+    for d in listed {
+        let m = skopeo_raw(&format!("{repo}@{}", d["digest"].as_str().unwrap()));
+        assert_eq!(m["subject"]["digest"], manifest.as_str());
+        assert_eq!(m["artifactType"], d["artifactType"]);
+    }
+    let fallback_index = skopeo_raw(&format!("{repo}:{}", index_digest.replacen(':', "-", 1)));
+    assert_eq!(fallback_index["manifests"].as_array().unwrap().len(), 2);
+
+    // The same image without attestations has the same digests.
+    let plain = common::build_into(
+        &project,
+        "linux/arm64",
+        &t.join("dist-plain"),
+        &[
+            "--release",
+            "--sbom",
+            "none",
+            "--attestations",
+            "none",
+            "-o",
+            &format!("oci:{}:v1", t.join("plain").display()),
+            "--message-format",
+            "json",
+        ],
+    );
+    let plain = common::json_lines(&plain);
+    assert!(
+        plain
+            .iter()
+            .any(|m| m["reason"] == "index" && m["digest"] == index_digest.as_str())
+    );
+    let plain_index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.join("plain/index.json")).unwrap()).unwrap();
+    assert_eq!(plain_index["manifests"].as_array().unwrap().len(), 1);
+
+    // The signatures: openssl verifies each envelope's signature over the DSSE PAE.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dist = t.join("dist");
+    let mut verified = 0;
+    for e in std::fs::read_dir(&dist).unwrap() {
+        let path = e.unwrap().path();
+        if !path.to_string_lossy().ends_with(".dsse.json") {
+            continue;
+        }
+        let env: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let payload_type = env["payloadType"].as_str().unwrap();
+        assert_eq!(payload_type, "application/vnd.in-toto+json");
+        let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+        let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+        std::fs::write(
+            t.join("pae.bin"),
+            kiln::attest::sign::pae(payload_type, &payload),
+        )
+        .unwrap();
+        std::fs::write(
+            t.join("sig.der"),
+            b64.decode(env["signatures"][0]["sig"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let ok = openssl(
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.der",
+                "pae.bin",
+            ],
+            t,
+        );
+        assert!(String::from_utf8_lossy(&ok.stdout).contains("Verified OK"));
+        // A changed payload does not verify.
+        let mut bad = kiln::attest::sign::pae(payload_type, &payload);
+        bad.push(b' ');
+        std::fs::write(t.join("bad.bin"), bad).unwrap();
+        let refused = Command::new("openssl")
+            .args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.der",
+                "bad.bin",
+            ])
+            .current_dir(t)
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        verified += 1;
+    }
+    // Provenance, two platform SBOMs and two release SBOMs.
+    assert_eq!(verified, 5);
+}
+
+#[test]
+fn a_bad_signing_key_is_a_usage_error_before_building() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("rsa.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    for (k, says) in [
+        (tmp.path().join("missing.pem"), "cannot read"),
+        (key, "not supported"),
+    ] {
+        let out = common::build_into(
+            &common::example("hello-rust"),
+            "linux/arm64",
+            &tmp.path().join("dist"),
+            &["--provenance", "--sign-key", &k.display().to_string()],
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            common::stderr(&out).contains(says),
+            "{}",
+            common::stderr(&out)
+        );
+    }
+}

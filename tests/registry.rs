@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use oci_support::{fixture_hello, have_tool, kiln, unavailable};
 
 /// A docker-registry on a random loopback port; it stops when this test process ends.
-struct Registry {
-    addr: String,
+pub(crate) struct Registry {
+    pub(crate) addr: String,
     dir: PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -132,8 +132,8 @@ impl Registry {
     }
 }
 
-/// The plain-HTTP registry this test binary shares.
-fn registry() -> Option<&'static Registry> {
+/// The plain-HTTP registry this test binary shares (tests/attest.rs uses it too).
+pub(crate) fn registry() -> Option<&'static Registry> {
     static R: OnceLock<Option<Registry>> = OnceLock::new();
     R.get_or_init(|| Registry::start(RegistryConfig::default()))
         .as_ref()
@@ -183,7 +183,7 @@ fn hello_named(arch: &str) -> PathBuf {
     dst
 }
 
-fn skopeo_raw(reference: &str) -> Vec<u8> {
+pub(crate) fn skopeo_raw(reference: &str) -> Vec<u8> {
     let out = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
         .arg(format!("docker://{reference}"))

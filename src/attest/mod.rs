@@ -8,6 +8,7 @@ pub mod outputs;
 pub mod provenance;
 pub mod release;
 pub mod sbom;
+pub mod sign;
 pub mod sources;
 pub mod spdx;
 
@@ -34,6 +35,16 @@ impl SbomFormat {
             SbomFormat::None => Vec::new(),
         }
     }
+}
+
+/// `--attestations`: how SBOMs and provenance are attached to images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Attestations {
+    /// OCI 1.1 referrers: artifact manifests whose `subject` is the platform manifest (or,
+    /// for the release-wide SBOM, the index), in OCI layouts and registries.
+    Referrers,
+    /// Only the files under the output directory.
+    None,
 }
 
 /// `--archive`: a release archive format.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::provenance::{self, ProvenanceInput};
 use super::release::{self, ArchiveFile};
+use super::sign::SigningKey;
 use super::{BinaryInput, ImageInput, SbomFormat, platform_sbom, release_sbom};
 
 /// What an output is, for `--message-format json`.
@@ -18,6 +19,8 @@ pub enum OutputKind {
     Provenance,
     Archive,
     Checksums,
+    /// A DSSE envelope signing an SBOM or provenance (`--sign-key`).
+    Signature,
 }
 
 /// A file to write, relative to the output directory.
@@ -30,6 +33,8 @@ pub struct OutputFile {
     pub platform: Option<String>,
     /// For SBOMs and provenance: the media type (for attaching to images).
     pub media_type: Option<&'static str>,
+    /// For a signature: the file (SBOM or provenance) it signs.
+    pub signs: Option<PathBuf>,
 }
 
 /// A binary as shipped: where it is (relative to the output directory) and its bytes.
@@ -67,6 +72,8 @@ pub struct ReleaseInput {
     /// LICENSE*, README*, CHANGELOG* of the project.
     pub docs: Vec<ArchiveFile>,
     pub source_date_epoch: Option<u64>,
+    /// `--sign-key`: sign provenance and SBOMs (DSSE envelopes).
+    pub sign_key: Option<SigningKey>,
 }
 
 impl ReleaseInput {
@@ -100,6 +107,7 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
                 kind: OutputKind::Sbom,
                 platform: Some(image.platform.clone()),
                 media_type: Some(f.media_type()),
+                signs: None,
             });
         }
     }
@@ -119,6 +127,7 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
                 kind: OutputKind::Sbom,
                 platform: None,
                 media_type: Some(f.media_type()),
+                signs: None,
             });
         }
     }
@@ -129,7 +138,11 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
             kind: OutputKind::Provenance,
             platform: Some(p.platform.clone()),
             media_type: Some(provenance::MEDIA_TYPE),
+            signs: None,
         });
+    }
+    if let Some(key) = &input.sign_key {
+        files.extend(signatures(input, &files, key)?);
     }
     for b in &input.binaries {
         if let Some((path, data)) = &b.debug {
@@ -139,6 +152,7 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
                 kind: OutputKind::Debug,
                 platform: Some(b.input.platform.clone()),
                 media_type: None,
+                signs: None,
             });
         }
     }
@@ -173,6 +187,7 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
                 kind: OutputKind::Archive,
                 platform: Some(platform.to_string()),
                 media_type: None,
+                signs: None,
             });
         }
         if input.archives.zip {
@@ -182,6 +197,7 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
                 kind: OutputKind::Archive,
                 platform: Some(platform.to_string()),
                 media_type: None,
+                signs: None,
             });
         }
     }
@@ -204,11 +220,77 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
             kind: OutputKind::Checksums,
             platform: None,
             media_type: None,
+            signs: None,
         });
     }
     warnings.sort();
     warnings.dedup();
     Ok((files, warnings))
+}
+
+/// What a signed SBOM statement is about: the platform's binaries and image manifest, or
+/// (release-wide) every binary.
+fn sbom_subjects(input: &ReleaseInput, platform: Option<&str>) -> Vec<provenance::Subject> {
+    let mut subjects: Vec<provenance::Subject> = input
+        .binaries
+        .iter()
+        .filter(|b| platform.is_none_or(|p| b.input.platform == p))
+        .map(|b| provenance::Subject {
+            name: b.path.display().to_string(),
+            sha256: b.input.sha256.clone(),
+        })
+        .collect();
+    if let Some(p) = platform {
+        for i in input.images.iter().filter(|i| i.platform == p) {
+            if let Some(m) = &i.manifest {
+                subjects.push(provenance::Subject {
+                    name: format!("{}@{p}", input.name),
+                    sha256: m.trim_start_matches("sha256:").to_string(),
+                });
+            }
+        }
+    }
+    subjects
+}
+
+/// A DSSE envelope per SBOM and provenance file: provenance signs its statement, an SBOM
+/// is wrapped first in an in-toto statement with the SBOM as predicate (as `cosign attest`
+/// does). Signatures are randomised: the envelopes differ from run to run.
+fn signatures(
+    input: &ReleaseInput,
+    files: &[OutputFile],
+    key: &SigningKey,
+) -> anyhow::Result<Vec<OutputFile>> {
+    let mut out = Vec::new();
+    for f in files {
+        let statement = match f.kind {
+            OutputKind::Provenance => f.bytes.clone(),
+            OutputKind::Sbom => {
+                let predicate_type = match f.media_type {
+                    Some(super::cyclonedx::MEDIA_TYPE) => super::cyclonedx::PREDICATE_TYPE,
+                    _ => super::spdx::PREDICATE_TYPE,
+                };
+                let predicate: serde_json::Value = serde_json::from_slice(&f.bytes)?;
+                provenance::wrap(
+                    &sbom_subjects(input, f.platform.as_deref()),
+                    predicate_type,
+                    predicate,
+                )
+            }
+            _ => continue,
+        };
+        let name = f.path.display().to_string();
+        let stem = name.strip_suffix(".json").unwrap_or(&name);
+        out.push(OutputFile {
+            path: format!("{stem}.dsse.json").into(),
+            bytes: key.envelope(provenance::MEDIA_TYPE, &statement)?,
+            kind: OutputKind::Signature,
+            platform: f.platform.clone(),
+            media_type: Some(crate::oci::referrers::MEDIA_DSSE),
+            signs: Some(f.path.clone()),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -88,8 +88,31 @@ pub fn statement(input: &ProvenanceInput) -> Vec<u8> {
         metadata["startedOn"] = json!(rfc3339(t));
         metadata["finishedOn"] = json!(rfc3339(t));
     }
-    let mut subjects: Vec<Value> = input
-        .subjects
+    let predicate = json!({
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": {
+                "command": input.command,
+                "config": input.config,
+                "platform": input.platform,
+            },
+            "resolvedDependencies": deps,
+        },
+        "runDetails": {
+            "builder": {
+                "id": BUILDER_ID,
+                "version": { "kiln": input.kiln_version },
+            },
+            "metadata": metadata,
+        },
+    });
+    wrap(&input.subjects, PREDICATE_TYPE, predicate)
+}
+
+/// An in-toto Statement v1 about `subjects` (sorted by name) with any predicate: pretty
+/// JSON with a final newline.
+pub fn wrap(subjects: &[Subject], predicate_type: &str, predicate: Value) -> Vec<u8> {
+    let mut subjects: Vec<Value> = subjects
         .iter()
         .map(|s| json!({ "name": s.name, "digest": { "sha256": s.sha256 } }))
         .collect();
@@ -97,25 +120,8 @@ pub fn statement(input: &ProvenanceInput) -> Vec<u8> {
     let doc = json!({
         "_type": STATEMENT_TYPE,
         "subject": subjects,
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "buildDefinition": {
-                "buildType": BUILD_TYPE,
-                "externalParameters": {
-                    "command": input.command,
-                    "config": input.config,
-                    "platform": input.platform,
-                },
-                "resolvedDependencies": deps,
-            },
-            "runDetails": {
-                "builder": {
-                    "id": BUILDER_ID,
-                    "version": { "kiln": input.kiln_version },
-                },
-                "metadata": metadata,
-            },
-        },
+        "predicateType": predicate_type,
+        "predicate": predicate,
     });
     let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');

@@ -23,7 +23,7 @@ pub enum Message<'a> {
     /// The multi-platform index, after every output was written.
     Index(IndexMessage),
     /// A release file under the output directory (`kiln build` only): path, digest
-    /// (`sha256:…`), size, kind (`sbom`, `provenance`, `archive`, `checksums`, `debug`) and
+    /// (`sha256:…`), size, kind (`sbom`, `provenance`, `archive`, `checksums`, `debug`, `signature`) and
     /// the platform it belongs to (absent for release-wide files).
     Output(&'a crate::pipeline::attest::Written),
     /// A blob is in a registry repository (`docker://` outputs).

@@ -34,23 +34,33 @@ pub fn write_oci_archive(
     index: &BuiltIndex,
     tag: Option<&str>,
 ) -> anyhow::Result<()> {
+    write_oci_archive_with(file_path, index, tag, &[])
+}
+
+/// [`write_oci_archive`] with OCI 1.1 referrers attached (listed in `index.json`).
+pub fn write_oci_archive_with(
+    file_path: &Path,
+    index: &BuiltIndex,
+    tag: Option<&str>,
+    referrers: &[crate::oci::referrers::Referrer],
+) -> anyhow::Result<()> {
     if let Some(t) = tag
         && !layout::valid_ref_name(t)
     {
         bail!("`{t}` is not a valid tag: use letters, digits and -._:@/+");
     }
     let dest = destination(file_path)?;
-    let index_json = layout::merge_index_json(None, layout::index_descriptor(index, tag))?;
+    let index_json = layout::merge_index_json(None, layout::index_descriptor(index, tag))
+        .and_then(|j| layout::with_referrers(&j, referrers))?;
     let mut files: Vec<(String, &[u8])> = vec![
         ("oci-layout".into(), OCI_LAYOUT),
         ("index.json".into(), &index_json),
-        (
-            format!("blobs/sha256/{}", hex(&index.digest)?),
-            &index.index_json,
-        ),
     ];
-    for (d, b) in &index.blobs {
-        files.push((format!("blobs/sha256/{}", hex(d)?), b));
+    for (d, b) in layout::all_blobs(index, referrers) {
+        let path = format!("blobs/sha256/{}", hex(d)?);
+        if !files.iter().any(|(p, _)| *p == path) {
+            files.push((path, b));
+        }
     }
     // Blobs are written from where they are: no copy of the image is assembled in memory.
     write_to(&dest, |w| {

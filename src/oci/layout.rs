@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::BuiltIndex;
 use super::json::to_canonical_vec;
+use super::referrers::{Referrer, is_artifact_descriptor};
 use crate::fsutil::{TEMP_PREFIX, WriteOptions, write_atomic, write_atomic_in};
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -93,7 +94,8 @@ pub fn merge_index_json(existing: Option<&[u8]>, new: Value) -> anyhow::Result<V
     let Some(manifests) = doc.get_mut("manifests").and_then(Value::as_array_mut) else {
         bail!("index.json has no `manifests` array: is this an OCI image layout?");
     };
-    manifests.retain(|d| tag_of(d) != new_tag);
+    // Attached artifacts (OCI 1.1 referrers) are not images: a new image keeps them.
+    manifests.retain(|d| is_artifact_descriptor(d) || tag_of(d) != new_tag);
     manifests.push(new);
     if doc.get("mediaType").is_none() {
         doc["mediaType"] = json!(MEDIA_INDEX);
@@ -101,8 +103,55 @@ pub fn merge_index_json(existing: Option<&[u8]>, new: Value) -> anyhow::Result<V
     to_canonical_vec(&doc)
 }
 
+/// `index.json` with `referrers` listed (each digest once): an OCI 1.1 artifact in a
+/// layout is found from `index.json`, its manifest naming its `subject`.
+pub fn with_referrers(index_json: &[u8], referrers: &[Referrer]) -> anyhow::Result<Vec<u8>> {
+    if referrers.is_empty() {
+        return Ok(index_json.to_vec());
+    }
+    let mut doc: Value =
+        serde_json::from_slice(index_json).context("index.json is not valid JSON")?;
+    let Some(manifests) = doc.get_mut("manifests").and_then(Value::as_array_mut) else {
+        bail!("index.json has no `manifests` array: is this an OCI image layout?");
+    };
+    manifests.retain(|d| !referrers.iter().any(|r| d["digest"] == r.digest.as_str()));
+    manifests.extend(referrers.iter().map(Referrer::descriptor));
+    to_canonical_vec(&doc)
+}
+
+/// Every blob of `index` and of `referrers`, with the index and artifact manifests.
+pub(crate) fn all_blobs<'a>(
+    index: &'a BuiltIndex,
+    referrers: &'a [Referrer],
+) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+    index
+        .blobs
+        .iter()
+        .map(|(d, b)| (d.as_str(), b.as_slice()))
+        .chain(std::iter::once((
+            index.digest.as_str(),
+            index.index_json.as_slice(),
+        )))
+        .chain(referrers.iter().flat_map(|r| {
+            r.blobs
+                .iter()
+                .map(|(d, b)| (d.as_str(), b.as_slice()))
+                .chain(std::iter::once((r.digest.as_str(), r.manifest.as_slice())))
+        }))
+}
+
 /// Write `index` into the layout at `dir`, tagged `tag`.
 pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyhow::Result<()> {
+    write_oci_dir_with(dir, index, tag, &[])
+}
+
+/// Write `index` into the layout at `dir`, tagged `tag`, with `referrers` attached.
+pub fn write_oci_dir_with(
+    dir: &Path,
+    index: &BuiltIndex,
+    tag: Option<&str>,
+    referrers: &[Referrer],
+) -> anyhow::Result<()> {
     if let Some(t) = tag
         && !valid_ref_name(t)
     {
@@ -143,14 +192,7 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
     }
     let sha_dir = dir.join("blobs").join("sha256");
     fs_err::create_dir_all(&sha_dir).context("creating the OCI layout")?;
-    let all = index
-        .blobs
-        .iter()
-        .map(|(d, b)| (d.as_str(), b.as_slice()))
-        .chain(std::iter::once((
-            index.digest.as_str(),
-            index.index_json.as_slice(),
-        )));
+    let all = all_blobs(index, referrers);
     // Temporary files of runs that were killed (SIGKILL, power loss): under the lock no
     // other writer is busy, so every one is stale. Older kilns left them in blobs/sha256.
     remove_stale_temps(dir)?;
@@ -158,6 +200,9 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
     let mut todo = Vec::new();
     for (digest, bytes) in all {
         let path = blob_path(dir, digest)?;
+        if todo.iter().any(|(p, _): &(PathBuf, &[u8])| *p == path) {
+            continue;
+        }
         // A blob under its digest is reused only if it really has that digest: a damaged or
         // planted file of the right size is rewritten, not pointed at by the new tag.
         if !blob_is_intact(&path, digest, bytes.len() as u64) {
@@ -181,6 +226,7 @@ pub fn write_oci_dir(dir: &Path, index: &BuiltIndex, tag: Option<&str>) -> anyho
         Err(e) => return Err(e).context("reading the OCI layout's index"),
     };
     let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
+        .and_then(|m| with_referrers(&m, referrers))
         .with_context(|| format!("updating {}", index_file.display()))?;
     write_atomic(&index_file, &merged, WriteOptions::DURABLE)?;
     sync_dir(dir)

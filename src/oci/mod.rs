@@ -49,6 +49,7 @@ pub mod layout;
 pub mod merge;
 pub mod output;
 pub mod read;
+pub mod referrers;
 pub mod registry;
 pub mod sources;
 pub mod spec;

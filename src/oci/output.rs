@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 
+use super::referrers::Referrer;
 use super::registry::{self, Event, Pushed, RegistryOptions};
 use super::transport::ImageRef;
 use super::{BuiltIndex, archive, layout};
@@ -101,12 +102,30 @@ pub fn write_outputs(
     index: &BuiltIndex,
     push: &Push<'_>,
 ) -> anyhow::Result<Option<Pushed>> {
+    write_outputs_attached(specs, index, push, &[], &|_| false)
+}
+
+/// [`write_outputs`] with OCI 1.1 referrers (SBOMs, provenance) attached to the outputs
+/// `attach` picks: listed in a layout's or oci-archive's `index.json`, pushed after the
+/// image to a registry (under the `sha256-<hex>` fallback tag where it has no referrers
+/// API). A docker-archive has no place for them.
+pub fn write_outputs_attached(
+    specs: &[OutputSpec],
+    index: &BuiltIndex,
+    push: &Push<'_>,
+    referrers: &[Referrer],
+    attach: &dyn Fn(&OutputSpec) -> bool,
+) -> anyhow::Result<Option<Pushed>> {
     let mut refs = Vec::new();
+    let mut attach_refs = Vec::new();
     for spec in specs {
+        let attached: &[Referrer] = if attach(spec) { referrers } else { &[] };
         match spec {
-            OutputSpec::OciDir { dir, tag } => layout::write_oci_dir(dir, index, tag.as_deref()),
+            OutputSpec::OciDir { dir, tag } => {
+                layout::write_oci_dir_with(dir, index, tag.as_deref(), attached)
+            }
             OutputSpec::OciArchive { file, tag } => {
-                archive::write_oci_archive(file, index, tag.as_deref())
+                archive::write_oci_archive_with(file, index, tag.as_deref(), attached)
             }
             OutputSpec::DockerArchive {
                 file,
@@ -117,6 +136,9 @@ pub fn write_outputs(
             }
             OutputSpec::Registry(r) => {
                 refs.push(r.clone());
+                if !attached.is_empty() {
+                    attach_refs.push(r.clone());
+                }
                 Ok(())
             }
         }
@@ -131,5 +153,16 @@ pub fn write_outputs(
             let names: Vec<String> = refs.iter().map(|r| format!("docker://{r}")).collect();
             format!("pushing to {}", names.join(", "))
         })?;
+    // Attached to what was pushed: without the index (one platform by digest), only to
+    // the platform manifest.
+    let pushed_referrers: Vec<Referrer> = referrers
+        .iter()
+        .filter(|r| r.subject.digest != index.digest || pushed.digest == index.digest)
+        .cloned()
+        .collect();
+    if !attach_refs.is_empty() {
+        registry::push_referrers(&attach_refs, &pushed_referrers, &push.options, push.events)
+            .context("attaching SBOMs and provenance in the registry")?;
+    }
     Ok(Some(pushed))
 }

@@ -10,7 +10,9 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::attest::outputs::{self, OutputKind, ReleaseInput, ShippedBinary, platform_dir};
+use crate::attest::outputs::{
+    self, OutputFile, OutputKind, ReleaseInput, ShippedBinary, platform_dir,
+};
 use crate::attest::provenance::{GitSource, ProvenanceInput, Subject};
 use crate::attest::release::{ArchiveFile, is_release_doc};
 use crate::attest::sources::{self, DebPackage, Found};
@@ -20,6 +22,10 @@ use crate::config::BuildConfig;
 use crate::elf::Libc;
 use crate::exec::Cmd;
 use crate::fsutil::{WriteOptions, write_atomic};
+use crate::oci::referrers::{
+    ANNOTATION_CREATED, ANNOTATION_PREDICATE_TYPE, ArtifactLayer, MEDIA_DSSE, MEDIA_MANIFEST,
+    Referrer, Subject as RefSubject,
+};
 use crate::oci::{Base, BuiltIndex, distroless::DistrolessSource, distroless::LockFile};
 use crate::progress::Progress;
 
@@ -41,7 +47,8 @@ pub fn wanted(cfg: &BuildConfig) -> bool {
     r.sbom.is_some() || r.provenance || r.archives != outputs::Archives::default()
 }
 
-/// Gather, generate and write; the written files, binaries first.
+/// Gather, generate and write; the written files, binaries first, and the SBOMs and
+/// provenance as OCI 1.1 artifacts to attach to the image (when one was built).
 pub fn release(
     cfg: &BuildConfig,
     plan: &Plan,
@@ -49,7 +56,7 @@ pub fn release(
     index: Option<&BuiltIndex>,
     source_date_epoch: Option<u64>,
     progress: &Progress,
-) -> anyhow::Result<Vec<Written>> {
+) -> anyhow::Result<(Vec<Written>, Vec<Referrer>)> {
     let name = cfg
         .image
         .name
@@ -124,6 +131,7 @@ pub fn release(
         archives: cfg.release.archives,
         docs: release_docs(&cfg.project_dir)?,
         source_date_epoch,
+        sign_key: cfg.release.sign_key.clone(),
     };
     let (files, w) = outputs::plan(&input)?;
     warnings.extend(w);
@@ -148,7 +156,86 @@ pub fn release(
             platform: f.platform.clone(),
         });
     }
-    Ok(written)
+    let referrers = match index {
+        Some(i) => referrers(&files, i, source_date_epoch)?,
+        None => Vec::new(),
+    };
+    Ok((written, referrers))
+}
+
+/// Each SBOM and provenance file as an OCI 1.1 artifact: its subject the platform's
+/// manifest (the index for release-wide SBOMs), the document its layer, and its DSSE
+/// envelope a second layer when signed.
+fn referrers(
+    files: &[OutputFile],
+    index: &BuiltIndex,
+    source_date_epoch: Option<u64>,
+) -> anyhow::Result<Vec<Referrer>> {
+    let mut out = Vec::new();
+    for f in files {
+        let (Some(media_type), OutputKind::Sbom | OutputKind::Provenance) = (f.media_type, f.kind)
+        else {
+            continue;
+        };
+        let subject = match &f.platform {
+            Some(p) => {
+                let Some((_, digest)) = index.manifests.iter().find(|(q, _)| q.to_string() == *p)
+                else {
+                    continue;
+                };
+                RefSubject {
+                    media_type: MEDIA_MANIFEST.into(),
+                    digest: digest.clone(),
+                    size: index.blobs.get(digest).map_or(0, |b| b.len() as u64),
+                }
+            }
+            None => RefSubject {
+                media_type: crate::oci::layout::MEDIA_INDEX.into(),
+                digest: index.digest.clone(),
+                size: index.index_json.len() as u64,
+            },
+        };
+        let title = |path: &Path| {
+            BTreeMap::from([(
+                "org.opencontainers.image.title".to_string(),
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )])
+        };
+        let mut layers = vec![ArtifactLayer {
+            media_type: media_type.to_string(),
+            bytes: f.bytes.clone(),
+            annotations: title(&f.path),
+        }];
+        if let Some(sig) = files
+            .iter()
+            .find(|s| s.signs.as_deref() == Some(f.path.as_path()))
+        {
+            layers.push(ArtifactLayer {
+                media_type: MEDIA_DSSE.into(),
+                bytes: sig.bytes.clone(),
+                annotations: title(&sig.path),
+            });
+        }
+        let predicate_type = match media_type {
+            crate::attest::provenance::MEDIA_TYPE => crate::attest::provenance::PREDICATE_TYPE,
+            crate::attest::cyclonedx::MEDIA_TYPE => crate::attest::cyclonedx::PREDICATE_TYPE,
+            _ => crate::attest::spdx::PREDICATE_TYPE,
+        };
+        let mut annotations = BTreeMap::from([(
+            ANNOTATION_PREDICATE_TYPE.to_string(),
+            predicate_type.to_string(),
+        )]);
+        if let Some(t) = source_date_epoch {
+            annotations.insert(
+                ANNOTATION_CREATED.to_string(),
+                crate::oci::image::rfc3339(t),
+            );
+        }
+        out.push(Referrer::new(media_type, subject, layers, annotations)?);
+    }
+    Ok(out)
 }
 
 /// Each artifact with what is compiled into it.

@@ -504,6 +504,7 @@ pub fn build(
         artifacts,
         index,
         release: Vec::new(),
+        referrers: Vec::new(),
         outputs,
         pushed,
     })

@@ -29,6 +29,9 @@ pub struct BuildOutcome {
     pub index: Option<BuiltIndex>,
     /// SBOMs, provenance, archives and SHA256SUMS written to the output directory.
     pub release: Vec<attest::Written>,
+    /// SBOMs and provenance as OCI 1.1 artifacts, attached to the image in the outputs
+    /// that take them (`--attestations`).
+    pub referrers: Vec<oci::referrers::Referrer>,
     /// Where it was written.
     pub outputs: Vec<OutputSpec>,
     /// What the push to `docker://` outputs did, if there were some.
@@ -48,21 +51,19 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let plan = stages::prepare(cfg, progress)?;
     let artifacts = stages::run(&plan, cfg, progress)?;
-    let (index, pushed) = if outputs.is_empty() {
-        (None, None)
+    let index = if outputs.is_empty() {
+        None
     } else {
-        let (index, pushed) = pack::pack_build(
+        Some(pack::pack_build(
             cfg,
-            &outputs,
             &artifacts,
             &plan,
             source_date_epoch,
             progress,
-            push,
-        )?;
-        (Some(index), pushed)
+        )?)
     };
-    let release = if attest::wanted(cfg) {
+    // SBOMs and provenance before the images are written: they are attached to them.
+    let (release, referrers) = if attest::wanted(cfg) {
         attest::release(
             cfg,
             &plan,
@@ -72,12 +73,17 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             progress,
         )?
     } else {
-        Vec::new()
+        Default::default()
+    };
+    let pushed = match &index {
+        Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
+        None => None,
     };
     Ok(BuildOutcome {
         artifacts,
         index,
         release,
+        referrers,
         outputs,
         pushed,
     })

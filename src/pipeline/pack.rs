@@ -10,6 +10,7 @@ use crate::builders::{Artifact, Plan};
 use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
 use crate::exec::Cmd;
+use crate::oci::referrers::Referrer;
 use crate::oci::registry::Pushed;
 use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
@@ -57,16 +58,15 @@ pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Ve
     Ok(extra)
 }
 
-/// One image per platform (the binaries, extra files, config), the index, every output.
+/// One image per platform (the binaries, extra files, config) and the index, in memory;
+/// [`write_outputs`] writes them.
 pub fn pack_build(
     cfg: &BuildConfig,
-    outputs: &[OutputSpec],
     artifacts: &[Artifact],
     plan: &Plan,
     source_date_epoch: Option<u64>,
     progress: &Progress,
-    push: &oci::Push,
-) -> anyhow::Result<(BuiltIndex, Option<Pushed>)> {
+) -> anyhow::Result<BuiltIndex> {
     let img = &cfg.image;
     let extra = extra_files(img)?;
     let package = plan.package.as_ref();
@@ -107,13 +107,35 @@ pub fn pack_build(
     for w in &index.warnings {
         progress.say(&format!("warning: {w}"));
     }
-    let pushed = oci::write_outputs(outputs, &index, push)?;
+    Ok(index)
+}
+
+/// Write the index to every output (`docker://` ones pushed as `push` says), with
+/// `referrers` attached where `--attestations` says: by default to registries and tagged
+/// layouts and archives.
+pub fn write_outputs(
+    cfg: &BuildConfig,
+    outputs: &[OutputSpec],
+    index: &BuiltIndex,
+    referrers: &[Referrer],
+    progress: &Progress,
+    push: &oci::Push,
+) -> anyhow::Result<Option<Pushed>> {
+    let attach = |o: &OutputSpec| {
+        let named = match o {
+            OutputSpec::OciDir { tag, .. } | OutputSpec::OciArchive { tag, .. } => tag.is_some(),
+            OutputSpec::DockerArchive { .. } => false,
+            OutputSpec::Registry(_) => true,
+        };
+        cfg.release.attach_to(named)
+    };
+    let pushed = oci::output::write_outputs_attached(outputs, index, push, referrers, &attach)?;
     for o in outputs {
         if !matches!(o, OutputSpec::Registry(_)) {
             progress.say(&format!("wrote {o}"));
         }
     }
-    Ok((index, pushed))
+    Ok(pushed)
 }
 
 /// A prebuilt binary `kiln image` packs: for which target, where it is, its name in the

@@ -55,7 +55,11 @@ pub(super) fn read_oci(
             .iter()
             .filter(|d| tag_of(d).as_deref() == Some(t))
             .collect(),
-        None => entries.iter().collect(),
+        // Attached artifacts (OCI 1.1 referrers: SBOMs, provenance) are not images.
+        None => entries
+            .iter()
+            .filter(|d| !crate::oci::referrers::is_artifact_descriptor(d))
+            .collect(),
     };
     let tags: Vec<String> = entries.iter().filter_map(tag_of).collect();
     let top = match chosen.as_slice() {

@@ -25,6 +25,7 @@ pub mod merge;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ pub use client::Client;
 pub use pull::read_image;
 pub use push::{BlobAction, ManifestBytes, Upload};
 pub use reference::{Reference, is_registry_ref, parse};
+pub use referrers::push_referrers;
 
 use super::BuiltIndex;
 
