@@ -488,6 +488,33 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
     let fallback_index = skopeo_raw(&format!("{repo}:{}", index_digest.replacen(':', "-", 1)));
     assert_eq!(fallback_index["manifests"].as_array().unwrap().len(), 2);
 
+    // `kiln inspect` lists what is attached, in the layout and in the registry.
+    for image in [
+        format!("oci:{}:v1", layout.display()),
+        format!("docker://{repo}:v1"),
+    ] {
+        let out = common::run(common::kiln().args(["inspect", "--json", &image]));
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let list = doc["attestations"].as_array().unwrap();
+        assert_eq!(list.len(), 5, "{image}: {list:?}");
+        assert!(list.iter().all(|a| a["signed"] == true));
+        let on_platform = list
+            .iter()
+            .filter(|a| a["platform"] == "linux/arm64" && a["subject"] == manifest.as_str())
+            .count();
+        assert_eq!(on_platform, 3, "{list:?}");
+        assert!(
+            list.iter()
+                .any(|a| a["predicate_type"] == "https://slsa.dev/provenance/v1")
+        );
+        let human = common::run(common::kiln().args(["inspect", &image]));
+        let text = common::stdout(&human);
+        assert!(text.contains("ATTACHED TO"), "{text}");
+        assert!(text.contains("index  "), "{text}");
+        assert!(text.contains("application/vnd.in-toto+json"), "{text}");
+    }
+
     // The same image without attestations has the same digests.
     let plain = common::build_into(
         &project,

@@ -163,6 +163,17 @@ pub fn inspect_image(reference: &str, policy: &Policy) -> anyhow::Result<Inspect
         inspect_platform(reference, pm, policy, &mut out)
             .with_context(|| format!("inspecting the {} image of {reference}", pm.platform))?;
     }
+    for a in crate::oci::read_attachments(reference, &image)? {
+        out.attestations.push(super::AttestationEntry {
+            image: reference.to_string(),
+            platform: image
+                .platforms
+                .iter()
+                .find(|p| p.manifest_digest == a.subject)
+                .map(|p| p.platform.to_string()),
+            attachment: a,
+        });
+    }
     Ok(out)
 }
 

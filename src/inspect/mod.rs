@@ -16,7 +16,7 @@ pub mod walk;
 
 use std::path::PathBuf;
 
-pub use report::{ExplainedProblem, FileEntry, Inspection, Status, Summary};
+pub use report::{AttestationEntry, ExplainedProblem, FileEntry, Inspection, Status, Summary};
 pub use verify::{
     Policy, Problem, Require, explain, problem_label, verify, verify_linkage, verify_platform,
 };

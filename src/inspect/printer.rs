@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::report::{FileEntry, Inspection, Status, Summary};
+use super::report::{AttestationEntry, FileEntry, Inspection, Status, Summary};
 use super::verify::{Require, problem_label};
 use crate::elf::{ElfReport, Kind, Relro};
 
@@ -40,6 +40,8 @@ struct JsonDoc<'a> {
     policy: &'a PolicyOut,
     summary: &'a Summary,
     files: &'a [FileEntry],
+    #[serde(skip_serializing_if = "<[AttestationEntry]>::is_empty")]
+    attestations: &'a [AttestationEntry],
 }
 
 /// The `--json` document, pretty-printed, with a trailing newline.
@@ -53,6 +55,7 @@ pub fn write_json(
         policy,
         summary: &inspection.summary,
         files: &inspection.files,
+        attestations: &inspection.attestations,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
@@ -162,6 +165,7 @@ pub fn write_human(out: &mut impl Write, inspection: &Inspection, verbose: bool)
             writeln!(out, "{}: {err}", e.path)?;
         }
     }
+    write_attestations(out, &inspection.attestations)?;
     let s = &inspection.summary;
     let mut skipped = Vec::new();
     if s.skipped_non_elf > 0 {
@@ -188,6 +192,60 @@ pub fn write_human(out: &mut impl Write, inspection: &Inspection, verbose: bool)
         write!(out, "; skipped {}", skipped.join(", "))?;
     }
     writeln!(out)
+}
+
+/// What is attached to the images: one aligned line per artifact, under a heading.
+fn write_attestations(out: &mut impl Write, list: &[AttestationEntry]) -> io::Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    let rows: Vec<[String; 5]> = list
+        .iter()
+        .map(|a| {
+            [
+                a.platform.clone().unwrap_or_else(|| "index".into()),
+                a.attachment.artifact_type.clone(),
+                a.attachment.digest.chars().take(19).collect(),
+                if a.attachment.signed {
+                    "signed".into()
+                } else {
+                    "unsigned".into()
+                },
+                a.attachment.predicate_type.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let head = [
+        "ATTACHED TO",
+        "ARTIFACT",
+        "DIGEST",
+        "SIGNATURE",
+        "PREDICATE",
+    ]
+    .map(String::from);
+    let mut widths = head.clone().map(|h| h.len());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(&head).chain(&rows) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
 }
 
 fn write_row(out: &mut impl Write, row: &[String; 7], widths: &[usize; 7]) -> io::Result<()> {

@@ -98,11 +98,26 @@ pub struct Summary {
     pub skipped_special: usize,
 }
 
+/// An SBOM, provenance or other OCI 1.1 artifact attached to an inspected image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttestationEntry {
+    /// The image as named on the command line.
+    pub image: String,
+    /// The platform whose manifest is its subject; absent when the subject is the index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(flatten)]
+    pub attachment: crate::oci::referrers::Attachment,
+}
+
 /// Everything one `kiln inspect` run found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Inspection {
     pub summary: Summary,
     pub files: Vec<FileEntry>,
+    /// What is attached to the images inspected (SBOMs, provenance).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<AttestationEntry>,
 }
 
 impl Inspection {
@@ -130,5 +145,6 @@ impl Inspection {
         for f in other.files {
             self.push(f);
         }
+        self.attestations.extend(other.attestations);
     }
 }

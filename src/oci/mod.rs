@@ -83,6 +83,24 @@ pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
 }
 pub use transport::ImageRef;
 
+/// The OCI 1.1 artifacts (SBOMs, provenance) attached to `image` (read from `reference`)
+/// or to one of its platform manifests: listed in a layout's `index.json`, or found in a
+/// registry through the referrers API or its `sha256-<hex>` fallback tag.
+pub fn read_attachments(
+    reference: &str,
+    image: &ReadImage,
+) -> anyhow::Result<Vec<referrers::Attachment>> {
+    let mut subjects: Vec<String> = image.digest.iter().cloned().collect();
+    subjects.extend(image.platforms.iter().map(|p| p.manifest_digest.clone()));
+    if registry::is_registry_ref(reference) {
+        let r = registry::parse(reference)?;
+        registry::referrers::attachments(&r, &subjects, &registry::RegistryOptions::current())
+    } else {
+        read::layout_attachments(reference, &subjects)
+    }
+    .with_context(|| format!("reading what is attached to {reference}"))
+}
+
 /// The image configuration a user controls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageSpec {

@@ -312,6 +312,35 @@ pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
     runnable(image)
 }
 
+/// The OCI 1.1 artifacts (SBOMs, provenance) an OCI layout or oci-archive lists in its
+/// `index.json` whose `subject` is one of `subjects`; a docker-archive has none.
+pub fn layout_attachments(
+    reference: &str,
+    subjects: &[String],
+) -> anyhow::Result<Vec<crate::oci::referrers::Attachment>> {
+    use crate::oci::referrers::{attachment, is_artifact_descriptor};
+    let store = match ImageRef::parse(reference, "image")? {
+        ImageRef::OciDir { dir, .. } => Store::Dir(dir),
+        ImageRef::OciArchive { file, .. } => Store::tar(&file)?,
+        ImageRef::DockerArchive { .. } | ImageRef::Registry(_) => return Ok(Vec::new()),
+    };
+    let index: serde_json::Value = serde_json::from_slice(&store.document("index.json")?)
+        .context("index.json is not valid JSON")?;
+    let mut out = Vec::new();
+    for d in index["manifests"].as_array().into_iter().flatten() {
+        let Some(digest) = d["digest"].as_str().filter(|_| is_artifact_descriptor(d)) else {
+            continue;
+        };
+        let bytes = store.blob(digest)?;
+        if let Some(a) = attachment(digest, &bytes)
+            && subjects.contains(&a.subject)
+        {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
 /// An image with no manifest for any platform (an empty index, or only attestations) has
 /// nothing to run or inspect: an error, not "0 files, all fine".
 fn runnable(image: ReadImage) -> anyhow::Result<ReadImage> {

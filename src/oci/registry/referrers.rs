@@ -110,3 +110,57 @@ pub fn push_referrers(
     }
     Ok(tags)
 }
+
+/// The artifacts attached to each of `subjects` in `r`'s repository: from the referrers
+/// API, else from the `sha256-<hex>` fallback tag.
+pub fn attachments(
+    r: &Reference,
+    subjects: &[String],
+    opts: &RegistryOptions,
+) -> anyhow::Result<Vec<crate::oci::referrers::Attachment>> {
+    use std::io::Read as _;
+    let client = Arc::new(Client::new(&r.registry, opts)?);
+    let repo = super::pull::Repo {
+        client: Arc::clone(&client),
+        repo: r.repository.clone(),
+        opts: opts.clone(),
+    };
+    let mut out = Vec::new();
+    for subject in subjects {
+        let resp = client.send(
+            "GET",
+            &format!("/v2/{}/referrers/{subject}", r.repository),
+            &[("Accept", MEDIA_INDEX)],
+            Body::Empty,
+            &[format!("repository:{}:pull", r.repository)],
+        )?;
+        let index: Vec<u8> = if resp.status() == 200
+            && resp
+                .header("content-type")
+                .is_some_and(|c| c.starts_with(MEDIA_INDEX))
+        {
+            let mut b = Vec::new();
+            resp.into_reader()
+                .take(crate::oci::read::MAX_DOCUMENT)
+                .read_to_end(&mut b)?;
+            b
+        } else {
+            match push::manifest_digest(&client, &r.repository, &fallback_tag(subject))? {
+                Some(d) if d.starts_with("sha256:") => repo.document(&d)?,
+                _ => continue,
+            }
+        };
+        let index: serde_json::Value = serde_json::from_slice(&index)?;
+        for d in index["manifests"].as_array().into_iter().flatten() {
+            let Some(digest) = d["digest"].as_str() else {
+                continue;
+            };
+            if let Some(a) = crate::oci::referrers::attachment(digest, &repo.document(digest)?)
+                && a.subject == *subject
+            {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
+}
