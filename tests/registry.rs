@@ -1273,3 +1273,34 @@ fn token_auth_on_docker_registry() {
         "{e}"
     );
 }
+
+#[test]
+fn plain_http_beyond_loopback_needs_insecure_registry() {
+    let Some(reg) = registry() else { return };
+    let port = reg.addr.rsplit_once(':').unwrap().1;
+    // `127.1` reaches 127.0.0.1 (the resolver reads it as inet_aton does) but is no loopback
+    // address to kiln, which allows plain HTTP only to names it can tell are loopback.
+    let host = format!("127.1:{port}");
+    let cache = tempfile::tempdir().unwrap();
+    let out = image_cmd(&["amd64"], cache.path())
+        .args(["--output", &format!("docker://{host}/insecure:1")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("answered in plain HTTP") && e.contains("--insecure-registry 127.1"),
+        "{e}"
+    );
+    let ok = kiln_ok(image_cmd(&["amd64"], cache.path()).args([
+        "-q",
+        "--output",
+        &format!("docker://{host}/insecure:1"),
+        "--insecure-registry",
+        "127.1",
+    ]));
+    assert_eq!(
+        sha256(&skopeo_raw(&format!("{}/insecure:1", reg.addr))),
+        stdout(&ok)
+    );
+}
