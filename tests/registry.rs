@@ -1292,7 +1292,7 @@ fn plain_http_beyond_loopback_needs_insecure_registry() {
         e.contains("answered in plain HTTP") && e.contains("--insecure-registry 127.1"),
         "{e}"
     );
-    let ok = kiln_ok(image_cmd(&["amd64"], cache.path()).args([
+    let ok = run_ok(image_cmd(&["amd64"], cache.path()).args([
         "-q",
         "--output",
         &format!("docker://{host}/insecure:1"),
@@ -1301,6 +1301,6 @@ fn plain_http_beyond_loopback_needs_insecure_registry() {
     ]));
     assert_eq!(
         sha256(&skopeo_raw(&format!("{}/insecure:1", reg.addr))),
-        stdout(&ok)
+        trimmed_stdout(&ok)
     );
 }
