@@ -5,16 +5,19 @@
 
 use std::process::Output;
 
-use crate::common::{self, copy_dir, json_lines, stderr, stdout};
+use crate::support::{self, copy_dir, json_lines, stderr, stdout};
 
 #[test]
 fn variant_all_one_tag_each_values_in_binary_and_config_shared_builds() {
+    if !support::have_go() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("variants");
-    copy_dir(&common::fixture("go-variants"), &project);
-    let (wrapper, log) = common::logging_go(tmp.path());
+    copy_dir(&support::fixture("go-variants"), &project);
+    let (wrapper, log) = support::logging_go(tmp.path());
     let kiln = |args: &[&str]| -> Output {
-        common::kiln()
+        support::kiln()
             .arg("build")
             .arg(&project)
             .args(["--platform", "linux/amd64", "--out-dir"])
