@@ -12,6 +12,7 @@ pub mod components;
 pub mod gate;
 pub mod pack;
 pub mod stages;
+pub mod strip;
 
 use crate::builders::Artifact;
 use crate::config::BuildConfig;
@@ -50,7 +51,10 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     oci::output::check_push(&outputs, push.by_digest)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let plan = stages::prepare(cfg, progress)?;
-    let artifacts = stages::run(&plan, cfg, progress)?;
+    let mut artifacts = stages::run(&plan, cfg, progress)?;
+    if cfg.release.strip {
+        strip::split_debuginfo(&mut artifacts, progress)?;
+    }
     let index = if outputs.is_empty() {
         None
     } else {
