@@ -80,6 +80,87 @@ fn bad_image_settings_are_usage_errors_before_any_build() {
     }
 }
 
+/// A user name on an image base must be one the base defines: its /etc/passwd (and
+/// /etc/group for `name:group`) is read through the layers, whiteouts applied.
+#[test]
+fn user_names_are_looked_up_in_the_base_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let bin = t.join("hello");
+    std::fs::copy(elf_fixture("amd64-static"), &bin).unwrap();
+    std::fs::write(
+        t.join("passwd"),
+        "root:x:0:0::/root:/sbin/nologin\napp:x:1000:1000::/:/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(t.join("group"), "root:x:0:\napp:x:1000:\n").unwrap();
+    let image = |out: &str, base: &str, user: &str, files: &[&str]| {
+        let mut cmd = kiln_in(t);
+        cmd.arg("image")
+            .arg(format!("--binary=linux/amd64={}", bin.display()))
+            .arg(format!("--output={out}"))
+            .arg(format!("--base={base}"))
+            .arg(format!("--user={user}"))
+            .arg("-q");
+        for f in files {
+            cmd.arg(format!("--file={f}"));
+        }
+        run(&mut cmd)
+    };
+    // Two bases: one with account files, one (plain scratch) without.
+    let (code, _, se) = image(
+        "oci:base:accounts",
+        "scratch",
+        "0:0",
+        &["passwd:/etc/passwd", "group:/etc/group"],
+    );
+    assert_eq!(code, 0, "{se}");
+    let (code, _, se) = image("oci:base:bare", "scratch", "65532", &[]);
+    assert_eq!(code, 0, "{se}");
+
+    for user in ["app", "app:app", "1000:app", "app:1000", "65532:65532"] {
+        let (code, _, se) = image("oci:out:ok", "oci:base:accounts", user, &[]);
+        assert_eq!(code, 0, "{user}: {se}");
+    }
+    let refused = [
+        (
+            "oci:base:accounts",
+            "ghost",
+            "has no user `ghost` in /etc/passwd",
+        ),
+        (
+            "oci:base:accounts",
+            "app:wheel",
+            "has no group `wheel` in /etc/group",
+        ),
+        ("oci:base:bare", "app", "has no /etc/passwd"),
+    ];
+    for (base, user, says) in refused {
+        let before = snapshot(t);
+        let (code, _, se) = image("oci:out:refused", base, user, &[]);
+        assert_eq!(code, 2, "{base} {user}: {se}");
+        assert!(se.contains(says), "{base} {user} must say {says:?}: {se}");
+        assert_unchanged(
+            &before,
+            &snapshot(t),
+            &[&t.join("home"), &t.join("tmp"), &t.join("cache")],
+        );
+    }
+    let index = std::fs::read_to_string(t.join("out/index.json")).unwrap();
+    assert!(
+        !index.contains("\"refused\""),
+        "a refused image was tagged: {index}"
+    );
+    // kiln's own layer may bring the account files: then the base is not asked.
+    let (code, _, se) = image(
+        "oci:out:own",
+        "oci:base:bare",
+        "app",
+        &["passwd:/etc/passwd"],
+    );
+    assert_eq!(code, 0, "{se}");
+}
+
 #[test]
 fn source_date_epoch_must_fit_an_rfc3339_date() {
     let tmp = tempfile::tempdir().unwrap();

@@ -28,10 +28,7 @@ pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
 /// The summary table, or JSON lines.
 fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow::Result<()> {
     // With an archive streaming to stdout (`-o oci-archive:-`), the report goes to stderr.
-    let to_stderr = cfg
-        .outputs
-        .iter()
-        .any(|o| o.ends_with(":-") || o.contains(":-:"));
+    let to_stderr = outcome.outputs.iter().any(|o| o.is_stdout());
     let mut out: Box<dyn Write> = if to_stderr {
         Box::new(std::io::stderr().lock())
     } else {

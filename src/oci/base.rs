@@ -4,6 +4,7 @@
 //! made where the index is assembled, `index.rs`).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
 use anyhow::Context;
 use oci_spec::image::ImageConfiguration;
@@ -64,4 +65,148 @@ pub fn from_image(image: &ReadImage, p: &Platform) -> anyhow::Result<BaseImage> 
         annotations,
         warnings: Vec::new(),
     })
+}
+
+/// What a base's layers leave at one path, applying whiteouts the way a runtime unpacks them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum BaseFile {
+    #[default]
+    Absent,
+    /// A regular file and its bytes.
+    File(Vec<u8>),
+    /// Something kiln does not follow (a symlink, a hard link, a directory).
+    Other,
+}
+
+/// `/etc/passwd` and `/etc/group` of a base.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AccountFiles {
+    pub passwd: BaseFile,
+    pub group: BaseFile,
+}
+
+/// Read [`AccountFiles`] from `layers` (bottom first). Only the two files are kept in memory.
+pub fn account_files(layers: &[Layer]) -> anyhow::Result<AccountFiles> {
+    let mut out = AccountFiles::default();
+    for l in layers {
+        let what = format!("base layer {}", l.digest);
+        let tar = super::decode::decoder(&l.blob[..], &l.media_type, &what)?;
+        let mut archive = tar::Archive::new(tar);
+        for entry in archive
+            .entries()
+            .with_context(|| format!("reading {what}"))?
+        {
+            let mut entry = entry.with_context(|| format!("reading {what}"))?;
+            let path = entry.path()?.to_string_lossy().into_owned();
+            let path = path.trim_start_matches("./").trim_start_matches('/');
+            // Whiteouts hide the lower layers' files: /etc itself, everything in it
+            // (opaque), or the one file.
+            if matches!(path, ".wh.etc" | "etc/.wh..wh..opq") {
+                out = AccountFiles::default();
+                continue;
+            }
+            let (hidden, name) = match path.strip_prefix("etc/.wh.") {
+                Some(name) => (true, name),
+                None => (false, path.strip_prefix("etc/").unwrap_or("")),
+            };
+            let slot = match name {
+                "passwd" => &mut out.passwd,
+                "group" => &mut out.group,
+                _ => continue,
+            };
+            *slot = if hidden {
+                BaseFile::Absent
+            } else if entry.header().entry_type().is_file() {
+                // Account files are small: a claimed huge one is read up to 1 MiB.
+                let mut bytes = Vec::new();
+                (&mut entry).take(1 << 20).read_to_end(&mut bytes)?;
+                BaseFile::File(bytes)
+            } else {
+                BaseFile::Other
+            };
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An uncompressed layer holding `files` (path, bytes; `None` makes a symlink).
+    fn layer(files: &[(&str, Option<&[u8]>)]) -> Layer {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, bytes) in files {
+            let mut h = tar::Header::new_gnu();
+            match bytes {
+                Some(bytes) => {
+                    h.set_size(bytes.len() as u64);
+                    h.set_mode(0o644);
+                    b.append_data(&mut h, path, *bytes).unwrap();
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, "/elsewhere").unwrap();
+                }
+            }
+        }
+        Layer {
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            digest: "sha256:test".into(),
+            diff_id: "sha256:test".into(),
+            blob: b.into_inner().unwrap(),
+        }
+    }
+
+    #[test]
+    fn account_files_follow_layers_and_whiteouts() {
+        let base = layer(&[
+            ("etc/passwd", Some(b"a:x:1:1::/:/bin/sh\n")),
+            ("./etc/group", Some(b"g:x:1:\n")),
+        ]);
+        let got = account_files(std::slice::from_ref(&base)).unwrap();
+        assert_eq!(got.passwd, BaseFile::File(b"a:x:1:1::/:/bin/sh\n".to_vec()));
+        assert_eq!(got.group, BaseFile::File(b"g:x:1:\n".to_vec()));
+        // A later layer replaces, whites out one file, or hides all of /etc.
+        let replaced = layer(&[("etc/passwd", Some(b"b:x:2:2::/:/bin/sh\n"))]);
+        let got = account_files(&[base.clone(), replaced]).unwrap();
+        assert_eq!(got.passwd, BaseFile::File(b"b:x:2:2::/:/bin/sh\n".to_vec()));
+        let gone = layer(&[("etc/.wh.passwd", Some(b""))]);
+        let got = account_files(&[base.clone(), gone]).unwrap();
+        assert_eq!(
+            (got.passwd, got.group.clone()),
+            (BaseFile::Absent, got.group)
+        );
+        for hide in [".wh.etc", "etc/.wh..wh..opq"] {
+            let got = account_files(&[base.clone(), layer(&[(hide, Some(b""))])]).unwrap();
+            assert_eq!(got, AccountFiles::default(), "{hide}");
+        }
+        let linked = layer(&[("etc/passwd", None)]);
+        assert_eq!(
+            account_files(&[base, linked]).unwrap().passwd,
+            BaseFile::Other
+        );
+    }
+
+    #[test]
+    fn user_names_are_checked_against_the_account_files() {
+        use crate::oci::validate::user_in_base;
+        let files = AccountFiles {
+            passwd: BaseFile::File(b"root:x:0:0::/:/bin/sh\napp:x:9:9::/:/bin/sh\n".to_vec()),
+            group: BaseFile::File(b"app:x:9:\n".to_vec()),
+        };
+        for ok in ["app", "app:app", "9:app", "app:9", "0", "1:2", "root"] {
+            assert!(user_in_base(ok, "b", &files).is_ok(), "{ok}");
+        }
+        for bad in ["ap", "application", "app:root", "x:app"] {
+            assert!(user_in_base(bad, "b", &files).is_err(), "{bad}");
+        }
+        let unknown = AccountFiles {
+            passwd: BaseFile::Other,
+            group: BaseFile::Absent,
+        };
+        assert!(user_in_base("app", "b", &unknown).is_ok());
+        assert!(user_in_base("app:app", "b", &unknown).is_err());
+    }
 }

@@ -34,6 +34,27 @@ fn resolve_bases(platforms: &[&Platform], opts: &BuildOptions) -> anyhow::Result
     }
 }
 
+/// A user name must be defined by the base it runs on (unless kiln's own layer brings the
+/// account files): the checks `validate::image_spec` could not make before the base was read.
+fn check_users(images: &[PlatformImage], bases: &[BaseImage], base: &str) -> anyhow::Result<()> {
+    for (img, b) in images.iter().zip(bases) {
+        let user = img.spec.user.trim();
+        let named = user
+            .split(':')
+            .any(|p| !p.is_empty() && !p.bytes().all(|c| c.is_ascii_digit()));
+        let own = img
+            .entries
+            .iter()
+            .any(|e| matches!(e.path.trim_start_matches('/'), "etc/passwd" | "etc/group"));
+        if named && !own {
+            let files = base::account_files(&b.layers)
+                .with_context(|| format!("reading /etc/passwd of {base} ({})", img.platform))?;
+            super::validate::user_in_base(user, base, &files)?;
+        }
+    }
+    Ok(())
+}
+
 /// `org.opencontainers.image.*` annotations from the metadata; `created` only with
 /// `SOURCE_DATE_EPOCH`, so that builds without it stay reproducible.
 pub fn auto_annotations(m: &Metadata, source_date_epoch: Option<u64>) -> BTreeMap<String, String> {
@@ -99,6 +120,9 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     let platforms: Vec<&crate::target::Platform> = images.iter().map(|i| &i.platform).collect();
     let bases: Vec<BaseImage> =
         resolve_bases(&platforms, opts).context("preparing the base image")?;
+    if let Base::Image(reference) = &opts.base {
+        check_users(images, &bases, reference)?;
+    }
 
     // Tars first (files mapped, not copied) and their digests, then each distinct tar is
     // compressed once; all cores share the compression work. An image's own layers are its

@@ -182,6 +182,47 @@ pub fn mode(mode: u32, what: &str) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// A user given by name must exist in the base image it runs on: `name` in its
+/// /etc/passwd, `group` in its /etc/group (numeric ids need no entry). Checked once the base
+/// is read, still before anything is written.
+pub fn user_in_base(
+    user: &str,
+    base: &str,
+    files: &super::base::AccountFiles,
+) -> Result<(), UsageError> {
+    use super::base::BaseFile;
+    let mut parts = user.split(':');
+    let lookups = [
+        (parts.next(), &files.passwd, "/etc/passwd", "user"),
+        (parts.next(), &files.group, "/etc/group", "group"),
+    ];
+    for (part, file, path, what) in lookups {
+        let Some(name) = part.filter(|p| !p.is_empty() && !p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let found = match file {
+            BaseFile::Other => continue,
+            BaseFile::Absent => false,
+            BaseFile::File(bytes) => bytes
+                .split(|&b| b == b'\n')
+                .any(|line| line.split(|&b| b == b':').next() == Some(name.as_bytes())),
+        };
+        if !found {
+            let has = if *file == BaseFile::Absent {
+                format!("has no {path}")
+            } else {
+                format!("has no {what} `{name}` in {path}")
+            };
+            return Err(usage(format!(
+                "user `{user}`: the base image {base} {has}, so a runtime cannot resolve it: \
+                 use numeric ids (e.g. 65532:65532) or a {what} the base defines"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
