@@ -248,6 +248,11 @@ pub struct BuildArgs {
     /// `need`). Comma-separated or repeated.
     #[arg(long = "component", value_name = "NAME", value_delimiter = ',')]
     pub components: Vec<String>,
+    /// Also write a debug twin of each image, tagged `<tag>-debug`: the same layers plus a
+    /// static busybox (Debian's busybox-static, pinned in kiln-base.lock) at /busybox, and
+    /// `/busybox/sh` as the entrypoint.
+    #[arg(long)]
+    pub debug_image: bool,
     #[command(flatten)]
     pub cargo: CargoFlags,
 }

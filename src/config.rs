@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub lint: Option<LintConfig>,
     /// `[[component]]`: the projects and build steps of a polyglot image.
     pub component: Option<Vec<FileComponent>>,
+    /// Write a debug twin of each image (`--debug-image`).
+    pub debug_image: Option<bool>,
 }
 
 /// One `[[component]]` of a root kiln.toml: a Rust, Go or C project (`path`), or a command
@@ -341,6 +343,8 @@ pub struct BuildConfig {
     pub components: Vec<FileComponent>,
     /// `--component`: the components to build (with what they need); empty = all.
     pub only_components: Vec<String>,
+    /// `--debug-image`: also write each image's debug twin (`<tag>-debug`, with busybox).
+    pub debug_image: bool,
 }
 
 /// Read the project's config file: `kiln.toml` if present, else `[package.metadata.kiln]`.
@@ -540,6 +544,7 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         outputs,
         components: file.component.clone().unwrap_or_default(),
         only_components: args.components.clone(),
+        debug_image: args.debug_image || file.debug_image.unwrap_or(false),
         project_dir,
     })
 }

@@ -329,3 +329,74 @@ fn component_mistakes_exit_2_before_anything_builds_and_subsets_build_alone() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(tmp.path().join("dist-alone/linux-arm64/checksum").is_file());
 }
+
+/// `--debug-image` on the example (amd64: this machine's apt has busybox-static for it):
+/// the production image is the same as without the flag, the twin adds one layer with
+/// busybox, and in Docker its shell lists the binaries.
+#[test]
+fn debug_image_twin_has_busybox_and_leaves_the_production_image_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("polyglot");
+    copy_dir(&common::example("polyglot"), &project);
+    let build = |name: &str, extra: &[&str]| {
+        let layout = format!("oci:{}:1.0", tmp.path().join(name).display());
+        let out = common::kiln()
+            .arg("build")
+            .arg(&project)
+            .args(["--platform", "linux/amd64", "--out-dir"])
+            .arg(tmp.path().join("dist"))
+            .args(["-o", &layout])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let image = kiln::oci::read_image(&layout).unwrap();
+        (layout, image)
+    };
+    let (_, plain) = build("plain", &[]);
+    let archive = tmp.path().join("app.tar");
+    let reference = format!("kiln-test/polyglot:{}", std::process::id());
+    let (layout, with_twin) = build(
+        "twin",
+        &[
+            "--debug-image",
+            "-o",
+            &format!("docker-archive:{}:{reference}", archive.display()),
+        ],
+    );
+    assert_eq!(plain.digest, with_twin.digest, "production image unchanged");
+    let lock = std::fs::read_to_string(project.join("kiln-base.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"busybox-static\"") && lock.contains("sha256 = "),
+        "{lock}"
+    );
+
+    let twin = kiln::oci::read_image(&format!("{layout}-debug")).unwrap();
+    let (prod, dbg) = (&with_twin.platforms[0], &twin.platforms[0]);
+    assert_eq!(dbg.layers.len(), prod.layers.len() + 1);
+    for (a, b) in prod.layers.iter().zip(&dbg.layers) {
+        assert_eq!(a.diff_id, b.diff_id, "the same layers first");
+    }
+    let cfg = dbg.config.config().as_ref().unwrap();
+    assert_eq!(cfg.entrypoint().as_deref().unwrap(), ["/busybox/sh"]);
+    let busybox = crate::oci_support::tar_entries(&dbg.layers.last().unwrap().tar().unwrap());
+    let paths: Vec<&str> = busybox.iter().map(|e| e.0.as_str()).collect();
+    assert!(
+        paths.contains(&"busybox/busybox") && paths.contains(&"busybox/ls"),
+        "{paths:?}"
+    );
+    let twin_archive = tmp.path().join("app-debug.tar");
+    assert!(twin_archive.is_file());
+
+    if docker_ready() {
+        let loaded = docker_load(&twin_archive);
+        assert_eq!(loaded, format!("{reference}-debug"));
+        let out =
+            run(Command::new("docker").args(["run", "--rm", &loaded, "-c", "ls /usr/local/bin"]));
+        let _ = Command::new("docker").args(["rmi", "-f", &loaded]).output();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "checksum\nserver\nworker\n"
+        );
+    }
+}

@@ -84,6 +84,9 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
     if let Some(index) = &outcome.index {
         writeln!(out, "index {} -> {}", index.digest, cfg.outputs.join(", "))?;
     }
+    if let Some(index) = &outcome.debug_index {
+        writeln!(out, "debug index {} (tags with -debug)", index.digest)?;
+    }
     if !outcome.release.is_empty() {
         let names: Vec<String> = outcome
             .release

@@ -86,12 +86,12 @@ impl LockFile {
 }
 
 /// kiln's cache of downloaded .deb files (under `$KILN_CACHE_DIR` like every cache).
-fn cache_dir() -> PathBuf {
+pub(super) fn cache_dir() -> PathBuf {
     crate::fsutil::cache_dir().join("debs")
 }
 
 /// `apt-get download` the given `name[=version]`s into `dir` (the host's apt sources).
-fn apt_download(specs: &[String], dir: &Path) -> anyhow::Result<()> {
+pub(super) fn apt_download(specs: &[String], dir: &Path) -> anyhow::Result<()> {
     fs_err::create_dir_all(dir)?;
     Cmd::new("apt-get", "download the Debian packages of the distroless base")
         .arg("download")
@@ -396,7 +396,9 @@ fn walk(root: &Path, out: &mut Vec<LayerEntry>) -> anyhow::Result<()> {
 pub fn resolve(src: &DistrolessSource, opts: &BuildOptions) -> anyhow::Result<BaseImage> {
     let (entries, what) = match src {
         DistrolessSource::Debs { lock, debs } => {
-            let l = LockFile::read(lock)?;
+            let mut l = LockFile::read(lock)?;
+            // The lock also pins packages of other images (the debug twin's busybox).
+            l.package.retain(|p| PACKAGES.contains(&p.name.as_str()));
             let debs_bytes = fetch(&l, debs.as_deref())?;
             let names: Vec<String> = l
                 .package

@@ -39,6 +39,7 @@ pub mod archive;
 pub mod base;
 mod compress;
 mod deb;
+pub mod debug;
 pub mod decode;
 pub mod distroless;
 pub mod image;

@@ -343,6 +343,7 @@ pub fn build(
 ) -> anyhow::Result<BuildOutcome> {
     let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
     oci::output::check_push(&outputs, push.by_digest)?;
+    let twin = super::debug::prepare(cfg, &outputs)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let root = std::path::absolute(&cfg.project_dir)?;
     let comps = resolve(&root, &cfg.components, &cfg.only_components)?;
@@ -433,7 +434,7 @@ pub fn build(
         }
     }
 
-    let (index, pushed) = if image_wanted {
+    let (index, pushed, debug_index) = if image_wanted {
         let extra = pack::extra_files(&cfg.image)?;
         let images: Vec<PlatformImage> = cfg
             .targets
@@ -496,9 +497,17 @@ pub fn build(
                 progress.say(&format!("wrote {o}"));
             }
         }
-        (Some(index), pushed)
+        let debug_index = match &twin {
+            Some(t) => {
+                let d = super::debug::build(t, &images, &opts)?;
+                super::debug::write(t, &d, push, progress)?;
+                Some(d)
+            }
+            None => None,
+        };
+        (Some(index), pushed, debug_index)
     } else {
-        (None, None)
+        (None, None, None)
     };
     Ok(BuildOutcome {
         artifacts,
@@ -507,6 +516,7 @@ pub fn build(
         referrers: Vec::new(),
         outputs,
         pushed,
+        debug_index,
     })
 }
 

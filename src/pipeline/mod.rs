@@ -5,10 +5,11 @@
 //!
 //! Modules: `stages` (planning and running the builders), `gate` (the inspector verdict on
 //! every binary, the smoke run), `pack` (images, index, outputs), `components` (polyglot
-//! builds from `[[component]]` tables).
+//! builds from `[[component]]` tables), `debug` (`--debug-image` twins).
 
 pub mod attest;
 pub mod components;
+pub mod debug;
 pub mod gate;
 pub mod pack;
 pub mod stages;
@@ -37,6 +38,8 @@ pub struct BuildOutcome {
     pub outputs: Vec<OutputSpec>,
     /// What the push to `docker://` outputs did, if there were some.
     pub pushed: Option<Pushed>,
+    /// The debug twins' index (`--debug-image`).
+    pub debug_index: Option<BuiltIndex>,
 }
 
 /// Build every target of `cfg`, gate and copy the binaries, and write the image outputs
@@ -50,21 +53,24 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     let outputs = oci::output::parse_outputs(&cfg.outputs, cfg.docker_platform.as_deref())?;
     oci::output::check_push(&outputs, push.by_digest)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
+    let twin = debug::prepare(cfg, &outputs)?;
     let plan = stages::prepare(cfg, progress)?;
     let mut artifacts = stages::run(&plan, cfg, progress)?;
     if cfg.release.strip {
         strip::split_debuginfo(&mut artifacts, progress)?;
     }
-    let index = if outputs.is_empty() {
-        None
+    let (index, debug_index) = if outputs.is_empty() {
+        (None, None)
     } else {
-        Some(pack::pack_build(
+        let (index, debug_index) = pack::pack_build(
             cfg,
             &artifacts,
             &plan,
             source_date_epoch,
             progress,
-        )?)
+            twin.as_ref(),
+        )?;
+        (Some(index), debug_index)
     };
     // SBOMs and provenance before the images are written: they are attached to them.
     let (release, referrers) = if attest::wanted(cfg) {
@@ -83,6 +89,9 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
         None => None,
     };
+    if let (Some(t), Some(d)) = (&twin, &debug_index) {
+        debug::write(t, d, push, progress)?;
+    }
     Ok(BuildOutcome {
         artifacts,
         index,
@@ -90,5 +99,6 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         referrers,
         outputs,
         pushed,
+        debug_index,
     })
 }

@@ -59,14 +59,15 @@ pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Ve
 }
 
 /// One image per platform (the binaries, extra files, config) and the index, in memory;
-/// [`write_outputs`] writes them.
+/// [`write_outputs`] writes them. With `twin`, also the debug twins' index.
 pub fn pack_build(
     cfg: &BuildConfig,
     artifacts: &[Artifact],
     plan: &Plan,
     source_date_epoch: Option<u64>,
     progress: &Progress,
-) -> anyhow::Result<BuiltIndex> {
+    twin: Option<&super::debug::Twin>,
+) -> anyhow::Result<(BuiltIndex, Option<BuiltIndex>)> {
     let img = &cfg.image;
     let extra = extra_files(img)?;
     let package = plan.package.as_ref();
@@ -107,7 +108,10 @@ pub fn pack_build(
     for w in &index.warnings {
         progress.say(&format!("warning: {w}"));
     }
-    Ok(index)
+    let debug = twin
+        .map(|t| super::debug::build(t, &images, &opts))
+        .transpose()?;
+    Ok((index, debug))
 }
 
 /// Write the index to every output (`docker://` ones pushed as `push` says), with
