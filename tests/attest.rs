@@ -2,7 +2,7 @@
 //! (PyPI spdx-tools), CycloneDX documents through `check-jsonschema` with the 1.5 schema
 //! shipped in cyclonedx-python-lib — both installed by `cargo xtask setup`.
 
-use crate::common;
+use crate::support::{self, have_tool, unavailable};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,15 +10,6 @@ use std::process::Command;
 use kiln::attest::sbom::{Component, Kind};
 use kiln::attest::sources::{self, DebPackage, DeclaredComponent, Found};
 use kiln::attest::{BaseInput, BinaryInput, Format, ImageInput, platform_sbom, release_sbom};
-
-/// Fail in CI, skip elsewhere.
-fn unavailable(msg: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg} (run `cargo xtask setup`)");
-    }
-    eprintln!("SKIP: {msg} (run `cargo xtask setup`)");
-    false
-}
 
 /// The CycloneDX 1.5 JSON schema as cyclonedx-python-lib ships it.
 fn cyclonedx_schema() -> Option<PathBuf> {
@@ -34,18 +25,18 @@ fn cyclonedx_schema() -> Option<PathBuf> {
 }
 
 fn validators() -> Option<PathBuf> {
-    if which::which("pyspdxtools").is_err() {
-        unavailable("pyspdxtools not found: `python3 -m pip install spdx-tools`");
-        return None;
-    }
-    if which::which("check-jsonschema").is_err() {
-        unavailable("check-jsonschema not found: `python3 -m pip install check-jsonschema`");
+    if !have_tool("pyspdxtools", "python3 -m pip install spdx-tools")
+        || !have_tool(
+            "check-jsonschema",
+            "python3 -m pip install check-jsonschema",
+        )
+    {
         return None;
     }
     let schema = cyclonedx_schema();
     if schema.is_none() {
         unavailable(
-            "the CycloneDX schema was not found: `python3 -m pip install cyclonedx-python-lib`",
+            "the CycloneDX schema was not found: `python3 -m pip install cyclonedx-python-lib` (or run `cargo xtask setup`)",
         );
     }
     schema
@@ -224,9 +215,9 @@ fn cargo_tree(manifest: &Path, triple: &str) -> std::collections::BTreeSet<Strin
 fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
     let Some(schema) = validators() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let project = common::example("hello-rust");
+    let project = support::example("hello-rust");
     let build = |dist: &str, sbom: &str| {
-        let out = common::build_into(
+        let out = support::build_into(
             &project,
             "linux/arm64",
             &tmp.path().join(dist),
@@ -242,7 +233,7 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
                 "json",
             ],
         );
-        common::json_lines(&out)
+        support::json_lines(&out)
     };
     let one = build("one", "both");
     let dist = tmp.path().join("one");
@@ -361,8 +352,7 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         ("skopeo", "apt-get install -y skopeo"),
         ("openssl", "apt-get install -y openssl"),
     ] {
-        if which::which(tool).is_err() {
-            unavailable(&format!("{tool} not found: `{install}`"));
+        if !have_tool(tool, install) {
             return;
         }
     }
@@ -384,10 +374,10 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         t,
     );
     openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"], t);
-    let project = common::example("hello-rust");
+    let project = support::example("hello-rust");
     let repo = format!("{}/attest/hello", reg.addr);
     let layout = t.join("img");
-    let out = common::build_into(
+    let out = support::build_into(
         &project,
         "linux/arm64",
         &t.join("dist"),
@@ -405,8 +395,8 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             "json",
         ],
     );
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let msgs = common::json_lines(&out);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs = support::json_lines(&out);
     let index_digest = msgs
         .iter()
         .find(|m| m["reason"] == "index")
@@ -493,8 +483,8 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         format!("oci:{}:v1", layout.display()),
         format!("docker://{repo}:v1"),
     ] {
-        let out = common::run(common::kiln().args(["inspect", "--json", &image]));
-        assert!(out.status.success(), "{}", common::stderr(&out));
+        let out = support::capture(support::kiln().args(["inspect", "--json", &image]));
+        assert!(out.status.success(), "{}", support::stderr(&out));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let list = doc["attestations"].as_array().unwrap();
         assert_eq!(list.len(), 5, "{image}: {list:?}");
@@ -508,15 +498,15 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             list.iter()
                 .any(|a| a["predicate_type"] == "https://slsa.dev/provenance/v1")
         );
-        let human = common::run(common::kiln().args(["inspect", &image]));
-        let text = common::stdout(&human);
+        let human = support::capture(support::kiln().args(["inspect", &image]));
+        let text = support::stdout(&human);
         assert!(text.contains("ATTACHED TO"), "{text}");
         assert!(text.contains("index  "), "{text}");
         assert!(text.contains("application/vnd.in-toto+json"), "{text}");
     }
 
     // The same image without attestations has the same digests.
-    let plain = common::build_into(
+    let plain = support::build_into(
         &project,
         "linux/arm64",
         &t.join("dist-plain"),
@@ -532,7 +522,7 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             "json",
         ],
     );
-    let plain = common::json_lines(&plain);
+    let plain = support::json_lines(&plain);
     assert!(
         plain
             .iter()
@@ -620,17 +610,17 @@ fn a_bad_signing_key_is_a_usage_error_before_building() {
         (tmp.path().join("missing.pem"), "cannot read"),
         (key, "not supported"),
     ] {
-        let out = common::build_into(
-            &common::example("hello-rust"),
+        let out = support::build_into(
+            &support::example("hello-rust"),
             "linux/arm64",
             &tmp.path().join("dist"),
             &["--provenance", "--sign-key", &k.display().to_string()],
         );
         assert_eq!(out.status.code(), Some(2));
         assert!(
-            common::stderr(&out).contains(says),
+            support::stderr(&out).contains(says),
             "{}",
-            common::stderr(&out)
+            support::stderr(&out)
         );
     }
 }

