@@ -644,8 +644,8 @@ fn strip_ships_small_binaries_and_gdb_symbolises_them_with_the_debug_file() {
     let t = tmp.path();
     let layout = t.join("img");
     // The dev profile: full debug info, as a crash report would want.
-    let out = common::build_into(
-        &common::example("hello-rust"),
+    let out = support::build_into(
+        &support::example("hello-rust"),
         "linux/amd64",
         &t.join("dist"),
         &[
@@ -656,8 +656,8 @@ fn strip_ships_small_binaries_and_gdb_symbolises_them_with_the_debug_file() {
             "json",
         ],
     );
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let msgs = common::json_lines(&out);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs = support::json_lines(&out);
     let dir = t.join("dist/linux-amd64");
     let (bin, debug) = (dir.join("hello"), dir.join("hello.debug"));
     assert!(
@@ -675,7 +675,7 @@ fn strip_ships_small_binaries_and_gdb_symbolises_them_with_the_debug_file() {
     assert!(std::fs::metadata(&debug).unwrap().len() > data.len() as u64);
 
     // The image holds the stripped binary.
-    let insp = common::run(common::kiln().args([
+    let insp = support::capture(support::kiln().args([
         "inspect",
         "--json",
         &format!("oci:{}:v1", layout.display()),
