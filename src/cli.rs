@@ -236,6 +236,10 @@ pub struct BuildArgs {
     /// DSSE envelopes written next to them and attached with them.
     #[arg(long, value_name = "KEY.pem")]
     pub sign_key: Option<PathBuf>,
+    /// Ship stripped binaries (image, archives, output directory) and keep each one's debug
+    /// info in `<out-dir>/<platform>/<name>.debug`, linked by `.gnu_debuglink`.
+    #[arg(long)]
+    pub strip: bool,
     /// Let the config's `[image] files` copy sources from outside the project directory
     /// (refused by default: a cloned repository's config must not pull host files in).
     #[arg(long)]

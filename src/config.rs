@@ -105,6 +105,8 @@ pub struct FileRelease {
     pub provenance: Option<bool>,
     /// `referrers` or `none`: attach SBOMs and provenance to images.
     pub attestations: Option<String>,
+    /// Strip the binaries and keep their debug info in `<name>.debug` files.
+    pub split_debuginfo: Option<bool>,
 }
 
 /// What a build writes besides binaries and images, resolved.
@@ -121,6 +123,8 @@ pub struct ReleaseConfig {
     pub attestations: Option<crate::attest::Attestations>,
     /// `--sign-key`, read and checked.
     pub sign_key: Option<crate::attest::sign::SigningKey>,
+    /// `--strip` / `split-debuginfo`: ship stripped binaries, debug info beside them.
+    pub strip: bool,
 }
 
 impl ReleaseConfig {
@@ -834,6 +838,7 @@ fn resolve_release(
         command: std::env::args().collect(),
         attestations,
         sign_key,
+        strip: args.strip || file.split_debuginfo.unwrap_or(false),
     })
 }
 
