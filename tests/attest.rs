@@ -719,3 +719,40 @@ fn strip_ships_small_binaries_and_gdb_symbolises_them_with_the_debug_file() {
     assert!(check.status.success(), "{listed}");
     assert!(listed.contains("linux-amd64/hello.debug: OK"), "{listed}");
 }
+
+/// `--auditable`: cargo-auditable embeds the crate list (`.dep-v0`), kiln's inspector reads
+/// it back, and the crates compiled into the binary are exactly the SBOM's.
+#[test]
+fn auditable_binaries_carry_the_crates_the_sbom_lists() {
+    if which::which("cargo-auditable").is_err() {
+        unavailable("cargo-auditable not found: `cargo install --locked cargo-auditable`");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    let out = support::build_into(
+        &support::example("hello-rust"),
+        "linux/arm64",
+        &dist,
+        &["--release", "--auditable", "--sbom", "spdx"],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let report = kiln::elf::inspect_path(&dist.join("linux-arm64/hello")).unwrap();
+    let deps = report
+        .auditable
+        .expect("no .dep-v0 in an --auditable build");
+    let compiled: std::collections::BTreeSet<String> = deps
+        .iter()
+        .filter(|d| d.kind.as_deref() != Some("build"))
+        .map(|d| format!("{}@{}", d.name, d.version))
+        .collect();
+    assert!(
+        compiled.iter().any(|d| d.starts_with("itoa@")),
+        "{compiled:?}"
+    );
+    let spdx: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dist.join("hello-rust-0.1.0-linux-arm64.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spdx_cargo_packages(&spdx), compiled);
+}
