@@ -257,6 +257,13 @@ pub struct BuildArgs {
     /// `/busybox/sh` as the entrypoint.
     #[arg(long)]
     pub debug_image: bool,
+    /// Build a `[variant.NAME]` of kiln.toml (its settings over the file's), or `all`: every
+    /// variant, each to the outputs' tag with `-NAME` appended.
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
+    /// Print the resolved configuration and where each value came from; build nothing.
+    #[arg(long)]
+    pub print_config: bool,
     #[command(flatten)]
     pub cargo: CargoFlags,
 }
