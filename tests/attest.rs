@@ -756,3 +756,68 @@ fn auditable_binaries_carry_the_crates_the_sbom_lists() {
     .unwrap();
     assert_eq!(spdx_cargo_packages(&spdx), compiled);
 }
+
+/// Every `referenceLocator` (purl) of an SPDX document.
+fn spdx_purls(doc: &serde_json::Value) -> Vec<String> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["referenceLocator"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The Go and C examples: their SBOMs validate, hello-go's lists its module and the Go
+/// version its build info names as `pkg:golang/stdlib`, hello-c's the musl zig linked in.
+#[test]
+fn hello_go_and_hello_c_sboms_list_go_stdlib_and_musl_and_validate() {
+    let Some(schema) = validators() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for example in ["hello-go", "hello-c"] {
+        let dist = tmp.path().join(example);
+        let out = support::build_into(
+            &support::example(example),
+            "linux/arm64",
+            &dist,
+            &["--sbom", "both"],
+        );
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        for f in [
+            format!("{example}-linux-arm64.spdx.json"),
+            format!("{example}-linux-arm64.cdx.json"),
+            format!("{example}.spdx.json"),
+            format!("{example}.cdx.json"),
+        ] {
+            validate(&dist.join(&f), &schema);
+        }
+        let spdx: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dist.join(format!("{example}-linux-arm64.spdx.json"))).unwrap(),
+        )
+        .unwrap();
+        let purls = spdx_purls(&spdx);
+        let report = kiln::elf::inspect_path(&dist.join("linux-arm64").join(example)).unwrap();
+        if example == "hello-go" {
+            let go = report.go.expect("hello-go has Go build info");
+            let version = go.version.trim_start_matches("go");
+            assert!(
+                purls.contains(&format!("pkg:golang/stdlib@{version}")),
+                "{purls:?}"
+            );
+            assert!(
+                purls
+                    .iter()
+                    .any(|p| p
+                        .starts_with(&format!("pkg:golang/{}", go.main.as_ref().unwrap().path))),
+                "{purls:?}"
+            );
+            // Go's own linker, no libc: no musl.
+            assert!(!purls.iter().any(|p| p.contains("musl")), "{purls:?}");
+        } else {
+            assert!(
+                purls.iter().any(|p| p.starts_with("pkg:generic/musl@1.")),
+                "{purls:?}"
+            );
+        }
+    }
+}
