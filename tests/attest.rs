@@ -163,6 +163,50 @@ fn sboms_validate_against_the_official_schemas() {
     }
 }
 
+/// Parse a provenance statement strictly against the in-toto attestation framework's
+/// definitions (PyPI in-toto-attestation): the Statement v1 (validated), and the predicate
+/// as SLSA provenance v1 — an unknown or mistyped field is an error.
+const CHECK_PROVENANCE: &str = r#"
+import json, sys
+from google.protobuf import json_format
+from in_toto_attestation.v1.statement import Statement
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+doc = json.load(open(sys.argv[1]))
+Statement.copy_from_pb(json_format.ParseDict(doc, statement_pb2.Statement())).validate()
+assert doc["predicateType"] == "https://slsa.dev/provenance/v1", doc["predicateType"]
+p = json_format.ParseDict(doc["predicate"], provenance_pb2.Provenance())
+assert p.build_definition.build_type and p.run_details.builder.id
+for d in p.build_definition.resolved_dependencies:
+    assert d.uri or d.digest or d.content, d
+print("ok")
+"#;
+
+/// Check a provenance file with [`CHECK_PROVENANCE`]; `false` when the bindings are missing.
+fn check_provenance(path: &Path) -> bool {
+    let have = Command::new("python3")
+        .args(["-c", "import in_toto_attestation"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        unavailable("in-toto-attestation not found: `python3 -m pip install in-toto-attestation`");
+        return false;
+    }
+    let out = Command::new("python3")
+        .args(["-c", CHECK_PROVENANCE])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} is not SLSA provenance v1:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 /// `name@version` of every `pkg:cargo` purl in an SPDX document.
 fn spdx_cargo_packages(doc: &serde_json::Value) -> std::collections::BTreeSet<String> {
     doc["packages"]
@@ -253,6 +297,9 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
         let name = path.to_string_lossy().into_owned();
         if name.ends_with(".spdx.json") || name.ends_with(".cdx.json") {
             validate(&path, &schema);
+        }
+        if name.ends_with(".intoto.json") {
+            check_provenance(&path);
         }
     }
 
