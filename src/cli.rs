@@ -243,6 +243,10 @@ pub struct BuildArgs {
     /// info in `<out-dir>/<platform>/<name>.debug`, linked by `.gnu_debuglink`.
     #[arg(long)]
     pub strip: bool,
+    /// Rust: build with `cargo auditable` (installed by `cargo xtask setup`), embedding the
+    /// crate list in a `.dep-v0` section that binary scanners and `kiln inspect` read.
+    #[arg(long)]
+    pub auditable: bool,
     /// Let the config's `[image] files` copy sources from outside the project directory
     /// (refused by default: a cloned repository's config must not pull host files in).
     #[arg(long)]

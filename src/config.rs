@@ -292,6 +292,8 @@ pub struct CargoConfig {
     pub frozen: bool,
     /// `--manifest-path`; `None` = `<project>/Cargo.toml`.
     pub manifest_path: Option<PathBuf>,
+    /// `--auditable`: build with `cargo auditable build`, embedding the dependency list.
+    pub auditable: bool,
 }
 
 impl From<&CargoFlags> for CargoConfig {
@@ -307,6 +309,7 @@ impl From<&CargoFlags> for CargoConfig {
             offline: f.offline,
             frozen: f.frozen,
             manifest_path: f.manifest_path.clone(),
+            auditable: false,
         }
     }
 }
@@ -565,7 +568,10 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         image,
         bins: args.cargo.bins.clone(),
         target_dir: args.cargo.target_dir.clone(),
-        cargo: CargoConfig::from(&args.cargo),
+        cargo: CargoConfig {
+            auditable: args.auditable,
+            ..CargoConfig::from(&args.cargo)
+        },
         go: file.go.clone().unwrap_or_default(),
         c: file.c.clone().unwrap_or_default(),
         release: resolve_release(args, file.release.clone().unwrap_or_default(), &outputs)?,
