@@ -41,21 +41,21 @@ const PLATFORMS: &str = "linux/amd64,linux/arm64,linux/386";
 
 /// What one timed run cost.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
-    wall: Duration,
+pub(super) struct Sample {
+    pub(super) wall: Duration,
     /// user + sys of every process in the tree.
-    cpu: Duration,
+    pub(super) cpu: Duration,
     /// Peak of the summed resident set sizes of the tree, bytes.
-    peak_rss: u64,
+    pub(super) peak_rss: u64,
 }
 
 impl Sample {
-    fn utilisation(&self) -> f64 {
+    pub(super) fn utilisation(&self) -> f64 {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         self.cpu.as_secs_f64() / self.wall.as_secs_f64() / cpus
     }
 
-    fn show(&self) -> String {
+    pub(super) fn show(&self) -> String {
         format!(
             "{:>7.1} s  cpu {:>4.0}%  peak rss {:>6.0} MiB",
             self.wall.as_secs_f64(),
@@ -120,7 +120,7 @@ fn tree_rss(root: u32) -> u64 {
 }
 
 /// Run `cmd` to success (output discarded) and measure it.
-fn measure(cmd: &mut Command) -> anyhow::Result<Sample> {
+pub(super) fn measure(cmd: &mut Command) -> anyhow::Result<Sample> {
     let cpu0 = children_cpu();
     let t = Instant::now();
     let child = cmd

@@ -5,6 +5,7 @@ mod build;
 mod go;
 mod image;
 mod inspect;
+mod polyglot;
 mod push;
 
 use std::path::{Path, PathBuf};
@@ -15,12 +16,13 @@ use anyhow::bail;
 type Bench = fn(kiln: &Path) -> anyhow::Result<()>;
 
 /// The benchmarks by name, in the order `cargo xtask bench` runs them all.
-const BENCHES: [(&str, Bench); 5] = [
+const BENCHES: [(&str, Bench); 6] = [
     ("go", go::run_bench),
     ("build", build::run_bench),
     ("image", image::run_bench),
     ("inspect", inspect::run_bench),
     ("push", push::run_bench),
+    ("polyglot", polyglot::run_bench),
 ];
 
 /// The benchmark names, for the usage text.
