@@ -10,8 +10,8 @@ use anyhow::Context;
 
 mod cmake;
 
-pub use cmake::{cmake_executables, toolchain_file_text};
 use cmake::cmake_executables_declared;
+pub use cmake::{cmake_executables, toolchain_file_text};
 
 use crate::builders::{Built, PackageInfo, Plan, Stage};
 use crate::config::{BuildConfig, CConfig};

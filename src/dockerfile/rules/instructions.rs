@@ -175,7 +175,13 @@ pub(super) fn instructions(df: &Dockerfile, stages: &[Stage], out: &mut Vec<Find
     }
 }
 
-pub(super) fn copy_from(from: &str, st: &Stage, stages: &[Stage], line: usize, out: &mut Vec<Finding>) {
+pub(super) fn copy_from(
+    from: &str,
+    st: &Stage,
+    stages: &[Stage],
+    line: usize,
+    out: &mut Vec<Finding>,
+) {
     if from.contains('$') {
         return;
     }
@@ -289,7 +295,12 @@ pub(super) fn secrets(ins: &Instruction, out: &mut Vec<Finding>) {
     }
 }
 
-pub(super) fn run_rules(ins: &Instruction, pip_no_cache_env: bool, in_image: bool, out: &mut Vec<Finding>) {
+pub(super) fn run_rules(
+    ins: &Instruction,
+    pip_no_cache_env: bool,
+    in_image: bool,
+    out: &mut Vec<Finding>,
+) {
     let text = ins.text();
     let cmds = commands(&text);
     let apt = |c: &Vec<String>, sub: &str| {

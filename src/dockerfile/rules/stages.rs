@@ -66,7 +66,12 @@ pub(super) fn split_image(r: &str) -> (String, Option<String>, Option<String>) {
     }
 }
 
-pub(super) fn unpinned_bases(df: &Dockerfile, stages: &[Stage], strict: bool, out: &mut Vec<Finding>) {
+pub(super) fn unpinned_bases(
+    df: &Dockerfile,
+    stages: &[Stage],
+    strict: bool,
+    out: &mut Vec<Finding>,
+) {
     let _ = df;
     for st in stages {
         let image = &st.base_resolved;
@@ -141,7 +146,11 @@ pub(super) fn stage_names(_df: &Dockerfile, stages: &[Stage], out: &mut Vec<Find
     }
 }
 
-pub(super) fn expose_without_healthcheck(df: &Dockerfile, stages: &[Stage], out: &mut Vec<Finding>) {
+pub(super) fn expose_without_healthcheck(
+    df: &Dockerfile,
+    stages: &[Stage],
+    out: &mut Vec<Finding>,
+) {
     let Some(last) = stages.last() else { return };
     let mut chain = vec![last];
     let mut cur = last;
