@@ -624,3 +624,135 @@ fn a_bad_signing_key_is_a_usage_error_before_building() {
         );
     }
 }
+
+/// `--strip`: the image and the output directory get the stripped binary, its debug info
+/// goes to `linux-amd64/hello.debug`, and gdb finds a function's name at its address in
+/// the stripped binary only through that file (`.gnu_debuglink`).
+#[test]
+fn strip_ships_small_binaries_and_gdb_symbolises_them_with_the_debug_file() {
+    for (tool, install) in [
+        ("gdb", "apt-get install -y gdb"),
+        ("llvm-objcopy", "apt-get install -y llvm"),
+        ("nm", "apt-get install -y binutils"),
+    ] {
+        if which::which(tool).is_err() {
+            unavailable(&format!("{tool} not found: `{install}`"));
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let layout = t.join("img");
+    // The dev profile: full debug info, as a crash report would want.
+    let out = support::build_into(
+        &support::example("hello-rust"),
+        "linux/amd64",
+        &t.join("dist"),
+        &[
+            "--strip",
+            "-o",
+            &format!("oci:{}:v1", layout.display()),
+            "--message-format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs = support::json_lines(&out);
+    let dir = t.join("dist/linux-amd64");
+    let (bin, debug) = (dir.join("hello"), dir.join("hello.debug"));
+    assert!(
+        msgs.iter().any(|m| m["reason"] == "output"
+            && m["kind"] == "debug"
+            && m["path"] == debug.display().to_string()),
+        "no debug output message"
+    );
+    let artifact = msgs.iter().find(|m| m["reason"] == "artifact").unwrap();
+    let data = std::fs::read(&bin).unwrap();
+    assert_eq!(artifact["sha256"], kiln::digest::sha256_hex(&data));
+    let report = kiln::elf::inspect_bytes(&data).unwrap();
+    assert!(report.stripped && !report.debug_info, "{report:?}");
+    assert!(kiln::elf::inspect_path(&debug).unwrap().debug_info);
+    assert!(std::fs::metadata(&debug).unwrap().len() > data.len() as u64);
+
+    // The image holds the stripped binary.
+    let insp = support::capture(support::kiln().args([
+        "inspect",
+        "--json",
+        &format!("oci:{}:v1", layout.display()),
+    ]));
+    let doc: serde_json::Value = serde_json::from_slice(&insp.stdout).unwrap();
+    let r = &doc["files"][0]["report"];
+    assert_eq!(r["stripped"], true, "{doc}");
+    assert_eq!(r["debug_info"], false, "{doc}");
+
+    // The address of a function, from the debug file's symbols.
+    let nm = Command::new("nm").arg(&debug).output().unwrap();
+    let addr = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .find(|l| l.ends_with(" kiln_answer"))
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .expect("kiln_answer in the debug file's symbols");
+    let gdb = |binary: &Path| {
+        let out = Command::new("gdb")
+            .args(["-nx", "-batch", "-ex"])
+            .arg(format!("info symbol 0x{addr}"))
+            .arg(binary)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let with = gdb(&bin);
+    assert!(with.contains("kiln_answer in section .text"), "{with}");
+    // Without its debug file the stripped binary has no name for that address.
+    std::fs::create_dir(t.join("alone")).unwrap();
+    std::fs::copy(&bin, t.join("alone/hello")).unwrap();
+    let without = gdb(&t.join("alone/hello"));
+    assert!(without.contains("No symbol matches"), "{without}");
+
+    // SHA256SUMS covers the debug file.
+    let check = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(t.join("dist"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(check.status.success(), "{listed}");
+    assert!(listed.contains("linux-amd64/hello.debug: OK"), "{listed}");
+}
+
+/// `--auditable`: cargo-auditable embeds the crate list (`.dep-v0`), kiln's inspector reads
+/// it back, and the crates compiled into the binary are exactly the SBOM's.
+#[test]
+fn auditable_binaries_carry_the_crates_the_sbom_lists() {
+    if which::which("cargo-auditable").is_err() {
+        unavailable("cargo-auditable not found: `cargo install --locked cargo-auditable`");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    let out = support::build_into(
+        &support::example("hello-rust"),
+        "linux/arm64",
+        &dist,
+        &["--release", "--auditable", "--sbom", "spdx"],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let report = kiln::elf::inspect_path(&dist.join("linux-arm64/hello")).unwrap();
+    let deps = report
+        .auditable
+        .expect("no .dep-v0 in an --auditable build");
+    let compiled: std::collections::BTreeSet<String> = deps
+        .iter()
+        .filter(|d| d.kind.as_deref() != Some("build"))
+        .map(|d| format!("{}@{}", d.name, d.version))
+        .collect();
+    assert!(
+        compiled.iter().any(|d| d.starts_with("itoa@")),
+        "{compiled:?}"
+    );
+    let spdx: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dist.join("hello-rust-0.1.0-linux-arm64.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spdx_cargo_packages(&spdx), compiled);
+}

@@ -268,24 +268,7 @@ fn an_unchanged_module_is_not_rebuilt_and_a_changed_one_is() {
     for f in ["go.mod", "main.go"] {
         std::fs::copy(example("hello-go").join(f), project.join(f)).unwrap();
     }
-    // A go that logs its subcommand, then runs the real one.
-    let real = kiln::toolchain::go::find_go().unwrap().path;
-    let log = tmp.path().join("go.log");
-    let wrapper = tmp.path().join("go");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
-            real.display()
-        ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
+    let (wrapper, log) = crate::support::logging_go(tmp.path());
     let target_dir = tmp.path().join("target");
     let out = tmp.path().join("dist");
     let build = |extra_env: &[(&str, &str)]| {

@@ -30,3 +30,4 @@ mod oci_layout;
 mod polyglot;
 mod registry;
 mod toolchain;
+mod variants;

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::{
-    self, arm64_binfmt_ready, copy_dir, docker_load, docker_ready, json_lines, run_ok, stderr,
+    self, arm64_binfmt_ready, copy_dir, docker_load, docker_ready, free_port, json_lines, run_ok,
+    stderr,
 };
 
 fn kiln_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
@@ -59,14 +60,6 @@ fn smoke_lines(out: &Output) -> Vec<String> {
         .collect();
     lines.sort();
     lines
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path` from a server on 127.0.0.1:port, retried while it starts.

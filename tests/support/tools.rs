@@ -174,3 +174,26 @@ pub fn arm64_binfmt_ready() -> bool {
     }
     dir.join("qemu-aarch64").exists()
 }
+
+/// A `go` in `dir` that appends its subcommand to `dir/go.log`, then runs the real one
+/// (for `KILN_GO`): how tests count `go build` runs. Returns (wrapper, log).
+pub fn logging_go(dir: &Path) -> (PathBuf, PathBuf) {
+    let real = kiln::toolchain::go::find_go().unwrap().path;
+    let log = dir.join("go.log");
+    let wrapper = dir.join("go");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    (wrapper, log)
+}

@@ -24,6 +24,9 @@ const APT_PACKAGES: &[&str] = &[
     "apache2-utils",
     "binutils",
     "file",
+    // llvm-objcopy for --strip (every architecture), gdb to check the split debug info.
+    "llvm",
+    "gdb",
 ];
 
 /// Rust targets with a prebuilt std (others use nightly + rust-src).
