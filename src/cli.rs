@@ -236,6 +236,14 @@ pub struct BuildArgs {
     /// DSSE envelopes written next to them and attached with them.
     #[arg(long, value_name = "KEY.pem")]
     pub sign_key: Option<PathBuf>,
+    /// Ship stripped binaries (image, archives, output directory) and keep each one's debug
+    /// info in `<out-dir>/<platform>/<name>.debug`, linked by `.gnu_debuglink`.
+    #[arg(long)]
+    pub strip: bool,
+    /// Rust: build with `cargo auditable` (installed by `cargo xtask setup`), embedding the
+    /// crate list in a `.dep-v0` section that binary scanners and `kiln inspect` read.
+    #[arg(long)]
+    pub auditable: bool,
     /// Let the config's `[image] files` copy sources from outside the project directory
     /// (refused by default: a cloned repository's config must not pull host files in).
     #[arg(long)]
@@ -249,6 +257,13 @@ pub struct BuildArgs {
     /// `/busybox/sh` as the entrypoint.
     #[arg(long)]
     pub debug_image: bool,
+    /// Build a `[variant.NAME]` of kiln.toml (its settings over the file's), or `all`: every
+    /// variant, each to the outputs' tag with `-NAME` appended.
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
+    /// Print the resolved configuration and where each value came from; build nothing.
+    #[arg(long)]
+    pub print_config: bool,
     #[command(flatten)]
     pub cargo: CargoFlags,
 }

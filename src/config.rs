@@ -38,6 +38,30 @@ pub struct FileConfig {
     pub component: Option<Vec<FileComponent>>,
     /// Write a debug twin of each image (`--debug-image`).
     pub debug_image: Option<bool>,
+    /// `[variant.NAME]`: named sets of overrides (`--variant NAME`).
+    pub variant: Option<BTreeMap<String, FileVariant>>,
+}
+
+/// `[variant.NAME]` in kiln.toml: build and image settings that differ from the file's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct FileVariant {
+    /// Cargo features, added to `--features`.
+    pub features: Vec<String>,
+    /// Go build tags, added to `[go] tags`.
+    pub go_tags: Vec<String>,
+    /// Go `-ldflags`, instead of `[go] ldflags`.
+    pub go_ldflags: Option<String>,
+    /// C preprocessor definitions (`NAME` or `NAME=VALUE`), added to `[c] defines`.
+    pub c_defines: Vec<String>,
+    /// Image environment, over `[image] env`.
+    pub env: BTreeMap<String, String>,
+    /// Image labels, over `[image] labels`.
+    pub labels: BTreeMap<String, String>,
+    /// Image base, instead of `[image] base` (`--base` still wins).
+    pub base: Option<String>,
+    /// Also write debug twins (as `--debug-image`).
+    pub debug: bool,
 }
 
 /// One `[[component]]` of a root kiln.toml: a Rust, Go or C project (`path`), or a command
@@ -81,6 +105,8 @@ pub struct FileRelease {
     pub provenance: Option<bool>,
     /// `referrers` or `none`: attach SBOMs and provenance to images.
     pub attestations: Option<String>,
+    /// Strip the binaries and keep their debug info in `<name>.debug` files.
+    pub split_debuginfo: Option<bool>,
 }
 
 /// What a build writes besides binaries and images, resolved.
@@ -97,6 +123,8 @@ pub struct ReleaseConfig {
     pub attestations: Option<crate::attest::Attestations>,
     /// `--sign-key`, read and checked.
     pub sign_key: Option<crate::attest::sign::SigningKey>,
+    /// `--strip` / `split-debuginfo`: ship stripped binaries, debug info beside them.
+    pub strip: bool,
 }
 
 impl ReleaseConfig {
@@ -264,6 +292,8 @@ pub struct CargoConfig {
     pub frozen: bool,
     /// `--manifest-path`; `None` = `<project>/Cargo.toml`.
     pub manifest_path: Option<PathBuf>,
+    /// `--auditable`: build with `cargo auditable build`, embedding the dependency list.
+    pub auditable: bool,
 }
 
 impl From<&CargoFlags> for CargoConfig {
@@ -279,6 +309,7 @@ impl From<&CargoFlags> for CargoConfig {
             offline: f.offline,
             frozen: f.frozen,
             manifest_path: f.manifest_path.clone(),
+            auditable: false,
         }
     }
 }
@@ -341,6 +372,10 @@ pub struct BuildConfig {
     pub only_components: Vec<String>,
     /// `--debug-image`: also write each image's debug twin (`<tag>-debug`, with busybox).
     pub debug_image: bool,
+    /// The `[variant.NAME]` applied (`--variant NAME`), if any.
+    pub variant: Option<String>,
+    /// The names of the file's `[variant.*]` tables, in name order.
+    pub variant_names: Vec<String>,
 }
 
 /// Read the project's config file: `kiln.toml` if present, else `[package.metadata.kiln]`.
@@ -519,7 +554,7 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
     } else {
         args.outputs.clone()
     };
-    Ok(BuildConfig {
+    let mut cfg = BuildConfig {
         docker_platform: args.docker_platform.clone(),
         smoke: args.smoke || file.smoke.unwrap_or(false),
         smoke_args: if args.smoke_args.is_empty() {
@@ -533,7 +568,10 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         image,
         bins: args.cargo.bins.clone(),
         target_dir: args.cargo.target_dir.clone(),
-        cargo: CargoConfig::from(&args.cargo),
+        cargo: CargoConfig {
+            auditable: args.auditable,
+            ..CargoConfig::from(&args.cargo)
+        },
         go: file.go.clone().unwrap_or_default(),
         c: file.c.clone().unwrap_or_default(),
         release: resolve_release(args, file.release.clone().unwrap_or_default(), &outputs)?,
@@ -541,8 +579,174 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         components: file.component.clone().unwrap_or_default(),
         only_components: args.components.clone(),
         debug_image: args.debug_image || file.debug_image.unwrap_or(false),
+        variant: None,
+        variant_names: file
+            .variant
+            .as_ref()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default(),
         project_dir,
+    };
+    if let Some(name) = args.variant.as_deref().filter(|v| *v != "all") {
+        let v = variant(&file, name)?;
+        apply_variant(&mut cfg, v, args)?;
+        cfg.variant = Some(name.to_string());
+    }
+    Ok(cfg)
+}
+
+/// The `[variant.NAME]` table, or a usage error naming the ones there are.
+fn variant<'a>(file: &'a FileConfig, name: &str) -> anyhow::Result<&'a FileVariant> {
+    let known = file.variant.as_ref();
+    known.and_then(|v| v.get(name)).ok_or_else(|| {
+        let names: Vec<&str> = known
+            .map(|v| v.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        UsageError(if names.is_empty() {
+            format!("--variant {name}: kiln.toml has no [variant.*] tables; add [variant.{name}]")
+        } else {
+            format!(
+                "--variant {name}: no [variant.{name}] in kiln.toml (variants: {}, or all)",
+                names.join(", ")
+            )
+        })
+        .into()
     })
+}
+
+/// A variant's settings over the file's (the command line's `--base` still wins).
+fn apply_variant(cfg: &mut BuildConfig, v: &FileVariant, args: &BuildArgs) -> anyhow::Result<()> {
+    cfg.cargo.features.extend(v.features.iter().cloned());
+    cfg.go.tags.extend(v.go_tags.iter().cloned());
+    if v.go_ldflags.is_some() {
+        cfg.go.ldflags = v.go_ldflags.clone();
+    }
+    cfg.c.defines.extend(v.c_defines.iter().cloned());
+    cfg.image.env.extend(v.env.clone());
+    cfg.image.labels.extend(v.labels.clone());
+    if let (Some(b), None) = (&v.base, &args.base) {
+        cfg.image.base = project_relative_base(b.parse()?, &cfg.project_dir);
+    }
+    cfg.debug_image |= v.debug;
+    validate_image(&cfg.image)
+}
+
+/// `--print-config`: every setting a variant can change and those that pick what is built,
+/// with where its value came from (command line, environment, variant, file, default).
+pub fn explain_build(args: &BuildArgs) -> anyhow::Result<Vec<(String, String, String)>> {
+    let cfg = resolve_build(args)?;
+    let file = read_file_config(&cfg.project_dir)?;
+    let var = match &cfg.variant {
+        Some(n) => Some((n.as_str(), variant(&file, n)?)),
+        None => None,
+    };
+    let from_variant = |set: bool| var.filter(|_| set).map(|(n, _)| format!("variant {n}"));
+    let fi = file.image.clone().unwrap_or_default();
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    let mut row = |k: &str, v: String, src: &str| out.push((k.to_string(), v, src.to_string()));
+    let source = |cli: bool, env: bool, file: bool| {
+        if cli {
+            "command line"
+        } else if env {
+            "environment"
+        } else if file {
+            "file"
+        } else {
+            "default"
+        }
+    };
+    let platforms: Vec<String> = cfg.targets.iter().map(|t| t.platform.to_string()).collect();
+    row(
+        "platforms",
+        platforms.join(","),
+        source(
+            !args.platforms.is_empty(),
+            env_list("KILN_PLATFORMS").is_some(),
+            file.platforms.is_some(),
+        ),
+    );
+    row(
+        "output",
+        cfg.outputs.join(","),
+        source(!args.outputs.is_empty(), false, file.output.is_some()),
+    );
+    row(
+        "out-dir",
+        cfg.out_dir.display().to_string(),
+        source(
+            args.out_dir.is_some(),
+            std::env::var_os("KILN_OUT_DIR").is_some(),
+            file.out_dir.is_some(),
+        ),
+    );
+    row(
+        "smoke",
+        cfg.smoke.to_string(),
+        source(args.smoke, false, file.smoke.is_some()),
+    );
+    for f in &args.cargo.features {
+        row("features", f.clone(), "command line");
+    }
+    for (name, list, field) in [
+        ("features", var.map(|v| &v.1.features), None),
+        ("go.tags", var.map(|v| &v.1.go_tags), Some(&cfg.go.tags)),
+        (
+            "c.defines",
+            var.map(|v| &v.1.c_defines),
+            Some(&cfg.c.defines),
+        ),
+    ] {
+        let from_var: &[String] = list.map(Vec::as_slice).unwrap_or_default();
+        if let Some(all) = field {
+            for x in all.iter().filter(|x| !from_var.contains(x)) {
+                row(name, x.clone(), "file");
+            }
+        }
+        for x in from_var {
+            row(name, x.clone(), &from_variant(true).unwrap_or_default());
+        }
+    }
+    if let Some(l) = &cfg.go.ldflags {
+        let src = from_variant(var.is_some_and(|v| v.1.go_ldflags.is_some()));
+        row(
+            "go.ldflags",
+            l.clone(),
+            &src.unwrap_or_else(|| "file".into()),
+        );
+    }
+    let file_env = fi.env.clone().unwrap_or_default();
+    for (k, v) in &cfg.image.env {
+        let src = from_variant(var.is_some_and(|x| x.1.env.contains_key(k)));
+        let src = src.unwrap_or_else(|| source(false, false, file_env.contains_key(k)).into());
+        row(&format!("image.env.{k}"), v.clone(), &src);
+    }
+    let file_labels = fi.labels.clone().unwrap_or_default();
+    for (k, v) in &cfg.image.labels {
+        let src = from_variant(var.is_some_and(|x| x.1.labels.contains_key(k)));
+        let src = src.unwrap_or_else(|| source(false, false, file_labels.contains_key(k)).into());
+        row(&format!("image.labels.{k}"), v.clone(), &src);
+    }
+    let base = args
+        .base
+        .clone()
+        .or_else(|| var.and_then(|v| v.1.base.clone()))
+        .or(fi.base.clone())
+        .unwrap_or_else(|| "scratch".into());
+    let src = if args.base.is_some() {
+        "command line".to_string()
+    } else {
+        from_variant(var.is_some_and(|v| v.1.base.is_some()))
+            .unwrap_or_else(|| source(false, false, fi.base.is_some()).into())
+    };
+    row("image.base", base, &src);
+    let src = if args.debug_image {
+        "command line".to_string()
+    } else {
+        from_variant(var.is_some_and(|v| v.1.debug))
+            .unwrap_or_else(|| source(false, false, file.debug_image.is_some()).into())
+    };
+    row("debug-image", cfg.debug_image.to_string(), &src);
+    Ok(out)
 }
 
 /// The configuration one project component of a polyglot build is built with: the root's
@@ -574,6 +778,7 @@ pub fn component_config(
         release: ReleaseConfig::default(),
         components: Vec::new(),
         only_components: Vec::new(),
+        variant_names: Vec::new(),
         ..root.clone()
     })
 }
@@ -639,6 +844,7 @@ fn resolve_release(
         command: std::env::args().collect(),
         attestations,
         sign_key,
+        strip: args.strip || file.split_debuginfo.unwrap_or(false),
     })
 }
 

@@ -2,7 +2,7 @@
 //! (PyPI spdx-tools), CycloneDX documents through `check-jsonschema` with the 1.5 schema
 //! shipped in cyclonedx-python-lib — both installed by `cargo xtask setup`.
 
-use crate::common;
+use crate::support::{self, have_tool, unavailable};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,15 +10,6 @@ use std::process::Command;
 use kiln::attest::sbom::{Component, Kind};
 use kiln::attest::sources::{self, DebPackage, DeclaredComponent, Found};
 use kiln::attest::{BaseInput, BinaryInput, Format, ImageInput, platform_sbom, release_sbom};
-
-/// Fail in CI, skip elsewhere.
-fn unavailable(msg: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg} (run `cargo xtask setup`)");
-    }
-    eprintln!("SKIP: {msg} (run `cargo xtask setup`)");
-    false
-}
 
 /// The CycloneDX 1.5 JSON schema as cyclonedx-python-lib ships it.
 fn cyclonedx_schema() -> Option<PathBuf> {
@@ -34,18 +25,18 @@ fn cyclonedx_schema() -> Option<PathBuf> {
 }
 
 fn validators() -> Option<PathBuf> {
-    if which::which("pyspdxtools").is_err() {
-        unavailable("pyspdxtools not found: `python3 -m pip install spdx-tools`");
-        return None;
-    }
-    if which::which("check-jsonschema").is_err() {
-        unavailable("check-jsonschema not found: `python3 -m pip install check-jsonschema`");
+    if !have_tool("pyspdxtools", "python3 -m pip install spdx-tools")
+        || !have_tool(
+            "check-jsonschema",
+            "python3 -m pip install check-jsonschema",
+        )
+    {
         return None;
     }
     let schema = cyclonedx_schema();
     if schema.is_none() {
         unavailable(
-            "the CycloneDX schema was not found: `python3 -m pip install cyclonedx-python-lib`",
+            "the CycloneDX schema was not found: `python3 -m pip install cyclonedx-python-lib` (or run `cargo xtask setup`)",
         );
     }
     schema
@@ -172,6 +163,50 @@ fn sboms_validate_against_the_official_schemas() {
     }
 }
 
+/// Parse a provenance statement strictly against the in-toto attestation framework's
+/// definitions (PyPI in-toto-attestation): the Statement v1 (validated), and the predicate
+/// as SLSA provenance v1 — an unknown or mistyped field is an error.
+const CHECK_PROVENANCE: &str = r#"
+import json, sys
+from google.protobuf import json_format
+from in_toto_attestation.v1.statement import Statement
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+doc = json.load(open(sys.argv[1]))
+Statement.copy_from_pb(json_format.ParseDict(doc, statement_pb2.Statement())).validate()
+assert doc["predicateType"] == "https://slsa.dev/provenance/v1", doc["predicateType"]
+p = json_format.ParseDict(doc["predicate"], provenance_pb2.Provenance())
+assert p.build_definition.build_type and p.run_details.builder.id
+for d in p.build_definition.resolved_dependencies:
+    assert d.uri or d.digest or d.content, d
+print("ok")
+"#;
+
+/// Check a provenance file with [`CHECK_PROVENANCE`]; `false` when the bindings are missing.
+fn check_provenance(path: &Path) -> bool {
+    let have = Command::new("python3")
+        .args(["-c", "import in_toto_attestation"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        unavailable("in-toto-attestation not found: `python3 -m pip install in-toto-attestation`");
+        return false;
+    }
+    let out = Command::new("python3")
+        .args(["-c", CHECK_PROVENANCE])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} is not SLSA provenance v1:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 /// `name@version` of every `pkg:cargo` purl in an SPDX document.
 fn spdx_cargo_packages(doc: &serde_json::Value) -> std::collections::BTreeSet<String> {
     doc["packages"]
@@ -224,9 +259,9 @@ fn cargo_tree(manifest: &Path, triple: &str) -> std::collections::BTreeSet<Strin
 fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
     let Some(schema) = validators() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let project = common::example("hello-rust");
+    let project = support::example("hello-rust");
     let build = |dist: &str, sbom: &str| {
-        let out = common::build_into(
+        let out = support::build_into(
             &project,
             "linux/arm64",
             &tmp.path().join(dist),
@@ -242,7 +277,7 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
                 "json",
             ],
         );
-        common::json_lines(&out)
+        support::json_lines(&out)
     };
     let one = build("one", "both");
     let dist = tmp.path().join("one");
@@ -262,6 +297,9 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
         let name = path.to_string_lossy().into_owned();
         if name.ends_with(".spdx.json") || name.ends_with(".cdx.json") {
             validate(&path, &schema);
+        }
+        if name.ends_with(".intoto.json") {
+            check_provenance(&path);
         }
     }
 
@@ -361,8 +399,7 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         ("skopeo", "apt-get install -y skopeo"),
         ("openssl", "apt-get install -y openssl"),
     ] {
-        if which::which(tool).is_err() {
-            unavailable(&format!("{tool} not found: `{install}`"));
+        if !have_tool(tool, install) {
             return;
         }
     }
@@ -384,10 +421,10 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         t,
     );
     openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"], t);
-    let project = common::example("hello-rust");
+    let project = support::example("hello-rust");
     let repo = format!("{}/attest/hello", reg.addr);
     let layout = t.join("img");
-    let out = common::build_into(
+    let out = support::build_into(
         &project,
         "linux/arm64",
         &t.join("dist"),
@@ -405,8 +442,8 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             "json",
         ],
     );
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let msgs = common::json_lines(&out);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs = support::json_lines(&out);
     let index_digest = msgs
         .iter()
         .find(|m| m["reason"] == "index")
@@ -493,8 +530,8 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
         format!("oci:{}:v1", layout.display()),
         format!("docker://{repo}:v1"),
     ] {
-        let out = common::run(common::kiln().args(["inspect", "--json", &image]));
-        assert!(out.status.success(), "{}", common::stderr(&out));
+        let out = support::capture(support::kiln().args(["inspect", "--json", &image]));
+        assert!(out.status.success(), "{}", support::stderr(&out));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let list = doc["attestations"].as_array().unwrap();
         assert_eq!(list.len(), 5, "{image}: {list:?}");
@@ -508,15 +545,15 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             list.iter()
                 .any(|a| a["predicate_type"] == "https://slsa.dev/provenance/v1")
         );
-        let human = common::run(common::kiln().args(["inspect", &image]));
-        let text = common::stdout(&human);
+        let human = support::capture(support::kiln().args(["inspect", &image]));
+        let text = support::stdout(&human);
         assert!(text.contains("ATTACHED TO"), "{text}");
         assert!(text.contains("index  "), "{text}");
         assert!(text.contains("application/vnd.in-toto+json"), "{text}");
     }
 
     // The same image without attestations has the same digests.
-    let plain = common::build_into(
+    let plain = support::build_into(
         &project,
         "linux/arm64",
         &t.join("dist-plain"),
@@ -532,7 +569,7 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
             "json",
         ],
     );
-    let plain = common::json_lines(&plain);
+    let plain = support::json_lines(&plain);
     assert!(
         plain
             .iter()
@@ -620,17 +657,214 @@ fn a_bad_signing_key_is_a_usage_error_before_building() {
         (tmp.path().join("missing.pem"), "cannot read"),
         (key, "not supported"),
     ] {
-        let out = common::build_into(
-            &common::example("hello-rust"),
+        let out = support::build_into(
+            &support::example("hello-rust"),
             "linux/arm64",
             &tmp.path().join("dist"),
             &["--provenance", "--sign-key", &k.display().to_string()],
         );
         assert_eq!(out.status.code(), Some(2));
         assert!(
-            common::stderr(&out).contains(says),
+            support::stderr(&out).contains(says),
             "{}",
-            common::stderr(&out)
+            support::stderr(&out)
         );
+    }
+}
+
+/// `--strip`: the image and the output directory get the stripped binary, its debug info
+/// goes to `linux-amd64/hello.debug`, and gdb finds a function's name at its address in
+/// the stripped binary only through that file (`.gnu_debuglink`).
+#[test]
+fn strip_ships_small_binaries_and_gdb_symbolises_them_with_the_debug_file() {
+    for (tool, install) in [
+        ("gdb", "apt-get install -y gdb"),
+        ("llvm-objcopy", "apt-get install -y llvm"),
+        ("nm", "apt-get install -y binutils"),
+    ] {
+        if which::which(tool).is_err() {
+            unavailable(&format!("{tool} not found: `{install}`"));
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let layout = t.join("img");
+    // The dev profile: full debug info, as a crash report would want.
+    let out = support::build_into(
+        &support::example("hello-rust"),
+        "linux/amd64",
+        &t.join("dist"),
+        &[
+            "--strip",
+            "-o",
+            &format!("oci:{}:v1", layout.display()),
+            "--message-format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs = support::json_lines(&out);
+    let dir = t.join("dist/linux-amd64");
+    let (bin, debug) = (dir.join("hello"), dir.join("hello.debug"));
+    assert!(
+        msgs.iter().any(|m| m["reason"] == "output"
+            && m["kind"] == "debug"
+            && m["path"] == debug.display().to_string()),
+        "no debug output message"
+    );
+    let artifact = msgs.iter().find(|m| m["reason"] == "artifact").unwrap();
+    let data = std::fs::read(&bin).unwrap();
+    assert_eq!(artifact["sha256"], kiln::digest::sha256_hex(&data));
+    let report = kiln::elf::inspect_bytes(&data).unwrap();
+    assert!(report.stripped && !report.debug_info, "{report:?}");
+    assert!(kiln::elf::inspect_path(&debug).unwrap().debug_info);
+    assert!(std::fs::metadata(&debug).unwrap().len() > data.len() as u64);
+
+    // The image holds the stripped binary.
+    let insp = support::capture(support::kiln().args([
+        "inspect",
+        "--json",
+        &format!("oci:{}:v1", layout.display()),
+    ]));
+    let doc: serde_json::Value = serde_json::from_slice(&insp.stdout).unwrap();
+    let r = &doc["files"][0]["report"];
+    assert_eq!(r["stripped"], true, "{doc}");
+    assert_eq!(r["debug_info"], false, "{doc}");
+
+    // The address of a function, from the debug file's symbols.
+    let nm = Command::new("nm").arg(&debug).output().unwrap();
+    let addr = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .find(|l| l.ends_with(" kiln_answer"))
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .expect("kiln_answer in the debug file's symbols");
+    let gdb = |binary: &Path| {
+        let out = Command::new("gdb")
+            .args(["-nx", "-batch", "-ex"])
+            .arg(format!("info symbol 0x{addr}"))
+            .arg(binary)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let with = gdb(&bin);
+    assert!(with.contains("kiln_answer in section .text"), "{with}");
+    // Without its debug file the stripped binary has no name for that address.
+    std::fs::create_dir(t.join("alone")).unwrap();
+    std::fs::copy(&bin, t.join("alone/hello")).unwrap();
+    let without = gdb(&t.join("alone/hello"));
+    assert!(without.contains("No symbol matches"), "{without}");
+
+    // SHA256SUMS covers the debug file.
+    let check = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(t.join("dist"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(check.status.success(), "{listed}");
+    assert!(listed.contains("linux-amd64/hello.debug: OK"), "{listed}");
+}
+
+/// `--auditable`: cargo-auditable embeds the crate list (`.dep-v0`), kiln's inspector reads
+/// it back, and the crates compiled into the binary are exactly the SBOM's.
+#[test]
+fn auditable_binaries_carry_the_crates_the_sbom_lists() {
+    if which::which("cargo-auditable").is_err() {
+        unavailable("cargo-auditable not found: `cargo install --locked cargo-auditable`");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    let out = support::build_into(
+        &support::example("hello-rust"),
+        "linux/arm64",
+        &dist,
+        &["--release", "--auditable", "--sbom", "spdx"],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let report = kiln::elf::inspect_path(&dist.join("linux-arm64/hello")).unwrap();
+    let deps = report
+        .auditable
+        .expect("no .dep-v0 in an --auditable build");
+    let compiled: std::collections::BTreeSet<String> = deps
+        .iter()
+        .filter(|d| d.kind.as_deref() != Some("build"))
+        .map(|d| format!("{}@{}", d.name, d.version))
+        .collect();
+    assert!(
+        compiled.iter().any(|d| d.starts_with("itoa@")),
+        "{compiled:?}"
+    );
+    let spdx: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dist.join("hello-rust-0.1.0-linux-arm64.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spdx_cargo_packages(&spdx), compiled);
+}
+
+/// Every `referenceLocator` (purl) of an SPDX document.
+fn spdx_purls(doc: &serde_json::Value) -> Vec<String> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["referenceLocator"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The Go and C examples: their SBOMs validate, hello-go's lists its module and the Go
+/// version its build info names as `pkg:golang/stdlib`, hello-c's the musl zig linked in.
+#[test]
+fn hello_go_and_hello_c_sboms_list_go_stdlib_and_musl_and_validate() {
+    let Some(schema) = validators() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for example in ["hello-go", "hello-c"] {
+        let dist = tmp.path().join(example);
+        let out = support::build_into(
+            &support::example(example),
+            "linux/arm64",
+            &dist,
+            &["--sbom", "both"],
+        );
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        for f in [
+            format!("{example}-linux-arm64.spdx.json"),
+            format!("{example}-linux-arm64.cdx.json"),
+            format!("{example}.spdx.json"),
+            format!("{example}.cdx.json"),
+        ] {
+            validate(&dist.join(&f), &schema);
+        }
+        let spdx: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dist.join(format!("{example}-linux-arm64.spdx.json"))).unwrap(),
+        )
+        .unwrap();
+        let purls = spdx_purls(&spdx);
+        let report = kiln::elf::inspect_path(&dist.join("linux-arm64").join(example)).unwrap();
+        if example == "hello-go" {
+            let go = report.go.expect("hello-go has Go build info");
+            let version = go.version.trim_start_matches("go");
+            assert!(
+                purls.contains(&format!("pkg:golang/stdlib@{version}")),
+                "{purls:?}"
+            );
+            assert!(
+                purls
+                    .iter()
+                    .any(|p| p
+                        .starts_with(&format!("pkg:golang/{}", go.main.as_ref().unwrap().path))),
+                "{purls:?}"
+            );
+            // Go's own linker, no libc: no musl.
+            assert!(!purls.iter().any(|p| p.contains("musl")), "{purls:?}");
+        } else {
+            assert!(
+                purls.iter().any(|p| p.starts_with("pkg:generic/musl@1.")),
+                "{purls:?}"
+            );
+        }
     }
 }

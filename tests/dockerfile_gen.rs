@@ -3,14 +3,12 @@
 //! engine builds the generated file from `kiln build`'s dist/ (`--build-arg ARTIFACTS=local`)
 //! for linux/amd64 and linux/arm64 and runs it.
 
-use crate::common;
-use crate::oci_support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{copy_dir, example, root};
-use oci_support::*;
+use support::*;
 
 #[test]
 fn golden_dockerfiles_for_the_examples() {
@@ -99,39 +97,45 @@ fn docker_builds_from_dist(ex: &str, greeting: &str) {
     let dir = tmp.path().join(ex);
     copy_dir(&example(ex), &dir);
     let d = dir.to_str().unwrap();
-    let out = run(kiln()
-        .args([
-            "build",
-            d,
-            "--release",
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "--out-dir",
-        ])
-        .arg(dir.join("dist"))
-        .arg("--target-dir")
-        .arg(root().join("target").join("kiln-tests")));
+    let out = run_ok(
+        kiln()
+            .args([
+                "build",
+                d,
+                "--release",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--out-dir",
+            ])
+            .arg(dir.join("dist"))
+            .arg("--target-dir")
+            .arg(root().join("target").join("kiln-tests")),
+    );
     assert!(out.status.success(), "kiln build {ex} failed");
     let (code, _, err) = kiln_run(&["dockerfile", d, "--no-syntax"]);
     assert_eq!(code, 0, "{err}");
     let id = std::process::id();
     for arch in ["amd64", "arm64"] {
         let tag = format!("kiln-test/dockerfile-{ex}:{arch}-{id}");
-        let out = run(docker_cli()
-            .env("DOCKER_BUILDKIT", "1")
-            .args(["build", "--build-arg", "ARTIFACTS=local", "--platform"])
-            .arg(format!("linux/{arch}"))
-            .args(["-t", &tag])
-            .arg(&dir));
+        let out = run_ok(
+            docker_cli()
+                .env("DOCKER_BUILDKIT", "1")
+                .args(["build", "--build-arg", "ARTIFACTS=local", "--platform"])
+                .arg(format!("linux/{arch}"))
+                .args(["-t", &tag])
+                .arg(&dir),
+        );
         assert!(
             out.status.success(),
             "docker build {ex} {arch}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = run(docker_cli()
-            .args(["run", "--rm", "--platform"])
-            .arg(format!("linux/{arch}"))
-            .arg(&tag));
+        let out = run_ok(
+            docker_cli()
+                .args(["run", "--rm", "--platform"])
+                .arg(format!("linux/{arch}"))
+                .arg(&tag),
+        );
         let _ = docker_cli().args(["rmi", "-f", &tag]).output();
         let printed = String::from_utf8_lossy(&out.stdout);
         eprintln!("docker run {ex} linux/{arch}: {}", printed.trim());

@@ -5,12 +5,12 @@
 //! digest does not depend on the order of `--binary`. The projects are made in temp dirs and
 //! contain only a kiln.toml (the checks run before kiln looks for sources).
 
-use crate::harden_support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
 
-use harden_support::{assert_unchanged, elf_fixture, kiln_in, run, snapshot};
+use support::{assert_unchanged, capture_text, elf_fixture, kiln_in, snapshot};
 
 /// `kiln build` of a project holding only `kiln.toml` (`image` is its `[image]` table):
 /// (exit code, stderr).
@@ -22,7 +22,7 @@ fn build_with(t: &Path, image: &str, extra: &[&str]) -> (i32, String) {
         format!("platforms = [\"linux/amd64\"]\noutput = [\"oci:out\"]\n[image]\n{image}\n"),
     )
     .unwrap();
-    let (code, _, se) = run(kiln_in(t).arg("build").arg(&p).args(extra));
+    let (code, _, se) = capture_text(kiln_in(t).arg("build").arg(&p).args(extra));
     (code, se)
 }
 
@@ -105,7 +105,7 @@ fn user_names_are_looked_up_in_the_base_image() {
         for f in files {
             cmd.arg(format!("--file={f}"));
         }
-        run(&mut cmd)
+        capture_text(&mut cmd)
     };
     // Two bases: one with account files, one (plain scratch) without.
     let (code, _, se) = image(
@@ -172,12 +172,14 @@ fn source_date_epoch_must_fit_an_rfc3339_date() {
         ("253402300800", 2),
         ("253402300799", 0),
     ] {
-        let (code, _, se) = run(kiln_in(t)
-            .env("SOURCE_DATE_EPOCH", value)
-            .arg("image")
-            .arg(format!("--binary=linux/amd64={}", bin.display()))
-            .arg("--output=oci:out")
-            .arg("-q"));
+        let (code, _, se) = capture_text(
+            kiln_in(t)
+                .env("SOURCE_DATE_EPOCH", value)
+                .arg("image")
+                .arg(format!("--binary=linux/amd64={}", bin.display()))
+                .arg("--output=oci:out")
+                .arg("-q"),
+        );
         assert_eq!(code, code_wanted, "{value}: {se}");
         if code == 2 {
             assert!(se.contains("9999-12-31"), "{se}");
@@ -230,16 +232,20 @@ fn fifos_and_devices_are_refused_not_waited_on() {
     // `kiln image` with a FIFO as binary or file.
     let bin = t.join("hello");
     std::fs::copy(elf_fixture("amd64-static"), &bin).unwrap();
-    let (code, _, se) = run(kiln_in(t)
-        .arg("image")
-        .arg(format!("--binary=linux/amd64={}", p.join("fifo").display()))
-        .arg("--output=oci:out"));
+    let (code, _, se) = capture_text(
+        kiln_in(t)
+            .arg("image")
+            .arg(format!("--binary=linux/amd64={}", p.join("fifo").display()))
+            .arg("--output=oci:out"),
+    );
     assert_eq!(code, 2, "{se}");
-    let (code, _, se) = run(kiln_in(t)
-        .arg("image")
-        .arg(format!("--binary=linux/amd64={}", bin.display()))
-        .arg(format!("--file={}:/etc/x", p.join("fifo").display()))
-        .arg("--output=oci:out"));
+    let (code, _, se) = capture_text(
+        kiln_in(t)
+            .arg("image")
+            .arg(format!("--binary=linux/amd64={}", bin.display()))
+            .arg(format!("--file={}:/etc/x", p.join("fifo").display()))
+            .arg("--output=oci:out"),
+    );
     assert_eq!(code, 2, "{se}");
     assert!(se.contains("not a regular file"), "{se}");
     assert!(
@@ -266,7 +272,7 @@ fn index_digest_does_not_depend_on_binary_order() {
             ));
         }
         c.arg(format!("--output=oci:{out}"));
-        let (code, so, se) = run(&mut c);
+        let (code, so, se) = capture_text(&mut c);
         assert_eq!(code, 0, "{se}");
         let v: serde_json::Value = serde_json::from_str(so.lines().last().unwrap()).unwrap();
         v["digest"].as_str().unwrap().to_string()

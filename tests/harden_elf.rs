@@ -5,11 +5,11 @@
 //! directory walk still skips and counts such files. Inputs are crafted from the committed
 //! fixtures inside each test's temp dir, and the test dir is all that changes.
 
-use crate::harden_support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
-use harden_support::{assert_unchanged, elf_fixture, kiln_in, run, snapshot};
+use support::{assert_unchanged, capture_text, elf_fixture, kiln_in, snapshot};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -19,7 +19,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 /// `kiln inspect FILE` in `dir`: (exit code, stdout + stderr).
 fn inspect(dir: &Path, file: &Path, extra: &[&str]) -> (i32, String) {
-    let (code, so, se) = run(kiln_in(dir).arg("inspect").args(extra).arg(file));
+    let (code, so, se) = capture_text(kiln_in(dir).arg("inspect").args(extra).arg(file));
     (code, format!("{so}{se}"))
 }
 
@@ -120,10 +120,12 @@ fn kiln_image_refuses_a_truncated_binary_before_writing() {
     let full = std::fs::read(elf_fixture("amd64-static")).unwrap();
     let f = write(tmp.path(), "app", &full[..full.len() / 2]);
     let before = snapshot(tmp.path());
-    let (code, so, se) = run(kiln_in(tmp.path())
-        .arg("image")
-        .arg(format!("--binary=linux/amd64={}", f.display()))
-        .arg("--output=oci:out"));
+    let (code, so, se) = capture_text(
+        kiln_in(tmp.path())
+            .arg("image")
+            .arg(format!("--binary=linux/amd64={}", f.display()))
+            .arg("--output=oci:out"),
+    );
     assert_eq!(code, 3, "{so}{se}");
     assert!(
         se.contains("cannot run") && se.contains("truncated"),

@@ -6,15 +6,15 @@
 //! a base whose config diff_id lies, and an image with nothing runnable. Where umoci is
 //! installed, `umoci unpack` of the same image is the reference for what a runtime sees.
 
-use crate::harden_support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use harden_support::{elf_fixture, kiln_in, run};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use support::{capture_text, elf_fixture, kiln_in};
 
 fn sha(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
@@ -132,7 +132,7 @@ fn layout_with(t: &Path, name: &str, layers: &[Vec<u8>]) -> PathBuf {
 }
 
 fn inspect(t: &Path, image: &str) -> (i32, String) {
-    let (code, so, se) = run(kiln_in(t).arg("inspect").arg(image));
+    let (code, so, se) = capture_text(kiln_in(t).arg("inspect").arg(image));
     (code, format!("{so}{se}"))
 }
 
@@ -140,7 +140,7 @@ fn inspect(t: &Path, image: &str) -> (i32, String) {
 fn with_base(t: &Path, base: &str) -> (i32, String) {
     let bin = t.join("hello");
     std::fs::copy(elf_fixture("amd64-static"), &bin).unwrap();
-    let (code, so, se) = run(kiln_in(t).args([
+    let (code, so, se) = capture_text(kiln_in(t).args([
         "image".to_string(),
         format!("--binary=linux/amd64={}", bin.display()),
         format!("--base={base}"),

@@ -6,13 +6,13 @@
 //! right size but wrong bytes is rewritten, not reused. Device nodes and FIFOs are made in
 //! each test's own temp dir.
 
-use crate::harden_support;
+use crate::support;
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use harden_support::{assert_unchanged, elf_fixture, kiln_in, run, snapshot};
+use support::{assert_unchanged, capture_text, elf_fixture, kiln_in, run_ok, snapshot, tool};
 
 /// `kiln image` args packing the static amd64 fixture.
 fn image_args(tmp: &Path, output: &str) -> Vec<String> {
@@ -27,11 +27,6 @@ fn image_args(tmp: &Path, output: &str) -> Vec<String> {
         format!("--output={output}"),
         "-q".into(),
     ]
-}
-
-fn sh(cmd: &mut Command) {
-    let st = cmd.status().expect("spawn");
-    assert!(st.success(), "{cmd:?}: {st}");
 }
 
 /// Things that are not regular files, made inside `dir`: (name, path).
@@ -51,7 +46,7 @@ fn specials(dir: &Path) -> Vec<(&'static str, PathBuf)> {
         out.push(("symlink to a device", link));
     }
     let fifo = dir.join("fifo");
-    sh(Command::new("mkfifo").arg(&fifo));
+    run_ok(Command::new("mkfifo").arg(&fifo));
     out.push(("FIFO", fifo));
     let sock = dir.join("sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
@@ -81,7 +76,7 @@ fn archive_destinations_that_are_not_regular_files_are_refused() {
     for (what, path) in &cases {
         for transport in ["oci-archive", "docker-archive"] {
             let out = format!("{transport}:{}", path.display());
-            let (code, _, se) = run(kiln_in(t).args(image_args(t, &out)));
+            let (code, _, se) = capture_text(kiln_in(t).args(image_args(t, &out)));
             assert_eq!(code, 2, "{what} as {transport}: {se}");
             assert!(se.contains("not a regular file"), "{what}: {se}");
             assert!(
@@ -113,7 +108,7 @@ fn a_symlink_to_a_regular_file_is_written_through() {
     let t = tmp.path();
     std::fs::write(t.join("real.tar"), b"old").unwrap();
     std::os::unix::fs::symlink("real.tar", t.join("link.tar")).unwrap();
-    let (code, _, se) = run(kiln_in(t).args(image_args(t, "oci-archive:link.tar")));
+    let (code, _, se) = capture_text(kiln_in(t).args(image_args(t, "oci-archive:link.tar")));
     assert_eq!(code, 0, "{se}");
     assert!(
         std::fs::symlink_metadata(t.join("link.tar"))
@@ -130,8 +125,9 @@ fn archives_stream_to_stdout_byte_identical_to_files() {
     let t = tmp.path();
     for transport in ["oci-archive", "docker-archive"] {
         let file = t.join(format!("{transport}.tar"));
-        let (code, _, se) =
-            run(kiln_in(t).args(image_args(t, &format!("{transport}:{}", file.display()))));
+        let (code, _, se) = capture_text(
+            kiln_in(t).args(image_args(t, &format!("{transport}:{}", file.display()))),
+        );
         assert_eq!(code, 0, "{se}");
         let out = kiln_in(t)
             .args(image_args(t, &format!("{transport}:-")))
@@ -151,16 +147,20 @@ fn archives_stream_to_stdout_byte_identical_to_files() {
         // Read back as an image from what came through the pipe.
         let piped = t.join(format!("{transport}-piped.tar"));
         std::fs::write(&piped, &out.stdout).unwrap();
-        let (code, so, se) = run(kiln_in(t)
-            .arg("inspect")
-            .arg(format!("{transport}:{}", piped.display())));
+        let (code, so, se) = capture_text(
+            kiln_in(t)
+                .arg("inspect")
+                .arg(format!("{transport}:{}", piped.display())),
+        );
         assert_eq!(code, 0, "{so}{se}");
     }
     // A terminal is no place for an archive, and two outputs cannot share stdout.
-    let (code, _, se) = run(kiln_in(t)
-        .args(image_args(t, "oci-archive:-"))
-        .arg("--output=docker-archive:-")
-        .stdout(Stdio::null()));
+    let (code, _, se) = capture_text(
+        kiln_in(t)
+            .args(image_args(t, "oci-archive:-"))
+            .arg("--output=docker-archive:-")
+            .stdout(Stdio::null()),
+    );
     assert_eq!(code, 2, "{se}");
 }
 
@@ -220,22 +220,6 @@ fn blob_names(layout: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn umoci() -> Option<PathBuf> {
-    let found = Command::new("umoci")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some("umoci".into());
-    }
-    let msg = "umoci not installed (`apt-get install -y umoci`, or `cargo xtask setup`)";
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("SKIP: {msg}");
-    None
-}
-
 #[test]
 fn a_killed_run_leaves_no_temporary_blobs_and_umoci_gc_works() {
     let tmp = tempfile::tempdir().unwrap();
@@ -255,7 +239,7 @@ fn a_killed_run_leaves_no_temporary_blobs_and_umoci_gc_works() {
     std::fs::write(&big, &bytes).unwrap();
     let layout = t.join("out");
     // An older kiln's leftover, where readers expect only digests.
-    let (code, _, se) = run(kiln_in(t).args(image_args(t, "oci:out:first")));
+    let (code, _, se) = capture_text(kiln_in(t).args(image_args(t, "oci:out:first")));
     assert_eq!(code, 0, "{se}");
     std::fs::write(layout.join("blobs/sha256/.kiln-tmp-OLD"), b"partial").unwrap();
     std::fs::write(layout.join(".kiln-tmp-OLD2"), b"partial").unwrap();
@@ -294,7 +278,7 @@ fn a_killed_run_leaves_no_temporary_blobs_and_umoci_gc_works() {
         );
     }
     // The next run cleans every leftover.
-    let (code, _, se) = run(kiln_in(t).args(image_args(t, "oci:out:last")));
+    let (code, _, se) = capture_text(kiln_in(t).args(image_args(t, "oci:out:last")));
     assert_eq!(code, 0, "{se}");
     let leftovers: Vec<String> = std::fs::read_dir(&layout)
         .unwrap()
@@ -304,7 +288,7 @@ fn a_killed_run_leaves_no_temporary_blobs_and_umoci_gc_works() {
         .filter(|n| n.starts_with(".kiln-tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
-    if let Some(umoci) = umoci() {
+    if let Some(umoci) = tool("umoci", "apt-get install -y umoci") {
         let out = Command::new(umoci)
             .args(["gc", "--layout"])
             .arg(&layout)
@@ -322,7 +306,7 @@ fn a_killed_run_leaves_no_temporary_blobs_and_umoci_gc_works() {
 fn a_present_blob_with_the_right_size_but_wrong_bytes_is_rewritten() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let (code, _, se) = run(kiln_in(t).args(image_args(t, "oci:out:one")));
+    let (code, _, se) = capture_text(kiln_in(t).args(image_args(t, "oci:out:one")));
     assert_eq!(code, 0, "{se}");
     // Damage every blob, keeping its size.
     let dir = t.join("out/blobs/sha256");
@@ -334,7 +318,7 @@ fn a_present_blob_with_the_right_size_but_wrong_bytes_is_rewritten() {
         std::fs::write(&p, &b).unwrap();
         damaged.push(p);
     }
-    let (code, _, se) = run(kiln_in(t).args(image_args(t, "oci:out:two")));
+    let (code, _, se) = capture_text(kiln_in(t).args(image_args(t, "oci:out:two")));
     assert_eq!(code, 0, "{se}");
     for p in damaged {
         let b = std::fs::read(&p).unwrap();
@@ -346,7 +330,7 @@ fn a_present_blob_with_the_right_size_but_wrong_bytes_is_rewritten() {
             p.display()
         );
     }
-    let (code, so, se) = run(kiln_in(t).arg("inspect").arg("oci:out:two"));
+    let (code, so, se) = capture_text(kiln_in(t).arg("inspect").arg("oci:out:two"));
     assert_eq!(code, 0, "{so}{se}");
 }
 

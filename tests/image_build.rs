@@ -1,14 +1,12 @@
 //! `kiln build --output oci:…` end to end: the image index skopeo sees, each platform's
 //! image unpacked by umoci and its binary run (arm64 under qemu), and reproducible digests.
 
-use crate::common;
-use crate::oci_support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
-use oci_support::index_platforms;
+use support::*;
 
 fn build_image(out_dir: &Path, dest: &str, envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = example_build(out_dir);
@@ -16,7 +14,7 @@ fn build_image(out_dir: &Path, dest: &str, envs: &[(&str, &str)]) -> std::proces
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    run(&mut cmd)
+    capture(&mut cmd)
 }
 
 fn index_digest(out: &std::process::Output) -> String {
@@ -29,8 +27,12 @@ fn index_digest(out: &std::process::Output) -> String {
 
 #[test]
 fn skopeo_sees_two_platforms_and_umoci_unpacks_runnable_binaries() {
-    require_tool("skopeo", "apt-get install skopeo");
-    require_tool("umoci", "apt-get install umoci");
+    if !have_tool("skopeo", "apt-get install -y skopeo")
+        || !have_tool("umoci", "apt-get install -y umoci")
+        || !have_tool("qemu-aarch64-static", "apt-get install -y qemu-user-static")
+    {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("image");
     let out = build_image(
@@ -41,18 +43,22 @@ fn skopeo_sees_two_platforms_and_umoci_unpacks_runnable_binaries() {
     assert!(out.status.success(), "{}", stderr(&out));
     let digest = index_digest(&out);
 
-    let raw = run(Command::new("skopeo")
-        .args(["inspect", "--raw"])
-        .arg(format!("oci:{}:latest", layout.display())));
+    let raw = capture(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:latest", layout.display())),
+    );
     assert!(raw.status.success());
     assert_eq!(index_platforms(&raw.stdout), ["linux/amd64", "linux/arm64"]);
     assert_eq!(kiln::digest::sha256_digest(&raw.stdout), digest);
 
     for (arch, greeting) in [("amd64", "arch=x86_64"), ("arm64", "arch=aarch64")] {
         // The config skopeo reads for this platform: nonroot user, entrypoint.
-        let cfg = run(Command::new("skopeo")
-            .args(["inspect", "--config", "--override-arch", arch])
-            .arg(format!("oci:{}:latest", layout.display())));
+        let cfg = capture(
+            Command::new("skopeo")
+                .args(["inspect", "--config", "--override-arch", arch])
+                .arg(format!("oci:{}:latest", layout.display())),
+        );
         assert!(cfg.status.success());
         let cfg: serde_json::Value = serde_json::from_slice(&cfg.stdout).unwrap();
         assert_eq!(cfg["architecture"], arch);
@@ -61,29 +67,30 @@ fn skopeo_sees_two_platforms_and_umoci_unpacks_runnable_binaries() {
 
         // umoci unpacks one platform (it cannot pick from an index: skopeo selects it).
         let single = tmp.path().join(format!("single-{arch}"));
-        let copy = run(Command::new("skopeo")
-            .args(["copy", "--override-arch", arch])
-            .arg(format!("oci:{}:latest", layout.display()))
-            .arg(format!("oci:{}:{arch}", single.display())));
+        let copy = capture(
+            Command::new("skopeo")
+                .args(["copy", "--override-arch", arch])
+                .arg(format!("oci:{}:latest", layout.display()))
+                .arg(format!("oci:{}:{arch}", single.display())),
+        );
         assert!(copy.status.success());
         let bundle = tmp.path().join(format!("bundle-{arch}"));
-        let unpack = run(Command::new("umoci")
-            .args(["unpack", "--rootless", "--image"])
-            .arg(format!("{}:{arch}", single.display()))
-            .arg(&bundle));
+        let unpack = capture(
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:{arch}", single.display()))
+                .arg(&bundle),
+        );
         assert!(unpack.status.success());
         let bin = bundle.join("rootfs/usr/local/bin/hello");
         let mut cmd = if arch == "arm64" {
-            let mut c = Command::new(require_tool(
-                "qemu-aarch64-static",
-                "apt-get install qemu-user-static",
-            ));
+            let mut c = Command::new("qemu-aarch64-static");
             c.arg(&bin);
             c
         } else {
             Command::new(&bin)
         };
-        let ran = run(cmd.arg("--check"));
+        let ran = capture(cmd.arg("--check"));
         assert!(ran.status.success());
         assert!(stdout(&ran).contains(greeting), "{}", stdout(&ran));
     }
@@ -106,9 +113,11 @@ fn same_inputs_give_the_same_index_digest() {
     let (da, db) = (index_digest(&a), index_digest(&b));
     assert_eq!(da, db);
     // The digest is in the human output too.
-    let human = run(example_build(&tmp.path().join("dist-c"))
-        .arg("--output")
-        .arg(format!("oci:{}", tmp.path().join("c").display())));
+    let human = capture(
+        example_build(&tmp.path().join("dist-c"))
+            .arg("--output")
+            .arg(format!("oci:{}", tmp.path().join("c").display())),
+    );
     assert!(
         stdout(&human).contains(&format!("index {da}")),
         "{}",
@@ -134,12 +143,14 @@ fn same_inputs_give_the_same_index_digest() {
 #[test]
 fn bad_output_fails_before_building() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run(kiln()
-        .arg("build")
-        .arg(example("hello-rust"))
-        .args(["--platform", "arm64", "--output", "s3://bucket/image"])
-        .arg("--out-dir")
-        .arg(tmp.path()));
+    let out = capture(
+        kiln()
+            .arg("build")
+            .arg(example("hello-rust"))
+            .args(["--platform", "arm64", "--output", "s3://bucket/image"])
+            .arg("--out-dir")
+            .arg(tmp.path()),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("oci:DIR[:TAG]"), "{}", stderr(&out));
     assert!(!tmp.path().join("linux-arm64").exists());
@@ -147,22 +158,30 @@ fn bad_output_fails_before_building() {
 
 #[test]
 fn image_config_from_kiln_toml_reaches_the_image() {
-    require_tool("skopeo", "apt-get install skopeo");
+    if !have_tool("skopeo", "apt-get install -y skopeo")
+        || !have_tool("umoci", "apt-get install -y umoci")
+    {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("image");
-    let out = run(kiln()
-        .arg("build")
-        .arg(fixture("rust-configured"))
-        .arg("--target-dir")
-        .arg(shared_target_dir())
-        .arg("--out-dir")
-        .arg(tmp.path().join("dist"))
-        .arg("--output")
-        .arg(format!("oci:{}:v1", layout.display())));
+    let out = capture(
+        kiln()
+            .arg("build")
+            .arg(fixture("rust-configured"))
+            .arg("--target-dir")
+            .arg(shared_target_dir())
+            .arg("--out-dir")
+            .arg(tmp.path().join("dist"))
+            .arg("--output")
+            .arg(format!("oci:{}:v1", layout.display())),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    let cfg = run(Command::new("skopeo")
-        .args(["inspect", "--config"])
-        .arg(format!("oci:{}:v1", layout.display())));
+    let cfg = capture(
+        Command::new("skopeo")
+            .args(["inspect", "--config"])
+            .arg(format!("oci:{}:v1", layout.display())),
+    );
     let cfg: serde_json::Value = serde_json::from_slice(&cfg.stdout).unwrap();
     let c = &cfg["config"];
     assert_eq!(c["User"], "65532:65532");
@@ -194,9 +213,11 @@ fn image_config_from_kiln_toml_reaches_the_image() {
     }
 
     // Annotations come from Cargo.toml.
-    let raw = run(Command::new("skopeo")
-        .args(["inspect", "--raw"])
-        .arg(format!("oci:{}:v1", layout.display())));
+    let raw = capture(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:v1", layout.display())),
+    );
     let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
     let a = &index["annotations"];
     assert_eq!(a["org.opencontainers.image.title"], "configured-image");
@@ -210,19 +231,23 @@ fn image_config_from_kiln_toml_reaches_the_image() {
     // The extra file and both binaries are in the layer, with their modes.
     let single = tmp.path().join("single");
     assert!(
-        run(Command::new("skopeo")
-            .args(["copy"])
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(format!("oci:{}:v1", single.display())))
+        capture(
+            Command::new("skopeo")
+                .args(["copy"])
+                .arg(format!("oci:{}:v1", layout.display()))
+                .arg(format!("oci:{}:v1", single.display()))
+        )
         .status
         .success()
     );
     let bundle = tmp.path().join("bundle");
     assert!(
-        run(Command::new(require_tool("umoci", "apt-get install umoci"))
-            .args(["unpack", "--rootless", "--image"])
-            .arg(format!("{}:v1", single.display()))
-            .arg(&bundle))
+        capture(
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:v1", single.display()))
+                .arg(&bundle)
+        )
         .status
         .success()
     );

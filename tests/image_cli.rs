@@ -1,9 +1,9 @@
 //! `kiln image` end to end: the ELF gate and its exit codes, the full image config, extra
 //! files, several binaries, annotations, compression and SOURCE_DATE_EPOCH.
 
-use crate::oci_support;
+use crate::support;
 
-use oci_support::*;
+use support::*;
 
 #[test]
 fn the_elf_gate_refuses_dynamic_foreign_and_non_elf_files_with_exit_3() {
@@ -41,7 +41,7 @@ fn the_elf_gate_refuses_dynamic_foreign_and_non_elf_files_with_exit_3() {
     );
 
     // Not an ELF at all.
-    let src = fixtures().join("hello.c");
+    let src = fixture("oci").join("hello.c");
     let (code, _, err) = kiln_run(&[
         "image",
         "--binary",
@@ -252,7 +252,7 @@ fn root_warns_and_source_date_epoch_sets_created() {
     let tmp = tempfile::tempdir().unwrap();
     let amd = fixture_hello("amd64");
     let out = format!("oci:{}/img", tmp.path().display());
-    let run = |epoch: Option<&str>, user: Option<&str>| {
+    let image_with = |epoch: Option<&str>, user: Option<&str>| {
         let mut cmd = kiln();
         cmd.args([
             "image",
@@ -276,7 +276,7 @@ fn root_warns_and_source_date_epoch_sets_created() {
     };
     // Numeric: a scratch image has no /etc/passwd to look the name `root` up in (a usage
     // error since #9; runtimes fail with "unable to find user root").
-    let (code, err) = run(Some("1700000000"), Some("0:0"));
+    let (code, err) = image_with(Some("1700000000"), Some("0:0"));
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("warning: the image runs as root"), "{err}");
     let img = kiln::oci::read_image(&out).unwrap();
@@ -299,13 +299,13 @@ fn root_warns_and_source_date_epoch_sets_created() {
     assert!(mtimes.iter().all(|&m| m == 1700000000), "{mtimes:?}");
 
     // A usage error (exit 2) in `kiln image` and in `kiln build`, which stops before building.
-    let (code, err) = run(Some("yesterday"), None);
+    let (code, err) = image_with(Some("yesterday"), None);
     assert_eq!(code, Some(2));
     assert!(err.contains("SOURCE_DATE_EPOCH"), "{err}");
     let tmp = tempfile::tempdir().unwrap();
-    let build = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let build = kiln()
         .arg("build")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-c"))
+        .arg(example("hello-c"))
         .args(["--platform", "linux/amd64", "--out-dir"])
         .arg(tmp.path())
         .arg("--target-dir")

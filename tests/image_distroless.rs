@@ -2,13 +2,13 @@
 //! download with this machine's apt sources), `--base distroless` assembles the same layer
 //! every time, with the files a static program expects, in under 2 MiB.
 
-use crate::oci_support;
+use crate::support;
 
 use std::path::Path;
 
-use oci_support::*;
+use support::*;
 
-fn kiln_in(cache: &Path, args: &[&str]) -> (i32, String, String) {
+fn kiln_with_cache(cache: &Path, args: &[&str]) -> (i32, String, String) {
     kiln_run_env(args, &[("XDG_CACHE_HOME", cache)])
 }
 
@@ -21,7 +21,7 @@ fn distroless_from_pinned_debian_packages() {
     let cache = tmp.path().join("cache");
     let lock = tmp.path().join("kiln-base.lock");
     let lock_s = lock.to_str().unwrap();
-    let (code, _, err) = kiln_in(&cache, &["base", "lock", "-o", lock_s]);
+    let (code, _, err) = kiln_with_cache(&cache, &["base", "lock", "-o", lock_s]);
     if code != 0 {
         unavailable(&format!(
             "apt-get download failed (run `apt-get update`): {err}"
@@ -45,7 +45,7 @@ fn distroless_from_pinned_debian_packages() {
     // The same packages from a directory pin the same hashes.
     let debs = cache.join("kiln/debs");
     let lock2 = tmp.path().join("again.lock");
-    let (code, _, err) = kiln_in(
+    let (code, _, err) = kiln_with_cache(
         &cache,
         &[
             "base",
@@ -62,7 +62,7 @@ fn distroless_from_pinned_debian_packages() {
     let amd = format!("linux/amd64={}", fixture_hello("amd64").display());
     let arm = format!("linux/arm64={}", fixture_hello("arm64").display());
     let build_in = |cache: &Path, out: &str| {
-        kiln_in(
+        kiln_with_cache(
             cache,
             &[
                 "image",
@@ -232,7 +232,7 @@ fn distroless_from_pinned_debian_packages() {
     assert!(err.contains("the lock pins"), "{err}");
 
     // No lock: the error says how to make one.
-    let (code, _, err) = kiln_in(
+    let (code, _, err) = kiln_with_cache(
         &cache,
         &[
             "image",

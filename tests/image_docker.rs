@@ -3,17 +3,19 @@
 //! distroless-like base. Outside CI these skip with the install command when Docker is
 //! missing; with CI set they fail instead.
 
-use crate::oci_support;
+use crate::support;
 
 use std::process::Command;
 
-use oci_support::*;
+use support::*;
 
 fn docker_run(reference: &str, args: &[&str]) -> String {
-    let out = run(Command::new("docker")
-        .args(["run", "--rm"])
-        .arg(reference)
-        .args(args));
+    let out = run_ok(
+        Command::new("docker")
+            .args(["run", "--rm"])
+            .arg(reference)
+            .args(args),
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -62,7 +64,7 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
             );
 
             assert_eq!(docker_load(&file), reference);
-            let inspect = run(Command::new("docker").args([
+            let inspect = run_ok(Command::new("docker").args([
                 "image",
                 "inspect",
                 "--format",
@@ -83,10 +85,12 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
             }
             // What docker saves, kiln reads: the same config (docker's image id) and layers.
             let saved = tmp.path().join(format!("saved-{base}-{arch}.tar"));
-            run(Command::new("docker")
-                .args(["save", "-o"])
-                .arg(&saved)
-                .arg(&reference));
+            run_ok(
+                Command::new("docker")
+                    .args(["save", "-o"])
+                    .arg(&saved)
+                    .arg(&reference),
+            );
             let ours =
                 kiln::oci::read_image(&format!("docker-archive:{}", file.display())).unwrap();
             let theirs =
@@ -216,7 +220,7 @@ fn layers_of_several_gzip_members_load_unpack_and_run() {
         }
     }));
     std::fs::write(&big, &bytes).unwrap();
-    run(Command::new("chmod").arg("755").arg(&big));
+    run_ok(Command::new("chmod").arg("755").arg(&big));
 
     let id = std::process::id();
     let reference = format!("kiln-test/big-hello:{id}");
@@ -262,16 +266,20 @@ fn layers_of_several_gzip_members_load_unpack_and_run() {
 
     // skopeo copies it (checking every digest) and umoci unpacks it byte for byte.
     let copied = tmp.path().join("copied");
-    let copy = run(Command::new("skopeo")
-        .args(["copy"])
-        .arg(format!("oci:{}:big", layout.display()))
-        .arg(format!("oci:{}:big", copied.display())));
+    let copy = run_ok(
+        Command::new("skopeo")
+            .args(["copy"])
+            .arg(format!("oci:{}:big", layout.display()))
+            .arg(format!("oci:{}:big", copied.display())),
+    );
     assert!(copy.status.success());
     let bundle = tmp.path().join("bundle");
-    let unpack = run(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
-        .arg(format!("{}:big", copied.display()))
-        .arg(&bundle));
+    let unpack = run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:big", copied.display()))
+            .arg(&bundle),
+    );
     assert!(unpack.status.success());
     assert_eq!(
         std::fs::read(bundle.join("rootfs/usr/local/bin/big-hello")).unwrap(),

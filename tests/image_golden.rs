@@ -2,10 +2,10 @@
 //! always give these index digests. A change here changes every image kiln writes: do it
 //! on purpose (new tar or gzip settings, a new config field) and say so in the CHANGELOG.
 
-use crate::oci_support;
+use crate::support;
 
 use kiln::oci::{BuildOptions, Compression, Metadata, build_index};
-use oci_support::*;
+use support::*;
 
 const GOLDEN_GZIP: &str = "sha256:efc77dbc3a12dd2eae72392e6f40669377508531e73e7906a4834802f238e3a9";
 const GOLDEN_ZSTD_EPOCH: &str =

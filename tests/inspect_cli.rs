@@ -2,6 +2,8 @@
 //! ELF files, see tests/fixtures/elf/build.sh), with the JSON document and the table pinned
 //! by snapshots, and exit codes 0 / 1 / 2 / 3 checked.
 
+use crate::support;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -9,17 +11,19 @@ use predicates::prelude::*;
 
 const FIXTURES: &str = "tests/fixtures/elf";
 
-fn kiln() -> Command {
-    Command::cargo_bin("kiln").expect("the kiln binary is built by cargo test")
+/// `support::kiln` (scrubbed environment) as an assert_cmd command.
+fn kiln_cmd() -> Command {
+    Command::from_std(support::kiln())
 }
 
-fn fixture(name: &str) -> String {
+/// A fixture's path relative to the repository, as the snapshots show it.
+fn fixture_arg(name: &str) -> String {
     format!("{FIXTURES}/{name}")
 }
 
 #[test]
 fn json_document_is_stable() {
-    let out = kiln()
+    let out = kiln_cmd()
         .args(["inspect", "--json", "--require", "any", FIXTURES])
         .assert()
         .success()
@@ -33,7 +37,7 @@ fn json_document_is_stable() {
 
 #[test]
 fn table_is_stable_and_failures_are_explained() {
-    let out = kiln().args(["inspect", FIXTURES]).assert().code(3);
+    let out = kiln_cmd().args(["inspect", FIXTURES]).assert().code(3);
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     insta::assert_snapshot!("fixtures_table", stdout);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
@@ -45,11 +49,11 @@ fn table_is_stable_and_failures_are_explained() {
 
 #[test]
 fn verbose_details_name_every_field() {
-    let out = kiln()
+    let out = kiln_cmd()
         .args([
             "-v",
             "inspect",
-            &fixture("amd64-glibc-pie"),
+            &fixture_arg("amd64-glibc-pie"),
             "--require",
             "any",
         ])
@@ -61,11 +65,11 @@ fn verbose_details_name_every_field() {
 
 #[test]
 fn static_files_pass_with_exit_0() {
-    kiln()
+    kiln_cmd()
         .args([
             "inspect",
-            &fixture("amd64-static"),
-            &fixture("amd64-static-pie"),
+            &fixture_arg("amd64-static"),
+            &fixture_arg("amd64-static-pie"),
         ])
         .assert()
         .success()
@@ -74,22 +78,22 @@ fn static_files_pass_with_exit_0() {
 
 #[test]
 fn static_pie_requirement_rejects_plain_static() {
-    kiln()
+    kiln_cmd()
         .args([
             "inspect",
             "--require",
             "static-pie",
-            &fixture("amd64-static"),
+            &fixture_arg("amd64-static"),
         ])
         .assert()
         .code(3)
         .stdout(predicate::str::contains("not position-independent"));
-    kiln()
+    kiln_cmd()
         .args([
             "inspect",
             "--require",
             "static-pie",
-            &fixture("amd64-static-pie"),
+            &fixture_arg("amd64-static-pie"),
         ])
         .assert()
         .success();
@@ -97,31 +101,36 @@ fn static_pie_requirement_rejects_plain_static() {
 
 #[test]
 fn arm_variant_is_checked_against_the_platform() {
-    kiln()
+    kiln_cmd()
         .args([
             "inspect",
             "--arch",
             "linux/arm/v6",
-            &fixture("armv7-static"),
+            &fixture_arg("armv7-static"),
         ])
         .assert()
         .code(3)
         .stdout(predicate::str::contains("linux/arm/v7").and(predicate::str::contains("SIGILL")));
-    kiln()
+    kiln_cmd()
         .args([
             "inspect",
             "--arch",
             "linux/arm/v7",
-            &fixture("armv7-static"),
+            &fixture_arg("armv7-static"),
         ])
         .assert()
         .success();
-    kiln()
-        .args(["inspect", "--arch", "armv6", &fixture("armv6-static")])
+    kiln_cmd()
+        .args(["inspect", "--arch", "armv6", &fixture_arg("armv6-static")])
         .assert()
         .success();
-    kiln()
-        .args(["inspect", "--arch", "linux/arm64", &fixture("s390x-static")])
+    kiln_cmd()
+        .args([
+            "inspect",
+            "--arch",
+            "linux/arm64",
+            &fixture_arg("s390x-static"),
+        ])
         .assert()
         .code(3)
         .stdout(predicate::str::contains("linux/s390x (64-bit big-endian)"));
@@ -129,8 +138,13 @@ fn arm_variant_is_checked_against_the_platform() {
 
 #[test]
 fn unknown_platform_is_a_usage_error() {
-    kiln()
-        .args(["inspect", "--arch", "linux/vax", &fixture("amd64-static")])
+    kiln_cmd()
+        .args([
+            "inspect",
+            "--arch",
+            "linux/vax",
+            &fixture_arg("amd64-static"),
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("kiln targets"));
@@ -138,11 +152,11 @@ fn unknown_platform_is_a_usage_error() {
 
 #[test]
 fn missing_input_is_exit_1_and_others_are_still_reported() {
-    kiln()
+    kiln_cmd()
         .args([
             "inspect",
             "/nonexistent/kiln-test",
-            &fixture("amd64-static"),
+            &fixture_arg("amd64-static"),
         ])
         .assert()
         .code(1)
@@ -159,11 +173,11 @@ fn messy_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("a/b/c")).unwrap();
-    std::fs::copy(fixture("amd64-static"), root.join("a/b/c/hello")).unwrap();
-    std::fs::copy(fixture("arm64-static"), root.join("a/hello-arm64")).unwrap();
+    std::fs::copy(fixture_arg("amd64-static"), root.join("a/b/c/hello")).unwrap();
+    std::fs::copy(fixture_arg("arm64-static"), root.join("a/hello-arm64")).unwrap();
     std::fs::write(root.join("README"), "not elf").unwrap();
     std::fs::write(root.join("a/empty"), "").unwrap();
-    let full = std::fs::read(fixture("amd64-static")).unwrap();
+    let full = std::fs::read(fixture_arg("amd64-static")).unwrap();
     std::fs::write(root.join("a/truncated"), &full[..40]).unwrap();
     std::os::unix::fs::symlink(".", root.join("a/loop")).unwrap();
     std::os::unix::fs::symlink("/nonexistent", root.join("dangling")).unwrap();
@@ -179,7 +193,7 @@ fn messy_tree() -> tempfile::TempDir {
 #[test]
 fn directory_walk_counts_skips_and_reports_damage() {
     let tree = messy_tree();
-    let out = kiln()
+    let out = kiln_cmd()
         .args(["inspect", "--json"])
         .arg(tree.path())
         .assert()
@@ -227,13 +241,13 @@ fn named_symlink_loop_and_fifo_are_per_file_errors() {
     let tree = messy_tree();
     let looped: PathBuf = tree.path().join("self");
     std::os::unix::fs::symlink(&looped, &looped).unwrap();
-    kiln()
+    kiln_cmd()
         .args(["inspect"])
         .arg(&looped)
         .arg(tree.path().join("fifo"))
         // Readable by mode even for root, yet every read fails with EIO.
         .arg("/proc/self/mem")
-        .arg(fixture("amd64-static"))
+        .arg(fixture_arg("amd64-static"))
         .timeout(std::time::Duration::from_secs(30))
         .assert()
         .code(1)
@@ -270,12 +284,12 @@ fn closed_stdout_is_not_an_error() {
 
 #[test]
 fn embedded_dependency_lists_are_reported() {
-    let out = kiln()
+    let out = kiln_cmd()
         .args([
             "inspect",
             "--json",
-            &fixture("amd64-auditable"),
-            &fixture("amd64-goinfo"),
+            &fixture_arg("amd64-auditable"),
+            &fixture_arg("amd64-goinfo"),
         ])
         .assert()
         .success()

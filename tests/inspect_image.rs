@@ -4,7 +4,9 @@
 //! Checks architecture per platform (ARM variant included), and whether dynamic files'
 //! interpreters and libraries resolve inside the image.
 
-use std::path::{Path, PathBuf};
+use crate::support::{elf_fixture, have_tool, kiln};
+
+use std::path::Path;
 use std::process::Command;
 
 use assert_cmd::Command as Cmd;
@@ -12,10 +14,6 @@ use kiln::oci::{
     Base, BuildOptions, ImageSpec, LayerEntry, OutputSpec, PlatformImage, build_index, write_output,
 };
 use predicates::prelude::*;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new("tests/fixtures/elf").join(name)
-}
 
 fn image(platform: &str, entries: Vec<LayerEntry>) -> PlatformImage {
     PlatformImage {
@@ -58,8 +56,7 @@ fn layout(dir: &Path, images: &[PlatformImage], base: Option<&Path>) -> String {
 }
 
 fn inspect_json(args: &[&str], code: i32) -> serde_json::Value {
-    let out = Cmd::cargo_bin("kiln")
-        .unwrap()
+    let out = Cmd::from_std(kiln())
         .args(["inspect", "--json"])
         .args(args)
         .assert()
@@ -116,7 +113,7 @@ fn multi_platform_image_passes_and_arch_filters() {
         image(
             p,
             vec![
-                LayerEntry::file("/usr/local/bin/hello", fixture(f), 0o755),
+                LayerEntry::file("/usr/local/bin/hello", elf_fixture(f), 0o755),
                 LayerEntry::bytes("/etc/motd", "not elf", 0o644),
             ],
         )
@@ -145,8 +142,7 @@ fn multi_platform_image_passes_and_arch_filters() {
         [row("linux/arm/v6", "/usr/local/bin/hello", "ok", &[])]
     );
     // ... and names the platforms there are when it is missing.
-    Cmd::cargo_bin("kiln")
-        .unwrap()
+    Cmd::from_std(kiln())
         .args(["inspect", "--arch", "riscv64", &r])
         .assert()
         .code(1)
@@ -162,11 +158,11 @@ fn binaries_under_the_wrong_platform_fail() {
     let images = vec![
         image(
             "linux/arm/v6",
-            vec![LayerEntry::file("/app", fixture("armv7-static"), 0o755)],
+            vec![LayerEntry::file("/app", elf_fixture("armv7-static"), 0o755)],
         ),
         image(
             "linux/arm64",
-            vec![LayerEntry::file("/app", fixture("amd64-static"), 0o755)],
+            vec![LayerEntry::file("/app", elf_fixture("amd64-static"), 0o755)],
         ),
     ];
     let r = layout(&tmp.path().join("img"), &images, None);
@@ -216,8 +212,8 @@ fn dynamic_files_resolve_only_when_the_image_has_their_libraries() {
         &[image(
             "linux/amd64",
             vec![
-                LayerEntry::file("/app/glibc", fixture("amd64-glibc-pie"), 0o755),
-                LayerEntry::file("/app/musl", fixture("amd64-musl-dynamic"), 0o755),
+                LayerEntry::file("/app/glibc", elf_fixture("amd64-glibc-pie"), 0o755),
+                LayerEntry::file("/app/musl", elf_fixture("amd64-musl-dynamic"), 0o755),
             ],
         )],
         None,
@@ -253,14 +249,14 @@ fn dynamic_files_resolve_only_when_the_image_has_their_libraries() {
     // symlink); its own entry is inspected separately (a static-pie stands in for it).
     base.push(LayerEntry::file(
         "/usr/lib/ld-musl-x86_64.so.1",
-        fixture("amd64-static-pie"),
+        elf_fixture("amd64-static-pie"),
         0o755,
     ));
     let base_dir = tmp.path().join("base");
     layout(&base_dir, &[image("linux/amd64", base)], None);
     let app = vec![
-        LayerEntry::file("/app/glibc", fixture("amd64-glibc-pie"), 0o755),
-        LayerEntry::file("/app/musl", fixture("amd64-musl-dynamic"), 0o755),
+        LayerEntry::file("/app/glibc", elf_fixture("amd64-glibc-pie"), 0o755),
+        LayerEntry::file("/app/musl", elf_fixture("amd64-musl-dynamic"), 0o755),
     ];
     let full = layout(
         &tmp.path().join("full"),
@@ -316,7 +312,7 @@ fn dynamic_files_resolve_only_when_the_image_has_their_libraries() {
                 LayerEntry::bytes("/usr/lib/x86_64-linux-gnu/.wh..wh..opq", "", 0o644),
                 LayerEntry::file(
                     "/usr/lib/x86_64-linux-gnu/libc.so.6",
-                    fixture("amd64-static"),
+                    elf_fixture("amd64-static"),
                     0o755,
                 ),
             ],
@@ -346,8 +342,8 @@ fn archives_written_by_kiln_and_skopeo_read_the_same() {
     let images = vec![image(
         "linux/amd64",
         vec![
-            LayerEntry::file("/hello", fixture("amd64-static"), 0o755),
-            LayerEntry::file("/dyn", fixture("amd64-musl-dynamic"), 0o755),
+            LayerEntry::file("/hello", elf_fixture("amd64-static"), 0o755),
+            LayerEntry::file("/dyn", elf_fixture("amd64-musl-dynamic"), 0o755),
         ],
     )];
     let built = build_index(&images, &BuildOptions::default()).unwrap();
@@ -381,12 +377,7 @@ fn archives_written_by_kiln_and_skopeo_read_the_same() {
     }
 
     // docker-archive as skopeo writes it (Docker's manifest.json format).
-    let have_skopeo = Command::new("skopeo").arg("--version").output().is_ok();
-    if !have_skopeo {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "skopeo not found: install it with `apt-get install -y skopeo`"
-        );
+    if !have_tool("skopeo", "apt-get install -y skopeo") {
         return;
     }
     let docker = tmp.path().join("docker.tar");

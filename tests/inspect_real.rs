@@ -12,6 +12,8 @@
 //! the wider matrices (dynamic C and Go for every target) are `#[ignore]`d: run them with
 //! `cargo test --test integration inspect_real:: -- --ignored`.
 
+use crate::support::unavailable;
+
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -24,18 +26,14 @@ use kiln::target::{Target, Targets};
 
 const HELLO_C: &str = include_str!("fixtures/elf/hello.c");
 
-/// A tool the test needs. In CI a missing tool fails the test with the command that
-/// installs it; elsewhere the test says so on stderr and returns.
+/// A tool the test needs, by the one missing-tool policy (`support::unavailable`).
 fn need(found: Option<Vec<OsString>>, what: &str, install: &str) -> Option<Vec<OsString>> {
-    if found.is_some() {
-        return found;
+    if found.is_none() {
+        unavailable(&format!(
+            "{what} not found: install it with `{install}` (or run `cargo xtask setup`)"
+        ));
     }
-    let msg = format!("{what} not found: install it with `{install}`");
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED (not in CI): {msg}");
-    None
+    found
 }
 
 fn runs(cmd: &[OsString], arg: &str) -> bool {
@@ -91,7 +89,8 @@ fn readelf_present() -> bool {
     .is_some()
 }
 
-fn run(cmd: &mut Command, what: &str) -> String {
+/// The stdout of `cmd`, which must succeed (`what` names it in the failure).
+fn stdout_ok(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
@@ -159,7 +158,7 @@ fn build_c(zig: &[OsString], dir: &Path, target: &Target, link: CLink, extra: &[
         CLink::DynamicNoPie => &["-dynamic", "-no-pie"][..],
     });
     cmd.args(extra).arg("-o").arg(&path).arg(&src);
-    run(
+    stdout_ok(
         &mut cmd,
         &format!("zig cc for {} ({link:?})", target.platform),
     );
@@ -207,7 +206,7 @@ fn search_path(line: &str) -> Vec<String> {
 }
 
 fn readelf(path: &Path) -> Readelf {
-    let out = run(
+    let out = stdout_ok(
         Command::new("readelf")
             .env("LC_ALL", "C")
             .arg("-lhdW")
@@ -311,7 +310,7 @@ fn assert_agrees(path: &Path, k: &ElfReport) {
 
 /// The highest `GLIBC_x.y` that `readelf -V` lists as required.
 fn readelf_highest_glibc(path: &Path) -> Option<String> {
-    let out = run(
+    let out = stdout_ok(
         Command::new("readelf")
             .env("LC_ALL", "C")
             .arg("-V")
@@ -346,7 +345,7 @@ fn readelf_highest_glibc(path: &Path) -> Option<String> {
 
 /// Tag_CPU_arch as `readelf -A` prints it (`v7`, `v6KZ`, ...).
 fn readelf_cpu_arch(path: &Path) -> Option<String> {
-    let out = run(
+    let out = stdout_ok(
         Command::new("readelf")
             .env("LC_ALL", "C")
             .arg("-A")
@@ -541,7 +540,7 @@ fn readelf_calls_it_a_shared_object() {
         std::fs::copy(pam_cap, &copy).unwrap();
         std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
-        let out = run(&mut Command::new(&copy), "running pam_cap.so as a program");
+        let out = stdout_ok(&mut Command::new(&copy), "running pam_cap.so as a program");
         assert!(out.contains("PAM module"), "{out}");
     } else {
         eprintln!("libpam-cap not installed: the pam_cap.so case is not checked here");
@@ -647,7 +646,7 @@ fn build_go(go: &[OsString], dir: &Path, t: &Target, extra: &[&str], out: &str) 
     if let Some(v) = &t.go386 {
         cmd.env("GO386", v);
     }
-    run(&mut cmd, &format!("go build for {}", t.platform));
+    stdout_ok(&mut cmd, &format!("go build for {}", t.platform));
     path
 }
 
@@ -662,7 +661,7 @@ fn check_go(go: &[OsString], dir: &Path, t: &Target) {
     assert_eq!(k.platform_string(), name, "{k:#?}");
     assert!(inspect::verify(&k, &policy_for(t)).is_empty());
     let info = k.go.as_ref().expect("Go build info");
-    let want_version = run(
+    let want_version = stdout_ok(
         Command::new(&go[0])
             .args(&go[1..])
             .args(["env", "GOVERSION"]),
@@ -796,7 +795,7 @@ fn rust_auditable_dependency_list() {
         cmd
     };
     if !build(true).output().is_ok_and(|o| o.status.success()) {
-        run(&mut build(false), "cargo auditable build");
+        stdout_ok(&mut build(false), "cargo auditable build");
     }
     let bin = dir.path().join("target/debug/audited");
     let k = elf::inspect_path(&bin).unwrap();
@@ -859,12 +858,12 @@ fn file_and_readelf_call_a_static_pie_without_df_1_pie_a_library() {
     std::fs::write(&path, &data).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
-    let ran = run(
+    let ran = stdout_ok(
         Command::new(&path).arg("kiln"),
         "running the patched static-pie",
     );
     assert_eq!(ran, "hello, kiln\n", "it is a program");
-    let file_says = run(Command::new("file").arg("-b").arg(&path), "file");
+    let file_says = stdout_ok(Command::new("file").arg("-b").arg(&path), "file");
     assert!(file_says.contains("shared object"), "file: {file_says}");
     assert!(readelf(&path).type_text.contains("Shared object"));
     let k = elf::inspect_path(&path).unwrap();

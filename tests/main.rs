@@ -2,9 +2,7 @@
 //! instead of one per file, and one registry/daemon per run). Run one file with
 //! `cargo test --test integration build_c::`.
 
-mod common;
-mod harden_support;
-mod oci_support;
+mod support;
 
 mod architecture;
 mod attest;
@@ -32,3 +30,4 @@ mod oci_layout;
 mod polyglot;
 mod registry;
 mod toolchain;
+mod variants;

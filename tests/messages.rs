@@ -3,8 +3,7 @@
 //! the temporary directory are replaced by their kind, so the snapshots show the schema
 //! and every deterministic value.
 
-use crate::common;
-use crate::oci_support;
+use crate::support;
 
 use std::path::Path;
 
@@ -54,13 +53,13 @@ fn image_messages(tmp: &Path) -> Vec<Value> {
         args.push("--binary".into());
         args.push(format!(
             "linux/{arch}={}",
-            oci_support::fixture_hello(arch).display()
+            support::fixture_hello(arch).display()
         ));
     }
     let out = format!("oci:{}/img:1", tmp.display());
     args.extend(["-o".into(), out, "--message-format".into(), "json".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, stdout, err) = oci_support::kiln_run(&args);
+    let (code, stdout, err) = support::kiln_run(&args);
     assert_eq!(code, 0, "{err}");
     lines(&stdout)
 }
@@ -87,12 +86,12 @@ fn kiln_image_messages() {
 
 #[test]
 fn kiln_build_messages_share_the_image_schema() {
-    if !oci_support::have_zig() {
+    if !support::have_zig() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let out = common::build_into(
-        &common::fixture("c-sources"),
+    let out = support::build_into(
+        &support::fixture("c-sources"),
         "linux/amd64,linux/arm64",
         &tmp.path().join("dist"),
         &[
@@ -102,8 +101,8 @@ fn kiln_build_messages_share_the_image_schema() {
             "json",
         ],
     );
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let msgs = lines(&common::stdout(&out));
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs = lines(&support::stdout(&out));
     let redacted: Vec<Value> = msgs.iter().map(|m| redact(m.clone(), tmp.path())).collect();
     insta::assert_json_snapshot!("kiln_build", redacted);
 

@@ -1,12 +1,12 @@
 //! The archive sinks and the reader: what kiln writes, skopeo reads, and `read_image`
 //! reads back the same manifests, configs and files, from all three formats.
 
-use crate::oci_support;
+use crate::support;
 
 use std::process::Command;
 
 use kiln::oci::{BuildOptions, Compression, OutputSpec, build_index, read_image, write_output};
-use oci_support::*;
+use support::*;
 
 #[test]
 fn archives_are_read_by_skopeo_and_by_kiln() {
@@ -51,10 +51,12 @@ fn archives_are_read_by_skopeo_and_by_kiln() {
         // skopeo decompresses every layer (to recompress it as gzip), and umoci unpacks that.
         if compression != Compression::Gzip && have_tool("umoci", "apt-get install -y umoci") {
             let regz = format!("oci:{}/regz:v1", dir.display());
-            run(Command::new("skopeo")
-                .args(["copy", "-q", "--all", "--dest-compress-format", "gzip"])
-                .arg(&layout)
-                .arg(&regz));
+            run_ok(
+                Command::new("skopeo")
+                    .args(["copy", "-q", "--all", "--dest-compress-format", "gzip"])
+                    .arg(&layout)
+                    .arg(&regz),
+            );
             let regz_dir = dir.join("regz");
             let bundle = dir.join("bundle");
             // umoci cannot pick a platform from an index: unpack the arm64 manifest's copy.
@@ -76,10 +78,12 @@ fn archives_are_read_by_skopeo_and_by_kiln() {
                     "annotations": {"org.opencontainers.image.ref.name": "arm64"}
                 }));
             std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
-            run(Command::new("umoci")
-                .args(["unpack", "--image"])
-                .arg(format!("{}:arm64", regz_dir.display()))
-                .arg(&bundle));
+            run_ok(
+                Command::new("umoci")
+                    .args(["unpack", "--image"])
+                    .arg(format!("{}:arm64", regz_dir.display()))
+                    .arg(&bundle),
+            );
             assert_eq!(
                 std::fs::read(bundle.join("rootfs/usr/local/bin/hello")).unwrap(),
                 std::fs::read(&arm).unwrap()
@@ -87,9 +91,9 @@ fn archives_are_read_by_skopeo_and_by_kiln() {
         }
 
         // skopeo reads all three.
-        let raw = run(Command::new("skopeo").args(["inspect", "--raw", &oci_archive]));
+        let raw = run_ok(Command::new("skopeo").args(["inspect", "--raw", &oci_archive]));
         assert_eq!(raw.stdout, built.index_json);
-        let d = run(Command::new("skopeo").args(["inspect", &docker_archive]));
+        let d = run_ok(Command::new("skopeo").args(["inspect", &docker_archive]));
         let d: serde_json::Value = serde_json::from_slice(&d.stdout).unwrap();
         assert_eq!(d["Architecture"], "arm64");
 

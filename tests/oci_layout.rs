@@ -1,13 +1,13 @@
 //! The OCI layout writer against real tools: skopeo reads the index and picks platforms,
 //! umoci unpacks the image, and the unpacked static binary runs (arm64 under qemu).
 
-use crate::oci_support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use kiln::oci::{BuildOptions, OutputSpec, build_index, write_output};
-use oci_support::*;
+use support::*;
 
 fn tools() -> bool {
     have_zig()
@@ -43,9 +43,11 @@ fn two_platform_layout_is_read_by_skopeo_and_umoci() {
     .unwrap();
     check_layout(&plain);
 
-    let raw = run(Command::new("skopeo")
-        .args(["inspect", "--raw"])
-        .arg(format!("oci:{}", plain.display())));
+    let raw = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}", plain.display())),
+    );
     assert_eq!(
         raw.stdout, built.index_json,
         "skopeo returns the index kiln wrote"
@@ -53,18 +55,22 @@ fn two_platform_layout_is_read_by_skopeo_and_umoci() {
     assert_eq!(index_platforms(&raw.stdout), ["linux/amd64", "linux/arm64"]);
 
     for (arch, image) in [("amd64", &built.images[0]), ("arm64", &built.images[1])] {
-        let out = run(Command::new("skopeo")
-            .args(["--override-os", "linux", "--override-arch", arch, "inspect"])
-            .arg(format!("oci:{}", plain.display())));
+        let out = run_ok(
+            Command::new("skopeo")
+                .args(["--override-os", "linux", "--override-arch", arch, "inspect"])
+                .arg(format!("oci:{}", plain.display())),
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["Architecture"], arch);
         assert_eq!(v["Os"], "linux");
         // skopeo's Digest is the index's; the layer tells the platforms apart.
         assert_eq!(v["Digest"], built.digest.as_str());
         assert_eq!(v["Layers"][0], image.layers[0].digest.as_str());
-        let cfg = run(Command::new("skopeo")
-            .args(["--override-arch", arch, "inspect", "--config"])
-            .arg(format!("oci:{}", plain.display())));
+        let cfg = run_ok(
+            Command::new("skopeo")
+                .args(["--override-arch", arch, "inspect", "--config"])
+                .arg(format!("oci:{}", plain.display())),
+        );
         let cfg: serde_json::Value = serde_json::from_slice(&cfg.stdout).unwrap();
         assert_eq!(cfg["config"]["User"], "65532:65532");
         assert_eq!(cfg["config"]["Entrypoint"][0], "/usr/local/bin/hello");
@@ -99,27 +105,33 @@ fn two_platform_layout_is_read_by_skopeo_and_umoci() {
         .collect();
     tags.sort();
     assert_eq!(tags, ["amd64", "arm64", "multi"]);
-    let raw = run(Command::new("skopeo")
-        .args(["inspect", "--raw"])
-        .arg(format!("oci:{}:multi", tagged.display())));
+    let raw = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:multi", tagged.display())),
+    );
     assert_eq!(raw.stdout, built.index_json);
 
     // skopeo copies the whole index into another layout unchanged, and kiln reads it.
     let copied = tmp.path().join("copied");
-    run(Command::new("skopeo")
-        .args(["copy", "-q", "--all"])
-        .arg(format!("oci:{}:multi", tagged.display()))
-        .arg(format!("oci:{}:copy", copied.display())));
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "-q", "--all"])
+            .arg(format!("oci:{}:multi", tagged.display()))
+            .arg(format!("oci:{}:copy", copied.display())),
+    );
     let read = kiln::oci::read_image(&format!("oci:{}:copy", copied.display())).unwrap();
     assert_eq!(read.digest.as_deref(), Some(built.digest.as_str()));
     assert_eq!(read.platform_list(), "linux/amd64, linux/arm64");
 
     for (arch, bin) in [("amd64", &amd), ("arm64", &arm)] {
         let bundle = tmp.path().join(format!("bundle-{arch}"));
-        run(Command::new("umoci")
-            .args(["unpack", "--image"])
-            .arg(format!("{}:{arch}", tagged.display()))
-            .arg(&bundle));
+        run_ok(
+            Command::new("umoci")
+                .args(["unpack", "--image"])
+                .arg(format!("{}:{arch}", tagged.display()))
+                .arg(&bundle),
+        );
         let unpacked = bundle.join("rootfs/usr/local/bin/hello");
         let meta = std::fs::metadata(&unpacked).unwrap();
         assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
@@ -128,9 +140,9 @@ fn two_platform_layout_is_read_by_skopeo_and_umoci() {
             std::fs::read(bin).unwrap()
         );
         let out = if arch == "amd64" {
-            run(Command::new(&unpacked).arg("x"))
+            run_ok(Command::new(&unpacked).arg("x"))
         } else {
-            run(Command::new("qemu-aarch64-static").arg(&unpacked).arg("x"))
+            run_ok(Command::new("qemu-aarch64-static").arg(&unpacked).arg("x"))
         };
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(

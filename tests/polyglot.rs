@@ -9,11 +9,13 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::{self, copy_dir, json_lines, stderr};
-use crate::oci_support::{arm64_binfmt_ready, docker_load, docker_ready, run};
+use crate::support::{
+    self, arm64_binfmt_ready, copy_dir, docker_load, docker_ready, free_port, json_lines, run_ok,
+    stderr,
+};
 
 fn kiln_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
-    common::kiln()
+    support::kiln()
         .arg("build")
         .arg(project)
         .args(["--platform", "linux/amd64,linux/arm64", "--out-dir"])
@@ -60,14 +62,6 @@ fn smoke_lines(out: &Output) -> Vec<String> {
     lines
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET path` from a server on 127.0.0.1:port, retried while it starts.
 fn http_get(port: u16, path: &str) -> String {
     let started = std::time::Instant::now();
@@ -92,10 +86,12 @@ fn check_in_docker(archive: &Path, arch: &str, uname_arch: &str, checksum_line: 
     let port = free_port();
     let name = format!("kiln-test-polyglot-{arch}-{}", std::process::id());
     // Host networking on a loopback port: no bridge or port proxy needed.
-    run(Command::new("docker")
-        .args(["run", "-d", "--rm", "--network", "host", "--name", &name])
-        .arg(&reference)
-        .args(["-root", "/srv/www", "-addr", &format!("127.0.0.1:{port}")]));
+    run_ok(
+        Command::new("docker")
+            .args(["run", "-d", "--rm", "--network", "host", "--name", &name])
+            .arg(&reference)
+            .args(["-root", "/srv/www", "-addr", &format!("127.0.0.1:{port}")]),
+    );
     let page = http_get(port, "/about.html");
     let css = http_get(port, "/assets/site.css");
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
@@ -106,10 +102,12 @@ fn check_in_docker(archive: &Path, arch: &str, uname_arch: &str, checksum_line: 
     );
     assert!(css.contains("font-family"), "{css}");
     let tool = |bin: &str| {
-        let out = run(Command::new("docker")
-            .args(["run", "--rm", "--entrypoint", bin])
-            .arg(&reference)
-            .arg("--check"));
+        let out = run_ok(
+            Command::new("docker")
+                .args(["run", "--rm", "--entrypoint", bin])
+                .arg(&reference)
+                .arg("--check"),
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(
@@ -126,7 +124,7 @@ fn check_in_docker(archive: &Path, arch: &str, uname_arch: &str, checksum_line: 
 fn polyglot_example_one_image_per_platform_one_layer_per_component() {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("polyglot");
-    copy_dir(&common::example("polyglot"), &project);
+    copy_dir(&support::example("polyglot"), &project);
     let id = std::process::id();
     let oci1 = format!("oci:{}:v1", tmp.path().join("oci1").display());
     let amd64_tar = tmp.path().join("amd64.tar");
@@ -173,7 +171,7 @@ fn polyglot_example_one_image_per_platform_one_layer_per_component() {
     }
     let img = kiln::oci::read_image(&oci1).unwrap();
     let p = &img.platforms[0];
-    let site = crate::oci_support::tar_entries(&p.layers[0].tar().unwrap());
+    let site = support::tar_entries(&p.layers[0].tar().unwrap());
     let paths: Vec<&str> = site.iter().map(|e| e.0.as_str()).collect();
     assert!(paths.contains(&"srv/www/about.html"), "{paths:?}");
     assert!(paths.contains(&"srv/www/assets/site.css"), "{paths:?}");
@@ -238,7 +236,7 @@ fn polyglot_example_one_image_per_platform_one_layer_per_component() {
 fn root_with(tmp: &Path, image: &str, tables: &str) -> std::path::PathBuf {
     let root = tmp.join("root");
     let _ = std::fs::remove_dir_all(&root);
-    copy_dir(&common::example("polyglot"), &root);
+    copy_dir(&support::example("polyglot"), &root);
     std::fs::write(
         root.join("kiln.toml"),
         format!(
@@ -337,10 +335,10 @@ fn component_mistakes_exit_2_before_anything_builds_and_subsets_build_alone() {
 fn debug_image_twin_has_busybox_and_leaves_the_production_image_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("polyglot");
-    copy_dir(&common::example("polyglot"), &project);
+    copy_dir(&support::example("polyglot"), &project);
     let build = |name: &str, extra: &[&str]| {
         let layout = format!("oci:{}:1.0", tmp.path().join(name).display());
-        let out = common::kiln()
+        let out = support::kiln()
             .arg("build")
             .arg(&project)
             .args(["--platform", "linux/amd64", "--out-dir"])
@@ -379,7 +377,7 @@ fn debug_image_twin_has_busybox_and_leaves_the_production_image_alone() {
     }
     let cfg = dbg.config.config().as_ref().unwrap();
     assert_eq!(cfg.entrypoint().as_deref().unwrap(), ["/busybox/sh"]);
-    let busybox = crate::oci_support::tar_entries(&dbg.layers.last().unwrap().tar().unwrap());
+    let busybox = support::tar_entries(&dbg.layers.last().unwrap().tar().unwrap());
     let paths: Vec<&str> = busybox.iter().map(|e| e.0.as_str()).collect();
     assert!(
         paths.contains(&"busybox/busybox") && paths.contains(&"busybox/ls"),
@@ -391,8 +389,13 @@ fn debug_image_twin_has_busybox_and_leaves_the_production_image_alone() {
     if docker_ready() {
         let loaded = docker_load(&twin_archive);
         assert_eq!(loaded, format!("{reference}-debug"));
-        let out =
-            run(Command::new("docker").args(["run", "--rm", &loaded, "-c", "ls /usr/local/bin"]));
+        let out = run_ok(Command::new("docker").args([
+            "run",
+            "--rm",
+            &loaded,
+            "-c",
+            "ls /usr/local/bin",
+        ]));
         let _ = Command::new("docker").args(["rmi", "-f", &loaded]).output();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),

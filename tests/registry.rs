@@ -2,7 +2,7 @@
 //! on 127.0.0.1 with its own config and storage), read back with skopeo and Docker; and the
 //! client's behaviour against a test server that misbehaves on purpose.
 
-use crate::oci_support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use oci_support::{fixture_hello, have_tool, kiln, unavailable};
+use support::{fixture_hello, free_port, have_tool, kiln, run_ok, stderr};
 
 /// A docker-registry on a random loopback port; it stops when this test process ends.
 pub(crate) struct Registry {
@@ -26,14 +26,6 @@ struct RegistryConfig {
     htpasswd: Option<PathBuf>,
     /// Token auth: the realm (token server URL) and the certificate whose key signs tokens.
     token: Option<(String, PathBuf)>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Registry {
@@ -139,19 +131,8 @@ pub(crate) fn registry() -> Option<&'static Registry> {
         .as_ref()
 }
 
-fn kiln_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "kiln failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(o: &Output) -> String {
+/// stdout without surrounding whitespace (a digest, a reference).
+fn trimmed_stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
@@ -202,7 +183,7 @@ fn assert_two_platform_index(reference: &str, digest: &str) {
     let raw = skopeo_raw(reference);
     assert_eq!(sha256(&raw), digest, "{reference}");
     assert_eq!(
-        oci_support::index_platforms(&raw),
+        support::index_platforms(&raw),
         ["linux/amd64", "linux/arm64"]
     );
 }
@@ -250,7 +231,7 @@ fn push_a_multi_platform_image_and_read_it_back() {
     }
     let cache = tempfile::tempdir().unwrap();
     let a = &reg.addr;
-    let out = kiln_ok(
+    let out = run_ok(
         image_cmd(&["amd64", "arm64"], cache.path())
             .args(["--output", &format!("docker://{a}/hello:1.0")])
             .args(["--output", &format!("docker://{a}/hello:latest")])
@@ -287,7 +268,7 @@ fn push_a_multi_platform_image_and_read_it_back() {
 
     // An unchanged re-push uploads nothing.
     let started = Instant::now();
-    let again = kiln_ok(
+    let again = run_ok(
         image_cmd(&["amd64", "arm64"], cache.path())
             .args(["--output", &format!("docker://{a}/hello:1.0")])
             .args(["--message-format", "json"]),
@@ -304,7 +285,7 @@ fn push_a_multi_platform_image_and_read_it_back() {
     );
 
     // kiln reads it from the registry, as an image to inspect, and says what it pulled.
-    let inspected = kiln_ok(
+    let inspected = run_ok(
         kiln()
             .arg("inspect")
             .arg(format!("docker://{a}/hello:1.0"))
@@ -315,7 +296,7 @@ fn push_a_multi_platform_image_and_read_it_back() {
         err.contains("pulled") && err.contains(&format!("from {a}/hello")),
         "{err}"
     );
-    let text = stdout(&inspected);
+    let text = trimmed_stdout(&inspected);
     assert!(
         text.contains("linux/arm64") || text.contains("aarch64") || text.contains("arm64"),
         "{text}"
@@ -330,20 +311,20 @@ fn split_builds_merge_into_the_index_one_machine_builds() {
     // Two separate processes, one platform each, pushed by digest (arm64 first on purpose).
     let mut digests = Vec::new();
     for p in ["arm64", "amd64"] {
-        let out = kiln_ok(image_cmd(&[p], cache.path()).args([
+        let out = run_ok(image_cmd(&[p], cache.path()).args([
             "--output",
             &format!("docker://{a}/split"),
             "--push-by-digest",
             "-q",
         ]));
-        let d = stdout(&out);
+        let d = trimmed_stdout(&out);
         assert!(d.starts_with("sha256:"), "{d}");
         // Untagged: the registry has the manifest by digest.
         let raw = skopeo_raw(&format!("{a}/split@{d}"));
         assert_eq!(sha256(&raw), d);
         digests.push(d);
     }
-    let merged = kiln_ok(
+    let merged = run_ok(
         kiln()
             .args([
                 "index",
@@ -355,36 +336,36 @@ fn split_builds_merge_into_the_index_one_machine_builds() {
             .args(digests.iter().map(|d| format!("{a}/split@{d}")))
             .env("KILN_CACHE_DIR", cache.path()),
     );
-    let merged = stdout(&merged);
+    let merged = trimmed_stdout(&merged);
     assert_two_platform_index(&format!("{a}/split:1.0"), &merged);
 
     // One machine, both platforms (given in the other order), same SOURCE_DATE_EPOCH.
     let one = tempfile::tempdir().unwrap();
-    let single = kiln_ok(
+    let single = run_ok(
         image_cmd(&["arm64", "amd64"], cache.path())
             .args(["-q", "--output"])
             .arg(format!("oci:{}/one", one.path().display())),
     );
-    assert_eq!(stdout(&single), merged);
+    assert_eq!(trimmed_stdout(&single), merged);
 
     // The same for layouts on disk.
     let mut layouts = Vec::new();
     for p in ["amd64", "arm64"] {
         let d = one.path().join(p);
-        kiln_ok(
+        run_ok(
             image_cmd(&[p], cache.path())
                 .args(["-q", "--output"])
                 .arg(format!("oci:{}", d.display())),
         );
         layouts.push(format!("oci:{}", d.display()));
     }
-    let local = kiln_ok(
+    let local = run_ok(
         kiln()
             .args(["index", "merge", "-q", "--output"])
             .arg(format!("oci:{}/merged:1.0", one.path().display()))
             .args(layouts.iter().rev()),
     );
-    assert_eq!(stdout(&local), merged);
+    assert_eq!(trimmed_stdout(&local), merged);
 }
 
 #[test]
@@ -392,7 +373,7 @@ fn a_registry_base_is_cached_and_a_digest_needs_no_request() {
     let Some(reg) = registry() else { return };
     let a = &reg.addr;
     let cache = tempfile::tempdir().unwrap();
-    let base = stdout(&kiln_ok(
+    let base = trimmed_stdout(&run_ok(
         image_cmd(&["amd64", "arm64"], cache.path()).args([
             "-q",
             "--output",
@@ -405,7 +386,7 @@ fn a_registry_base_is_cached_and_a_digest_needs_no_request() {
         let mut c = image_cmd(&["amd64"], cache2.path());
         c.args(["-q", "--base", base_ref, "--output"])
             .arg(format!("oci:{}", out.display()));
-        stdout(&kiln_ok(&mut c))
+        trimmed_stdout(&run_ok(&mut c))
     };
     let out = tempfile::tempdir().unwrap();
     let first = build(&format!("docker://{a}/base:1"), &out.path().join("a"));
@@ -500,10 +481,6 @@ fn inspect_remote(addr: &str, extra_env: &[(&str, &str)]) -> (Output, Duration) 
     let started = Instant::now();
     let out = c.output().unwrap();
     (out, started.elapsed())
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// stdout and stderr: `kiln inspect` reports an unreadable input in its table.
@@ -781,7 +758,7 @@ fn tls_with_a_test_ca_and_basic_auth() {
         "{e}"
     );
     // The right CA and password: pushed, and skopeo (trusting the same CA) agrees.
-    let ok = kiln_ok(
+    let ok = run_ok(
         image_cmd(&["amd64", "arm64"], cache.path())
             .args([
                 "-q",
@@ -792,7 +769,7 @@ fn tls_with_a_test_ca_and_basic_auth() {
             .arg(p("ca.pem"))
             .env("REGISTRY_AUTH_FILE", auth("secret")),
     );
-    let digest = stdout(&ok);
+    let digest = trimmed_stdout(&ok);
     let certs = p("certs.d");
     std::fs::create_dir_all(&certs).unwrap();
     std::fs::copy(p("ca.pem"), certs.join("ca.crt")).unwrap();
@@ -809,7 +786,7 @@ fn tls_with_a_test_ca_and_basic_auth() {
     );
     assert_eq!(sha256(&raw.stdout), digest);
     // kiln inspect takes the same --registry-ca as a push.
-    let inspected = kiln_ok(
+    let inspected = run_ok(
         kiln()
             .args(["inspect", "--json", "--registry-ca"])
             .arg(p("ca.pem"))
@@ -818,9 +795,9 @@ fn tls_with_a_test_ca_and_basic_auth() {
             .env("REGISTRY_AUTH_FILE", auth("secret")),
     );
     assert!(
-        stdout(&inspected).contains("\"platform\": \"linux/arm64\""),
+        trimmed_stdout(&inspected).contains("\"platform\": \"linux/arm64\""),
         "{}",
-        stdout(&inspected)
+        trimmed_stdout(&inspected)
     );
 }
 
@@ -828,12 +805,12 @@ fn tls_with_a_test_ca_and_basic_auth() {
 #[ignore = "docker engine; run by cargo xtask e2e"]
 fn docker_pulls_and_runs_what_kiln_pushed() {
     let Some(reg) = registry() else { return };
-    if !oci_support::docker_ready() {
+    if !support::docker_ready() {
         return;
     }
     let a = &reg.addr;
     let cache = tempfile::tempdir().unwrap();
-    kiln_ok(image_cmd(&["amd64", "arm64"], cache.path()).args([
+    run_ok(image_cmd(&["amd64", "arm64"], cache.path()).args([
         "-q",
         "--output",
         &format!("docker://{a}/run:1"),
@@ -920,7 +897,6 @@ fn a_registry_killed_mid_push_leaves_no_tag_on_a_partial_image() {
         );
         assert!(!tag.status.success(), "a failed push left a tag");
     }
-    let _ = unavailable; // shared helper, used by the others
 }
 
 fn examples_ci() -> PathBuf {
@@ -952,13 +928,18 @@ fn the_example_makefile_packs_and_pushes() {
         .env("KILN_CACHE_DIR", cache.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let lines: Vec<String> = stdout(&out)
+    assert!(
+        out.status.success(),
+        "{}{}",
+        trimmed_stdout(&out),
+        stderr(&out)
+    );
+    let lines: Vec<String> = trimmed_stdout(&out)
         .lines()
         .filter(|l| l.starts_with("sha256:"))
         .map(str::to_string)
         .collect();
-    assert_eq!(lines.len(), 2, "{}", stdout(&out));
+    assert_eq!(lines.len(), 2, "{}", trimmed_stdout(&out));
     assert_eq!(
         lines[0], lines[1],
         "the layout and the registry hold the same index"
@@ -981,10 +962,10 @@ fn the_example_makefile_packs_and_pushes() {
         .output()
         .unwrap();
     assert!(
-        stdout(&dry)
+        trimmed_stdout(&dry)
             .contains("kiln build . --release --platform linux/amd64,linux/arm64 --out-dir dist"),
         "{}",
-        stdout(&dry)
+        trimmed_stdout(&dry)
     );
 }
 
@@ -1017,7 +998,7 @@ fn the_workflow_steps_release_a_project_over_a_matrix() {
         }
         let out = c.output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        stdout(&out)
+        trimmed_stdout(&out)
     };
     // Two "runners", one platform each, as the matrix jobs run them.
     let refs: Vec<String> = ["linux/arm64", "linux/amd64"]
@@ -1068,7 +1049,7 @@ fn shards_in_other_repositories_merge_into_a_third() {
     let mut pushes = Vec::new();
     for (p, repo) in [("amd64", "shard-a"), ("arm64", "shard-b")] {
         let cache = tempfile::tempdir().unwrap();
-        let out = kiln_ok(image_cmd(&[p], cache.path()).args([
+        let out = run_ok(image_cmd(&[p], cache.path()).args([
             "--output",
             &format!("docker://{a}/{repo}"),
             "--push-by-digest",
@@ -1084,7 +1065,7 @@ fn shards_in_other_repositories_merge_into_a_third() {
     insta::assert_json_snapshot!("push_by_digest_messages", pushes);
 
     let cache = tempfile::tempdir().unwrap();
-    let merged = kiln_ok(
+    let merged = run_ok(
         kiln()
             .args(["index", "merge", "--message-format", "json", "--output"])
             .arg(format!("docker://{a}/shard-all:1.0"))
@@ -1110,7 +1091,7 @@ fn shards_in_other_repositories_merge_into_a_third() {
     );
     // The merge in a registry says what a merge on disk says (but the outputs).
     let local = tempfile::tempdir().unwrap();
-    let on_disk = kiln_ok(
+    let on_disk = run_ok(
         kiln()
             .args(["index", "merge", "--message-format", "json", "--output"])
             .arg(format!("oci:{}/m", local.path().display()))
@@ -1239,12 +1220,12 @@ fn token_auth_on_docker_registry() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     let auth = |pass: &str| auth_file(d.path(), a, pass);
     let cache = tempfile::tempdir().unwrap();
-    let ok = kiln_ok(
+    let ok = run_ok(
         image_cmd(&["amd64", "arm64"], cache.path())
             .args(["-q", "--output", &format!("docker://{a}/tok:1")])
             .env("REGISTRY_AUTH_FILE", auth("secret")),
     );
-    let digest = stdout(&ok);
+    let digest = trimmed_stdout(&ok);
     // kiln asked the token server for the repository's scope.
     let asked_for = asked.lock().unwrap().clone();
     assert!(
@@ -1269,7 +1250,7 @@ fn token_auth_on_docker_registry() {
     assert_eq!(sha256(&raw.stdout), digest);
     // Pulled back as a base through the same token flow.
     let out = tempfile::tempdir().unwrap();
-    kiln_ok(
+    run_ok(
         image_cmd(&["amd64"], tempfile::tempdir().unwrap().path())
             .args(["-q", "--base", &format!("{a}/tok:1"), "--output"])
             .arg(format!("oci:{}", out.path().display()))
@@ -1311,7 +1292,7 @@ fn plain_http_beyond_loopback_needs_insecure_registry() {
         e.contains("answered in plain HTTP") && e.contains("--insecure-registry 127.1"),
         "{e}"
     );
-    let ok = kiln_ok(image_cmd(&["amd64"], cache.path()).args([
+    let ok = run_ok(image_cmd(&["amd64"], cache.path()).args([
         "-q",
         "--output",
         &format!("docker://{host}/insecure:1"),
@@ -1320,7 +1301,7 @@ fn plain_http_beyond_loopback_needs_insecure_registry() {
     ]));
     assert_eq!(
         sha256(&skopeo_raw(&format!("{}/insecure:1", reg.addr))),
-        stdout(&ok)
+        trimmed_stdout(&ok)
     );
 }
 

@@ -204,7 +204,12 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
     // SHA256SUMS over the archives, binaries and SBOMs (the files a release page offers).
     let mut summed: Vec<(String, Vec<u8>)> = files
         .iter()
-        .filter(|f| matches!(f.kind, OutputKind::Archive | OutputKind::Sbom))
+        .filter(|f| {
+            matches!(
+                f.kind,
+                OutputKind::Archive | OutputKind::Sbom | OutputKind::Debug
+            )
+        })
         .map(|f| (f.path.display().to_string(), f.bytes.clone()))
         .collect();
     summed.extend(
@@ -213,7 +218,9 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
             .iter()
             .map(|b| (b.path.display().to_string(), b.data.clone())),
     );
-    if !summed.is_empty() && (!formats.is_empty() || input.archives != Archives::default()) {
+    let debug = input.binaries.iter().any(|b| b.debug.is_some());
+    if !summed.is_empty() && (!formats.is_empty() || input.archives != Archives::default() || debug)
+    {
         files.push(OutputFile {
             path: "SHA256SUMS".into(),
             bytes: release::sha256sums(&summed),

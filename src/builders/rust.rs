@@ -206,6 +206,10 @@ pub fn build_command(
         .env_remove("RUSTUP_TOOLCHAIN"),
         None => Cmd::new(cargo_program(), summary),
     };
+    if flags.auditable {
+        // cargo-auditable wraps rustc to link the dependency list into each binary.
+        cmd = cmd.arg("auditable");
+    }
     cmd = cmd.arg("build").arg("--manifest-path").arg(manifest);
     for m in members {
         cmd = cmd.args(["--target", &m.target.rust_triple]);

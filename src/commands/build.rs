@@ -11,8 +11,56 @@ use crate::config::{self, BuildConfig};
 use crate::pipeline::{self, BuildOutcome};
 use crate::progress::{Progress, human_size};
 
-pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
-    let cfg = config::resolve_build(args)?;
+pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<Vec<BuildOutcome>> {
+    if args.print_config {
+        let rows = config::explain_build(args)?;
+        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let mut out = std::io::stdout().lock();
+        for (k, v, src) in rows {
+            writeln!(out, "{k:<w$}  {v:?}  ({src})")?;
+        }
+        return Ok(Vec::new());
+    }
+    if args.variant.as_deref() != Some("all") {
+        return Ok(vec![build_one(config::resolve_build(args)?, args, ctx)?]);
+    }
+    // Every variant, each to its own tag; those with the same compiler inputs one after
+    // another, so the builders' freshness checks find the previous one's binaries.
+    let names = config::resolve_build(args)?.variant_names;
+    if names.is_empty() {
+        return Err(crate::error::UsageError(
+            "--variant all: kiln.toml has no [variant.*] tables".into(),
+        )
+        .into());
+    }
+    let mut cfgs = Vec::new();
+    for name in names {
+        let one = BuildArgs {
+            variant: Some(name.clone()),
+            ..args.clone()
+        };
+        let mut cfg = config::resolve_build(&one)?;
+        cfg.outputs = cfg
+            .outputs
+            .iter()
+            .map(|o| {
+                let spec: crate::oci::OutputSpec = o.parse()?;
+                Ok(crate::oci::debug::with_tag_suffix(&spec, &name)?.to_string())
+            })
+            .collect::<anyhow::Result<_>>()?;
+        cfg.out_dir = cfg.out_dir.join(&name);
+        cfgs.push(cfg);
+    }
+    cfgs.sort_by_key(|c| format!("{:?}", (&c.cargo, &c.go, &c.c)));
+    cfgs.into_iter()
+        .map(|cfg| build_one(cfg, args, ctx))
+        .collect()
+}
+
+fn build_one(cfg: BuildConfig, args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<BuildOutcome> {
+    if let Some(v) = &cfg.variant {
+        Progress::new(ctx.quiet || ctx.json).say(&format!("variant {v}"));
+    }
     let reporter = super::push::Reporter::new(ctx);
     let events = |e: crate::oci::registry::Event<'_>| reporter.event(e);
     let push = super::push::push(&args.registry, ctx, &events);

@@ -147,7 +147,7 @@ pub struct ElfReport {
     pub comment: Vec<String>,
     /// No `.symtab`.
     pub stripped: bool,
-    /// Any `.debug_*` / `.zdebug_*` section.
+    /// Any `.debug_*` / `.zdebug_*` section (DWARF; not rustc's `.debug_gdb_scripts`).
     pub debug_info: bool,
     /// NT_GNU_BUILD_ID, hex.
     pub build_id: Option<String>,

@@ -450,6 +450,9 @@ fn section_pass<'a, H: FileHeader<Endian = Endianness>>(
             b".comment" => sec.comment = section.data(endian, data).ok(),
             b".rodata" => sec.rodata = section.data(endian, data).ok(),
             b".gopclntab" | b".note.go.buildid" => sec.go_marker = true,
+            // rustc's `.debug_gdb_scripts` (names of gdb pretty-printers) is loaded memory,
+            // not DWARF: stripping keeps it.
+            b".debug_gdb_scripts" => {}
             n if n.starts_with(b".debug_") || n.starts_with(b".zdebug_") => sec.debug = true,
             _ => {}
         }

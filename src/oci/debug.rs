@@ -112,28 +112,33 @@ pub fn debian_arch(p: &Platform) -> Option<&'static str> {
 /// The output a twin goes to: the same destination with `-debug` after the tag (`debug`
 /// when untagged); archives get `-debug` before their extension.
 pub fn twin_output(o: &OutputSpec) -> anyhow::Result<OutputSpec> {
-    fn tag(t: &Option<String>) -> Option<String> {
+    with_tag_suffix(o, "debug")
+}
+
+/// `o` with `-SUFFIX` after its tag (`SUFFIX` when untagged) and archives named
+/// `FILE-SUFFIX.EXT`: where a debug twin or a `--variant all` variant goes.
+pub fn with_tag_suffix(o: &OutputSpec, suffix: &str) -> anyhow::Result<OutputSpec> {
+    let tag = |t: &Option<String>| {
         Some(match t {
-            Some(t) => format!("{t}-debug"),
-            None => "debug".into(),
+            Some(t) => format!("{t}-{suffix}"),
+            None => suffix.to_string(),
         })
-    }
-    fn file(f: &Path) -> anyhow::Result<std::path::PathBuf> {
+    };
+    let file = |f: &Path| -> anyhow::Result<std::path::PathBuf> {
         if f.as_os_str() == "-" {
-            return Err(UsageError(
-                "--debug-image writes its twin next to each output; standard output holds one: \
+            return Err(UsageError(format!(
+                "the `{suffix}` image goes next to each output, and standard output holds one: \
                  write the image to a file or directory"
-                    .into(),
-            )
+            ))
             .into());
         }
         let stem = f.file_stem().unwrap_or_default().to_string_lossy();
         let name = match f.extension() {
-            Some(e) => format!("{stem}-debug.{}", e.to_string_lossy()),
-            None => format!("{stem}-debug"),
+            Some(e) => format!("{stem}-{suffix}.{}", e.to_string_lossy()),
+            None => format!("{stem}-{suffix}"),
         };
         Ok(f.with_file_name(name))
-    }
+    };
     Ok(match o {
         OutputSpec::OciDir { dir, tag: t } => OutputSpec::OciDir {
             dir: dir.clone(),
@@ -150,8 +155,8 @@ pub fn twin_output(o: &OutputSpec) -> anyhow::Result<OutputSpec> {
         } => OutputSpec::DockerArchive {
             file: file(f)?,
             reference: reference.as_ref().map(|r| match r.rsplit_once(':') {
-                Some((repo, t)) if !t.contains('/') => format!("{repo}:{t}-debug"),
-                _ => format!("{r}:debug"),
+                Some((repo, t)) if !t.contains('/') => format!("{repo}:{t}-{suffix}"),
+                _ => format!("{r}:{suffix}"),
             }),
             platform: platform.clone(),
         },

@@ -44,7 +44,7 @@ pub struct Written {
 /// Whether there is anything to write.
 pub fn wanted(cfg: &BuildConfig) -> bool {
     let r = &cfg.release;
-    r.sbom.is_some() || r.provenance || r.archives != outputs::Archives::default()
+    r.sbom.is_some() || r.provenance || r.strip || r.archives != outputs::Archives::default()
 }
 
 /// Gather, generate and write; the written files, binaries first, and the SBOMs and
@@ -299,6 +299,15 @@ fn binaries(
         }
         warnings.append(&mut found.warnings);
         let data = fs_err::read(&a.path)?;
+        let debug_file = super::strip::debug_path(&a.path);
+        let debug = if cfg.release.strip && debug_file.is_file() {
+            Some((
+                Path::new(&platform_dir(&a.platform)).join(format!("{}.debug", a.name)),
+                fs_err::read(&debug_file)?,
+            ))
+        } else {
+            None
+        };
         out.push(ShippedBinary {
             input: BinaryInput {
                 platform: a.platform.clone(),
@@ -309,7 +318,7 @@ fn binaries(
             },
             path: Path::new(&platform_dir(&a.platform)).join(&a.name),
             data,
-            debug: None,
+            debug,
         });
     }
     Ok(out)

@@ -13,6 +13,7 @@ pub mod debug;
 pub mod gate;
 pub mod pack;
 pub mod stages;
+pub mod strip;
 
 use crate::builders::Artifact;
 use crate::config::BuildConfig;
@@ -54,7 +55,10 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let twin = debug::prepare(cfg, &outputs)?;
     let plan = stages::prepare(cfg, progress)?;
-    let artifacts = stages::run(&plan, cfg, progress)?;
+    let mut artifacts = stages::run(&plan, cfg, progress)?;
+    if cfg.release.strip {
+        strip::split_debuginfo(&mut artifacts, progress)?;
+    }
     let (index, debug_index) = if outputs.is_empty() {
         (None, None)
     } else {

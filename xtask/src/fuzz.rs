@@ -57,7 +57,7 @@ fn image_seeds() -> anyhow::Result<PathBuf> {
     let dir = root.join("target/fuzz-seeds/image");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // A debug build is enough to write seeds (and is usually there already).
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = crate::cargo()
         .current_dir(&root)
         .args(["build", "--package", "kiln", "--bins"])
         .status()
@@ -65,7 +65,7 @@ fn image_seeds() -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("building kiln for the fuzz seeds failed ({status})");
     }
-    let kiln = root.join("target/debug/kiln");
+    let kiln = crate::target_dir().join("debug/kiln");
     let fixtures = root.join("tests/fixtures/elf");
     let runs: [(&str, &[&str]); 4] = [
         ("oci-gzip.tar", &["--output", "oci-archive:{}"]),
@@ -119,15 +119,15 @@ fn run_target(
 ) -> anyhow::Result<()> {
     let root = crate::root();
     let fuzz_version = || {
-        Command::new("cargo")
-            .args(["+nightly", "fuzz", "--version"])
+        crate::cargo_nightly()
+            .args(["fuzz", "--version"])
             .output()
             .is_ok_and(|o| o.status.success())
     };
     if !fuzz_version() {
         // Installing it is what a user would be told to do; CI machines start without it.
         eprintln!("installing cargo-fuzz (cargo install cargo-fuzz --locked)");
-        let ok = Command::new("cargo")
+        let ok = crate::cargo()
             .args(["install", "cargo-fuzz", "--locked"])
             .status()
             .is_ok_and(|s| s.success());
@@ -143,9 +143,9 @@ fn run_target(
     let artifacts = root.join("fuzz/artifacts").join(target);
     let before = list(&artifacts);
     eprintln!("fuzzing {what} for {seconds} s (seed corpus {seeds})");
-    let status = Command::new("cargo")
+    let status = crate::cargo_nightly()
         .current_dir(&root)
-        .args(["+nightly", "fuzz", "run", "--fuzz-dir", "fuzz", target])
+        .args(["fuzz", "run", "--fuzz-dir", "fuzz", target])
         .arg(&scratch)
         .arg(seeds)
         .arg("--")
@@ -153,7 +153,7 @@ fn run_target(
         // Bounded memory is part of the contract: fail on any input that needs more.
         .args(["-rss_limit_mb=512", "-malloc_limit_mb=256", "-timeout=10"])
         .status()
-        .context("running cargo +nightly fuzz run")?;
+        .context("running cargo fuzz run (nightly)")?;
     let new: Vec<PathBuf> = list(&artifacts)
         .into_iter()
         .filter(|p| !before.contains(p))

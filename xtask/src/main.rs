@@ -1,12 +1,9 @@
-//! `cargo xtask setup | demo | ci | e2e [--all] | bench`: the project's own automation.
-//! `setup` installs everything the demo and the tests need (idempotent, root on Debian);
-//! `demo` and `ci` run it first, so each of the README's two commands works on its own.
+//! `cargo xtask TASK`: the project's own automation; `TASKS` lists the tasks and generates
+//! the usage text. `setup` installs everything the demo and the tests need (idempotent, root
+//! on Debian); `demo` and `ci` run it first, so each of the README's two commands works on its
+//! own.
 
-mod bench_build;
-mod bench_go;
-mod bench_image;
-mod bench_inspect;
-mod bench_push;
+mod bench;
 mod fuzz;
 mod setup;
 
@@ -15,37 +12,98 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 
+/// One `cargo xtask` task: its name, its arguments as the usage shows them, what it does, and
+/// the function that runs it with the arguments after the name.
+struct Task {
+    name: &'static str,
+    args: &'static str,
+    about: &'static str,
+    run: fn(&[String]) -> anyhow::Result<()>,
+}
+
+const TASKS: &[Task] = &[
+    Task {
+        name: "setup",
+        args: "",
+        about: "install zig, Rust targets, nightly + rust-src, Go, make, cmake, qemu-user + binfmt, skopeo, umoci, docker",
+        run: |_| setup::run_setup(),
+    },
+    Task {
+        name: "demo",
+        args: "",
+        about: "setup, then build the Rust, Go and C examples for linux/amd64 + linux/arm64 with --smoke and an OCI image",
+        run: |_| demo(),
+    },
+    Task {
+        name: "ci",
+        args: "",
+        about: "setup, then fmt check, clippy -D warnings, fuzzing (ELF 60 s, Dockerfile 25 s, images 30 s), every test",
+        run: |_| ci(),
+    },
+    Task {
+        name: "e2e",
+        args: "[--all]",
+        about: "the long integration tests (--all: the full platform matrix)",
+        run: |args| e2e(args.iter().any(|a| a == "--all")),
+    },
+    Task {
+        name: "bench",
+        args: "[go|build|image|inspect|push]",
+        about: "benchmarks against the peer tools (all, or the one named)",
+        run: |args| bench::run(args.first().map(String::as_str)),
+    },
+    Task {
+        name: "fuzz",
+        args: "[image|dockerfile] [SECONDS]",
+        about: "fuzz the ELF inspector (default 60 s), or the image readers (30 s), or the Dockerfile parser and linter (25 s)",
+        run: fuzz_task,
+    },
+];
+
+/// Every task with its arguments: `setup | demo | … | fuzz [image|dockerfile] [SECONDS]`
+/// (README and CHANGELOG show this line; a test keeps them in step).
+fn synopsis() -> String {
+    let tasks: Vec<String> = TASKS
+        .iter()
+        .map(|t| format!("{} {}", t.name, t.args).trim_end().to_string())
+        .collect();
+    tasks.join(" | ")
+}
+
+/// The usage text, from `TASKS`.
+fn usage() -> String {
+    let mut text = format!("usage: cargo xtask {}\n", synopsis());
+    for t in TASKS {
+        text.push_str(&format!("\n  {:<6} {}", t.name, t.about));
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("setup") => setup::run_setup(),
-        Some("demo") => demo(),
-        Some("ci") => ci(),
-        Some("e2e") => e2e(args.iter().any(|a| a == "--all")),
-        Some("bench") => bench(args.get(1).map(String::as_str)),
-        Some("fuzz") if args.get(1).map(String::as_str) == Some("image") => {
-            fuzz::run_image(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30))
-        }
-        Some("fuzz") => fuzz::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
-        _ => {
-            eprintln!(
-                "usage: cargo xtask <setup|demo|ci|e2e [--all]|bench [go|build|image|inspect|push]|fuzz [image] [SECONDS]>\n\
-                 \n  setup  install zig, Rust targets, nightly + rust-src, Go, make, cmake, qemu-user + binfmt, skopeo, umoci, docker\
-                 \n  demo   setup, then build the Rust, Go and C examples for linux/amd64 + linux/arm64 with --smoke and an OCI image\
-                 \n  ci     setup, then fmt check, clippy -D warnings, every test, 60 s of fuzzing\
-                 \n  e2e    the long integration tests (--all: the full platform matrix)\
-                 \n  bench  benchmarks against the peer tools (all, or the one named)\
-                 \n  fuzz   fuzz the ELF inspector (default 60 s), or with `image` the image readers (30 s)"
-            );
-            return ExitCode::from(2);
-        }
+    let task = args
+        .first()
+        .and_then(|name| TASKS.iter().find(|t| t.name == name));
+    let Some(task) = task else {
+        eprintln!("{}", usage());
+        return ExitCode::from(2);
     };
-    match result {
+    match (task.run)(&args[1..]) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `fuzz [image|dockerfile] [SECONDS]`: the ELF inspector by default.
+fn fuzz_task(args: &[String]) -> anyhow::Result<()> {
+    let seconds = |i: usize| args.get(i).and_then(|s| s.parse().ok());
+    match args.first().map(String::as_str) {
+        Some("image") => fuzz::run_image(seconds(1).unwrap_or(30)),
+        Some("dockerfile") => fuzz::run_dockerfile(seconds(1).unwrap_or(25)),
+        _ => fuzz::run(seconds(0).unwrap_or(60)),
     }
 }
 
@@ -79,14 +137,30 @@ pub fn show(cmd: &Command) -> String {
     s
 }
 
-fn cargo() -> Command {
+/// cargo: the one that runs this xtask (`$CARGO`), else `cargo` on PATH.
+pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// cargo of the nightly toolchain (for cargo-fuzz). `$CARGO` is one toolchain's own cargo,
+/// which knows no `+nightly`: rustup picks the toolchain.
+pub fn cargo_nightly() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo"]);
+    cmd
+}
+
+/// The cargo target dir: `$CARGO_TARGET_DIR`, else target/ in the repository.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Build kiln (release) and return its path.
 fn build_kiln() -> anyhow::Result<PathBuf> {
     run(cargo().args(["build", "--release", "--package", "kiln", "--bins"]))?;
-    Ok(root().join("target/release/kiln"))
+    Ok(target_dir().join("release/kiln"))
 }
 
 /// The projects `demo` builds.
@@ -161,35 +235,22 @@ fn e2e(all: bool) -> anyhow::Result<()> {
     run(&mut cmd)
 }
 
-/// All benchmarks, or the one named (`go`, `build`, `image`, `inspect`, `push`).
-fn bench(only: Option<&str>) -> anyhow::Result<()> {
-    const NAMES: [&str; 5] = ["go", "build", "image", "inspect", "push"];
-    if let Some(name) = only
-        && !NAMES.contains(&name)
-    {
-        bail!("no benchmark `{name}`: choose one of {}", NAMES.join(", "));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_names_every_benchmark() {
+        let bench = TASKS.iter().find(|t| t.name == "bench").unwrap();
+        assert_eq!(bench.args, format!("[{}]", bench::names().join("|")));
     }
-    let wanted = |name: &str| only.is_none_or(|o| o == name);
-    setup::run_setup()?;
-    // KILN_BENCH_EXE: time this kiln binary instead of building a release one.
-    let kiln = match std::env::var_os("KILN_BENCH_EXE") {
-        Some(exe) => std::path::absolute(PathBuf::from(exe))?,
-        None => build_kiln()?,
-    };
-    if wanted("go") {
-        bench_go::run_bench(&kiln)?;
+
+    #[test]
+    fn readme_and_changelog_list_the_tasks_of_the_usage() {
+        let line = format!("cargo xtask {}", synopsis());
+        for doc in ["README.md", "CHANGELOG.md"] {
+            let text = std::fs::read_to_string(root().join(doc)).unwrap();
+            assert!(text.contains(&line), "{doc} does not list `{line}`");
+        }
     }
-    if wanted("build") {
-        bench_build::run_bench(&kiln)?;
-    }
-    if wanted("image") {
-        bench_image::run(&kiln)?;
-    }
-    if wanted("inspect") {
-        bench_inspect::run()?;
-    }
-    if wanted("push") {
-        bench_push::run(&kiln)?;
-    }
-    Ok(())
 }

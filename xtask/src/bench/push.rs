@@ -6,13 +6,14 @@
 //! Goals: cold push ≤ 0.8× skopeo; unchanged re-push ≤ 0.3 s; at most one request.
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::bench_image::{PLATFORMS, make_binary};
+use super::image::{PLATFORMS, make_binaries};
+use super::median;
 
 const RUNS: usize = 3;
 
@@ -33,12 +34,7 @@ fn timed(cmd: &mut Command) -> anyhow::Result<Duration> {
     Ok(t.elapsed())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-pub fn run(kiln: &Path) -> anyhow::Result<()> {
+pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -90,11 +86,7 @@ fn requests(dir: &Path) -> usize {
 fn bench(kiln: &Path, dir: &Path, addr: &str) -> anyhow::Result<()> {
     let ctx = dir.join("ctx");
     std::fs::create_dir_all(&ctx)?;
-    let bins: Vec<PathBuf> = PLATFORMS
-        .iter()
-        .enumerate()
-        .map(|(i, p)| make_binary(&ctx, p, i))
-        .collect::<anyhow::Result<_>>()?;
+    let bins = make_binaries(&ctx)?;
     let layout = dir.join("layout");
     let cache = dir.join("cache");
     let mut image = Command::new(kiln);

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 
-use crate::{root, run};
+use super::median;
+use crate::{cargo, root, run};
 
 /// The project: name and exact version on the crates registry, and its binary.
 const CRATE: &str = "fd-find";
@@ -158,15 +159,6 @@ fn measure(cmd: &mut Command) -> anyhow::Result<Sample> {
         cpu: children_cpu().saturating_sub(cpu0),
         peak_rss: peak.load(Ordering::Relaxed),
     })
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 /// cargo-zigbuild: on PATH, else installed into target/bench/tools (the `cargo-zigbuild`
@@ -334,8 +326,7 @@ impl Bench {
             println!("         ratio kiln / zigbuild {ratio:.2}x");
             ratios.push(ratio);
         }
-        ratios.sort_by(f64::total_cmp);
-        let r = ratios[ratios.len() / 2];
+        let r = median(ratios);
         println!(
             "  median ratio {r:.2}x (goal <= {goal}x): {}",
             if r <= goal { "met" } else { "NOT met" }

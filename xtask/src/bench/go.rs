@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use kiln::target::Targets;
 
+use super::median;
 use crate::{root, run};
 
 const RUNS: usize = 5;
@@ -20,11 +21,6 @@ const PLATFORMS: &[&str] = &[
     "linux/arm/v7",
     "linux/riscv64",
 ];
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

@@ -1,47 +1,31 @@
-//! Helpers for the hostile-input tests (issue #9): run kiln confined to a temp dir (HOME,
-//! TMPDIR, cache and working directory inside it) and check afterwards that nothing
-//! outside the places a test allows was created, changed or removed.
-
-#![allow(dead_code)] // each test binary uses a different subset
+//! kiln confined to a temp dir for the hostile-input tests (issue #9): HOME, TMPDIR, cache
+//! and working directory inside it, and snapshots to check afterwards that nothing outside
+//! the places a test allows was created, changed or removed.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-/// kiln with its working directory, HOME, TMPDIR and cache inside `dir`.
+/// [`super::kiln`] with its working directory, HOME, TMPDIR and cache inside `dir`.
 pub fn kiln_in(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    let mut c = super::kiln();
     for sub in ["home", "tmp", "cache"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     c.current_dir(dir)
         .env("HOME", dir.join("home"))
         .env("TMPDIR", dir.join("tmp"))
-        .env("KILN_CACHE_DIR", dir.join("cache"))
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("KILN_PLATFORMS")
-        .env_remove("KILN_OUT_DIR");
+        .env("KILN_CACHE_DIR", dir.join("cache"));
     c
 }
 
-/// Run and capture, echoing what happened into the test log.
-pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out: Output = cmd.output().expect("spawn kiln");
-    let (so, se) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    eprintln!(
-        "$ {cmd:?}\nstatus: {}\n--- stdout ---\n{so}\n--- stderr ---\n{se}",
-        out.status
-    );
-    (out.status.code().unwrap_or(-1), so, se)
-}
+/// What [`snapshot`] records per path: mode, size, inode, mtime seconds and nanoseconds.
+pub type Snapshot = BTreeMap<PathBuf, (u32, u64, u64, i64, i64)>;
 
 /// Every path below `root` (not following symlinks) with its type, size, mode, inode and
 /// modification time: compare two snapshots to see what changed.
-pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, u64, u64, i64, i64)> {
+pub fn snapshot(root: &Path) -> Snapshot {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(p) = stack.pop() {
@@ -66,11 +50,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, u64, u64, i64, i64)> {
 }
 
 /// Assert two snapshots are equal, except below the paths in `allowed`.
-pub fn assert_unchanged(
-    before: &BTreeMap<PathBuf, (u32, u64, u64, i64, i64)>,
-    after: &BTreeMap<PathBuf, (u32, u64, u64, i64, i64)>,
-    allowed: &[&Path],
-) {
+pub fn assert_unchanged(before: &Snapshot, after: &Snapshot, allowed: &[&Path]) {
     let ok = |p: &Path| allowed.iter().any(|a| p.starts_with(a));
     for (p, v) in before {
         if ok(p) {
@@ -87,11 +67,4 @@ pub fn assert_unchanged(
             panic!("{} was created", p.display());
         }
     }
-}
-
-/// A committed fixture binary.
-pub fn elf_fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/elf")
-        .join(name)
 }

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use kiln::target::Targets;
 
+use super::median;
+
 pub(crate) const PLATFORMS: [&str; 4] = [
     "linux/amd64",
     "linux/arm64",
@@ -198,15 +200,20 @@ fn size_of(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn run(kiln: &Path) -> anyhow::Result<()> {
+/// One test binary per platform of `PLATFORMS`, in `ctx`.
+pub fn make_binaries(ctx: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    PLATFORMS
+        .iter()
+        .enumerate()
+        .map(|(i, p)| make_binary(ctx, p, i))
+        .collect()
+}
+
+pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx)?;
-    let bins: Vec<PathBuf> = PLATFORMS
-        .iter()
-        .enumerate()
-        .map(|(i, p)| make_binary(&ctx, p, i))
-        .collect::<anyhow::Result<_>>()?;
+    let bins = make_binaries(&ctx)?;
     // One Dockerfile per platform: the legacy builder (no buildx here) cannot take the
     // file name from a build argument on a foreign platform.
     for i in 0..PLATFORMS.len() {
@@ -285,11 +292,10 @@ pub fn run(kiln: &Path) -> anyhow::Result<()> {
         .zip(&mut times)
         .zip(&cpu)
         .map(|(((name, dir_name, _), t), cpu)| {
-            t.sort();
             (
                 *name,
-                t[0],
-                t[t.len() / 2],
+                *t.iter().min().unwrap(),
+                median(t.clone()),
                 cpu / RUNS as f64,
                 size_of(&tmp.path().join(format!("{dir_name}-0"))),
             )

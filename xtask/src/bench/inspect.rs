@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::median;
+
 const DIRS: [&str; 2] = ["/usr/bin", "/usr/lib/x86_64-linux-gnu"];
 const RUNS: usize = 7;
 const MAX_RATIO: f64 = 0.5;
@@ -120,11 +122,6 @@ fn regular_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn time_once(cmd: &mut Command) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let status = cmd
@@ -157,28 +154,7 @@ fn peak_rss_kib(program: &Path, args: &[String]) -> anyhow::Result<u64> {
         .with_context(|| format!("no peak RSS in /usr/bin/time output: {stderr}"))
 }
 
-pub fn run() -> anyhow::Result<()> {
-    let root = crate::root();
-    let status = Command::new("cargo")
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "kiln",
-            "--bin",
-            "kiln",
-        ])
-        .status()
-        .context("building kiln")?;
-    if !status.success() {
-        bail!("cargo build --release failed");
-    }
-    let kiln = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release/kiln");
+pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
     if Command::new("file").arg("--version").output().is_err() {
         bail!("`file` not found: install it with `apt-get install file`");
     }
@@ -206,7 +182,7 @@ pub fn run() -> anyhow::Result<()> {
         .chain(dirs.iter().map(|s| s.to_string()))
         .collect();
     let kiln_cmd = || {
-        let mut c = Command::new(&kiln);
+        let mut c = Command::new(kiln);
         c.args(&kiln_args);
         c
     };
@@ -225,7 +201,7 @@ pub fn run() -> anyhow::Result<()> {
         f.push(time_once(&mut file_cmd())?);
     }
     let (k, f) = (median(k), median(f));
-    let rss = peak_rss_kib(&kiln, &kiln_args)?;
+    let rss = peak_rss_kib(kiln, &kiln_args)?;
 
     // What kiln's report covered, to show it did the full job.
     let out = kiln_cmd()
@@ -271,7 +247,7 @@ pub fn run() -> anyhow::Result<()> {
     if rss >= MAX_RSS_KIB {
         missed.push(format!("kiln peaked at {rss} KiB (goal < {MAX_RSS_KIB})"));
     }
-    missed.extend(bomb(&kiln)?);
+    missed.extend(bomb(kiln)?);
     if !missed.is_empty() {
         bail!("benchmark goals missed: {}", missed.join("; "));
     }
