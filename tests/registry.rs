@@ -1312,7 +1312,7 @@ fn a_corrupt_layout_blob_is_refused_by_the_merge_or_the_registry() {
     let cache = tempfile::tempdir().unwrap();
     let d = tempfile::tempdir().unwrap();
     let layout = d.path().join("img");
-    kiln_ok(
+    run_ok(
         image_cmd(&["amd64"], cache.path())
             .args(["-q", "--output"])
             .arg(format!("oci:{}", layout.display())),
