@@ -62,6 +62,9 @@ pub enum Command {
     /// Image indexes: `kiln index merge` joins per-platform images pushed by digest.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Run a shell (or a command) inside an image's root filesystem: unpacked into a
+    /// temporary directory, chroot (as root), qemu-user for foreign platforms.
+    Debug(DebugArgs),
     /// (internal) the C compiler / linker wrapper: rewrites arguments and runs zig.
     #[command(hide = true)]
     ZigCc(ZigCcArgs),
@@ -266,6 +269,20 @@ pub struct BuildArgs {
     pub print_config: bool,
     #[command(flatten)]
     pub cargo: CargoFlags,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DebugArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, a registry
+    /// image. Its `-debug` twin is used when there is one.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Which platform's root filesystem (default: this machine's, else the only one).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// The command to run (default: /busybox/sh or /bin/sh, when the image has one).
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

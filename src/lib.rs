@@ -52,6 +52,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Lint(args) => commands::lint::run(&args, &ctx).map(|_| ()),
         cli::Command::Dockerfile(args) => commands::dockerfile::run(&args, &ctx),
         cli::Command::Index(cmd) => commands::index::run(&cmd, &ctx),
+        cli::Command::Debug(args) => commands::debug::run(&args, &ctx),
         cli::Command::ZigCc(args) => toolchain::zigcc::run(&args.into()),
     }
 }

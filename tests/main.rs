@@ -9,6 +9,7 @@ mod attest;
 mod build_c;
 mod build_go;
 mod build_rust;
+mod debug_cmd;
 mod dockerfile_gen;
 mod harden_config;
 mod harden_elf;

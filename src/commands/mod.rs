@@ -1,6 +1,7 @@
 //! One file per subcommand; each has `pub fn run(args, &Ctx)`.
 
 pub mod build;
+pub mod debug;
 pub mod dockerfile;
 pub mod doctor;
 pub mod image;

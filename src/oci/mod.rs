@@ -52,6 +52,7 @@ pub mod output;
 pub mod read;
 pub mod referrers;
 pub mod registry;
+pub mod rootfs;
 pub mod sources;
 pub mod spec;
 mod tarstream;
