@@ -15,6 +15,7 @@
 //!             entrypoint: vec!["/usr/local/bin/hello".into()],
 //!             ..Default::default() // user "" means 65532:65532
 //!         },
+//!         layers: Vec::new(), // further prebuilt layers (one per polyglot component)
 //!     })
 //!     .collect();
 //! let opts = BuildOptions {
