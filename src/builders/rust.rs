@@ -408,6 +408,16 @@ mod tests {
         assert!(encoded.iter().all(|(k, _)| !k.contains("RUSTFLAGS")));
     }
 
+    /// A one-binary project at /p, as `plan` would find it.
+    fn hello_project() -> RustProject {
+        RustProject {
+            manifest_path: "/p/Cargo.toml".into(),
+            target_dir: "/p/target".into(),
+            bins: vec!["hello".into()],
+            package: None,
+        }
+    }
+
     fn member(name: &str) -> Member {
         Member {
             target: Targets::builtin().find(name).unwrap().clone(),
@@ -417,12 +427,7 @@ mod tests {
 
     #[test]
     fn one_command_builds_several_targets_each_with_its_own_tools() {
-        let project = RustProject {
-            manifest_path: "/p/Cargo.toml".into(),
-            target_dir: "/p/target".into(),
-            bins: vec!["hello".into()],
-            package: None,
-        };
+        let project = hello_project();
         let plan = RustPlan {
             toolchain: None,
             build_std: false,
@@ -457,12 +462,7 @@ mod tests {
 
     #[test]
     fn build_std_targets_use_nightly_through_rustup() {
-        let project = RustProject {
-            manifest_path: "/p/Cargo.toml".into(),
-            target_dir: "/p/target".into(),
-            bins: vec!["hello".into()],
-            package: None,
-        };
+        let project = hello_project();
         let plan = RustPlan {
             toolchain: Some("nightly".into()),
             build_std: true,

@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+mod command;
+mod plan_cache;
+
+use command::merged_tags;
+pub use command::{GoBuild, UserGoFlags, build_command};
+use plan_cache::{cached_plan, save_plan};
+
 use crate::builders::fresh::{self, Fingerprint};
 use crate::builders::{Built, PackageInfo, Plan, Stage};
 use crate::config::{BuildConfig, GoConfig};
@@ -16,8 +23,8 @@ use crate::error::UsageError;
 use crate::exec::Cmd;
 use crate::progress::Progress;
 use crate::target::Target;
-use crate::toolchain::go::{Go, GoEnv};
-use crate::toolchain::{self, Wrappers};
+use crate::toolchain;
+use crate::toolchain::go::Go;
 
 /// Whether `dir` is a Go module.
 pub fn detect(project_dir: &Path) -> bool {
@@ -127,6 +134,13 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
     let mut stages = Vec::new();
     // Each target's `go build` gets an equal share of the jobserver's tokens.
     let targets_building = cfg.targets.len().max(1);
+    let shared = GoBuild {
+        go: &go,
+        env: &env,
+        user: &flags,
+        project: &project,
+        config: &cfg.go,
+    };
     for target in &cfg.targets {
         let wrappers = match (&zig, &kiln_exe) {
             (Some(zig), Some(exe)) => Some(toolchain::write_wrappers(
@@ -138,16 +152,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
             _ => None,
         };
         let out = outputs.join(&target.name);
-        let cmd = build_command(
-            &go,
-            &env,
-            &flags,
-            &project,
-            &cfg.go,
-            target,
-            wrappers.as_ref(),
-            &out,
-        );
+        let cmd = build_command(shared, target, wrappers.as_ref(), &out);
         let bins: Vec<String> = project.mains.iter().map(|m| m.bin.clone()).collect();
         let key = skippable.as_ref().map(|b| {
             let mut f = Fingerprint::extending("go build", b);
@@ -225,44 +230,6 @@ fn fresh_base(
     .collect();
     f.tree(dir, &skip)?;
     Some(f.finish())
-}
-
-/// The cached `go list` result kiln keeps next to its Go outputs.
-#[derive(serde::Serialize, Deserialize)]
-struct CachedPlan {
-    key: String,
-    module: String,
-    mains: Vec<MainPackage>,
-}
-
-const PLAN_FILE: &str = ".kiln-go-list.json";
-
-fn cached_plan(outputs: &Path, key: &str, dir: &Path) -> Option<GoProject> {
-    let c: CachedPlan =
-        serde_json::from_slice(&std::fs::read(outputs.join(PLAN_FILE)).ok()?).ok()?;
-    (c.key == key).then(|| GoProject {
-        dir: dir.to_path_buf(),
-        module: c.module,
-        mains: c.mains,
-    })
-}
-
-fn save_plan(outputs: &Path, key: &str, project: &GoProject) {
-    let c = CachedPlan {
-        key: key.to_string(),
-        module: project.module.clone(),
-        mains: project.mains.clone(),
-    };
-    // A cache: failing to write it only costs the next run a `go list`.
-    let _ = fs_err::create_dir_all(outputs)
-        .map_err(anyhow::Error::from)
-        .and_then(|_| {
-            crate::fsutil::write_atomic(
-                &outputs.join(PLAN_FILE),
-                &serde_json::to_vec(&c)?,
-                crate::fsutil::WriteOptions::cached(0o644),
-            )
-        });
 }
 
 /// `go build -o` refuses to replace a file that is not an executable it wrote: a work-dir
@@ -448,171 +415,6 @@ pub fn cgo_mode(config: &GoConfig, env_cgo: Option<&str>, mains: &[MainPackage])
     }
 }
 
-/// The build flags the user set in GOFLAGS that kiln would otherwise set itself. A flag on
-/// `go build`'s command line replaces the GOFLAGS one, so kiln merges instead.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserGoFlags {
-    pub trimpath: bool,
-    pub buildvcs: bool,
-    pub ldflags: Option<String>,
-    pub tags: Vec<String>,
-    /// The user set CGO_LDFLAGS (in the environment, not GOFLAGS, but it is theirs too).
-    pub cgo_ldflags: bool,
-}
-
-impl UserGoFlags {
-    /// Parse GOFLAGS: space-separated `-flag[=value]` entries; values may be quoted.
-    pub fn parse(goflags: &str) -> Self {
-        let mut f = UserGoFlags::default();
-        for word in split_quoted(goflags) {
-            let word = word.trim_start_matches('-');
-            let (name, value) = match word.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (word, None),
-            };
-            match name {
-                "trimpath" => f.trimpath = true,
-                "buildvcs" => f.buildvcs = true,
-                "ldflags" => f.ldflags = value.map(str::to_string),
-                "tags" => f.tags.extend(
-                    value
-                        .unwrap_or("")
-                        .split([',', ' '])
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_string),
-                ),
-                _ => {}
-            }
-        }
-        f
-    }
-}
-
-/// The user's GOFLAGS tags, then the config's (a command-line `-tags` replaces GOFLAGS').
-fn merged_tags(user: &UserGoFlags, config: &GoConfig) -> Vec<String> {
-    let mut tags = user.tags.clone();
-    for t in &config.tags {
-        if !tags.contains(t) {
-            tags.push(t.clone());
-        }
-    }
-    tags
-}
-
-/// Split on whitespace, keeping single- or double-quoted runs together (GOFLAGS quoting).
-fn split_quoted(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut in_word = false;
-    for c in s.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => cur.push(c),
-            None if c == '"' || c == '\'' => {
-                quote = Some(c);
-                in_word = true;
-            }
-            None if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            None => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
-/// The `go build` command for one target, writing the executables into `out`.
-#[allow(clippy::too_many_arguments)]
-pub fn build_command(
-    go: &Go,
-    env: &GoEnv,
-    user: &UserGoFlags,
-    project: &GoProject,
-    config: &GoConfig,
-    target: &Target,
-    cgo: Option<&Wrappers>,
-    out: &Path,
-) -> Cmd {
-    let bins: Vec<&str> = project.mains.iter().map(|m| m.bin.as_str()).collect();
-    let mut cmd = Cmd::new(
-        &go.path,
-        format!("build {} for {}", bins.join(", "), target.platform),
-    )
-    .arg("build")
-    .dir(&project.dir);
-    if !user.trimpath {
-        cmd = cmd.arg("-trimpath");
-    }
-    if !user.buildvcs {
-        cmd = cmd.arg(format!("-buildvcs={}", config.buildvcs));
-    }
-    let mut ldflags: Vec<String> = Vec::new();
-    if !config.debug {
-        ldflags.push("-s -w".into());
-    }
-    if cgo.is_some() {
-        // Go's own linker cannot link C objects statically; zig (as CC) can, with musl.
-        ldflags.push("-linkmode=external -extldflags=-static".into());
-    }
-    ldflags.extend(user.ldflags.iter().cloned());
-    ldflags.extend(config.ldflags.iter().cloned());
-    if !ldflags.is_empty() {
-        cmd = cmd.arg(format!("-ldflags={}", ldflags.join(" ")));
-    }
-    let tags = merged_tags(user, config);
-    if !tags.is_empty() {
-        cmd = cmd.arg(format!("-tags={}", tags.join(",")));
-    }
-    // A trailing slash makes `go build` write every main package into the directory.
-    let mut out_arg = out.as_os_str().to_owned();
-    out_arg.push("/");
-    cmd = cmd.arg("-o").arg(out_arg);
-    for m in &project.mains {
-        cmd = cmd.arg(&m.import_path);
-    }
-    cmd = cmd
-        .env("GOOS", "linux")
-        .env("GOARCH", &target.goarch)
-        .env("GOCACHE", &env.gocache)
-        .env("GOMODCACHE", &env.gomodcache);
-    cmd = match &target.goarm {
-        Some(v) => cmd.env("GOARM", v),
-        None => cmd.env_remove("GOARM"),
-    };
-    cmd = match &target.go386 {
-        Some(v) => cmd.env("GO386", v),
-        None => cmd.env_remove("GO386"),
-    };
-    match cgo {
-        // CC/CXX are replaced even when the user set them: one compiler cannot serve every
-        // CPU of a multi-platform build, and the wrappers are per target.
-        Some(w) => {
-            cmd = cmd
-                .env("CGO_ENABLED", "1")
-                .env("CC", &w.cc)
-                .env("CXX", &w.cxx)
-                .env("AR", &w.ar);
-            // Go's default CGO_LDFLAGS is "-O2 -g", and zig lets that -g undo the -s that
-            // `-ldflags -s` passes to the external link: drop -g so the binary is stripped.
-            if !config.debug && !user.cgo_ldflags {
-                cmd = cmd.env("CGO_LDFLAGS", "-O2");
-            }
-            cmd
-        }
-        None => cmd.env("CGO_ENABLED", "0"),
-    }
-}
-
 /// Run `go build` for one target and return the executables.
 pub fn build_target(
     cmd: &Cmd,
@@ -677,11 +479,6 @@ pub fn package_info(project: &GoProject, config: &GoConfig) -> PackageInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::Targets;
-
-    fn target(name: &str) -> Target {
-        Targets::builtin().find(name).unwrap().clone()
-    }
 
     #[test]
     fn exec_names_follow_go() {
@@ -774,18 +571,7 @@ mod tests {
         assert!(!cgo_mode(&off, Some("1"), &needs));
     }
 
-    #[test]
-    fn goflags_are_parsed_with_quotes() {
-        let f = UserGoFlags::parse(
-            r#"-mod=vendor -trimpath "-ldflags=-X main.v=1 -linkmode=internal" -tags=a,b"#,
-        );
-        assert!(f.trimpath && !f.buildvcs);
-        assert_eq!(f.ldflags.as_deref(), Some("-X main.v=1 -linkmode=internal"));
-        assert_eq!(f.tags, ["a", "b"]);
-        assert_eq!(UserGoFlags::parse(""), UserGoFlags::default());
-    }
-
-    fn project() -> GoProject {
+    pub(super) fn project() -> GoProject {
         GoProject {
             dir: "/m".into(),
             module: "github.com/acme/hello/v2".into(),
@@ -795,111 +581,6 @@ mod tests {
                 needs_cgo: false,
             }],
         }
-    }
-
-    fn line(cmd: &Cmd) -> String {
-        cmd.command_line()
-    }
-
-    #[test]
-    fn plain_build_command() {
-        let go = Go {
-            path: "/go/bin/go".into(),
-            source: "PATH",
-        };
-        let env = GoEnv {
-            gocache: "/c".into(),
-            gomodcache: "/m".into(),
-            ..Default::default()
-        };
-        let cfg = GoConfig {
-            tags: vec!["netgo".into()],
-            ..Default::default()
-        };
-        let cmd = build_command(
-            &go,
-            &env,
-            &UserGoFlags::default(),
-            &project(),
-            &cfg,
-            &target("armv7"),
-            None,
-            Path::new("/o/armv7"),
-        );
-        let l = line(&cmd);
-        assert!(
-            l.contains("GOOS=linux GOARCH=arm GOCACHE=/c GOMODCACHE=/m GOARM=7 CGO_ENABLED=0"),
-            "{l}"
-        );
-        assert!(
-            l.ends_with(
-                "/go/bin/go build -trimpath -buildvcs=false '-ldflags=-s -w' -tags=netgo -o /o/armv7/ github.com/acme/hello/v2"
-            ),
-            "{l}"
-        );
-        let cmd386 = build_command(
-            &go,
-            &env,
-            &UserGoFlags::default(),
-            &project(),
-            &GoConfig::default(),
-            &target("386"),
-            None,
-            Path::new("/o"),
-        );
-        assert!(line(&cmd386).contains("GO386=sse2"), "{}", line(&cmd386));
-    }
-
-    #[test]
-    fn cgo_build_command_links_statically_and_user_flags_merge() {
-        let go = Go {
-            path: "go".into(),
-            source: "PATH",
-        };
-        let w = Wrappers::in_dir(Path::new("/w"));
-        let user = UserGoFlags::parse("-trimpath -buildvcs=true -ldflags=-X=main.v=1 -tags=x");
-        let stripped = build_command(
-            &go,
-            &GoEnv::default(),
-            &UserGoFlags::default(),
-            &project(),
-            &GoConfig::default(),
-            &target("arm64"),
-            Some(&w),
-            Path::new("/o"),
-        );
-        assert!(
-            line(&stripped).contains("CGO_LDFLAGS=-O2 "),
-            "{}",
-            line(&stripped)
-        );
-        let cfg = GoConfig {
-            debug: true,
-            tags: vec!["x".into(), "y".into()],
-            ldflags: Some("-X main.w=2".into()),
-            ..Default::default()
-        };
-        let cmd = build_command(
-            &go,
-            &GoEnv::default(),
-            &user,
-            &project(),
-            &cfg,
-            &target("arm64"),
-            Some(&w),
-            Path::new("/o"),
-        );
-        let l = line(&cmd);
-        assert!(l.contains("CGO_ENABLED=1 CC=/w/cc CXX=/w/cxx"), "{l}");
-        assert!(
-            l.contains(
-                "go build '-ldflags=-linkmode=external -extldflags=-static -X=main.v=1 -X main.w=2' -tags=x,y -o"
-            ),
-            "{l}"
-        );
-        assert!(!l.contains("-trimpath") && !l.contains("-buildvcs"), "{l}");
-        // debug: Go's own CGO_LDFLAGS (with -g) stay.
-        assert!(!l.contains("CGO_LDFLAGS"), "{l}");
     }
 
     #[test]
