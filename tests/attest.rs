@@ -84,6 +84,8 @@ fn binary(platform: &str) -> BinaryInput {
     for c in [
         crate_component("hello-rust", "0.1.0", "MIT OR Apache-2.0"),
         crate_component("itoa", "1.0.19", "MIT OR Apache-2.0"),
+        // Free text: LicenseRef-… with its text in SPDX, a license name in CycloneDX.
+        crate_component("odd", "0.1.0", "see LICENSE file (BSD-like)"),
         sources::musl(Some("1.2.5")),
     ] {
         found.linked.push(c.id.clone());
@@ -159,6 +161,12 @@ fn sboms_validate_against_the_official_schemas() {
             let path = tmp.path().join(format!("{name}.{}", f.suffix()));
             std::fs::write(&path, f.render(sbom)).unwrap();
             validate(&path, &schema);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let free = match f {
+                Format::Spdx => "\"extractedText\": \"see LICENSE file (BSD-like)\"",
+                Format::CycloneDx => "\"name\": \"see LICENSE file (BSD-like)\"",
+            };
+            assert!(text.contains(free), "{name}: {text}");
         }
     }
 }

@@ -1304,3 +1304,53 @@ fn plain_http_beyond_loopback_needs_insecure_registry() {
         trimmed_stdout(&ok)
     );
 }
+
+#[test]
+fn a_corrupt_layout_blob_is_refused_by_the_merge_or_the_registry() {
+    let Some(reg) = registry() else { return };
+    let a = &reg.addr;
+    let cache = tempfile::tempdir().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let layout = d.path().join("img");
+    run_ok(
+        image_cmd(&["amd64"], cache.path())
+            .args(["-q", "--output"])
+            .arg(format!("oci:{}", layout.display())),
+    );
+    // Flip a byte of the largest blob (the layer), keeping its size.
+    let largest = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&largest, bytes).unwrap();
+    let merge = |dest: String| {
+        kiln()
+            .args(["index", "merge", "--output", &dest])
+            .arg(format!("oci:{}", layout.display()))
+            .env("KILN_CACHE_DIR", cache.path())
+            .output()
+            .unwrap()
+    };
+    // Into a layout, kiln checks the blob itself.
+    let out = merge(format!("oci:{}/copy", d.path().display()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+    // Into a registry, the registry refuses the upload, and no tag is written.
+    let out = merge(format!("docker://{a}/corrupt:1"));
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains("no tag was written") && e.contains(a.as_str()),
+        "{e}"
+    );
+    let tag = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{a}/corrupt:1"))
+        .output()
+        .unwrap();
+    assert!(!tag.status.success(), "a refused push left a tag");
+}

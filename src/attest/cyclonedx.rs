@@ -28,7 +28,11 @@ fn component(c: &Component) -> Value {
         v["version"] = json!(ver);
     }
     if let Some(l) = &c.license {
-        v["licenses"] = json!([{ "expression": l }]);
+        v["licenses"] = if super::sbom::spdx_expression(l).is_some() {
+            json!([{ "expression": l }])
+        } else {
+            json!([{ "license": { "name": l } }])
+        };
     }
     if let Some(p) = &c.purl {
         v["purl"] = json!(p);

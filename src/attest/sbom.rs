@@ -26,7 +26,8 @@ pub struct Component {
     pub kind: Kind,
     pub name: String,
     pub version: Option<String>,
-    /// An SPDX license expression; `None` is NOASSERTION.
+    /// An SPDX license expression, or free text as the package declares it (see
+    /// [`declared_license`]); `None` is NOASSERTION.
     pub license: Option<String>,
     pub purl: Option<String>,
     /// Where the source can be downloaded; `None` is NOASSERTION.
@@ -170,6 +171,33 @@ pub fn spdx_expression(license: &str) -> Option<String> {
     (depth == 0 && !expect_id).then(|| tokens.join(" ").replace("( ", "(").replace(" )", ")"))
 }
 
+/// A license as declared: its SPDX expression when it is one, else the text itself (free
+/// text: `LicenseRef-…` in SPDX, a license name in CycloneDX); `None` when empty.
+pub fn declared_license(text: &str) -> Option<String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    Some(spdx_expression(t).unwrap_or_else(|| t.to_string()))
+}
+
+/// The `LicenseRef-…` id of a free-text license: readable, unique through a short hash.
+pub fn license_ref(text: &str) -> String {
+    let mut name: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(40);
+    let name = name.trim_matches('-').to_string();
+    format!("LicenseRef-{name}-{}", &sha256_hex(text.as_bytes())[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +220,21 @@ mod tests {
         assert_eq!(spdx_expression("MIT OR"), None);
         assert_eq!(spdx_expression("(MIT"), None);
         assert_eq!(spdx_expression(""), None);
+        assert_eq!(
+            declared_license(" MIT/Apache-2.0 ").as_deref(),
+            Some("MIT OR Apache-2.0")
+        );
+        assert_eq!(
+            declared_license("see LICENSE").as_deref(),
+            Some("see LICENSE")
+        );
+        assert_eq!(declared_license("  "), None);
+        let r = license_ref("see LICENSE file");
+        assert!(r.starts_with("LicenseRef-see-LICENSE-file-"), "{r}");
+        assert!(
+            r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        );
     }
 
     #[test]

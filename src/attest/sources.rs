@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use cargo_metadata::{DependencyKind, Metadata, PackageId, TargetKind};
 use serde::Deserialize;
 
-use super::sbom::{Component, Kind, RelKind, Relation, spdx_expression};
+use super::sbom::{
+    Component, Kind, RelKind, Relation, declared_license, license_ref, spdx_expression,
+};
 use crate::elf::GoInfo;
 
 /// Components, the relations among them, and what the user should be told.
@@ -119,6 +121,7 @@ pub fn rust_packages(meta: &Metadata, root: &PackageId, lock: &LockChecksums) ->
         }
     }
     let mut unlicensed = Vec::new();
+    let mut free_text = Vec::new();
     let id_of = |id: &PackageId| {
         packages
             .get(id)
@@ -139,9 +142,16 @@ pub fn rust_packages(meta: &Metadata, root: &PackageId, lock: &LockChecksums) ->
             Some(&version),
             cargo_purl(&p.name, &version),
         );
-        c.license = p.license.as_deref().and_then(spdx_expression);
-        if c.license.is_none() {
-            unlicensed.push(format!("{} {}", p.name, version));
+        c.license = p.license.as_deref().and_then(declared_license);
+        match &c.license {
+            None => unlicensed.push(format!("{} {}", p.name, version)),
+            Some(l) if spdx_expression(l).is_none() => free_text.push(format!(
+                "{} {} (`{l}`: {})",
+                p.name,
+                version,
+                license_ref(l)
+            )),
+            Some(_) => {}
         }
         c.sha256 = lock.get(&p.name, &version, &source).cloned();
         if let Some(repo) = p
@@ -161,8 +171,14 @@ pub fn rust_packages(meta: &Metadata, root: &PackageId, lock: &LockChecksums) ->
     }
     if !unlicensed.is_empty() {
         found.warnings.push(format!(
-            "no SPDX license expression for {}: NOASSERTION in the SBOM",
+            "no license for {}: NOASSERTION in the SBOM",
             unlicensed.join(", ")
+        ));
+    }
+    if !free_text.is_empty() {
+        found.warnings.push(format!(
+            "a license that is not an SPDX expression: {} in the SPDX SBOM",
+            free_text.join(", ")
         ));
     }
     found
@@ -256,7 +272,7 @@ pub fn c_components(declared: &[DeclaredComponent]) -> Found {
             kind: Kind::Library,
             name: d.name.clone(),
             version: d.version.clone(),
-            license: d.license.as_deref().and_then(spdx_expression),
+            license: d.license.as_deref().and_then(declared_license),
             purl: d.purl.clone(),
             download_location: d.download_location.clone(),
             sha256: None,

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::sbom::{Component, Kind, RelKind, Sbom, rfc3339, sha256_hex};
+use super::sbom::{
+    Component, Kind, RelKind, Sbom, license_ref, rfc3339, sha256_hex, spdx_expression,
+};
 
 /// The media type of an SPDX JSON document (in-toto predicate type and OCI artifact type).
 pub const MEDIA_TYPE: &str = "application/spdx+json";
@@ -53,7 +55,11 @@ fn package(c: &Component) -> Value {
         "downloadLocation": c.download_location.as_deref().unwrap_or("NOASSERTION"),
         "filesAnalyzed": false,
         "licenseConcluded": "NOASSERTION",
-        "licenseDeclared": c.license.as_deref().unwrap_or("NOASSERTION"),
+        "licenseDeclared": match c.license.as_deref() {
+            None => "NOASSERTION".to_string(),
+            Some(l) if spdx_expression(l).is_some() => l.to_string(),
+            Some(l) => license_ref(l),
+        },
         "copyrightText": "NOASSERTION",
         "primaryPackagePurpose": purpose(c.kind),
     });
@@ -110,6 +116,21 @@ pub fn render(sbom: &Sbom) -> Vec<u8> {
         "packages": sbom.all().map(package).collect::<Vec<_>>(),
         "relationships": relationships,
     });
+    // Free-text licenses: each `LicenseRef-…` with the text it stands for.
+    let mut extracted: Vec<(String, &str)> = sbom
+        .all()
+        .filter_map(|c| c.license.as_deref())
+        .filter(|l| spdx_expression(l).is_none())
+        .map(|l| (license_ref(l), l))
+        .collect();
+    extracted.sort();
+    extracted.dedup();
+    if !extracted.is_empty() {
+        doc["hasExtractedLicensingInfos"] = extracted
+            .iter()
+            .map(|(id, text)| json!({ "licenseId": id, "extractedText": text, "name": text }))
+            .collect();
+    }
     // The namespace must be unique per document: the digest of everything else is.
     let digest = sha256_hex(&serde_json::to_vec(&doc).unwrap_or_default());
     let slug: String = sbom

@@ -60,7 +60,9 @@ fn merge(args: &IndexMergeArgs, ctx: &Ctx) -> anyhow::Result<()> {
                 .iter()
                 .map(|i| oci::read_image(i))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let built = oci::merge::merge_images(&images)?;
+            // Registries check every blob they are sent; files and layouts need it here.
+            let all_registries = outputs.iter().all(|o| matches!(o, ImageRef::Registry(_)));
+            let built = oci::merge::merge_images(&images, !all_registries)?;
             let pushed = oci::write_outputs(&outputs, &built, &push)?;
             (message::index_messages(&built, &outputs), pushed)
         }

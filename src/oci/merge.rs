@@ -72,8 +72,14 @@ pub fn annotations_of(doc: &serde_json::Value) -> BTreeMap<String, String> {
 }
 
 /// One index over images read from layouts, archives or registries, with every blob, ready
-/// for any sink. Docker archives have no manifests to reuse and are refused.
-pub fn merge_images(images: &[super::ReadImage]) -> anyhow::Result<super::BuiltIndex> {
+/// for any sink. Docker archives have no manifests to reuse and are refused. With
+/// `check_blobs` false the layer blobs are read without hashing them: only for sinks that
+/// check every digest themselves (registries), where a re-push of an unchanged image would
+/// otherwise spend most of its time hashing blobs the registry already has.
+pub fn merge_images(
+    images: &[super::ReadImage],
+    check_blobs: bool,
+) -> anyhow::Result<super::BuiltIndex> {
     let mut parts = Vec::new();
     let mut blobs = BTreeMap::new();
     let mut built = Vec::new();
@@ -99,7 +105,11 @@ pub fn merge_images(images: &[super::ReadImage]) -> anyhow::Result<super::BuiltI
                 // digest is the check that matters; decompressing every layer to check
                 // its diff_id again made a re-push of an unchanged image several times
                 // slower (seen in `cargo xtask bench push`).
-                let blob = l.blob()?;
+                let blob = if check_blobs {
+                    l.blob()?
+                } else {
+                    l.blob_unchecked()?
+                };
                 layers.push(super::layer::LayerInfo {
                     media_type: l.media_type.clone(),
                     digest: l.digest.clone(),

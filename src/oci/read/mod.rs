@@ -119,6 +119,12 @@ impl LayerRef {
         })
     }
 
+    /// The blob as stored (compressed), not checked: for a sink that checks every digest
+    /// itself (a registry refuses an upload whose bytes do not hash to the digest named).
+    pub fn blob_unchecked(&self) -> anyhow::Result<Vec<u8>> {
+        self.source.read(MAX_LAYER_BLOB)
+    }
+
     /// The blob as stored (compressed), checked against its digest.
     pub fn blob(&self) -> anyhow::Result<Vec<u8>> {
         let b = self.source.read(MAX_LAYER_BLOB)?;
