@@ -31,7 +31,6 @@ pub struct ZigCc {
     pub args: Vec<String>,
 }
 
-
 /// The full zig command line (without the zig executable) for one wrapper call.
 pub fn rewrite_args(
     mode: ZigMode,
