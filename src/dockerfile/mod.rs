@@ -6,6 +6,7 @@ pub mod generate;
 pub mod parse;
 pub mod report;
 pub mod rules;
+pub mod words;
 
 use std::path::Path;
 
