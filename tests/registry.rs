@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::{fixture_hello, free_port, have_tool, kiln, run_ok, stderr};
+use support::{capture, fixture_hello, free_port, have_tool, kiln, run_ok, stderr};
 
 /// A docker-registry on a random loopback port; it stops when this test process ends.
 pub(crate) struct Registry {
@@ -410,6 +410,48 @@ fn a_registry_base_is_cached_and_a_digest_needs_no_request() {
     let dead = format!("127.0.0.1:{}/base@{base}", free_port());
     let third = build(&dead, &out.path().join("c"));
     assert_eq!(first, third);
+}
+
+/// An index with no image manifest in a registry is an error for `kiln inspect` and
+/// `--base`, as it is in a layout: nothing in it can run.
+#[test]
+fn an_empty_registry_index_is_nothing_to_run() {
+    let Some(reg) = registry() else { return };
+    let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let mut s = TcpStream::connect(&reg.addr).unwrap();
+    write!(
+        s,
+        "PUT /v2/empty/manifests/v1 HTTP/1.1\r\nHost: {}\r\nContent-Type: \
+         application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reg.addr,
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let reference = format!("docker://{}/empty:v1", reg.addr);
+    let cache = tempfile::tempdir().unwrap();
+    let inspected = capture(
+        kiln()
+            .args(["inspect", &reference])
+            .env("KILN_CACHE_DIR", cache.path()),
+    );
+    let based = capture(
+        image_cmd(&["amd64"], cache.path())
+            .args(["--base", &reference, "--output"])
+            .arg(format!("oci:{}", cache.path().join("out").display())),
+    );
+    for o in [inspected, based] {
+        assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+        assert!(
+            both(&o).contains("no image manifest for any platform"),
+            "{}",
+            both(&o)
+        );
+    }
+    assert!(!cache.path().join("out").exists(), "nothing may be written");
 }
 
 /// A server on a loopback port answering every connection with `answer(request head)`.

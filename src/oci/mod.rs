@@ -80,6 +80,7 @@ pub fn read_image(reference: &str) -> anyhow::Result<ReadImage> {
         ImageRef::Registry(r) => {
             registry::read_image(reference, &r, &registry::RegistryOptions::current())
                 .with_context(|| format!("reading image {reference}"))
+                .and_then(read::runnable)
         }
         _ => read::read_image(reference),
     }

@@ -349,7 +349,7 @@ pub fn layout_attachments(
 
 /// An image with no manifest for any platform (an empty index, or only attestations) has
 /// nothing to run or inspect: an error, not "0 files, all fine".
-fn runnable(image: ReadImage) -> anyhow::Result<ReadImage> {
+pub(crate) fn runnable(image: ReadImage) -> anyhow::Result<ReadImage> {
     if image.platforms.is_empty() {
         bail!(
             "{} holds no image manifest for any platform (an empty index, or only \
