@@ -48,7 +48,7 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "bench",
-        args: "[go|build|image|inspect|push]",
+        args: "[go|build|image|inspect|push|polyglot]",
         about: "benchmarks against the peer tools (all, or the one named)",
         run: |args| bench::run(args.first().map(String::as_str)),
     },
