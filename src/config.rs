@@ -103,7 +103,7 @@ pub struct FileRelease {
     pub archives: Vec<String>,
     /// Write provenance even without an image.
     pub provenance: Option<bool>,
-    /// `referrers` or `none`: attach SBOMs and provenance to images.
+    /// `referrers`, `buildkit` or `none`: attach SBOMs and provenance to images.
     pub attestations: Option<String>,
     /// Strip the binaries and keep their debug info in `<name>.debug` files.
     pub split_debuginfo: Option<bool>,
@@ -132,7 +132,10 @@ impl ReleaseConfig {
     pub fn attach_to(&self, named: bool) -> bool {
         match self.attestations {
             Some(crate::attest::Attestations::Referrers) => true,
-            Some(crate::attest::Attestations::None) => false,
+            // Inside the index instead (`oci::buildkit`), not as referrers.
+            Some(crate::attest::Attestations::None | crate::attest::Attestations::Buildkit) => {
+                false
+            }
             None => named,
         }
     }
@@ -819,7 +822,7 @@ fn resolve_release(
         (None, Some(s)) => Some(
             crate::attest::Attestations::from_str(s, false).map_err(|_| {
                 UsageError(format!(
-                    "[release] attestations: `{s}` is not referrers or none"
+                    "[release] attestations: `{s}` is not referrers, buildkit or none"
                 ))
             })?,
         ),
