@@ -222,6 +222,12 @@ pub fn inspect_path(path: &Path) -> Result<ElfReport, ElfError> {
     read::with_file_bytes(path, inspect_bytes)?
 }
 
+/// [`inspect_path`] for a file a directory walk listed as a regular file (one system call
+/// less: see [`read::with_walked_file_bytes`]).
+pub fn inspect_walked_path(path: &Path) -> Result<ElfReport, ElfError> {
+    read::with_walked_file_bytes(path, inspect_bytes)?
+}
+
 /// Inspect ELF bytes.
 pub fn inspect_bytes(data: &[u8]) -> Result<ElfReport, ElfError> {
     parse::parse(data)

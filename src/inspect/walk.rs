@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::report::{FileEntry, Inspection, Summary};
 use super::verify::{Policy, verify};
-use crate::elf::{ElfError, inspect_path};
+use crate::elf::{ElfError, inspect_path, inspect_walked_path};
 use crate::par::{cpus, par_map};
 
 /// Directory depth beyond which the walk stops (a loop through bind mounts, or a tree no
@@ -32,9 +32,9 @@ pub fn inspect_tree(input: &Path, policy: &Policy, out: &mut Inspection) {
         Err(e) => found.push(Found::Error(input.to_path_buf(), describe_io(&e))),
     }
     let results: Vec<Option<FileEntry>> = par_map(&found, cpus(), |f| match f {
-        Found::File(path) => inspect_one(path, policy),
+        Found::File(path) => inspect_one(path, policy, inspect_walked_path),
         Found::Named(path) => Some(
-            inspect_one(path, policy)
+            inspect_one(path, policy, inspect_path)
                 .unwrap_or_else(|| FileEntry::error(display(path), describe_non_elf(path))),
         ),
         Found::Error(path, e) => Some(FileEntry::error(display(path), e.clone())),
@@ -48,9 +48,13 @@ pub fn inspect_tree(input: &Path, policy: &Policy, out: &mut Inspection) {
 }
 
 /// `None` when the file is not ELF.
-fn inspect_one(path: &Path, policy: &Policy) -> Option<FileEntry> {
+fn inspect_one(
+    path: &Path,
+    policy: &Policy,
+    inspect: fn(&Path) -> Result<crate::elf::ElfReport, ElfError>,
+) -> Option<FileEntry> {
     let name = display(path);
-    match inspect_path(path) {
+    match inspect(path) {
         Ok(report) => {
             let problems = verify(&report, policy);
             Some(FileEntry::checked(name, report, problems))

@@ -183,6 +183,7 @@ mod tests {
             digest: crate::digest::sha256_digest(&index_json),
             index_json,
             blobs: BTreeMap::from([(d1.clone(), m1), (d2.clone(), m2)]),
+            unread: BTreeMap::new(),
             manifests: vec![
                 ("linux/amd64".parse().unwrap(), d1),
                 ("linux/arm64".parse().unwrap(), d2),

@@ -201,6 +201,7 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
         digest: index.digest,
         index_json: index.bytes,
         blobs,
+        unread: BTreeMap::new(),
         manifests,
         images: built,
         warnings,

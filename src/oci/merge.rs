@@ -73,15 +73,17 @@ pub fn annotations_of(doc: &serde_json::Value) -> BTreeMap<String, String> {
 
 /// One index over images read from layouts, archives or registries, with every blob, ready
 /// for any sink. Docker archives have no manifests to reuse and are refused. With
-/// `check_blobs` false the layer blobs are read without hashing them: only for sinks that
-/// check every digest themselves (registries), where a re-push of an unchanged image would
-/// otherwise spend most of its time hashing blobs the registry already has.
+/// `check_blobs` false the layer blobs are left unread (in `BuiltIndex::unread`): only for
+/// sinks that stream them and check every digest themselves (registries), where a re-push
+/// of an unchanged image would otherwise spend most of its time reading and hashing blobs
+/// the registry already has.
 pub fn merge_images(
     images: &[super::ReadImage],
     check_blobs: bool,
 ) -> anyhow::Result<super::BuiltIndex> {
     let mut parts = Vec::new();
     let mut blobs = BTreeMap::new();
+    let mut unread = BTreeMap::new();
     let mut built = Vec::new();
     for img in images {
         if img.digest.is_none() {
@@ -104,19 +106,24 @@ pub fn merge_images(
                 // The manifest and config are reused byte for byte, so the blob's own
                 // digest is the check that matters; decompressing every layer to check
                 // its diff_id again made a re-push of an unchanged image several times
-                // slower (seen in `cargo xtask bench push`).
-                let blob = if check_blobs {
-                    l.blob()?
+                // slower (seen in `cargo xtask bench push`). For registries the blob is
+                // not even read here: the push streams it (or finds it there already).
+                let size = if check_blobs {
+                    let blob = l.blob()?;
+                    let size = blob.len() as u64;
+                    blobs.insert(l.digest.clone(), blob);
+                    size
                 } else {
-                    l.blob_unchecked()?
+                    let (size, _) = l.stored()?;
+                    unread.insert(l.digest.clone(), l.clone());
+                    size
                 };
                 layers.push(super::layer::LayerInfo {
                     media_type: l.media_type.clone(),
                     digest: l.digest.clone(),
                     diff_id: l.diff_id.clone(),
-                    size: blob.len() as u64,
+                    size,
                 });
-                blobs.insert(l.digest.clone(), blob);
             }
             built.push(super::BuiltImage {
                 platform: p.platform.clone(),
@@ -132,6 +139,7 @@ pub fn merge_images(
         digest: index.digest,
         index_json: index.bytes,
         blobs,
+        unread,
         manifests: parts
             .iter()
             .map(|p| (p.platform.clone(), p.digest.clone()))

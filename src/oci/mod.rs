@@ -348,6 +348,10 @@ pub struct BuiltIndex {
     pub index_json: Vec<u8>,
     /// Every blob by digest (`sha256:…`): layers, configs, manifests.
     pub blobs: BTreeMap<String, Vec<u8>>,
+    /// Layer blobs not loaded into `blobs` but left where they are (an index merged only
+    /// for registries, which stream them and check their digests): only registry outputs
+    /// take an index with some.
+    pub unread: BTreeMap<String, read::LayerRef>,
     /// Per-platform manifest digests, in the canonical platform order.
     pub manifests: Vec<(Platform, String)>,
     /// Per-platform details, in the same order.

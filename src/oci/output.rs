@@ -116,6 +116,11 @@ pub fn write_outputs_attached(
     referrers: &[Referrer],
     attach: &dyn Fn(&OutputSpec) -> bool,
 ) -> anyhow::Result<Option<Pushed>> {
+    if !index.unread.is_empty() && specs.iter().any(|s| !matches!(s, OutputSpec::Registry(_))) {
+        anyhow::bail!(
+            "internal error: an index with unread layer blobs can only be pushed to registries"
+        );
+    }
     let mut refs = Vec::new();
     let mut attach_refs = Vec::new();
     for spec in specs {

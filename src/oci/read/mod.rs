@@ -125,6 +125,13 @@ impl LayerRef {
         self.source.read(MAX_LAYER_BLOB)
     }
 
+    /// The blob as stored (compressed), unread and unchecked: its length on disk and a
+    /// reader over it, for a sink that streams it and checks the digest itself (a registry).
+    pub fn stored(&self) -> anyhow::Result<(u64, std::io::Take<fs_err::File>)> {
+        let (_, _, len) = self.source.location()?;
+        Ok((len, self.source.open()?))
+    }
+
     /// The blob as stored (compressed), checked against its digest.
     pub fn blob(&self) -> anyhow::Result<Vec<u8>> {
         let b = self.source.read(MAX_LAYER_BLOB)?;

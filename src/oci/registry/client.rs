@@ -28,6 +28,8 @@ pub type Response = ureq::Response;
 pub enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
+    /// Opened for each attempt: its length and a reader over it.
+    Stream(&'a (dyn Fn() -> anyhow::Result<(u64, std::io::Take<fs_err::File>)> + Sync)),
 }
 
 /// How to reach one registry.
@@ -427,6 +429,10 @@ impl Client {
                     }
                 }
                 Body::Bytes(b) => req.send_bytes(b),
+                Body::Stream(open) => {
+                    let (len, reader) = open()?;
+                    req.set("Content-Length", &len.to_string()).send(reader)
+                }
             };
             let resp = match result {
                 Ok(r) => r,

@@ -185,7 +185,14 @@ fn copy_blob(
             Mount::Refused(session) => {
                 use read::BlobFetch as _;
                 let bytes = fs_err::read(from.fetch(digest)?)?;
-                push::upload(client, repo, digest, &bytes, session, events)?;
+                push::upload(
+                    client,
+                    repo,
+                    digest,
+                    push::BlobBody::Bytes(&bytes),
+                    session,
+                    events,
+                )?;
                 BlobAction::Uploaded
             }
         }

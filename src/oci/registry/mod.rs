@@ -36,7 +36,7 @@ use anyhow::Context;
 
 pub use client::Client;
 pub use pull::read_image;
-pub use push::{BlobAction, ManifestBytes, Upload};
+pub use push::{BlobAction, BlobBody, ManifestBytes, Upload};
 pub use reference::{Reference, is_registry_ref, parse};
 pub use referrers::push_referrers;
 
@@ -213,11 +213,17 @@ pub fn push_built(
         .last()
         .map(|m| m.digest.to_string())
         .unwrap_or_default();
-    let blobs: Vec<(&str, &[u8])> = built
+    let blobs: Vec<(&str, BlobBody)> = built
         .blobs
         .iter()
         .filter(|(d, _)| !manifest_digests.contains(&d.as_str()))
-        .map(|(d, b)| (d.as_str(), b.as_slice()))
+        .map(|(d, b)| (d.as_str(), BlobBody::Bytes(b)))
+        .chain(
+            built
+                .unread
+                .iter()
+                .map(|(d, l)| (d.as_str(), BlobBody::Layer(l))),
+        )
         .collect();
     let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for d in dests {

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 
 use super::client::{Body, Client};
 use super::{Event, RegistryOptions, hints};
+use crate::oci::read::LayerRef;
 
 /// Blobs up to this size go up in one request; larger ones in chunks of this size.
 pub const CHUNK: usize = 16 << 20;
@@ -24,11 +25,33 @@ pub struct ManifestBytes<'a> {
     pub bytes: &'a [u8],
 }
 
+/// A blob's content: in memory, or a layer still on disk, streamed when it is uploaded
+/// (the registry checks its digest).
+#[derive(Debug, Clone, Copy)]
+pub enum BlobBody<'a> {
+    Bytes(&'a [u8]),
+    Layer(&'a LayerRef),
+}
+
+impl BlobBody<'_> {
+    /// Its size, as the manifest says it.
+    pub fn len(&self) -> u64 {
+        match self {
+            BlobBody::Bytes(b) => b.len() as u64,
+            BlobBody::Layer(l) => l.size,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What one push sends to one repository.
 #[derive(Debug, Clone, Default)]
 pub struct Upload<'a> {
-    /// Layers, configs, other blobs: `(digest, bytes)`.
-    pub blobs: Vec<(&'a str, &'a [u8])>,
+    /// Layers, configs, other blobs: `(digest, content)`.
+    pub blobs: Vec<(&'a str, BlobBody<'a>)>,
     /// Manifests in push order: what a manifest references comes before it.
     pub manifests: Vec<ManifestBytes<'a>>,
     /// Tags given to the last manifest, after everything else is confirmed.
@@ -95,11 +118,11 @@ pub fn push(
         let mut blobs = upload.blobs.clone();
         blobs.sort_by_key(|(d, _)| *d);
         blobs.dedup_by_key(|(d, _)| *d);
-        for (digest, bytes) in blobs {
+        for (digest, body) in blobs {
             events(Event::Blob {
                 repository: &repository,
                 digest,
-                size: bytes.len() as u64,
+                size: body.len(),
                 action: BlobAction::Exists,
             });
         }
@@ -186,7 +209,7 @@ pub fn push(
 fn push_blobs(
     client: &Client,
     repo: &str,
-    blobs: &[(&str, &[u8])],
+    blobs: &[(&str, BlobBody<'_>)],
     opts: &RegistryOptions,
     events: &(dyn Fn(Event) + Sync),
 ) -> anyhow::Result<bool> {
@@ -213,7 +236,7 @@ fn push_blobs(
                     {
                         break;
                     }
-                    match push_blob(client, repo, digest, bytes, opts, events) {
+                    match push_blob(client, repo, digest, *bytes, opts, events) {
                         Ok(action) => {
                             if action != BlobAction::Exists {
                                 sent.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +245,7 @@ fn push_blobs(
                             events(Event::Blob {
                                 repository: &format!("{}/{repo}", client.registry),
                                 digest,
-                                size: bytes.len() as u64,
+                                size: bytes.len(),
                                 action,
                             });
                         }
@@ -294,11 +317,11 @@ fn push_blob(
     client: &Client,
     repo: &str,
     digest: &str,
-    bytes: &[u8],
+    bytes: BlobBody<'_>,
     opts: &RegistryOptions,
     events: &(dyn Fn(Event) + Sync),
 ) -> anyhow::Result<BlobAction> {
-    if blob_exists(client, repo, digest, Some(bytes.len() as u64))? {
+    if blob_exists(client, repo, digest, Some(bytes.len()))? {
         return Ok(BlobAction::Exists);
     }
     // A mount from a repository of this registry known to hold the blob.
@@ -343,7 +366,7 @@ pub fn upload(
     client: &Client,
     repo: &str,
     digest: &str,
-    bytes: &[u8],
+    bytes: BlobBody<'_>,
     mut session: Option<String>,
     events: &(dyn Fn(Event) + Sync),
 ) -> anyhow::Result<()> {
@@ -387,7 +410,7 @@ fn upload_blob(
     client: &Client,
     repo: &str,
     digest: &str,
-    bytes: &[u8],
+    body: BlobBody<'_>,
     session: Option<String>,
     events: &(dyn Fn(Event) + Sync),
 ) -> anyhow::Result<()> {
@@ -397,6 +420,18 @@ fn upload_blob(
     };
     let sc = scopes(repo, None);
     let octet = [("Content-Type", "application/octet-stream")];
+    let loaded;
+    let bytes = match body {
+        BlobBody::Bytes(b) => b,
+        // Small enough for one request: streamed from the file, opened again on a retry.
+        BlobBody::Layer(l) if l.size <= CHUNK as u64 => {
+            return finish_upload(client, digest, &location, Body::Stream(&|| l.stored()), &sc);
+        }
+        BlobBody::Layer(l) => {
+            loaded = l.blob_unchecked()?;
+            &loaded[..]
+        }
+    };
     let last_body = if bytes.len() <= CHUNK {
         bytes
     } else {
@@ -428,12 +463,24 @@ fn upload_blob(
         }
         &[][..]
     };
+    finish_upload(client, digest, &location, Body::Bytes(last_body), &sc)
+}
+
+/// The PUT that ends an upload session with the last bytes (all of them, for a monolithic
+/// upload) and the digest the registry checks them against.
+fn finish_upload(
+    client: &Client,
+    digest: &str,
+    location: &str,
+    body: Body<'_>,
+    sc: &[String],
+) -> anyhow::Result<()> {
     let resp = client.send(
         "PUT",
-        &with_param(&location, &format!("digest={digest}")),
-        &octet,
-        Body::Bytes(last_body),
-        &sc,
+        &with_param(location, &format!("digest={digest}")),
+        &[("Content-Type", "application/octet-stream")],
+        body,
+        sc,
     )?;
     if resp.status() != 201 {
         return Err(client.status_error(&format!("finishing the upload of blob {digest}"), resp));

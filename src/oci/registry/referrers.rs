@@ -52,7 +52,11 @@ pub fn push_referrers(
         let upload = Upload {
             blobs: referrers
                 .iter()
-                .flat_map(|r| r.blobs.iter().map(|(d, b)| (d.as_str(), b.as_slice())))
+                .flat_map(|r| {
+                    r.blobs
+                        .iter()
+                        .map(|(d, b)| (d.as_str(), super::BlobBody::Bytes(b)))
+                })
                 .collect(),
             manifests: referrers
                 .iter()
