@@ -388,13 +388,6 @@ pub fn build(
         ))
         .into());
     }
-    if attest::wanted(cfg) {
-        progress.say(
-            "note: SBOMs, provenance and release archives are not written for component \
-             builds yet",
-        );
-    }
-
     // Wave by wave: the `build` commands of a wave one after another, then every stage of
     // its projects at once.
     let mut files: Vec<Vec<LayerEntry>> = vec![Vec::new(); comps.len()];
@@ -433,8 +426,11 @@ pub fn build(
             artifacts.extend(stages::run_jobs(&jobs, cfg.jobs, progress)?);
         }
     }
+    if cfg.release.strip {
+        super::strip::split_debuginfo(&mut artifacts, progress)?;
+    }
 
-    let (index, pushed, debug_index) = if image_wanted {
+    let (index, debug_index) = if image_wanted {
         let extra = pack::extra_files(&cfg.image)?;
         let images: Vec<PlatformImage> = cfg
             .targets
@@ -491,29 +487,53 @@ pub fn build(
         for w in &index.warnings {
             progress.say(&format!("warning: {w}"));
         }
-        let pushed = oci::write_outputs(&outputs, &index, push)?;
-        for o in &outputs {
-            if !matches!(o, oci::OutputSpec::Registry(_)) {
-                progress.say(&format!("wrote {o}"));
-            }
-        }
-        let debug_index = match &twin {
-            Some(t) => {
-                let d = super::debug::build(t, &images, &opts)?;
-                super::debug::write(t, &d, push, progress)?;
-                Some(d)
-            }
-            None => None,
-        };
-        (Some(index), pushed, debug_index)
+        let debug_index = twin
+            .as_ref()
+            .map(|t| super::debug::build(t, &images, &opts))
+            .transpose()?;
+        (Some(index), debug_index)
     } else {
-        (None, None, None)
+        (None, None)
     };
+    // SBOMs (every component's packages), provenance, archives and SHA256SUMS, before the
+    // images are written: they are attached to them.
+    let (release, referrers) = if attest::wanted(cfg) {
+        let owned: Vec<Vec<Artifact>> = (0..comps.len())
+            .map(|i| {
+                artifacts
+                    .iter()
+                    .filter(|a| owner_of.get(&a.name) == Some(&i))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let parts: Vec<attest::Part<'_>> = plans
+            .iter()
+            .zip(&owned)
+            .filter_map(|(p, artifacts)| {
+                p.as_ref().map(|(cfg, plan)| attest::Part {
+                    cfg,
+                    plan,
+                    artifacts,
+                })
+            })
+            .collect();
+        attest::release(cfg, &parts, index.as_ref(), source_date_epoch, progress)?
+    } else {
+        Default::default()
+    };
+    let pushed = match &index {
+        Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
+        None => None,
+    };
+    if let (Some(t), Some(d)) = (&twin, &debug_index) {
+        super::debug::write(t, d, push, progress)?;
+    }
     Ok(BuildOutcome {
         artifacts,
         index,
-        release: Vec::new(),
-        referrers: Vec::new(),
+        release,
+        referrers,
         outputs,
         pushed,
         debug_index,
@@ -547,7 +567,11 @@ fn run_command(
             out.display()
         );
     }
-    let sources = oci::sources::resolve(&cfg.project_dir, &out, dst, None, false)?;
+    let what = format!(
+        "[[component]] `{name}` output `{}` -> `{dst}`",
+        output.display()
+    );
+    let sources = oci::sources::resolve_as(&what, &cfg.project_dir, &out, dst, None, false)?;
     task.finish("done");
     Ok(sources
         .into_iter()

@@ -74,14 +74,12 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     };
     // SBOMs and provenance before the images are written: they are attached to them.
     let (release, referrers) = if attest::wanted(cfg) {
-        attest::release(
+        let part = attest::Part {
             cfg,
-            &plan,
-            &artifacts,
-            index.as_ref(),
-            source_date_epoch,
-            progress,
-        )?
+            plan: &plan,
+            artifacts: &artifacts,
+        };
+        attest::release(cfg, &[part], index.as_ref(), source_date_epoch, progress)?
     } else {
         Default::default()
     };
