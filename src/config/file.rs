@@ -95,7 +95,7 @@ pub struct FileRelease {
     pub archives: Vec<String>,
     /// Write provenance even without an image.
     pub provenance: Option<bool>,
-    /// `referrers` or `none`: attach SBOMs and provenance to images.
+    /// `referrers`, `buildkit` or `none`: attach SBOMs and provenance to images.
     pub attestations: Option<String>,
     /// Strip the binaries and keep their debug info in `<name>.debug` files.
     pub split_debuginfo: Option<bool>,

@@ -31,7 +31,8 @@ impl ReleaseConfig {
     pub fn attach_to(&self, named: bool) -> bool {
         match self.attestations {
             Some(Attestations::Referrers) => true,
-            Some(Attestations::None) => false,
+            // Inside the index instead (`oci::buildkit`), not as referrers.
+            Some(Attestations::None | Attestations::Buildkit) => false,
             None => named,
         }
     }
@@ -69,7 +70,7 @@ pub(super) fn resolve_release(
         (Some(a), _) => Some(a),
         (None, Some(s)) => Some(Attestations::from_str(s, false).map_err(|_| {
             UsageError(format!(
-                "[release] attestations: `{s}` is not referrers or none"
+                "[release] attestations: `{s}` is not referrers, buildkit or none"
             ))
         })?),
         (None, None) => None,

@@ -80,19 +80,24 @@ pub fn build(
     };
     // SBOMs, provenance, archives and SHA256SUMS before the images are written: they are
     // attached to them.
+    let owned: Vec<Vec<Artifact>> = (0..comps.len())
+        .map(|i| {
+            built
+                .artifacts
+                .iter()
+                .filter(|a| built.owner_of.get(&a.name) == Some(&i))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let parts = release_parts(&plans, &owned);
     let (release, referrers) = if attest::wanted(cfg) {
-        release_files(
-            cfg,
-            &comps,
-            &plans,
-            &built,
-            index.as_ref(),
-            source_date_epoch,
-            progress,
-        )?
+        attest::release(cfg, &parts, index.as_ref(), source_date_epoch, progress)?
     } else {
         Default::default()
     };
+    // `--attestations buildkit`: the statements go inside the index instead.
+    let index = attest::buildkit_index(cfg, &parts, index, &referrers)?;
     let pushed = match &index {
         Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
         None => None,
@@ -111,31 +116,16 @@ pub fn build(
     })
 }
 
-/// The release files of a polyglot build, as for one project: each project component's
-/// binaries with its own config (features, `[c] components`), so each platform's SBOM lists
-/// every component's packages and its archive every binary.
-fn release_files(
-    cfg: &BuildConfig,
-    comps: &[Component],
-    plans: &[Option<(BuildConfig, Plan)>],
-    built: &Built,
-    index: Option<&oci::BuiltIndex>,
-    source_date_epoch: Option<u64>,
-    progress: &Progress,
-) -> anyhow::Result<(Vec<attest::Written>, Vec<crate::oci::referrers::Referrer>)> {
-    let owned: Vec<Vec<Artifact>> = (0..comps.len())
-        .map(|i| {
-            built
-                .artifacts
-                .iter()
-                .filter(|a| built.owner_of.get(&a.name) == Some(&i))
-                .cloned()
-                .collect()
-        })
-        .collect();
-    let parts: Vec<attest::Part<'_>> = plans
+/// What a polyglot release is made of, as for one project: each project component's
+/// binaries (`owned`, by component) with its own config (features, `[c] components`), so
+/// each platform's SBOM lists every component's packages and its archive every binary.
+fn release_parts<'a>(
+    plans: &'a [Option<(BuildConfig, Plan)>],
+    owned: &'a [Vec<Artifact>],
+) -> Vec<attest::Part<'a>> {
+    plans
         .iter()
-        .zip(&owned)
+        .zip(owned)
         .filter_map(|(p, artifacts)| {
             p.as_ref().map(|(cfg, plan)| attest::Part {
                 cfg,
@@ -143,8 +133,7 @@ fn release_files(
                 artifacts,
             })
         })
-        .collect();
-    attest::release(cfg, &parts, index, source_date_epoch, progress)
+        .collect()
 }
 
 /// Each project component's configuration and plan (cargo metadata, go list: nothing is
