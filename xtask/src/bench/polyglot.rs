@@ -12,9 +12,9 @@
 //!   component's source gets a new stamp (a Go package variable, a Rust and a C comment), so
 //!   the Go server package, the Rust worker crate and the C helper are compiled and linked
 //!   again for every platform, and the site step runs again. Warm, as on a developer's
-//!   machine or a CI cache: Go's standard library in GOCACHE, Rust's std (prebuilt, and the
-//!   `-Zbuild-std` one of linux/arm/v7 in the shared target dir), zig's musl, the cargo
-//!   registry. Each way takes about a minute on a quiet 2-core machine.
+//!   machine or a CI cache: Go's standard library in Go's own GOCACHE, Rust's std
+//!   (prebuilt, and the `-Zbuild-std` one of linux/arm/v7 in the shared target dir), zig's
+//!   musl, the cargo registry.
 //! - `full`: an empty target dir and GOCACHE per way (Go's standard library and
 //!   `-Zbuild-std` compiled again for each); zig's libc and the cargo registry stay warm.
 //!   Tens of minutes on 2 cores.
@@ -60,8 +60,11 @@ impl Bench {
             .arg("--target-dir")
             .arg(dir.join("target"))
             .arg("--out-dir")
-            .arg(self.scratch.join(run).join("dist"))
-            .env("GOCACHE", dir.join("gocache"));
+            .arg(self.scratch.join(run).join("dist"));
+        // Project-cold: Go's own GOCACHE (warm on a machine that has built Go before).
+        if self.cold == Cold::Full {
+            c.env("GOCACHE", dir.join("gocache"));
+        }
         if let Some(j) = jobs {
             c.args(["-j", &j.to_string()]);
         }
@@ -150,7 +153,7 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
         Cold::Project => println!(
             "cold (KILN_BENCH_COLD=project): every compile and link of the example's own code \
              (Go server package, Rust worker crate, C helper; new source stamps per way) and \
-             the site step; warm: Go's standard library (GOCACHE), Rust's std incl. \
+             the site step; warm: Go's standard library (Go's own GOCACHE), Rust's std incl. \
              -Zbuild-std (shared target dir), zig's musl, cargo registry"
         ),
         Cold::Full => println!(
