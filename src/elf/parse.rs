@@ -609,7 +609,9 @@ mod tests {
         // Not a commit, not the library, or cut short: not Rust.
         assert!(!rust_std_paths(b"/rustc/not-a-commit/library/core"));
         assert!(!rust_std_paths(format!("/rustc/{commit}/src/x").as_bytes()));
-        assert!(!rust_std_paths(format!("/rustc/{}", &commit[..20]).as_bytes()));
+        assert!(!rust_std_paths(
+            format!("/rustc/{}", &commit[..20]).as_bytes()
+        ));
         assert!(!rust_std_paths(b""));
     }
 }

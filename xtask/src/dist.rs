@@ -96,7 +96,9 @@ pub fn run_dist(args: &[String]) -> anyhow::Result<()> {
         .current_dir(&out))
     .context("checking dist/SHA256SUMS")?;
     // The image: every platform, static, for its architecture (exit 3 otherwise).
-    run(Command::new(&kiln).args(["inspect", "--require", "static"]).arg(&image))?;
+    run(Command::new(&kiln)
+        .args(["inspect", "--require", "static"])
+        .arg(&image))?;
     let entrypoint = image_entrypoint(&image)?;
     if entrypoint != ["/usr/local/bin/kiln"] {
         bail!("the image's entrypoint is {entrypoint:?}, not kiln");
