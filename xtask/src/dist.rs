@@ -91,10 +91,16 @@ pub fn run_dist(args: &[String]) -> anyhow::Result<()> {
         .arg(&out)
         .arg("--output")
         .arg(&image))?;
-    run(Command::new("sha256sum")
+    // From the output directory, as a user checks a download (`run` would start it in the
+    // repository).
+    let status = Command::new("sha256sum")
         .args(["--check", "--quiet", "SHA256SUMS"])
-        .current_dir(&out))
-    .context("checking dist/SHA256SUMS")?;
+        .current_dir(&out)
+        .status()
+        .context("running sha256sum")?;
+    if !status.success() {
+        bail!("sha256sum --check SHA256SUMS failed in {}", out.display());
+    }
     // The image: every platform, static, for its architecture (exit 3 otherwise).
     run(Command::new(&kiln)
         .args(["inspect", "--require", "static"])
