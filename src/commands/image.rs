@@ -265,7 +265,10 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         Box::new(std::io::stdout().lock())
     };
     if ctx.json {
-        message::write(&mut out, &message::index_messages(&built, &outs))?;
+        message::write(
+            &mut out,
+            &message::index_messages(&built, &outs, pushed.as_ref()),
+        )?;
         if let Some(p) = &pushed {
             drop(out);
             super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;

@@ -9,6 +9,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::builders::Artifact;
+use crate::oci::registry::Pushed;
 use crate::oci::{BuiltImage, BuiltIndex, OutputSpec};
 
 /// One line of `--message-format json` output.
@@ -99,10 +100,33 @@ pub struct IndexMessage {
     pub outputs: Vec<String>,
 }
 
-/// The image and index messages for a built index.
-pub fn index_messages(index: &BuiltIndex, outputs: &[OutputSpec]) -> Vec<Message<'static>> {
-    let outputs: Vec<String> = outputs.iter().map(ToString::to_string).collect();
+/// The image and index messages for a built index. `pushed` is what the push to the
+/// `docker://` outputs did: with `--push-by-digest` and one platform it put only that
+/// platform's manifest, so those outputs are not listed as holding the index.
+pub fn index_messages(
+    index: &BuiltIndex,
+    outputs: &[OutputSpec],
+    pushed: Option<&Pushed>,
+) -> Vec<Message<'static>> {
+    let outputs: Vec<String> = index_outputs(&index.digest, outputs, pushed)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     image_messages(&index.digest, index.total_size(), &index.images, outputs)
+}
+
+/// The outputs that hold the index `digest`: all of them, less the `docker://` ones when
+/// the push put another manifest on top (one platform pushed by digest).
+pub fn index_outputs<'a>(
+    digest: &str,
+    outputs: &'a [OutputSpec],
+    pushed: Option<&Pushed>,
+) -> Vec<&'a OutputSpec> {
+    let index_pushed = pushed.is_none_or(|p| p.digest == digest);
+    outputs
+        .iter()
+        .filter(|o| index_pushed || !matches!(o, OutputSpec::Registry(_)))
+        .collect()
 }
 
 /// An `image` message per platform, then the `index` (also for an index merged in a
