@@ -169,15 +169,6 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         None
     };
 
-    let hardening = Hardening {
-        pie: e_type == elf::ET_DYN && kind == Kind::Executable,
-        relro: relro(seg.gnu_relro, &seg.dynamic),
-        // Without PT_GNU_STACK the kernel gives most architectures an executable stack.
-        nx: seg.gnu_stack.unwrap_or(false),
-        canary: syms.any_table.then_some(syms.canary),
-        fortify: syms.any_table.then(|| syms.fortify.clone()),
-    };
-
     Ok(ElfReport {
         class,
         endian: if big { "big" } else { "little" },
@@ -185,13 +176,7 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         machine_name: machine_name(machine),
         arch: oci_arch(machine, class, big),
         variant,
-        elf_type: match e_type {
-            elf::ET_EXEC => "exec",
-            elf::ET_DYN => "dyn",
-            elf::ET_REL => "rel",
-            elf::ET_CORE => "core",
-            _ => "other",
-        },
+        elf_type: elf_type_name(e_type),
         kind,
         linkage,
         interpreter: seg.interpreter,
@@ -206,13 +191,31 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         stripped: !sec.symtab,
         debug_info: sec.debug,
         build_id,
-        hardening,
+        hardening: Hardening {
+            pie: e_type == elf::ET_DYN && kind == Kind::Executable,
+            relro: relro(seg.gnu_relro, &seg.dynamic),
+            // Without PT_GNU_STACK the kernel gives most architectures an executable stack.
+            nx: seg.gnu_stack.unwrap_or(false),
+            canary: syms.any_table.then_some(syms.canary),
+            fortify: syms.any_table.then(|| syms.fortify.clone()),
+        },
         arm,
         go,
         auditable,
         load_error,
         warnings: seg.warnings,
     })
+}
+
+/// `e_type` as `kiln inspect` prints it.
+fn elf_type_name(e_type: elf::FileType) -> &'static str {
+    match e_type {
+        elf::ET_EXEC => "exec",
+        elf::ET_DYN => "dyn",
+        elf::ET_REL => "rel",
+        elf::ET_CORE => "core",
+        _ => "other",
+    }
 }
 
 /// The section table (optional for running, needed for symbols and attributes); and the
