@@ -758,6 +758,8 @@ fn strip_ships_small_binaries_and_gdb_symbolises_them_with_the_debug_file() {
     assert_eq!(artifact["sha256"], kiln::digest::sha256_hex(&data));
     let report = kiln::elf::inspect_bytes(&data).unwrap();
     assert!(report.stripped && !report.debug_info, "{report:?}");
+    // No symbols, no .comment: the standard library's panic-location paths still say Rust.
+    assert_eq!(report.language, Some("rust"), "{report:?}");
     assert!(kiln::elf::inspect_path(&debug).unwrap().debug_info);
     assert!(std::fs::metadata(&debug).unwrap().len() > data.len() as u64);
 
