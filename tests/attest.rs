@@ -1166,29 +1166,8 @@ fn docker_pulls_and_runs_a_buildkit_attested_image() {
         ],
     );
     assert!(out.status.success(), "{}", support::stderr(&out));
-    let pulled = Command::new("docker").args(["pull", &r]).output().unwrap();
-    assert!(
-        pulled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pulled.stderr)
-    );
-    let ran = Command::new("docker")
-        .args(["run", "--rm", &r])
-        .output()
-        .unwrap();
-    let _ = Command::new("docker").args(["rmi", &r]).output();
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&ran.stdout)
-            .to_lowercase()
-            .contains("hello"),
-        "{}",
-        String::from_utf8_lossy(&ran.stdout)
-    );
+    let ran = support::docker_pull_and_run(&r);
+    assert!(ran.to_lowercase().contains("hello"), "{ran}");
 }
 
 /// The SPDX packages of `doc` by name, with their SPDX ids.
