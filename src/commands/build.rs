@@ -17,7 +17,10 @@ pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<Vec<BuildOutcome>> {
         let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let mut out = std::io::stdout().lock();
         for (k, v, src) in rows {
-            writeln!(out, "{k:<w$}  {v:?}  ({src})")?;
+            match v {
+                Some(v) => writeln!(out, "{k:<w$}  {v:?}  ({src})")?,
+                None => writeln!(out, "{k:<w$}  -  ({src})")?,
+            }
         }
         return Ok(Vec::new());
     }
@@ -84,12 +87,21 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
     };
     if ctx.json {
         let mut messages: Vec<Message> = outcome.artifacts.iter().map(Message::Artifact).collect();
+        let variant = cfg.variant.as_deref();
         if let Some(index) = &outcome.index {
-            messages.extend(message::index_messages(
-                index,
-                &outcome.outputs,
-                outcome.pushed.as_ref(),
-            ));
+            let mut m = message::index_messages(index, &outcome.outputs, outcome.pushed.as_ref());
+            message::mark(&mut m, variant, false);
+            messages.extend(m);
+        }
+        if let Some(index) = &outcome.debug_index {
+            let twins = outcome
+                .outputs
+                .iter()
+                .map(crate::oci::debug::twin_output)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut m = message::index_messages(index, &twins, None);
+            message::mark(&mut m, variant, true);
+            messages.extend(m);
         }
         messages.extend(outcome.release.iter().map(Message::Output));
         return message::write(&mut out, &messages);

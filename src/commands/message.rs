@@ -1,6 +1,7 @@
 //! `--message-format json`: one JSON object per line, the same schema for `kiln build`,
 //! `kiln image` and `kiln index merge`. Every message has a `reason` (`artifact`, `image`,
-//! `index`, `output`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); the
+//! `index`, `output`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); image
+//! and index messages of a variant carry `variant`, those of a debug twin `debug: true`; the
 //! fields of each are the structs below (documented in the README, snapshot-tested in
 //! `tests/messages.rs` and, for pushes and merges, `tests/registry.rs`).
 
@@ -75,6 +76,13 @@ pub struct PushedMessage {
 /// `"reason":"image"`: one platform's image in the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageMessage {
+    /// The `[variant.NAME]` it was built with (`kiln build --variant`); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// `true` for a debug twin (`--debug-image`: the same layers plus busybox); absent for
+    /// the image itself.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
     /// `linux/arm64`, `linux/arm/v7`, ...
     pub platform: String,
     /// `sha256:…` of the image manifest.
@@ -90,6 +98,12 @@ pub struct ImageMessage {
 /// `"reason":"index"`: the image index and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexMessage {
+    /// As in `image`: the variant it was built with, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// As in `image`: `true` for the debug twins' index, written to the `-debug` outputs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
     /// `sha256:…` of the index: the digest to pull or pin.
     pub digest: String,
     /// Bytes of every blob plus the index.
@@ -141,6 +155,8 @@ pub fn image_messages(
         .iter()
         .map(|i| {
             Message::Image(ImageMessage {
+                variant: None,
+                debug: false,
                 platform: i.platform.to_string(),
                 manifest: i.manifest.clone(),
                 config: i.config.clone(),
@@ -150,12 +166,28 @@ pub fn image_messages(
         })
         .collect();
     out.push(Message::Index(IndexMessage {
+        variant: None,
+        debug: false,
         digest: digest.to_string(),
         size,
         platforms: images.iter().map(|i| i.platform.to_string()).collect(),
         outputs,
     }));
     out
+}
+
+/// Mark the image and index messages as a variant's (`--variant NAME`) and as the debug
+/// twins' (`--debug-image`).
+pub fn mark(messages: &mut [Message<'_>], variant: Option<&str>, debug: bool) {
+    for m in messages {
+        let (v, d) = match m {
+            Message::Image(i) => (&mut i.variant, &mut i.debug),
+            Message::Index(i) => (&mut i.variant, &mut i.debug),
+            _ => continue,
+        };
+        *v = variant.map(str::to_string);
+        *d = debug;
+    }
 }
 
 /// Write messages as JSON lines.

@@ -48,31 +48,55 @@ pub fn wanted(cfg: &BuildConfig) -> bool {
     r.sbom.is_some() || r.provenance || r.strip || r.archives != outputs::Archives::default()
 }
 
+/// One project's share of a release: its config (cargo features, `[c] components`), its
+/// plan and the binaries built from it. A single-project build has one; a polyglot build
+/// one per project component.
+#[derive(Clone, Copy)]
+pub struct Part<'a> {
+    pub cfg: &'a BuildConfig,
+    pub plan: &'a Plan,
+    pub artifacts: &'a [Artifact],
+}
+
 /// Gather, generate and write; the written files, binaries first, and the SBOMs and
-/// provenance as OCI 1.1 artifacts to attach to the image (when one was built).
+/// provenance as OCI 1.1 artifacts to attach to the image (when one was built). `cfg` is
+/// the build's own config (release settings, output directory, name); `parts` what was
+/// built, each per-platform SBOM listing the packages of every part.
 pub fn release(
     cfg: &BuildConfig,
-    plan: &Plan,
-    artifacts: &[Artifact],
+    parts: &[Part<'_>],
     index: Option<&BuiltIndex>,
     source_date_epoch: Option<u64>,
     progress: &Progress,
 ) -> anyhow::Result<(Vec<Written>, Vec<Referrer>)> {
-    let name = release_name(cfg, plan);
-    let version = plan
-        .package
-        .as_ref()
-        .map(|p| p.version.clone())
-        .filter(|v| !v.is_empty());
+    // The package name and version only when one project is the whole release.
+    let package = match parts {
+        [one] => one.plan.package.as_ref(),
+        _ => None,
+    };
+    let name = release_name(cfg, parts);
+    let version = package.map(|p| p.version.clone()).filter(|v| !v.is_empty());
     let mut warnings = Vec::new();
 
-    let binaries = binaries(cfg, plan, artifacts, version.as_deref(), &mut warnings)?;
+    let mut binaries = Vec::new();
+    for part in parts {
+        binaries.extend(self::binaries(
+            part,
+            cfg.release.strip,
+            version.as_deref(),
+            &mut warnings,
+        )?);
+    }
     let base = base_input(cfg, &mut warnings);
-    let platforms: Vec<String> = plan
-        .stages
-        .iter()
-        .map(|s| s.target.platform.to_string())
-        .collect();
+    let mut platforms: Vec<String> = Vec::new();
+    for s in parts.iter().flat_map(|p| &p.plan.stages) {
+        let p = s.target.platform.to_string();
+        if !platforms.contains(&p) {
+            platforms.push(p);
+        }
+    }
+    // Each platform's binaries together (every part's): one archive per platform.
+    binaries.sort_by_key(|b| platforms.iter().position(|p| *p == b.input.platform));
     let manifest_of = |platform: &str| {
         index.and_then(|i| {
             i.manifests
@@ -104,7 +128,7 @@ pub fn release(
         });
     }
     let provenance = if cfg.release.provenance {
-        let facts = Facts::gather(cfg, plan, source_date_epoch);
+        let facts = Facts::gather(cfg, parts, source_date_epoch);
         platforms
             .iter()
             .map(|p| {
@@ -121,7 +145,7 @@ pub fn release(
     let input = ReleaseInput {
         name: name.clone(),
         version,
-        license: plan.package.as_ref().and_then(|p| p.license.clone()),
+        license: package.and_then(|p| p.license.clone()),
         binaries,
         images,
         provenance,
@@ -162,17 +186,39 @@ pub fn release(
 }
 
 /// The release's name: the image name, else the package's, else the project directory's.
-pub fn release_name(cfg: &BuildConfig, plan: &Plan) -> String {
+pub fn release_name(cfg: &BuildConfig, parts: &[Part<'_>]) -> String {
+    let package = match parts {
+        [one] => one.plan.package.as_ref(),
+        _ => None,
+    };
     cfg.image
         .name
         .clone()
-        .or_else(|| plan.package.as_ref().map(|p| p.name.clone()))
+        .or_else(|| package.map(|p| p.name.clone()))
         .or_else(|| {
-            cfg.project_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+            std::path::absolute(&cfg.project_dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         })
         .unwrap_or_else(|| "release".into())
+}
+
+/// `index` with the platforms' statements inside it when `--attestations buildkit` asks
+/// for BuildKit's layout; else `index` as it is.
+pub fn buildkit_index(
+    cfg: &BuildConfig,
+    parts: &[Part<'_>],
+    index: Option<BuiltIndex>,
+    referrers: &[Referrer],
+) -> anyhow::Result<Option<BuiltIndex>> {
+    Ok(match index {
+        Some(i) if cfg.release.attestations == Some(crate::attest::Attestations::Buildkit) => {
+            let name = release_name(cfg, parts);
+            let statements = buildkit_attestations(referrers, &i, &name)?;
+            Some(crate::oci::buildkit::attach(&i, &statements)?)
+        }
+        other => other,
+    })
 }
 
 /// The platforms' SBOMs and provenance as BuildKit stores them (`--attestations buildkit`):
@@ -303,14 +349,19 @@ fn referrers(
     Ok(out)
 }
 
-/// Each artifact with what is compiled into it.
+/// Each artifact of `part` with what is compiled into it; `strip`: its debug info was split
+/// off and ships beside it.
 fn binaries(
-    cfg: &BuildConfig,
-    plan: &Plan,
-    artifacts: &[Artifact],
+    part: &Part<'_>,
+    strip: bool,
     version: Option<&str>,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Vec<ShippedBinary>> {
+    let Part {
+        cfg,
+        plan,
+        artifacts,
+    } = *part;
     // One cargo resolve per target triple.
     let mut rust_by_triple: BTreeMap<String, Found> = BTreeMap::new();
     if plan.language == "rust" {
@@ -365,7 +416,7 @@ fn binaries(
         warnings.append(&mut found.warnings);
         let data = fs_err::read(&a.path)?;
         let debug_file = super::strip::debug_path(&a.path);
-        let debug = if cfg.release.strip && debug_file.is_file() {
+        let debug = if strip && debug_file.is_file() {
             Some((
                 Path::new(&platform_dir(&a.platform)).join(format!("{}.debug", a.name)),
                 fs_err::read(&debug_file)?,
@@ -531,7 +582,7 @@ fn first_line(cmd: Cmd) -> Option<String> {
 }
 
 impl Facts {
-    fn gather(cfg: &BuildConfig, plan: &Plan, source_date_epoch: Option<u64>) -> Facts {
+    fn gather(cfg: &BuildConfig, parts: &[Part<'_>], source_date_epoch: Option<u64>) -> Facts {
         let dir = &cfg.project_dir;
         let git = |args: &[&str]| {
             which::which("git").ok()?;
@@ -563,28 +614,30 @@ impl Facts {
                 Cmd::new(&z.path, "ask zig its version").arg("version"),
             );
         }
-        match plan.language {
-            "rust" => {
-                ask(
-                    "cargo",
-                    Cmd::new(rust::cargo_program(), "ask cargo its version").arg("-V"),
-                );
-                ask(
-                    "rustc",
-                    Cmd::new("rustc", "ask rustc its version").arg("-V"),
-                );
-            }
-            "go" => {
-                if let Ok(g) = crate::toolchain::go::find_go() {
-                    ask("go", Cmd::new(&g.path, "ask go its version").arg("version"));
-                }
-            }
-            _ => {
-                if cfg.project_dir.join("CMakeLists.txt").is_file() {
+        for part in parts {
+            match part.plan.language {
+                "rust" => {
                     ask(
-                        "cmake",
-                        Cmd::new("cmake", "ask cmake its version").arg("--version"),
+                        "cargo",
+                        Cmd::new(rust::cargo_program(), "ask cargo its version").arg("-V"),
                     );
+                    ask(
+                        "rustc",
+                        Cmd::new("rustc", "ask rustc its version").arg("-V"),
+                    );
+                }
+                "go" => {
+                    if let Ok(g) = crate::toolchain::go::find_go() {
+                        ask("go", Cmd::new(&g.path, "ask go its version").arg("version"));
+                    }
+                }
+                _ => {
+                    if part.cfg.project_dir.join("CMakeLists.txt").is_file() {
+                        ask(
+                            "cmake",
+                            Cmd::new("cmake", "ask cmake its version").arg("--version"),
+                        );
+                    }
                 }
             }
         }
