@@ -19,7 +19,7 @@
 //! bench reports any runtime archive zig still had to build. Both tools run the same zig
 //! binary (cargo-zigbuild would otherwise go through `python3 -m ziglang` on every
 //! compiler call). `KILN_BENCH_RUNS=N` repeats the cold pairs (alternating which tool goes
-//! first).
+//! first); `KILN_BENCH_PARTS=cold3,cold1,noop` picks the parts (default all).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -526,8 +526,9 @@ impl Bench {
             peak as f64 / (1024.0 * 1024.0)
         );
         println!(
-            "  kiln - cargo = {extra:+.3} s (goal <= +0.100 s): {}",
-            if extra <= 0.1 { "met" } else { "NOT met" }
+            "  kiln - cargo = {extra:+.3} s (goal <= +0.100 s): {}  load {}",
+            if extra <= 0.1 { "met" } else { "NOT met" },
+            load()
         );
         Ok(())
     }
@@ -591,8 +592,18 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
     run(&mut zw)?;
     println!("  warm-up   kiln-bench-warm (a Rust link and a C link with cc {cc_version}'s release flags, per target and tool)");
 
-    b.cold_pair("amd64 + arm64 + 386", PLATFORMS, &TRIPLES, runs, 0.8)?;
-    b.cold_pair("arm64 alone", "linux/arm64", &TRIPLES[1..2], runs, 0.85)?;
-    b.noop()?;
+    // KILN_BENCH_PARTS=cold3,cold1,noop (the default: all) picks the parts to run.
+    let parts = std::env::var("KILN_BENCH_PARTS").unwrap_or_else(|_| "cold3,cold1,noop".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+    println!("  parts     {parts}");
+    if part("cold3") {
+        b.cold_pair("amd64 + arm64 + 386", PLATFORMS, &TRIPLES, runs, 0.8)?;
+    }
+    if part("cold1") {
+        b.cold_pair("arm64 alone", "linux/arm64", &TRIPLES[1..2], runs, 0.85)?;
+    }
+    if part("noop") {
+        b.noop()?;
+    }
     Ok(())
 }
