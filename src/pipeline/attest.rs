@@ -27,6 +27,7 @@ use crate::oci::referrers::{
     Referrer, Subject as RefSubject,
 };
 use crate::oci::{Base, BuiltIndex, distroless::DistrolessSource, distroless::LockFile};
+use crate::par::par_map;
 use crate::progress::Progress;
 
 /// A file the release step wrote, for the summary and `--message-format json`.
@@ -75,7 +76,21 @@ pub fn release(
         .filter(|v| !v.is_empty());
     let mut warnings = Vec::new();
 
-    let binaries = binaries(cfg, plan, artifacts, version.as_deref(), &mut warnings)?;
+    // The provenance facts (git state, tool versions) are asked while cargo resolves each
+    // target's dependencies: all of it is waiting on other processes.
+    let (binaries, facts) = std::thread::scope(|s| {
+        let facts = s.spawn(|| {
+            cfg.release
+                .provenance
+                .then(|| Facts::gather(cfg, plan, source_date_epoch))
+        });
+        let binaries = binaries(cfg, plan, artifacts, version.as_deref(), &mut warnings);
+        let facts = facts
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (binaries, facts)
+    });
+    let binaries = binaries?;
     let base = base_input(cfg, &mut warnings);
     let platforms: Vec<String> = plan
         .stages
@@ -105,8 +120,7 @@ pub fn release(
             created: source_date_epoch,
         })
         .collect();
-    let provenance = if cfg.release.provenance {
-        let facts = Facts::gather(cfg, plan, source_date_epoch);
+    let provenance = if let Some(facts) = facts {
         platforms
             .iter()
             .map(|p| {
@@ -260,18 +274,18 @@ fn binaries(
         if cfg.cargo.no_default_features {
             feature_args.push("--no-default-features".into());
         }
+        let mut triples: Vec<&str> = Vec::new();
         for stage in &plan.stages {
-            let triple = &stage.target.rust_triple;
-            if rust_by_triple.contains_key(triple) {
-                continue;
+            if !triples.contains(&stage.target.rust_triple.as_str()) {
+                triples.push(&stage.target.rust_triple);
             }
-            let meta = gather::cargo_metadata_for(
-                &rust::cargo_program(),
-                &manifest,
-                triple,
-                &feature_args,
-            )?;
-            rust_by_triple.insert(triple.clone(), gather::rust_found(&meta, &plan.bins));
+        }
+        // All at once: each `cargo metadata` spends most of its time starting rustc probes.
+        let metas = par_map(&triples, triples.len(), |triple| {
+            gather::cargo_metadata_for(&rust::cargo_program(), &manifest, triple, &feature_args)
+        });
+        for (triple, meta) in triples.iter().zip(metas) {
+            rust_by_triple.insert(triple.to_string(), gather::rust_found(&meta?, &plan.bins));
         }
     }
     let needs_musl = artifacts.iter().any(|a| a.report.libc == Some(Libc::Musl));
@@ -404,70 +418,79 @@ struct Facts {
     source_date_epoch: Option<u64>,
 }
 
-fn first_line(cmd: Cmd) -> Option<String> {
-    cmd.read()
-        .ok()
-        .and_then(|s| s.lines().next().map(str::to_string))
-}
-
 impl Facts {
     fn gather(cfg: &BuildConfig, plan: &Plan, source_date_epoch: Option<u64>) -> Facts {
         let dir = &cfg.project_dir;
+        let has_git = which::which("git").is_ok();
         let git = |args: &[&str]| {
-            which::which("git").ok()?;
             Cmd::new("git", "read the source's git state")
                 .arg("-C")
                 .arg(dir)
                 .args(args)
-                .read()
-                .ok()
         };
-        let source = git(&["rev-parse", "HEAD"])
-            .filter(|c| c.len() == 40)
-            .map(|commit| GitSource {
-                repository: git(&["remote", "get-url", "origin"])
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| format!("file://{}", dir.display())),
-                commit,
-                dirty: git(&["status", "--porcelain"]).is_some_and(|s| !s.trim().is_empty()),
-            });
-        let mut toolchains = BTreeMap::new();
-        let mut ask = |name: &str, cmd: Cmd| {
-            if let Some(v) = first_line(cmd) {
-                toolchains.insert(name.to_string(), v);
-            }
-        };
+        // Every question is a process of its own: ask them all at once.
+        let mut asks: Vec<(&str, Cmd)> = Vec::new();
+        if has_git {
+            asks.push(("git commit", git(&["rev-parse", "HEAD"])));
+            asks.push(("git origin", git(&["remote", "get-url", "origin"])));
+            asks.push(("git status", git(&["status", "--porcelain"])));
+        }
         if let Ok(z) = crate::toolchain::find_zig() {
-            ask(
+            asks.push((
                 "zig",
                 Cmd::new(&z.path, "ask zig its version").arg("version"),
-            );
+            ));
         }
         match plan.language {
             "rust" => {
-                ask(
+                asks.push((
                     "cargo",
                     Cmd::new(rust::cargo_program(), "ask cargo its version").arg("-V"),
-                );
-                ask(
+                ));
+                asks.push((
                     "rustc",
                     Cmd::new("rustc", "ask rustc its version").arg("-V"),
-                );
+                ));
             }
             "go" => {
                 if let Ok(g) = crate::toolchain::go::find_go() {
-                    ask("go", Cmd::new(&g.path, "ask go its version").arg("version"));
+                    asks.push(("go", Cmd::new(&g.path, "ask go its version").arg("version")));
                 }
             }
             _ => {
                 if cfg.project_dir.join("CMakeLists.txt").is_file() {
-                    ask(
+                    asks.push((
                         "cmake",
                         Cmd::new("cmake", "ask cmake its version").arg("--version"),
-                    );
+                    ));
                 }
             }
         }
+        let answers = par_map(&asks, asks.len(), |(_, cmd)| cmd.read().ok());
+        let mut toolchains = BTreeMap::new();
+        let mut git_answers: BTreeMap<&str, String> = BTreeMap::new();
+        for ((name, _), answer) in asks.iter().zip(answers) {
+            let Some(answer) = answer else { continue };
+            if let Some(which) = name.strip_prefix("git ") {
+                git_answers.insert(which, answer);
+            } else if let Some(line) = answer.lines().next() {
+                toolchains.insert(name.to_string(), line.to_string());
+            }
+        }
+        let source = git_answers
+            .get("commit")
+            .filter(|c| c.len() == 40)
+            .map(|commit| GitSource {
+                repository: git_answers
+                    .get("origin")
+                    .filter(|r| !r.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| format!("file://{}", dir.display())),
+                commit: commit.clone(),
+                dirty: git_answers
+                    .get("status")
+                    .is_some_and(|s| !s.trim().is_empty()),
+            });
         Facts {
             source,
             toolchains,
