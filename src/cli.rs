@@ -231,8 +231,9 @@ pub struct BuildArgs {
     /// is written.
     #[arg(long)]
     pub provenance: bool,
-    /// Attach SBOMs and provenance to the image as OCI 1.1 referrers (`referrers`) or not
-    /// (`none`). Default: attached to registry outputs and tagged OCI layouts and archives.
+    /// Attach SBOMs and provenance to the image as OCI 1.1 referrers (`referrers`), as
+    /// BuildKit does (`buildkit`: attestation manifests inside the index) or not (`none`).
+    /// Default: referrers of registry outputs and tagged OCI layouts and archives.
     #[arg(long, value_enum, value_name = "MODE")]
     pub attestations: Option<crate::attest::Attestations>,
     /// Sign provenance and SBOMs with this ECDSA P-256 private key (PKCS#8 or SEC1 PEM):

@@ -4,6 +4,7 @@
 
 pub mod cyclonedx;
 pub mod gather;
+pub mod import;
 pub mod outputs;
 pub mod provenance;
 pub mod release;
@@ -43,6 +44,10 @@ pub enum Attestations {
     /// OCI 1.1 referrers: artifact manifests whose `subject` is the platform manifest (or,
     /// for the release-wide SBOM, the index), in OCI layouts and registries.
     Referrers,
+    /// As BuildKit stores them: an `unknown/unknown` attestation manifest per platform
+    /// inside the image index (in-toto statements as layers), in every output but a
+    /// docker-archive. The index digest changes; the platform manifests do not.
+    Buildkit,
     /// Only the files under the output directory.
     None,
 }
@@ -132,11 +137,24 @@ pub enum BaseInput {
     Scratch,
     /// kiln's distroless base: its Debian packages.
     Debian(Vec<DebPackage>),
-    /// Any other image: listed by reference and digest, its contents NOASSERTION.
+    /// Any other image: listed by reference and digest; its contents the packages of the
+    /// SBOM attached to it, else NOASSERTION.
     Image {
         reference: String,
+        /// The base's platform manifest.
         digest: Option<String>,
+        /// The SBOM the base carries for this platform, if it has one.
+        sbom: Option<BaseSbom>,
     },
+}
+
+/// The SBOM a base image carries (an OCI 1.1 referrer of its manifest or index).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseSbom {
+    /// `sha256:…` of the document.
+    pub digest: String,
+    /// Its packages ([`import::base_components`]).
+    pub components: Vec<Component>,
 }
 
 /// The per-platform image an SBOM describes.
@@ -209,7 +227,11 @@ pub fn platform_sbom(input: &ImageInput) -> (Sbom, Vec<String>) {
                 sbom.components.push(c);
             }
         }
-        BaseInput::Image { reference, digest } => {
+        BaseInput::Image {
+            reference,
+            digest,
+            sbom: base_sbom,
+        } => {
             let c = Component {
                 id: format!("base:{reference}"),
                 kind: Kind::Container,
@@ -222,10 +244,29 @@ pub fn platform_sbom(input: &ImageInput) -> (Sbom, Vec<String>) {
             };
             sbom.relationships
                 .push(Relation::new(&root.id, RelKind::Contains, &c.id));
+            match base_sbom {
+                // Its packages are in the base, which the image contains.
+                Some(b) => {
+                    for p in &b.components {
+                        sbom.relationships
+                            .push(Relation::new(&c.id, RelKind::Contains, &p.id));
+                    }
+                    // A package kiln knows itself (linked into a binary too) keeps what
+                    // kiln knows of it: a base's SBOM may say less (a dropped LicenseRef).
+                    let known: Vec<String> =
+                        sbom.components.iter().map(|c| c.id.clone()).collect();
+                    sbom.components.extend(
+                        b.components
+                            .iter()
+                            .filter(|p| !known.contains(&p.id))
+                            .cloned(),
+                    );
+                }
+                None => warnings.push(format!(
+                    "the base image {reference} carries no SBOM kiln reads: its contents are NOASSERTION"
+                )),
+            }
             sbom.components.push(c);
-            warnings.push(format!(
-                "the base image {reference} carries no SBOM kiln reads: its contents are NOASSERTION"
-            ));
         }
     }
     warnings.sort();

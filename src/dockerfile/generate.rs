@@ -122,6 +122,27 @@ fn fill(template: &str, vars: &BTreeMap<&str, String>) -> String {
 /// Generate the Dockerfile, .dockerignore and docker-bake.hcl.
 pub fn generate(input: &Input) -> Output {
     let mut v: BTreeMap<&str, String> = BTreeMap::new();
+    builder_vars(input, &mut v);
+    final_stage_vars(input, &mut v);
+    let builder = match input.language {
+        Language::Rust => RUST,
+        Language::Go => GO,
+        Language::C => C,
+    };
+    let mut text = String::new();
+    for part in [HEAD, builder, TAIL] {
+        text.push_str(&fill(part, &v));
+    }
+    Output {
+        dockerfile: text,
+        dockerignore: DOCKERIGNORE.to_string(),
+        bake: bake(input),
+    }
+}
+
+/// The placeholders of the header and the builder stages: images, versions, kiln's build
+/// arguments, what the toolchain stage installs.
+fn builder_vars(input: &Input, v: &mut BTreeMap<&str, String>) {
     v.insert(
         "SYNTAX",
         if input.syntax {
@@ -172,7 +193,10 @@ pub fn generate(input: &Input) -> Output {
         pkgs.insert(0, "cmake");
     }
     v.insert("C_PACKAGES", pkgs.join(" "));
+}
 
+/// The placeholders of the final stage: base, user, files and the image settings.
+fn final_stage_vars(input: &Input, v: &mut BTreeMap<&str, String>) {
     let (final_image, base_name, base_note) = match &input.base {
         FinalBase::Scratch => ("scratch".to_string(), "FROM scratch".to_string(), ""),
         FinalBase::Distroless => (
@@ -266,21 +290,6 @@ pub fn generate(input: &Input) -> Output {
             format!("CMD {}", exec_form(&input.cmd))
         },
     );
-
-    let builder = match input.language {
-        Language::Rust => RUST,
-        Language::Go => GO,
-        Language::C => C,
-    };
-    let mut text = String::new();
-    for part in [HEAD, builder, TAIL] {
-        text.push_str(&fill(part, &v));
-    }
-    Output {
-        dockerfile: text,
-        dockerignore: DOCKERIGNORE.to_string(),
-        bake: bake(input),
-    }
 }
 
 /// docker-bake.hcl: one target per platform (each can run on its own remote builder) and an

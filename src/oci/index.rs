@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, bail};
-use oci_spec::image::ImageConfiguration;
 
 use super::base::{self, BaseImage};
 use super::image::{self, Blob, ConfigInput};
@@ -114,7 +113,6 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     let mut sorted = images.to_vec();
     sorted.sort_by(|a, b| a.platform.cmp(&b.platform));
     let images = &sorted[..];
-    let mtime = opts.source_date_epoch.unwrap_or(0);
     let auto = auto_annotations(&opts.metadata, opts.source_date_epoch);
 
     let platforms: Vec<&crate::target::Platform> = images.iter().map(|i| &i.platform).collect();
@@ -123,10 +121,120 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     if let Base::Image(reference) = &opts.base {
         check_users(images, &bases, reference)?;
     }
+    let OwnLayers {
+        compressed,
+        per_image,
+    } = own_layers(images, opts)?;
 
-    // Tars first (files mapped, not copied) and their digests, then each distinct tar is
-    // compressed once; all cores share the compression work. An image's own layers are its
-    // `entries` (when any), then each named layer (when not empty).
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut warnings: Vec<super::Warning> = Vec::new();
+    for w in bases.iter().flat_map(|b| &b.warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
+        }
+    }
+    let mut built = Vec::new();
+    let mut manifest_blobs = Vec::new();
+    for ((img, base), own) in images.iter().zip(&bases).zip(&per_image) {
+        let mut layers: Vec<&Layer> = base.layers.iter().collect();
+        let mut history = base.history.clone();
+        for (diff_id, h) in own {
+            if let Some(l) = compressed.get(diff_id) {
+                layers.push(l);
+                history.push(h.clone());
+            }
+        }
+        let (config, w) = image::config(&ConfigInput {
+            platform: &img.platform,
+            spec: &img.spec,
+            base: base.config.as_ref(),
+            base_env: &base.env,
+            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
+            history,
+            created: opts.source_date_epoch,
+            auto_labels: &auto,
+        })
+        .with_context(|| format!("writing the image config for {}", img.platform))?;
+        for w in w {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        let mut annotations = base.annotations.clone();
+        annotations.extend(auto.clone());
+        annotations.extend(img.spec.annotations.clone());
+        let descs = layers
+            .iter()
+            .map(|l| image::layer_descriptor(l))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let manifest = image::manifest(&config, &descs, &annotations)?;
+        // kiln's own layers move into `blobs` at the end; base layers are copied.
+        for l in &base.layers {
+            blobs
+                .entry(l.digest.clone())
+                .or_insert_with(|| l.blob.clone());
+        }
+        built.push(BuiltImage {
+            platform: img.platform.clone(),
+            manifest: manifest.digest.clone(),
+            config: config.digest.clone(),
+            layers: layers.iter().map(|l| l.info()).collect(),
+        });
+        blobs.insert(config.digest.clone(), config.bytes);
+        manifest_blobs.push((img.platform.clone(), manifest));
+    }
+
+    let refs: Vec<(crate::target::Platform, &Blob)> =
+        manifest_blobs.iter().map(|(p, b)| (p.clone(), b)).collect();
+    let index = image::index(&refs, &index_annotations(images, &auto))?;
+    let manifests = manifest_blobs
+        .iter()
+        .map(|(p, b)| (p.clone(), b.digest.clone()))
+        .collect();
+    for (_, m) in manifest_blobs {
+        blobs.insert(m.digest, m.bytes);
+    }
+    for (_, l) in compressed {
+        blobs.insert(l.digest, l.blob);
+    }
+    Ok(BuiltIndex {
+        digest: index.digest,
+        index_json: index.bytes,
+        blobs,
+        manifests,
+        images: built,
+        warnings,
+    })
+}
+
+/// The index carries the automatic annotations and those every image shares.
+fn index_annotations(
+    images: &[PlatformImage],
+    auto: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = auto.clone();
+    if let Some(first) = images.first() {
+        for (k, v) in &first.spec.annotations {
+            if images.iter().all(|i| i.spec.annotations.get(k) == Some(v)) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// kiln's own layers of every image: each distinct layer compressed once (by diff_id), and
+/// per image the (diff_id, history) of its layers in order.
+struct OwnLayers {
+    compressed: BTreeMap<String, Layer>,
+    per_image: Vec<Vec<(String, String)>>,
+}
+
+/// Tars first (files mapped, not copied) and their digests, then each distinct tar is
+/// compressed once; all cores share the compression work. An image's own layers are its
+/// `entries` (when any), then each named layer (when not empty).
+fn own_layers(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Result<OwnLayers> {
+    let mtime = opts.source_date_epoch.unwrap_or(0);
     let wanted: Vec<(usize, &[LayerEntry], String)> = images
         .iter()
         .enumerate()
@@ -175,100 +283,12 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
             (l.diff_id.clone(), l)
         })
         .collect();
-    // Per image: (diff_id, history) of each of its own layers, in order.
-    let mut own_layers: Vec<Vec<(String, String)>> = vec![Vec::new(); images.len()];
+    let mut per_image: Vec<Vec<(String, String)>> = vec![Vec::new(); images.len()];
     for ((i, _, history), (diff_id, _)) in wanted.iter().zip(&tars) {
-        own_layers[*i].push((diff_id.clone(), history.clone()));
+        per_image[*i].push((diff_id.clone(), history.clone()));
     }
-    drop(tars);
-
-    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut warnings: Vec<super::Warning> = Vec::new();
-    for w in bases.iter().flat_map(|b| &b.warnings) {
-        if !warnings.contains(w) {
-            warnings.push(w.clone());
-        }
-    }
-    let mut built = Vec::new();
-    let mut manifest_blobs = Vec::new();
-    for ((img, base), own) in images.iter().zip(&bases).zip(&own_layers) {
-        let mut layers: Vec<&Layer> = base.layers.iter().collect();
-        let mut history = base.history.clone();
-        for (diff_id, h) in own {
-            if let Some(l) = compressed.get(diff_id) {
-                layers.push(l);
-                history.push(h.clone());
-            }
-        }
-        let base_cfg: Option<&ImageConfiguration> = base.config.as_ref();
-        let (config, w) = image::config(&ConfigInput {
-            platform: &img.platform,
-            spec: &img.spec,
-            base: base_cfg,
-            base_env: &base.env,
-            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
-            history,
-            created: opts.source_date_epoch,
-            auto_labels: &auto,
-        })
-        .with_context(|| format!("writing the image config for {}", img.platform))?;
-        for w in w {
-            if !warnings.contains(&w) {
-                warnings.push(w);
-            }
-        }
-        let mut annotations = base.annotations.clone();
-        annotations.extend(auto.clone());
-        annotations.extend(img.spec.annotations.clone());
-        let descs = layers
-            .iter()
-            .map(|l| image::layer_descriptor(l))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let manifest = image::manifest(&config, &descs, &annotations)?;
-        // kiln's own layers move into `blobs` at the end; base layers are copied.
-        for l in &base.layers {
-            blobs
-                .entry(l.digest.clone())
-                .or_insert_with(|| l.blob.clone());
-        }
-        built.push(BuiltImage {
-            platform: img.platform.clone(),
-            manifest: manifest.digest.clone(),
-            config: config.digest.clone(),
-            layers: layers.iter().map(|l| l.info()).collect(),
-        });
-        blobs.insert(config.digest.clone(), config.bytes);
-        manifest_blobs.push((img.platform.clone(), manifest));
-    }
-
-    // The index carries the automatic annotations and those every image shares.
-    let mut index_annotations = auto.clone();
-    if let Some(first) = images.first() {
-        for (k, v) in &first.spec.annotations {
-            if images.iter().all(|i| i.spec.annotations.get(k) == Some(v)) {
-                index_annotations.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    let refs: Vec<(crate::target::Platform, &Blob)> =
-        manifest_blobs.iter().map(|(p, b)| (p.clone(), b)).collect();
-    let index = image::index(&refs, &index_annotations)?;
-    let manifests = manifest_blobs
-        .iter()
-        .map(|(p, b)| (p.clone(), b.digest.clone()))
-        .collect();
-    for (_, m) in manifest_blobs {
-        blobs.insert(m.digest, m.bytes);
-    }
-    for (_, l) in compressed {
-        blobs.insert(l.digest, l.blob);
-    }
-    Ok(BuiltIndex {
-        digest: index.digest,
-        index_json: index.bytes,
-        blobs,
-        manifests,
-        images: built,
-        warnings,
+    Ok(OwnLayers {
+        compressed,
+        per_image,
     })
 }

@@ -38,6 +38,7 @@
 
 pub mod archive;
 pub mod base;
+pub mod buildkit;
 mod compress;
 mod deb;
 pub mod debug;
@@ -103,6 +104,29 @@ pub fn read_attachments(
         read::layout_attachments(reference, &subjects)
     }
     .with_context(|| format!("reading what is attached to {reference}"))
+}
+
+/// The document an attachment carries (its first layer: an SBOM, a statement), read
+/// from the image `reference` it was found in.
+pub fn read_attached_document(
+    reference: &str,
+    attachment: &referrers::Attachment,
+) -> anyhow::Result<Vec<u8>> {
+    let digest = attachment
+        .document
+        .as_deref()
+        .with_context(|| format!("attachment {} has no layer", attachment.digest))?;
+    let bytes = if registry::is_registry_ref(reference) {
+        let r = registry::parse(reference)?;
+        registry::referrers::document(&r, digest, &registry::RegistryOptions::current())
+    } else {
+        read::layout_blob(reference, digest)
+    }
+    .with_context(|| format!("reading {digest} attached to {reference}"))?;
+    if crate::digest::sha256_digest(&bytes) != digest {
+        anyhow::bail!("{digest} attached to {reference} does not match its digest");
+    }
+    Ok(bytes)
 }
 
 /// The image configuration a user controls.

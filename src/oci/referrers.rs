@@ -175,6 +175,9 @@ pub struct Attachment {
     pub signed: bool,
     /// Bytes of its layers.
     pub size: u64,
+    /// `sha256:…` of its first layer (the document: an SBOM, a statement).
+    #[serde(skip)]
+    pub document: Option<String>,
 }
 
 /// Read an artifact manifest: `None` when it is not one (no `subject`).
@@ -196,6 +199,10 @@ pub fn attachment(digest: &str, manifest: &[u8]) -> Option<Attachment> {
             .map(str::to_string),
         signed: layers.iter().any(|l| l["mediaType"] == MEDIA_DSSE),
         size: layers.iter().filter_map(|l| l["size"].as_u64()).sum(),
+        document: layers
+            .first()
+            .and_then(|l| l["digest"].as_str())
+            .map(str::to_string),
     })
 }
 
@@ -231,6 +238,7 @@ mod tests {
         let a = attachment(&r.digest, &r.manifest).unwrap();
         assert_eq!(a.artifact_type, "application/spdx+json");
         assert!(!a.signed);
+        assert_eq!(a.document.as_deref(), Some(r.blobs[1].0.as_str()));
         assert!(is_artifact_descriptor(&r.descriptor()));
         assert_eq!(
             fallback_tag(&subject().digest),

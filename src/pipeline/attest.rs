@@ -16,12 +16,13 @@ use crate::attest::outputs::{
 use crate::attest::provenance::{GitSource, ProvenanceInput, Subject};
 use crate::attest::release::{ArchiveFile, is_release_doc};
 use crate::attest::sources::{self, DebPackage, Found};
-use crate::attest::{BaseInput, BinaryInput, ImageInput, gather};
+use crate::attest::{BaseInput, BaseSbom, BinaryInput, ImageInput, gather};
 use crate::builders::{Artifact, Plan, rust};
 use crate::config::BuildConfig;
 use crate::elf::Libc;
 use crate::exec::Cmd;
 use crate::fsutil::{WriteOptions, write_atomic};
+use crate::oci::buildkit::{Attestation as BuildkitAttestation, Statement as BuildkitStatement};
 use crate::oci::referrers::{
     ANNOTATION_CREATED, ANNOTATION_PREDICATE_TYPE, ArtifactLayer, MEDIA_DSSE, MEDIA_MANIFEST,
     Referrer, Subject as RefSubject,
@@ -58,17 +59,7 @@ pub fn release(
     source_date_epoch: Option<u64>,
     progress: &Progress,
 ) -> anyhow::Result<(Vec<Written>, Vec<Referrer>)> {
-    let name = cfg
-        .image
-        .name
-        .clone()
-        .or_else(|| plan.package.as_ref().map(|p| p.name.clone()))
-        .or_else(|| {
-            cfg.project_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "release".into());
+    let name = release_name(cfg, plan);
     let version = plan
         .package
         .as_ref()
@@ -105,21 +96,28 @@ pub fn release(
                 .map(|(_, d)| d.clone())
         })
     };
-    let images: Vec<ImageInput> = platforms
-        .iter()
-        .map(|p| ImageInput {
+    let mut images: Vec<ImageInput> = Vec::new();
+    for p in &platforms {
+        let manifest = manifest_of(p);
+        let base = match (&cfg.image.base, index.zip(manifest.as_deref())) {
+            (Base::Image(reference), Some((i, m))) => {
+                image_base(reference, base_digest(i, m), &mut warnings)
+            }
+            _ => base.clone(),
+        };
+        images.push(ImageInput {
             name: name.clone(),
             platform: p.clone(),
-            manifest: manifest_of(p),
+            manifest,
             binaries: binaries
                 .iter()
                 .filter(|b| &b.input.platform == p)
                 .map(|b| b.input.clone())
                 .collect(),
-            base: base.clone(),
+            base,
             created: source_date_epoch,
-        })
-        .collect();
+        });
+    }
     let provenance = if let Some(facts) = facts {
         platforms
             .iter()
@@ -175,6 +173,73 @@ pub fn release(
         None => Vec::new(),
     };
     Ok((written, referrers))
+}
+
+/// The release's name: the image name, else the package's, else the project directory's.
+pub fn release_name(cfg: &BuildConfig, plan: &Plan) -> String {
+    cfg.image
+        .name
+        .clone()
+        .or_else(|| plan.package.as_ref().map(|p| p.name.clone()))
+        .or_else(|| {
+            cfg.project_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "release".into())
+}
+
+/// The platforms' SBOMs and provenance as BuildKit stores them (`--attestations buildkit`):
+/// in-toto statements about the platform manifest, provenance as it is, an SBOM wrapped as
+/// the predicate of a statement (as BuildKit's own SBOMs are). A release-wide SBOM is about
+/// the index, which has no attestation manifest there: it stays a file. Signatures too
+/// (BuildKit's layout has no place for DSSE envelopes).
+pub fn buildkit_attestations(
+    referrers: &[Referrer],
+    index: &BuiltIndex,
+    name: &str,
+) -> anyhow::Result<Vec<BuildkitAttestation>> {
+    let mut out: Vec<BuildkitAttestation> = Vec::new();
+    for r in referrers {
+        let Some((platform, _)) = index.manifests.iter().find(|(_, d)| *d == r.subject.digest)
+        else {
+            continue;
+        };
+        // Referrer::new: the empty config first, then the document, then its envelope.
+        let Some((_, document)) = r.blobs.get(1) else {
+            continue;
+        };
+        let predicate_type = r
+            .annotations
+            .get(ANNOTATION_PREDICATE_TYPE)
+            .cloned()
+            .unwrap_or_default();
+        let bytes = if r.artifact_type == crate::attest::provenance::MEDIA_TYPE {
+            document.clone()
+        } else {
+            let subject = Subject {
+                name: format!("{name}@{platform}"),
+                sha256: r.subject.digest.trim_start_matches("sha256:").to_string(),
+            };
+            crate::attest::provenance::wrap(
+                &[subject],
+                &predicate_type,
+                serde_json::from_slice(document).context("reading an SBOM to attest it")?,
+            )
+        };
+        let statement = BuildkitStatement {
+            predicate_type,
+            bytes,
+        };
+        match out.iter_mut().find(|a| a.subject == r.subject.digest) {
+            Some(a) => a.statements.push(statement),
+            None => out.push(BuildkitAttestation {
+                subject: r.subject.digest.clone(),
+                statements: vec![statement],
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// Each SBOM and provenance file as an OCI 1.1 artifact: its subject the platform's
@@ -361,18 +426,73 @@ fn base_input(cfg: &BuildConfig, warnings: &mut Vec<String>) -> BaseInput {
                 BaseInput::Image {
                     reference: "distroless".into(),
                     digest: None,
+                    sbom: None,
                 }
             }
         },
         Base::Distroless(DistrolessSource::Host) => BaseInput::Image {
             reference: "distroless-host".into(),
             digest: None,
+            sbom: None,
         },
         Base::Image(r) => BaseInput::Image {
             reference: r.clone(),
             digest: None,
+            sbom: None,
         },
     }
+}
+
+/// A `--base` image for one platform: its manifest digest (`digest`, from the built
+/// manifest's annotations) and the SBOM attached to that manifest, or else to the base's
+/// index (SPDX preferred). A base without one, or one kiln cannot read, is NOASSERTION
+/// (`platform_sbom` warns); a reading error is a warning too, never a failed release.
+fn image_base(reference: &str, digest: Option<String>, warnings: &mut Vec<String>) -> BaseInput {
+    let sbom = digest
+        .as_deref()
+        .and_then(|d| match attached_sbom(reference, d) {
+            Ok(s) => s,
+            Err(e) => {
+                warnings.push(format!(
+                    "reading the SBOM attached to the base {reference}: {e:#}"
+                ));
+                None
+            }
+        });
+    BaseInput::Image {
+        reference: reference.to_string(),
+        digest,
+        sbom,
+    }
+}
+
+fn attached_sbom(reference: &str, manifest: &str) -> anyhow::Result<Option<BaseSbom>> {
+    let image = crate::oci::read_image(reference)?;
+    let mut found = crate::oci::read_attachments(reference, &image)?;
+    found.retain(|a| {
+        matches!(
+            a.artifact_type.as_str(),
+            crate::attest::spdx::MEDIA_TYPE | crate::attest::cyclonedx::MEDIA_TYPE
+        )
+    });
+    // This platform's before the index's; SPDX before CycloneDX.
+    found.sort_by_key(|a| {
+        (
+            a.subject != manifest,
+            a.artifact_type != crate::attest::spdx::MEDIA_TYPE,
+        )
+    });
+    let Some(a) = found
+        .into_iter()
+        .find(|a| a.subject == manifest || image.digest.as_deref() == Some(a.subject.as_str()))
+    else {
+        return Ok(None);
+    };
+    let doc = crate::oci::read_attached_document(reference, &a)?;
+    Ok(Some(BaseSbom {
+        digest: crate::digest::sha256_digest(&doc),
+        components: crate::attest::import::base_components(&doc)?,
+    }))
 }
 
 /// The base as the user names it (no paths of this machine).

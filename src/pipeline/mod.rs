@@ -85,6 +85,15 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     } else {
         Default::default()
     };
+    // `--attestations buildkit`: the statements go inside the index instead.
+    let index = match index {
+        Some(i) if cfg.release.attestations == Some(crate::attest::Attestations::Buildkit) => {
+            let name = attest::release_name(cfg, &plan);
+            let statements = attest::buildkit_attestations(&referrers, &i, &name)?;
+            Some(oci::buildkit::attach(&i, &statements)?)
+        }
+        other => other,
+    };
     let pushed = match &index {
         Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
         None => None,

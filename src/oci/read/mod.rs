@@ -347,6 +347,18 @@ pub fn layout_attachments(
     Ok(out)
 }
 
+/// A blob of the layout or oci-archive `reference` (an attached document).
+pub fn layout_blob(reference: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
+    let store = match ImageRef::parse(reference, "image")? {
+        ImageRef::OciDir { dir, .. } => Store::Dir(dir),
+        ImageRef::OciArchive { file, .. } => Store::tar(&file)?,
+        ImageRef::DockerArchive { .. } | ImageRef::Registry(_) => {
+            bail!("{reference} holds no attachments")
+        }
+    };
+    store.blob(digest)
+}
+
 /// An image with no manifest for any platform (an empty index, or only attestations) has
 /// nothing to run or inspect: an error, not "0 files, all fine".
 pub(crate) fn runnable(image: ReadImage) -> anyhow::Result<ReadImage> {

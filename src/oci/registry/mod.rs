@@ -184,6 +184,24 @@ pub fn push_built(
         });
     }
     let single = by_digest && manifests.len() == 1;
+    // Other manifests the index lists (BuildKit attestation manifests) go up as manifests
+    // too, before the index that names them.
+    let extra = if single {
+        Vec::new()
+    } else {
+        super::buildkit::listed_manifests(built)
+    };
+    let manifest_digests: Vec<&str> = manifest_digests
+        .into_iter()
+        .chain(extra.iter().map(String::as_str))
+        .collect();
+    for d in &extra {
+        manifests.push(ManifestBytes {
+            digest: d,
+            media_type: "application/vnd.oci.image.manifest.v1+json",
+            bytes: &built.blobs[d.as_str()],
+        });
+    }
     if !single {
         manifests.push(ManifestBytes {
             digest: &built.digest,

@@ -164,3 +164,14 @@ pub fn attachments(
     }
     Ok(out)
 }
+
+/// A small blob (an attached document) of `r`'s repository.
+pub fn document(r: &Reference, digest: &str, opts: &RegistryOptions) -> anyhow::Result<Vec<u8>> {
+    let client = Arc::new(Client::new(&r.registry, opts)?);
+    let repo = super::pull::Repo {
+        client,
+        repo: r.repository.clone(),
+        opts: opts.clone(),
+    };
+    repo.small_blob(digest)
+}
