@@ -256,8 +256,11 @@ fn fetch_project(bench: &Path) -> anyhow::Result<PathBuf> {
 /// pyenv's shim here, on every compiler call) and reads `CARGO_ZIGBUILD_ZIG_PATH` only
 /// when it does not: name a Python that does not exist so it runs kiln's zig directly.
 fn same_zig(cmd: &mut Command, zig: &Path) {
-    cmd.env("CARGO_ZIGBUILD_PYTHON_PATH", "/nonexistent/kiln-bench-no-python")
-        .env("CARGO_ZIGBUILD_ZIG_PATH", zig);
+    cmd.env(
+        "CARGO_ZIGBUILD_PYTHON_PATH",
+        "/nonexistent/kiln-bench-no-python",
+    )
+    .env("CARGO_ZIGBUILD_ZIG_PATH", zig);
 }
 
 /// The 1-minute load average now.
@@ -453,10 +456,16 @@ impl Bench {
                     let since = SystemTime::now();
                     if tool == 0 {
                         let d = self.fresh_dir(&format!("cold-kiln-{}", triples.len()))?;
-                        k = Some((measure(&mut self.kiln(&self.project, platforms, &d))?, self.zig_built(since)));
+                        k = Some((
+                            measure(&mut self.kiln(&self.project, platforms, &d))?,
+                            self.zig_built(since),
+                        ));
                     } else {
                         let d = self.fresh_dir(&format!("cold-zigbuild-{}", triples.len()))?;
-                        z = Some((measure(&mut self.zigbuild(&self.project, triples, &d))?, self.zig_built(since)));
+                        z = Some((
+                            measure(&mut self.zigbuild(&self.project, triples, &d))?,
+                            self.zig_built(since),
+                        ));
                     }
                 }
                 Ok((k.expect("ran"), z.expect("ran")))
@@ -469,7 +478,11 @@ impl Bench {
                 k.show(),
                 load()
             );
-            println!("         cargo zigbuild      {}  load {}{z_zig}", z.show(), load());
+            println!(
+                "         cargo zigbuild      {}  load {}{z_zig}",
+                z.show(),
+                load()
+            );
             println!("         ratio kiln / zigbuild {ratio:.2}x");
             ratios.push(ratio);
         }
@@ -590,7 +603,9 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
     let mut zw = b.zigbuild(&warm, &TRIPLES, &warm_dir.join("zigbuild"));
     zw.arg("--quiet");
     run(&mut zw)?;
-    println!("  warm-up   kiln-bench-warm (a Rust link and a C link with cc {cc_version}'s release flags, per target and tool)");
+    println!(
+        "  warm-up   kiln-bench-warm (a Rust link and a C link with cc {cc_version}'s release flags, per target and tool)"
+    );
 
     // KILN_BENCH_PARTS=cold3,cold1,noop (the default: all) picks the parts to run.
     let parts = std::env::var("KILN_BENCH_PARTS").unwrap_or_else(|_| "cold3,cold1,noop".into());
