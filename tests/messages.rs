@@ -114,3 +114,47 @@ fn kiln_build_messages_share_the_image_schema() {
         assert_eq!(keys(from_build), keys(from_image), "{reason}");
     }
 }
+
+/// `--variant all --debug-image`: each variant's image and index messages carry its name,
+/// the debug twins' carry `debug: true` and name the `-debug` outputs; the same schema.
+#[test]
+fn variant_and_debug_twin_index_messages() {
+    if !support::have_zig() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("c-sources");
+    support::copy_dir(&support::fixture("c-sources"), &project);
+    let toml = std::fs::read_to_string(project.join("kiln.toml")).unwrap();
+    std::fs::write(
+        project.join("kiln.toml"),
+        format!(
+            "{toml}\n[variant.lean]\nc-defines = [\"LEAN\"]\n\n[variant.full]\nc-defines = \
+             [\"FULL\"]\nlabels = {{ edition = \"full\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = support::build_into(
+        &project,
+        "linux/amd64",
+        &tmp.path().join("dist"),
+        &[
+            "--variant",
+            "all",
+            "--debug-image",
+            "--sbom",
+            "none",
+            "--output",
+            &format!("oci:{}/img:1", tmp.path().display()),
+            "--message-format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs: Vec<Value> = lines(&support::stdout(&out))
+        .into_iter()
+        .filter(|m| m["reason"] == "image" || m["reason"] == "index")
+        .map(|m| redact(m, tmp.path()))
+        .collect();
+    insta::assert_json_snapshot!("variant_and_debug_index", msgs);
+}

@@ -120,6 +120,96 @@ fn check_in_docker(archive: &Path, arch: &str, uname_arch: &str, checksum_line: 
         .output();
 }
 
+/// The release files of a polyglot build are those of a single project: per platform an
+/// SBOM listing every component's packages, provenance and an archive of every binary; one
+/// SHA256SUMS over them that `sha256sum -c` accepts; each announced as a JSON message.
+fn check_release_files(dist: &Path, out: &Output) {
+    let announced: Vec<String> = json_lines(out)
+        .iter()
+        .filter(|m| m["reason"] == "output")
+        .map(|m| {
+            Path::new(m["path"].as_str().unwrap())
+                .strip_prefix(dist)
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    for (platform, dir) in [
+        ("linux/amd64", "linux-amd64"),
+        ("linux/arm64", "linux-arm64"),
+    ] {
+        for f in [
+            format!("polyglot-{dir}.spdx.json"),
+            format!("polyglot-{dir}.intoto.json"),
+            format!("polyglot-{dir}.tar.gz"),
+        ] {
+            assert!(announced.contains(&f), "{f} not in {announced:?}");
+        }
+        let spdx: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dist.join(format!("polyglot-{dir}.spdx.json"))).unwrap(),
+        )
+        .unwrap();
+        let purls: Vec<&str> = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["externalRefs"].as_array().into_iter().flatten())
+            .filter_map(|r| r["referenceLocator"].as_str())
+            .collect();
+        // The Rust worker's crate, the Go server's module and Go's stdlib, the musl zig
+        // linked into the worker and the C helper.
+        for want in [
+            "pkg:cargo/worker@0.1.0",
+            "pkg:golang/example.com/server",
+            "pkg:golang/stdlib@",
+            "pkg:generic/musl@1.",
+        ] {
+            assert!(
+                purls.iter().any(|p| p.starts_with(want)),
+                "{platform}: no {want} in {purls:?}"
+            );
+        }
+        let names: Vec<&str> = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for bin in ["server", "worker", "checksum"] {
+            assert!(names.contains(&bin), "{platform}: no {bin} in {names:?}");
+        }
+        let listing = run_ok(
+            Command::new("tar")
+                .arg("tzf")
+                .arg(dist.join(format!("polyglot-{dir}.tar.gz"))),
+        );
+        let mut listed: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                format!("polyglot-{dir}/"),
+                format!("polyglot-{dir}/checksum"),
+                format!("polyglot-{dir}/server"),
+                format!("polyglot-{dir}/worker"),
+            ]
+        );
+    }
+    let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap();
+    assert!(sums.contains("  polyglot-linux-arm64.tar.gz\n"), "{sums}");
+    assert!(sums.contains("  linux-amd64/checksum\n"), "{sums}");
+    run_ok(
+        Command::new("sha256sum")
+            .arg("-c")
+            .arg("SHA256SUMS")
+            .current_dir(dist),
+    );
+}
+
 #[test]
 fn polyglot_example_one_image_per_platform_one_layer_per_component() {
     let tmp = tempfile::tempdir().unwrap();
@@ -144,9 +234,12 @@ fn polyglot_example_one_image_per_platform_one_layer_per_component() {
             ),
             "--docker-platform",
             "linux/amd64",
+            "--archive",
+            "tar.gz",
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    check_release_files(&tmp.path().join("dist1"), &out);
     assert_eq!(
         smoke_lines(&out),
         [
@@ -402,4 +495,28 @@ fn debug_image_twin_has_busybox_and_leaves_the_production_image_alone() {
             "checksum\nserver\nworker\n"
         );
     }
+}
+
+/// A `build` component whose output leads outside the project (a symlink to /etc) is
+/// refused (exit 2), the message naming the `[[component]]` table, not `[image] files`.
+#[test]
+fn a_component_output_outside_the_project_names_its_component() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(
+        root.join("kiln.toml"),
+        "[[component]]\nname = \"leak\"\nbuild = \"ln -sfn /etc out\"\noutput = \"out\"\n\
+         dst = \"/srv/leak\"\nplatform-independent = true\n",
+    )
+    .unwrap();
+    let out = kiln_build(&root, &tmp.path().join("dist"), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("[[component]] `leak` output `out` -> `/srv/leak`: ")
+            && err.contains("outside the project directory"),
+        "{err}"
+    );
+    assert!(!err.contains("[image] files"), "{err}");
 }

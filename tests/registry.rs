@@ -1396,3 +1396,40 @@ fn a_corrupt_layout_blob_is_refused_by_the_merge_or_the_registry() {
         .unwrap();
     assert!(!tag.status.success(), "a refused push left a tag");
 }
+
+/// With `--push-by-digest` and one platform only that platform's manifest is pushed: the
+/// messages must not say the index went to the registry.
+#[test]
+fn one_platform_by_digest_reports_the_manifest_not_an_index() {
+    let Some(reg) = registry() else { return };
+    let a = &reg.addr;
+    let cache = tempfile::tempdir().unwrap();
+    let out = run_ok(image_cmd(&["arm64"], cache.path()).args([
+        "--output",
+        &format!("docker://{a}/bydigest"),
+        "--push-by-digest",
+        "--message-format",
+        "json",
+    ]));
+    let lines = json_lines(&out);
+    let manifest = fields(&lines, "image", "manifest")[0].to_string();
+    let index = lines.iter().find(|l| l["reason"] == "index").unwrap();
+    assert!(
+        index["outputs"].as_array().unwrap().is_empty(),
+        "the index was written nowhere: {index}"
+    );
+    let pushed = lines.iter().find(|l| l["reason"] == "pushed").unwrap();
+    assert_eq!(pushed["digest"], manifest.as_str());
+    assert_eq!(pushed["by_digest"], true);
+    assert_eq!(
+        sha256(&skopeo_raw(&format!("{a}/bydigest@{manifest}"))),
+        manifest
+    );
+    let index_digest = index["digest"].as_str().unwrap();
+    let absent = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{a}/bydigest@{index_digest}"))
+        .output()
+        .unwrap();
+    assert!(!absent.status.success(), "an index was pushed after all");
+}

@@ -17,7 +17,10 @@ pub fn run(args: &BuildArgs, ctx: &Ctx) -> anyhow::Result<Vec<BuildOutcome>> {
         let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let mut out = std::io::stdout().lock();
         for (k, v, src) in rows {
-            writeln!(out, "{k:<w$}  {v:?}  ({src})")?;
+            match v {
+                Some(v) => writeln!(out, "{k:<w$}  {v:?}  ({src})")?,
+                None => writeln!(out, "{k:<w$}  -  ({src})")?,
+            }
         }
         return Ok(Vec::new());
     }
@@ -84,8 +87,21 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
     };
     if ctx.json {
         let mut messages: Vec<Message> = outcome.artifacts.iter().map(Message::Artifact).collect();
+        let variant = cfg.variant.as_deref();
         if let Some(index) = &outcome.index {
-            messages.extend(message::index_messages(index, &outcome.outputs));
+            let mut m = message::index_messages(index, &outcome.outputs, outcome.pushed.as_ref());
+            message::mark(&mut m, variant, false);
+            messages.extend(m);
+        }
+        if let Some(index) = &outcome.debug_index {
+            let twins = outcome
+                .outputs
+                .iter()
+                .map(crate::oci::debug::twin_output)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut m = message::index_messages(index, &twins, None);
+            message::mark(&mut m, variant, true);
+            messages.extend(m);
         }
         messages.extend(outcome.release.iter().map(Message::Output));
         return message::write(&mut out, &messages);
@@ -130,7 +146,31 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
     }
     writeln!(out, "binaries in {}", cfg.out_dir.display())?;
     if let Some(index) = &outcome.index {
-        writeln!(out, "index {} -> {}", index.digest, cfg.outputs.join(", "))?;
+        // As the user named them, less those that did not get the index.
+        let holders =
+            message::index_outputs(&index.digest, &outcome.outputs, outcome.pushed.as_ref());
+        let names: Vec<&str> = if holders.len() == outcome.outputs.len()
+            || cfg.outputs.len() != outcome.outputs.len()
+        {
+            cfg.outputs.iter().map(String::as_str).collect()
+        } else {
+            cfg.outputs
+                .iter()
+                .zip(&outcome.outputs)
+                .filter(|(_, o)| holders.iter().any(|h| std::ptr::eq(*h, *o)))
+                .map(|(n, _)| n.as_str())
+                .collect()
+        };
+        if !names.is_empty() {
+            writeln!(out, "index {} -> {}", index.digest, names.join(", "))?;
+        }
+        if let Some(p) = outcome.pushed.as_ref().filter(|p| p.digest != index.digest) {
+            writeln!(
+                out,
+                "no index pushed: --push-by-digest with one platform pushes its manifest {} only",
+                p.digest
+            )?;
+        }
     }
     if let Some(index) = &outcome.debug_index {
         writeln!(out, "debug index {} (tags with -debug)", index.digest)?;

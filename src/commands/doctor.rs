@@ -9,7 +9,7 @@ use crate::commands::Ctx;
 use crate::config::DEFAULT_PLATFORMS;
 use crate::error::ToolchainMissing;
 use crate::exec::Cmd;
-use crate::target::{RustStd, Targets};
+use crate::target::{RustStd, Target, Targets};
 use crate::toolchain::{self, Runner};
 
 /// One line of the report.
@@ -120,9 +120,47 @@ pub fn checks(platforms: &[String]) -> anyhow::Result<Vec<Check>> {
         false,
         "install rustup to let kiln add Rust targets",
     ));
+    out.extend(rust_std_checks(&targets));
+    out.push(found(
+        "go",
+        false,
+        toolchain::go::find_go().map(|g| {
+            let v = toolchain::go::go_version(&g);
+            (v, g.path, g.source)
+        }),
+    ));
+    out.push(tool(
+        "cmake",
+        "cmake",
+        &["--version"],
+        false,
+        "apt-get install cmake (needed for CMake projects only)",
+    ));
+    out.extend(targets.iter().map(qemu_check));
+    out.push(tool(
+        "docker",
+        "docker",
+        &["--version"],
+        false,
+        "install docker.io (only to load images into Docker)",
+    ));
+    out.push(tool(
+        "skopeo",
+        "skopeo",
+        &["--version"],
+        false,
+        "apt-get install skopeo (optional: copy images to registries)",
+    ));
+    Ok(out)
+}
+
+/// The Rust standard library of each target: prebuilt ones installed, nightly with
+/// rust-src for the `-Zbuild-std` ones.
+fn rust_std_checks(targets: &[Target]) -> Vec<Check> {
+    let mut out = Vec::new();
     let installed = toolchain::rust_targets_installed(None);
     let mut need_nightly = false;
-    for t in &targets {
+    for t in targets {
         match t.rust_std {
             RustStd::Prebuilt => {
                 let ok = installed.iter().any(|i| i == &t.rust_triple);
@@ -157,69 +195,42 @@ pub fn checks(platforms: &[String]) -> anyhow::Result<Vec<Check>> {
             }),
         });
     }
-    out.push(found(
-        "go",
-        false,
-        toolchain::go::find_go().map(|g| {
-            let v = toolchain::go::go_version(&g);
-            (v, g.path, g.source)
-        }),
-    ));
-    out.push(tool(
-        "cmake",
-        "cmake",
-        &["--version"],
-        false,
-        "apt-get install cmake (needed for CMake projects only)",
-    ));
-    for t in &targets {
-        let name = format!("qemu-user for {}", t.platform);
-        out.push(match toolchain::runner(t) {
-            Ok(Runner::Direct) => Check {
-                name,
-                ok: true,
-                required: false,
-                detail: if t.is_host() {
-                    "host architecture".into()
-                } else {
-                    "binfmt_misc registered".into()
-                },
-                fix: None,
+    out
+}
+
+/// Whether `t`'s binaries can run here for `--smoke`.
+fn qemu_check(t: &Target) -> Check {
+    let name = format!("qemu-user for {}", t.platform);
+    match toolchain::runner(t) {
+        Ok(Runner::Direct) => Check {
+            name,
+            ok: true,
+            required: false,
+            detail: if t.is_host() {
+                "host architecture".into()
+            } else {
+                "binfmt_misc registered".into()
             },
-            Ok(Runner::Qemu(p)) => Check {
-                name,
-                ok: true,
-                required: false,
-                detail: format!(
-                    "{} (binfmt not registered; kiln calls it directly)",
-                    p.display()
-                ),
-                fix: None,
-            },
-            Err(ToolchainMissing { install, .. }) => Check {
-                name,
-                ok: false,
-                required: false,
-                detail: "not found (needed for --smoke)".into(),
-                fix: Some(install),
-            },
-        });
+            fix: None,
+        },
+        Ok(Runner::Qemu(p)) => Check {
+            name,
+            ok: true,
+            required: false,
+            detail: format!(
+                "{} (binfmt not registered; kiln calls it directly)",
+                p.display()
+            ),
+            fix: None,
+        },
+        Err(ToolchainMissing { install, .. }) => Check {
+            name,
+            ok: false,
+            required: false,
+            detail: "not found (needed for --smoke)".into(),
+            fix: Some(install),
+        },
     }
-    out.push(tool(
-        "docker",
-        "docker",
-        &["--version"],
-        false,
-        "install docker.io (only to load images into Docker)",
-    ));
-    out.push(tool(
-        "skopeo",
-        "skopeo",
-        &["--version"],
-        false,
-        "apt-get install skopeo (optional: copy images to registries)",
-    ));
-    Ok(out)
 }
 
 fn toolchain_cargo() -> String {

@@ -265,7 +265,10 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         Box::new(std::io::stdout().lock())
     };
     if ctx.json {
-        message::write(&mut out, &message::index_messages(&built, &outs))?;
+        message::write(
+            &mut out,
+            &message::index_messages(&built, &outs, pushed.as_ref()),
+        )?;
         if let Some(p) = &pushed {
             drop(out);
             super::push::print_pushed(p, ctx, args.registry.push_by_digest)?;
@@ -304,7 +307,23 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
 pub fn run_base(cmd: &BaseCommand, ctx: &Ctx) -> anyhow::Result<()> {
     match cmd {
         BaseCommand::Lock { debs, output } => {
-            let lock = oci::distroless::lock(debs.as_deref())?;
+            let mut lock = oci::distroless::lock(debs.as_deref())?;
+            // The debug twins' busybox is pinned in the same file: pin it again, not drop it.
+            if output.is_file() {
+                match oci::distroless::LockFile::read(output) {
+                    Ok(old) => {
+                        let (busybox, warnings) = oci::debug::relock(&old, debs.as_deref())?;
+                        for w in warnings {
+                            eprintln!("warning: {w}");
+                        }
+                        lock.package.extend(busybox);
+                    }
+                    Err(e) => eprintln!(
+                        "warning: {} is not read (no busybox pin to keep): {e:#}",
+                        output.display()
+                    ),
+                }
+            }
             write_atomic(output, lock.to_toml()?.as_bytes(), WriteOptions::DURABLE)?;
             if !ctx.quiet {
                 let mut out = std::io::stdout().lock();

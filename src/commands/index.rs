@@ -64,7 +64,10 @@ fn merge(args: &IndexMergeArgs, ctx: &Ctx) -> anyhow::Result<()> {
             let all_registries = outputs.iter().all(|o| matches!(o, ImageRef::Registry(_)));
             let built = oci::merge::merge_images(&images, !all_registries)?;
             let pushed = oci::write_outputs(&outputs, &built, &push)?;
-            (message::index_messages(&built, &outputs), pushed)
+            (
+                message::index_messages(&built, &outputs, pushed.as_ref()),
+                pushed,
+            )
         }
     };
     let Some(Message::Index(index)) = messages.last() else {

@@ -1,6 +1,7 @@
 //! `--message-format json`: one JSON object per line, the same schema for `kiln build`,
 //! `kiln image` and `kiln index merge`. Every message has a `reason` (`artifact`, `image`,
-//! `index`, `output`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); the
+//! `index`, `output`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); image
+//! and index messages of a variant carry `variant`, those of a debug twin `debug: true`; the
 //! fields of each are the structs below (documented in the README, snapshot-tested in
 //! `tests/messages.rs` and, for pushes and merges, `tests/registry.rs`).
 
@@ -9,6 +10,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::builders::Artifact;
+use crate::oci::registry::Pushed;
 use crate::oci::{BuiltImage, BuiltIndex, OutputSpec};
 
 /// One line of `--message-format json` output.
@@ -74,6 +76,13 @@ pub struct PushedMessage {
 /// `"reason":"image"`: one platform's image in the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageMessage {
+    /// The `[variant.NAME]` it was built with (`kiln build --variant`); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// `true` for a debug twin (`--debug-image`: the same layers plus busybox); absent for
+    /// the image itself.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
     /// `linux/arm64`, `linux/arm/v7`, ...
     pub platform: String,
     /// `sha256:…` of the image manifest.
@@ -89,6 +98,12 @@ pub struct ImageMessage {
 /// `"reason":"index"`: the image index and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IndexMessage {
+    /// As in `image`: the variant it was built with, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// As in `image`: `true` for the debug twins' index, written to the `-debug` outputs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
     /// `sha256:…` of the index: the digest to pull or pin.
     pub digest: String,
     /// Bytes of every blob plus the index.
@@ -99,10 +114,33 @@ pub struct IndexMessage {
     pub outputs: Vec<String>,
 }
 
-/// The image and index messages for a built index.
-pub fn index_messages(index: &BuiltIndex, outputs: &[OutputSpec]) -> Vec<Message<'static>> {
-    let outputs: Vec<String> = outputs.iter().map(ToString::to_string).collect();
+/// The image and index messages for a built index. `pushed` is what the push to the
+/// `docker://` outputs did: with `--push-by-digest` and one platform it put only that
+/// platform's manifest, so those outputs are not listed as holding the index.
+pub fn index_messages(
+    index: &BuiltIndex,
+    outputs: &[OutputSpec],
+    pushed: Option<&Pushed>,
+) -> Vec<Message<'static>> {
+    let outputs: Vec<String> = index_outputs(&index.digest, outputs, pushed)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     image_messages(&index.digest, index.total_size(), &index.images, outputs)
+}
+
+/// The outputs that hold the index `digest`: all of them, less the `docker://` ones when
+/// the push put another manifest on top (one platform pushed by digest).
+pub fn index_outputs<'a>(
+    digest: &str,
+    outputs: &'a [OutputSpec],
+    pushed: Option<&Pushed>,
+) -> Vec<&'a OutputSpec> {
+    let index_pushed = pushed.is_none_or(|p| p.digest == digest);
+    outputs
+        .iter()
+        .filter(|o| index_pushed || !matches!(o, OutputSpec::Registry(_)))
+        .collect()
 }
 
 /// An `image` message per platform, then the `index` (also for an index merged in a
@@ -117,6 +155,8 @@ pub fn image_messages(
         .iter()
         .map(|i| {
             Message::Image(ImageMessage {
+                variant: None,
+                debug: false,
                 platform: i.platform.to_string(),
                 manifest: i.manifest.clone(),
                 config: i.config.clone(),
@@ -126,12 +166,28 @@ pub fn image_messages(
         })
         .collect();
     out.push(Message::Index(IndexMessage {
+        variant: None,
+        debug: false,
         digest: digest.to_string(),
         size,
         platforms: images.iter().map(|i| i.platform.to_string()).collect(),
         outputs,
     }));
     out
+}
+
+/// Mark the image and index messages as a variant's (`--variant NAME`) and as the debug
+/// twins' (`--debug-image`).
+pub fn mark(messages: &mut [Message<'_>], variant: Option<&str>, debug: bool) {
+    for m in messages {
+        let (v, d) = match m {
+            Message::Image(i) => (&mut i.variant, &mut i.debug),
+            Message::Index(i) => (&mut i.variant, &mut i.debug),
+            _ => continue,
+        };
+        *v = variant.map(str::to_string);
+        *d = debug;
+    }
 }
 
 /// Write messages as JSON lines.

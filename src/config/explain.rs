@@ -1,123 +1,341 @@
-//! `kiln build --print-config`: the resolved settings and where each came from.
+//! `kiln build --print-config`: every resolved setting and where it came from.
+
+use std::path::{Path, PathBuf};
 
 use crate::cli::BuildArgs;
 
-use super::{env_list, read_file_config, resolve_build, variant};
+use super::{BuildConfig, Sources, resolve_build, resolve_from};
 
-/// `--print-config`: every setting a variant can change and those that pick what is built,
-/// with where its value came from (command line, environment, variant, file, default).
-pub fn explain_build(args: &BuildArgs) -> anyhow::Result<Vec<(String, String, String)>> {
-    let cfg = resolve_build(args)?;
-    let file = read_file_config(&cfg.project_dir)?;
-    let var = match &cfg.variant {
-        Some(n) => Some((n.as_str(), variant(&file, n)?)),
-        None => None,
+/// `--print-config`: every setting of the resolved configuration (build, cargo, go, c,
+/// image, release, components, variants) with where its value came from: `command line`,
+/// `variant NAME`, `environment`, `file` or `default`. Each row is `(key, value, source)`;
+/// `None` is an unset value. Lists that add up across sources (features, Go tags, C
+/// defines, image env and labels, files) have a row per item, each with its own source.
+///
+/// The sources are found by resolving again without each of them, highest first: a value
+/// that goes away without the command line came from it, and so on down to the defaults.
+pub fn explain_build(args: &BuildArgs) -> anyhow::Result<Vec<(String, Option<String>, String)>> {
+    let full = resolve_build(args)?;
+    // The command line without its values; the project, the variant asked for and the
+    // permission to read outside the project stay.
+    let bare = BuildArgs {
+        path: args.path.clone(),
+        variant: args.variant.clone(),
+        allow_outside_project: args.allow_outside_project,
+        ..Default::default()
     };
-    let from_variant = |set: bool| var.filter(|_| set).map(|(n, _)| format!("variant {n}"));
-    let fi = file.image.clone().unwrap_or_default();
-    let mut out: Vec<(String, String, String)> = Vec::new();
-    let mut row = |k: &str, v: String, src: &str| out.push((k.to_string(), v, src.to_string()));
-    let source = |cli: bool, env: bool, file: bool| {
-        if cli {
-            "command line"
-        } else if env {
-            "environment"
-        } else if file {
-            "file"
-        } else {
-            "default"
-        }
+    let without = |sources: Sources| -> Vec<(String, Option<String>)> {
+        resolve_from(&bare, sources)
+            .map(|c| config_rows(&c))
+            .unwrap_or_default()
     };
-    let platforms: Vec<String> = cfg.targets.iter().map(|t| t.platform.to_string()).collect();
-    row(
-        "platforms",
-        platforms.join(","),
-        source(
-            !args.platforms.is_empty(),
-            env_list("KILN_PLATFORMS").is_some(),
-            file.platforms.is_some(),
-        ),
-    );
-    row(
-        "output",
-        cfg.outputs.join(","),
-        source(!args.outputs.is_empty(), false, file.output.is_some()),
-    );
-    row(
-        "out-dir",
-        cfg.out_dir.display().to_string(),
-        source(
-            args.out_dir.is_some(),
-            std::env::var_os("KILN_OUT_DIR").is_some(),
-            file.out_dir.is_some(),
-        ),
-    );
-    row(
-        "smoke",
-        cfg.smoke.to_string(),
-        source(args.smoke, false, file.smoke.is_some()),
-    );
-    for f in &args.cargo.features {
-        row("features", f.clone(), "command line");
-    }
-    for (name, list, field) in [
-        ("features", var.map(|v| &v.1.features), None),
-        ("go.tags", var.map(|v| &v.1.go_tags), Some(&cfg.go.tags)),
+    let no_variant = Sources {
+        variant: false,
+        ..Sources::ALL
+    };
+    let no_env = Sources {
+        env: false,
+        ..no_variant
+    };
+    let none = Sources {
+        file: false,
+        ..no_env
+    };
+    let layers = [
+        (without(Sources::ALL), "command line".to_string()),
         (
-            "c.defines",
-            var.map(|v| &v.1.c_defines),
-            Some(&cfg.c.defines),
+            without(no_variant),
+            format!("variant {}", full.variant.as_deref().unwrap_or_default()),
         ),
-    ] {
-        let from_var: &[String] = list.map(Vec::as_slice).unwrap_or_default();
-        if let Some(all) = field {
-            for x in all.iter().filter(|x| !from_var.contains(x)) {
-                row(name, x.clone(), "file");
-            }
-        }
-        for x in from_var {
-            row(name, x.clone(), &from_variant(true).unwrap_or_default());
-        }
-    }
-    if let Some(l) = &cfg.go.ldflags {
-        let src = from_variant(var.is_some_and(|v| v.1.go_ldflags.is_some()));
-        row(
-            "go.ldflags",
-            l.clone(),
-            &src.unwrap_or_else(|| "file".into()),
-        );
-    }
-    let file_env = fi.env.clone().unwrap_or_default();
-    for (k, v) in &cfg.image.env {
-        let src = from_variant(var.is_some_and(|x| x.1.env.contains_key(k)));
-        let src = src.unwrap_or_else(|| source(false, false, file_env.contains_key(k)).into());
-        row(&format!("image.env.{k}"), v.clone(), &src);
-    }
-    let file_labels = fi.labels.clone().unwrap_or_default();
-    for (k, v) in &cfg.image.labels {
-        let src = from_variant(var.is_some_and(|x| x.1.labels.contains_key(k)));
-        let src = src.unwrap_or_else(|| source(false, false, file_labels.contains_key(k)).into());
-        row(&format!("image.labels.{k}"), v.clone(), &src);
-    }
-    let base = args
-        .base
-        .clone()
-        .or_else(|| var.and_then(|v| v.1.base.clone()))
-        .or(fi.base.clone())
-        .unwrap_or_else(|| "scratch".into());
-    let src = if args.base.is_some() {
-        "command line".to_string()
-    } else {
-        from_variant(var.is_some_and(|v| v.1.base.is_some()))
-            .unwrap_or_else(|| source(false, false, fi.base.is_some()).into())
+        (without(no_env), "environment".to_string()),
+        (without(none), "file".to_string()),
+    ];
+    // A value set to what the default is does not go away without its source: the keys
+    // given on the command line and written in the file tell those.
+    let written = file_keys(&full.project_dir)?;
+    let in_variant = |key: &str| {
+        let v = full.variant.as_deref()?;
+        let prefix = format!("variant.{v}.");
+        written
+            .iter()
+            .filter_map(|w| w.strip_prefix(&prefix))
+            .any(|w| variant_key(w) == key)
+            .then(|| format!("variant {v}"))
     };
-    row("image.base", base, &src);
-    let src = if args.debug_image {
-        "command line".to_string()
-    } else {
-        from_variant(var.is_some_and(|v| v.1.debug))
-            .unwrap_or_else(|| source(false, false, file.debug_image.is_some()).into())
-    };
-    row("debug-image", cfg.debug_image.to_string(), &src);
+    let mut out = Vec::new();
+    for row in config_rows(&full) {
+        let key = row.0.as_str();
+        let source = match layers.iter().find(|(rows, _)| !rows.contains(&row)) {
+            _ if key == "variant" && row.1.is_some() => "command line".into(),
+            Some((_, s)) => s.clone(),
+            None if cli_sets(args, key) => "command line".into(),
+            None if key == "project" && args.path.is_some() => "command line".into(),
+            None => in_variant(key).unwrap_or_else(|| {
+                if written.contains(key) {
+                    "file".into()
+                } else {
+                    "default".into()
+                }
+            }),
+        };
+        out.push((row.0, row.1, source));
+    }
     Ok(out)
+}
+
+/// Whether the command line gives the setting `key` (a row key of [`config_rows`]).
+fn cli_sets(a: &BuildArgs, key: &str) -> bool {
+    let c = &a.cargo;
+    match key {
+        "platforms" => !a.platforms.is_empty(),
+        "output" => !a.outputs.is_empty(),
+        "out-dir" => a.out_dir.is_some(),
+        "smoke" => a.smoke,
+        "smoke-args" => !a.smoke_args.is_empty(),
+        "docker-platform" => a.docker_platform.is_some(),
+        "jobs" => a.jobs.is_some(),
+        "bins" => !c.bins.is_empty(),
+        "target-dir" => c.target_dir.is_some(),
+        "debug-image" => a.debug_image,
+        "cargo.release" => c.release,
+        "cargo.profile" => c.profile.is_some(),
+        "cargo.all-features" => c.all_features,
+        "cargo.no-default-features" => c.no_default_features,
+        "cargo.locked" => c.locked,
+        "cargo.offline" => c.offline,
+        "cargo.frozen" => c.frozen,
+        "cargo.auditable" => a.auditable,
+        "image.base" => a.base.is_some(),
+        "image.compression" => a.compression.is_some(),
+        "release.sbom" => a.sbom.is_some(),
+        "release.archives" => !a.archives.is_empty(),
+        "release.provenance" => a.provenance,
+        "release.attestations" => a.attestations.is_some(),
+        "release.sign-key" => a.sign_key.is_some(),
+        "release.split-debuginfo" => a.strip,
+        "component" => !a.components.is_empty(),
+        _ => false,
+    }
+}
+
+/// The row key a `[variant.NAME]` key sets.
+fn variant_key(k: &str) -> String {
+    match k {
+        "features" => "cargo.features".into(),
+        "go-tags" => "go.tags".into(),
+        "go-ldflags" => "go.ldflags".into(),
+        "c-defines" => "c.defines".into(),
+        "base" => "image.base".into(),
+        "debug" => "debug-image".into(),
+        _ if k.starts_with("env.") || k.starts_with("labels.") => format!("image.{k}"),
+        _ => k.to_string(),
+    }
+}
+
+/// Every key the project's config file writes, dotted (`image.env.APP_ENV`,
+/// `variant.dev.go-tags`); arrays of tables (`[[component]]`) are not entered.
+fn file_keys(project_dir: &Path) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    fn walk(prefix: &str, t: &toml::Table, out: &mut std::collections::BTreeSet<String>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if let toml::Value::Table(inner) = v {
+                walk(&key, inner, out);
+            }
+            out.insert(key);
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    let kiln_toml = project_dir.join("kiln.toml");
+    let cargo_toml = project_dir.join("Cargo.toml");
+    let table: Option<toml::Table> = if kiln_toml.is_file() {
+        toml::from_str(&fs_err::read_to_string(&kiln_toml)?).ok()
+    } else if cargo_toml.is_file() {
+        let v: Option<toml::Table> = toml::from_str(&fs_err::read_to_string(&cargo_toml)?).ok();
+        v.and_then(|v| {
+            ["package", "workspace"]
+                .iter()
+                .find_map(|s| v.get(*s)?.get("metadata")?.get("kiln")?.as_table().cloned())
+        })
+    } else {
+        None
+    };
+    if let Some(t) = table {
+        walk("", &t, &mut out);
+    }
+    Ok(out)
+}
+
+/// Every setting of `cfg` as `(key, value)` rows, keys named as in kiln.toml (cargo's as
+/// its flags), in a fixed order.
+fn config_rows(cfg: &BuildConfig) -> Vec<(String, Option<String>)> {
+    let mut rows: Vec<(String, Option<String>)> = Vec::new();
+    let mut set = |k: &str, v: Option<String>| rows.push((k.to_string(), v));
+    let join = |v: &[String], sep: &str| (!v.is_empty()).then(|| v.join(sep));
+    let flag = |b: bool| Some(b.to_string());
+    // A row per item of a list that adds up across sources; one unset row when empty.
+    let each = |set: &mut dyn FnMut(&str, Option<String>), k: &str, items: Vec<String>| {
+        if items.is_empty() {
+            set(k, None);
+        }
+        for x in items {
+            set(k, Some(x));
+        }
+    };
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+
+    set("project", Some(cfg.project_dir.display().to_string()));
+    set("variant", cfg.variant.clone());
+    let platforms: Vec<String> = cfg.targets.iter().map(|t| t.platform.to_string()).collect();
+    set("platforms", join(&platforms, ","));
+    set("output", join(&cfg.outputs, ","));
+    set("docker-platform", cfg.docker_platform.clone());
+    set("out-dir", Some(cfg.out_dir.display().to_string()));
+    set("smoke", flag(cfg.smoke));
+    set("smoke-args", join(&cfg.smoke_args, " "));
+    set("jobs", cfg.jobs.map(|j| j.to_string()));
+    set("bins", join(&cfg.bins, ","));
+    set("target-dir", path(&cfg.target_dir));
+    set("debug-image", flag(cfg.debug_image));
+
+    let c = &cfg.cargo;
+    set("cargo.release", flag(c.release));
+    set("cargo.profile", c.profile.clone());
+    set("cargo.packages", join(&c.packages, ","));
+    each(&mut set, "cargo.features", c.features.clone());
+    set("cargo.all-features", flag(c.all_features));
+    set("cargo.no-default-features", flag(c.no_default_features));
+    set("cargo.locked", flag(c.locked));
+    set("cargo.offline", flag(c.offline));
+    set("cargo.frozen", flag(c.frozen));
+    set("cargo.manifest-path", path(&c.manifest_path));
+    set("cargo.auditable", flag(c.auditable));
+
+    let g = &cfg.go;
+    set("go.packages", join(&g.packages, " "));
+    each(&mut set, "go.tags", g.tags.clone());
+    set("go.cgo", g.cgo.map(|b| b.to_string()));
+    set("go.debug", flag(g.debug));
+    set("go.buildvcs", flag(g.buildvcs));
+    set("go.ldflags", g.ldflags.clone());
+    set("go.version", g.version.clone());
+
+    let cc = &cfg.c;
+    set("c.name", cc.name.clone());
+    set("c.version", cc.version.clone());
+    set("c.build", cc.build.clone());
+    set("c.output", cc.output.clone());
+    set("c.cmake-args", join(&cc.cmake_args, " "));
+    set("c.sources", join(&cc.sources, " "));
+    set("c.include", join(&cc.include, " "));
+    each(&mut set, "c.defines", cc.defines.clone());
+    set("c.libs", join(&cc.libs, " "));
+    set("c.opt", cc.opt.clone());
+    set("c.debug", flag(cc.debug));
+    set("c.cflags", join(&cc.cflags, " "));
+    set("c.ldflags", join(&cc.ldflags, " "));
+    let declared: Vec<String> = cc.components.iter().map(|d| d.name.clone()).collect();
+    set("c.components", join(&declared, ","));
+
+    let i = &cfg.image;
+    set("image.name", i.name.clone());
+    set("image.user", Some(i.user.clone()));
+    set(
+        "image.entrypoint",
+        i.entrypoint.as_ref().map(|e| e.join(" ")),
+    );
+    set("image.cmd", join(&i.cmd, " "));
+    if i.env.is_empty() {
+        set("image.env", None);
+    }
+    for (k, v) in &i.env {
+        set(&format!("image.env.{k}"), Some(v.clone()));
+    }
+    set("image.workdir", i.workdir.clone());
+    if i.labels.is_empty() {
+        set("image.labels", None);
+    }
+    for (k, v) in &i.labels {
+        set(&format!("image.labels.{k}"), Some(v.clone()));
+    }
+    set("image.ports", join(&i.ports, ","));
+    set("image.stop-signal", i.stop_signal.clone());
+    set("image.bin-dir", Some(i.bin_dir.clone()));
+    set("image.base", Some(base_name(&i.base)));
+    set(
+        "image.compression",
+        Some(format!("{:?}", i.compression).to_lowercase()),
+    );
+    let files = i
+        .files
+        .iter()
+        .map(|f| format!("{} -> {}", f.src.display(), f.dst));
+    each(&mut set, "image.files", files.collect());
+
+    let r = &cfg.release;
+    set(
+        "release.sbom",
+        Some(
+            r.sbom
+                .map_or("none".into(), |s| format!("{s:?}").to_lowercase()),
+        ),
+    );
+    let mut archives = Vec::new();
+    if r.archives.tar_gz {
+        archives.push("tar.gz".to_string());
+    }
+    if r.archives.zip {
+        archives.push("zip".to_string());
+    }
+    set("release.archives", join(&archives, ","));
+    set("release.provenance", flag(r.provenance));
+    set(
+        "release.attestations",
+        r.attestations.map(|a| format!("{a:?}").to_lowercase()),
+    );
+    set(
+        "release.sign-key",
+        r.sign_key.as_ref().map(|k| format!("keyid {}", k.keyid)),
+    );
+    set("release.split-debuginfo", flag(r.strip));
+
+    for (n, t) in cfg.components.iter().enumerate() {
+        let name = t
+            .name
+            .clone()
+            .or_else(|| {
+                t.path
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| (n + 1).to_string());
+        let mut c = |k: &str, v: Option<String>| set(&format!("component.{name}.{k}"), v);
+        c("path", path(&t.path));
+        c("build", t.build.clone());
+        c("output", path(&t.output));
+        c("dst", t.dst.clone());
+        c("platform-independent", flag(t.platform_independent));
+        c("needs", join(&t.needs, ","));
+        c("features", join(&t.features, ","));
+        c("bins", join(&t.bins, ","));
+        c("smoke-args", t.smoke_args.as_ref().map(|a| a.join(" ")));
+    }
+    set("component", join(&cfg.only_components, ","));
+    set("variants", join(&cfg.variant_names, ","));
+    rows
+}
+
+/// The base as the user names it.
+fn base_name(base: &crate::oci::Base) -> String {
+    use crate::oci::{Base, distroless::DistrolessSource};
+    match base {
+        Base::Scratch => "scratch".into(),
+        Base::Distroless(DistrolessSource::Debs { .. }) => "distroless".into(),
+        Base::Distroless(DistrolessSource::Host) => "distroless (from this machine)".into(),
+        Base::Image(r) => r.clone(),
+    }
 }

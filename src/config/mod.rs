@@ -229,6 +229,27 @@ fn validate_image(image: &ImageConfig) -> anyhow::Result<()> {
 
 /// Resolve `kiln build`'s settings.
 pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
+    resolve_from(args, Sources::ALL)
+}
+
+/// Which sources a resolution reads besides the command line: every one for a build;
+/// `--print-config` resolves again without each to tell where a value came from.
+#[derive(Debug, Clone, Copy)]
+struct Sources {
+    file: bool,
+    env: bool,
+    variant: bool,
+}
+
+impl Sources {
+    const ALL: Sources = Sources {
+        file: true,
+        env: true,
+        variant: true,
+    };
+}
+
+fn resolve_from(args: &BuildArgs, sources: Sources) -> anyhow::Result<BuildConfig> {
     let project_dir = match &args.path {
         Some(p) => p.clone(),
         None => std::env::current_dir().context("reading the current directory")?,
@@ -240,12 +261,17 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
         ))
         .into());
     }
-    let file = read_file_config(&project_dir)?;
+    let file = if sources.file {
+        read_file_config(&project_dir)?
+    } else {
+        FileConfig::default()
+    };
+    let env_var = |name: &str| std::env::var_os(name).filter(|_| sources.env);
     let table = Targets::builtin();
 
     let platforms: Vec<String> = if !args.platforms.is_empty() {
         args.platforms.clone()
-    } else if let Some(p) = env_list("KILN_PLATFORMS") {
+    } else if let Some(p) = env_list("KILN_PLATFORMS").filter(|_| sources.env) {
         p
     } else if let Some(p) = &file.platforms {
         p.clone()
@@ -260,7 +286,7 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
     let out_dir = args
         .out_dir
         .clone()
-        .or_else(|| std::env::var_os("KILN_OUT_DIR").map(PathBuf::from))
+        .or_else(|| env_var("KILN_OUT_DIR").map(PathBuf::from))
         .or_else(|| file.out_dir.clone())
         .unwrap_or_else(|| PathBuf::from("dist"));
     let out_dir = if out_dir.is_absolute() {
@@ -332,7 +358,11 @@ pub fn resolve_build(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
             .unwrap_or_default(),
         project_dir,
     };
-    if let Some(name) = args.variant.as_deref().filter(|v| *v != "all") {
+    if let Some(name) = args
+        .variant
+        .as_deref()
+        .filter(|v| *v != "all" && sources.variant)
+    {
         let v = variant(&file, name)?;
         apply_variant(&mut cfg, v, args)?;
         cfg.variant = Some(name.to_string());

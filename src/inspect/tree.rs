@@ -9,6 +9,7 @@ use std::io::Read;
 use anyhow::{Context, bail};
 
 use crate::elf::{ElfError, ElfReport};
+use crate::oci::whiteout::{self, Entry as Whiteout};
 
 /// Symlink hops before giving up, as Linux does (ELOOP after 40).
 const MAX_HOPS: usize = 40;
@@ -179,19 +180,19 @@ impl Tree {
                 );
             }
             let (dir, name) = self.place(&raw);
-            // Whiteouts (OCI image spec, "Representation of changes"): `.wh..wh..opq` hides
-            // everything the lower layers had in its directory, `.wh.NAME` hides NAME.
-            if name == ".wh..wh..opq" {
-                self.remove_below(&dir, &added, false);
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                if hidden.is_empty() || hidden == "." || hidden == ".." {
-                    bail!("entry {raw} is a whiteout that names no file");
+            // Whiteouts: `.wh..wh..opq` hides everything the lower layers had in its
+            // directory, `.wh.NAME` hides NAME.
+            match whiteout::classify(&name).with_context(|| format!("entry {raw}"))? {
+                Whiteout::Opaque => {
+                    self.remove_below(&dir, &added, false);
+                    continue;
                 }
-                let target = norm(&format!("{dir}/{hidden}"));
-                self.remove_below(&target, &added, true);
-                continue;
+                Whiteout::Hide(hidden) => {
+                    let target = norm(&format!("{dir}/{hidden}"));
+                    self.remove_below(&target, &added, true);
+                    continue;
+                }
+                Whiteout::Plain => {}
             }
             let path = norm(&format!("{dir}/{name}"));
             let node = match ty {

@@ -11,6 +11,7 @@ use oci_spec::image::ImageConfiguration;
 
 use super::layer::Layer;
 use super::read::ReadImage;
+use super::whiteout::Entry as Whiteout;
 use crate::target::Platform;
 
 /// One platform's base, resolved.
@@ -98,16 +99,23 @@ pub fn account_files(layers: &[Layer]) -> anyhow::Result<AccountFiles> {
         {
             let mut entry = entry.with_context(|| format!("reading {what}"))?;
             let path = entry.path()?.to_string_lossy().into_owned();
-            let path = path.trim_start_matches("./").trim_start_matches('/');
-            // Whiteouts hide the lower layers' files: /etc itself, everything in it
-            // (opaque), or the one file.
-            if matches!(path, ".wh.etc" | "etc/.wh..wh..opq") {
-                out = AccountFiles::default();
-                continue;
-            }
-            let (hidden, name) = match path.strip_prefix("etc/.wh.") {
-                Some(name) => (true, name),
-                None => (false, path.strip_prefix("etc/").unwrap_or("")),
+            let (dir, file) = super::whiteout::split(&path);
+            // Whiteouts hide the lower layers' files: /etc itself, everything in it or in
+            // the root (opaque), or the one file.
+            let (hidden, name) = match super::whiteout::classify(file)
+                .with_context(|| format!("{what}: entry {path}"))?
+            {
+                Whiteout::Opaque if dir.is_empty() || dir == "etc" => {
+                    out = AccountFiles::default();
+                    continue;
+                }
+                Whiteout::Hide("etc") if dir.is_empty() => {
+                    out = AccountFiles::default();
+                    continue;
+                }
+                Whiteout::Hide(name) if dir == "etc" => (true, name),
+                Whiteout::Plain if dir == "etc" => (false, file),
+                _ => continue,
             };
             let slot = match name {
                 "passwd" => &mut out.passwd,

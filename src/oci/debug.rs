@@ -302,39 +302,13 @@ pub fn busybox_layers(
             ))
             .into());
         }
-        let dir = distroless::cache_dir();
-        let specs: Vec<String> = missing
-            .iter()
-            .map(|a| format!("{BUSYBOX_PACKAGE}:{a}"))
-            .collect();
-        distroless::apt_download(&specs, &dir)?;
+        let pinned = pin(&missing, None)?;
         for a in &missing {
-            let found = fs_err::read_dir(&dir)?
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name().is_some_and(|n| {
-                        let n = n.to_string_lossy();
-                        n.starts_with(&format!("{BUSYBOX_PACKAGE}_"))
-                            && n.ends_with(&format!("_{a}.deb"))
-                    })
-                })
-                .max()
-                .with_context(|| format!("apt-get download left no {BUSYBOX_PACKAGE} for {a}"))?;
-            let bytes = fs_err::read(&found)?;
-            let control = distroless::deb_control(&bytes)?;
-            lock.package.push(LockedPackage {
-                name: BUSYBOX_PACKAGE.into(),
-                version: control.get("Version").cloned().unwrap_or_default(),
-                architecture: a.to_string(),
-                filename: found
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-                sha256: crate::digest::sha256_hex(&bytes),
-            });
+            if !pinned.iter().any(|p| p.architecture == *a) {
+                bail!("apt-get download left no {BUSYBOX_PACKAGE} for {a}");
+            }
         }
+        lock.package.extend(pinned);
         crate::fsutil::write_atomic(
             lock_path,
             lock.to_toml()?.as_bytes(),
@@ -357,6 +331,111 @@ pub fn busybox_layers(
         );
     }
     Ok(out)
+}
+
+/// Pin `busybox-static` for `arches`: the .deb files in `debs` when given, else those
+/// `apt-get download` puts in kiln's cache. Architectures with no .deb are left out.
+fn pin(arches: &[&str], debs: Option<&Path>) -> anyhow::Result<Vec<LockedPackage>> {
+    let dir = match debs {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let dir = distroless::cache_dir();
+            let specs: Vec<String> = arches
+                .iter()
+                .map(|a| format!("{BUSYBOX_PACKAGE}:{a}"))
+                .collect();
+            distroless::apt_download(&specs, &dir)?;
+            dir
+        }
+    };
+    let mut out = Vec::new();
+    for a in arches {
+        let found = fs_err::read_dir(&dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with(&format!("{BUSYBOX_PACKAGE}_"))
+                        && n.ends_with(&format!("_{a}.deb"))
+                })
+            })
+            .max();
+        let Some(found) = found else { continue };
+        let bytes = fs_err::read(&found)?;
+        let control = distroless::deb_control(&bytes)
+            .with_context(|| format!("reading {}", found.display()))?;
+        out.push(LockedPackage {
+            name: BUSYBOX_PACKAGE.into(),
+            version: control.get("Version").cloned().unwrap_or_default(),
+            architecture: a.to_string(),
+            filename: found
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            sha256: crate::digest::sha256_hex(&bytes),
+        });
+    }
+    Ok(out)
+}
+
+/// `kiln base lock` over an existing lock: the debug twins' `busybox-static` pins of `old`,
+/// pinned again at the current version (from `debs` when given, else apt). An architecture
+/// that cannot be had here keeps its pin, with a warning saying why.
+pub fn relock(
+    old: &LockFile,
+    debs: Option<&Path>,
+) -> anyhow::Result<(Vec<LockedPackage>, Vec<String>)> {
+    let olds: Vec<&LockedPackage> = old
+        .package
+        .iter()
+        .filter(|p| p.name == BUSYBOX_PACKAGE)
+        .collect();
+    if olds.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut warnings = Vec::new();
+    let known = if debs.is_none() {
+        dpkg_arches()
+    } else {
+        Vec::new()
+    };
+    let wanted: Vec<&str> = olds
+        .iter()
+        .map(|p| p.architecture.as_str())
+        .filter(|a| debs.is_some() || known.iter().any(|k| k == a))
+        .collect();
+    let pinned = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        pin(&wanted, debs)?
+    };
+    let mut out = Vec::new();
+    for o in olds {
+        match pinned.iter().find(|p| p.architecture == o.architecture) {
+            Some(p) => out.push(p.clone()),
+            None => {
+                warnings.push(match debs {
+                    Some(d) => format!(
+                        "no {BUSYBOX_PACKAGE} .deb for {} in {}: kept its pin ({})",
+                        o.architecture,
+                        d.display(),
+                        o.version
+                    ),
+                    None => format!(
+                        "apt on this machine does not know {a}: kept the {BUSYBOX_PACKAGE} pin \
+                         for {a} ({}); `dpkg --add-architecture {a} && apt-get update` pins the \
+                         current one",
+                        o.version,
+                        a = o.architecture
+                    ),
+                });
+                out.push(o.clone());
+            }
+        }
+    }
+    Ok((out, warnings))
 }
 
 #[cfg(test)]

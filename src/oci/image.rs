@@ -165,6 +165,53 @@ pub fn config(input: &ConfigInput<'_>) -> anyhow::Result<(Blob, Vec<Warning>)> {
     let (user, w) = effective_user(spec);
     warnings.extend(w);
 
+    let runtime = runtime_config(input, base_cfg, user)?;
+    let created = input.created.map(rfc3339);
+    let mut history = input
+        .base
+        .and_then(|b| b.history().clone())
+        .unwrap_or_default();
+    for h in &input.history {
+        let mut hb = HistoryBuilder::default()
+            .created_by(h.clone())
+            .comment("kiln".to_string());
+        if let Some(c) = &created {
+            hb = hb.created(c.clone());
+        }
+        history.push(hb.build()?);
+    }
+
+    let mut b = ImageConfigurationBuilder::default()
+        .os(Os::from(input.platform.os.as_str()))
+        .architecture(Arch::from(input.platform.architecture.as_str()))
+        .config(runtime)
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers".to_string())
+                .diff_ids(input.diff_ids.clone())
+                .build()?,
+        );
+    if let Some(v) = &input.platform.variant {
+        b = b.variant(v.clone());
+    }
+    if let Some(c) = created {
+        b = b.created(c);
+    }
+    if !history.is_empty() {
+        b = b.history(history);
+    }
+    let cfg = b.build()?;
+    Ok((Blob::new(to_canonical_vec(&cfg)?), warnings))
+}
+
+/// The config's `config` object: the spec's settings over the base's (environment merged,
+/// ports and labels joined, entrypoint and cmd as a Dockerfile's ENTRYPOINT/CMD would).
+fn runtime_config(
+    input: &ConfigInput<'_>,
+    base_cfg: Option<&oci_spec::image::Config>,
+    user: String,
+) -> anyhow::Result<oci_spec::image::Config> {
+    let spec = input.spec;
     let mut env: Vec<String> = base_cfg
         .and_then(|c| c.env().clone())
         .unwrap_or_else(|| vec![DEFAULT_PATH.to_string()]);
@@ -244,42 +291,7 @@ pub fn config(input: &ConfigInput<'_>) -> anyhow::Result<(Blob, Vec<Warning>)> {
         cb = cb.volumes(v);
     }
 
-    let created = input.created.map(rfc3339);
-    let mut history = input
-        .base
-        .and_then(|b| b.history().clone())
-        .unwrap_or_default();
-    for h in &input.history {
-        let mut hb = HistoryBuilder::default()
-            .created_by(h.clone())
-            .comment("kiln".to_string());
-        if let Some(c) = &created {
-            hb = hb.created(c.clone());
-        }
-        history.push(hb.build()?);
-    }
-
-    let mut b = ImageConfigurationBuilder::default()
-        .os(Os::from(input.platform.os.as_str()))
-        .architecture(Arch::from(input.platform.architecture.as_str()))
-        .config(cb.build()?)
-        .rootfs(
-            RootFsBuilder::default()
-                .typ("layers".to_string())
-                .diff_ids(input.diff_ids.clone())
-                .build()?,
-        );
-    if let Some(v) = &input.platform.variant {
-        b = b.variant(v.clone());
-    }
-    if let Some(c) = created {
-        b = b.created(c);
-    }
-    if !history.is_empty() {
-        b = b.history(history);
-    }
-    let cfg = b.build()?;
-    Ok((Blob::new(to_canonical_vec(&cfg)?), warnings))
+    Ok(cb.build()?)
 }
 
 /// A layer as a manifest sees it.

@@ -60,6 +60,7 @@ pub mod spec;
 mod tarstream;
 pub mod transport;
 pub mod validate;
+pub mod whiteout;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

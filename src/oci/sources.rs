@@ -34,13 +34,25 @@ pub fn resolve(
     allow_outside: bool,
 ) -> Result<Vec<Source>, UsageError> {
     let what = format!("[image] files entry `{}` -> `{dst}`", src.display());
+    resolve_as(&what, project_dir, src, dst, mode, allow_outside)
+}
+
+/// [`resolve`], its errors naming the setting as `what` (a `[[component]] output`).
+pub fn resolve_as(
+    what: &str,
+    project_dir: &Path,
+    src: &Path,
+    dst: &str,
+    mode: Option<u32>,
+    allow_outside: bool,
+) -> Result<Vec<Source>, UsageError> {
     if !dst.starts_with('/') {
         return Err(UsageError(format!(
             "{what}: the destination must be an absolute path in the image, e.g. /etc/app.toml"
         )));
     }
     if let Some(m) = mode {
-        super::validate::mode(m, &what)?;
+        super::validate::mode(m, what)?;
     }
     let root = project_dir.canonicalize().map_err(|e| {
         UsageError(format!(
@@ -52,7 +64,7 @@ pub fn resolve(
     let ctx = Ctx {
         root: &root,
         allow_outside,
-        what: &what,
+        what,
     };
     ctx.add(&project_dir.join(src), dst, mode, 0, &mut out)?;
     Ok(out)

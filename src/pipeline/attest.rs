@@ -28,7 +28,6 @@ use crate::oci::referrers::{
     Referrer, Subject as RefSubject,
 };
 use crate::oci::{Base, BuiltIndex, distroless::DistrolessSource, distroless::LockFile};
-use crate::par::par_map;
 use crate::progress::Progress;
 
 /// A file the release step wrote, for the summary and `--message-format json`.
@@ -49,45 +48,55 @@ pub fn wanted(cfg: &BuildConfig) -> bool {
     r.sbom.is_some() || r.provenance || r.strip || r.archives != outputs::Archives::default()
 }
 
+/// One project's share of a release: its config (cargo features, `[c] components`), its
+/// plan and the binaries built from it. A single-project build has one; a polyglot build
+/// one per project component.
+#[derive(Clone, Copy)]
+pub struct Part<'a> {
+    pub cfg: &'a BuildConfig,
+    pub plan: &'a Plan,
+    pub artifacts: &'a [Artifact],
+}
+
 /// Gather, generate and write; the written files, binaries first, and the SBOMs and
-/// provenance as OCI 1.1 artifacts to attach to the image (when one was built).
+/// provenance as OCI 1.1 artifacts to attach to the image (when one was built). `cfg` is
+/// the build's own config (release settings, output directory, name); `parts` what was
+/// built, each per-platform SBOM listing the packages of every part.
 pub fn release(
     cfg: &BuildConfig,
-    plan: &Plan,
-    artifacts: &[Artifact],
+    parts: &[Part<'_>],
     index: Option<&BuiltIndex>,
     source_date_epoch: Option<u64>,
     progress: &Progress,
 ) -> anyhow::Result<(Vec<Written>, Vec<Referrer>)> {
-    let name = release_name(cfg, plan);
-    let version = plan
-        .package
-        .as_ref()
-        .map(|p| p.version.clone())
-        .filter(|v| !v.is_empty());
+    // The package name and version only when one project is the whole release.
+    let package = match parts {
+        [one] => one.plan.package.as_ref(),
+        _ => None,
+    };
+    let name = release_name(cfg, parts);
+    let version = package.map(|p| p.version.clone()).filter(|v| !v.is_empty());
     let mut warnings = Vec::new();
 
-    // The provenance facts (git state, tool versions) are asked while cargo resolves each
-    // target's dependencies: all of it is waiting on other processes.
-    let (binaries, facts) = std::thread::scope(|s| {
-        let facts = s.spawn(|| {
-            cfg.release
-                .provenance
-                .then(|| Facts::gather(cfg, plan, source_date_epoch))
-        });
-        let binaries = binaries(cfg, plan, artifacts, version.as_deref(), &mut warnings);
-        let facts = facts
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (binaries, facts)
-    });
-    let binaries = binaries?;
+    let mut binaries = Vec::new();
+    for part in parts {
+        binaries.extend(self::binaries(
+            part,
+            cfg.release.strip,
+            version.as_deref(),
+            &mut warnings,
+        )?);
+    }
     let base = base_input(cfg, &mut warnings);
-    let platforms: Vec<String> = plan
-        .stages
-        .iter()
-        .map(|s| s.target.platform.to_string())
-        .collect();
+    let mut platforms: Vec<String> = Vec::new();
+    for s in parts.iter().flat_map(|p| &p.plan.stages) {
+        let p = s.target.platform.to_string();
+        if !platforms.contains(&p) {
+            platforms.push(p);
+        }
+    }
+    // Each platform's binaries together (every part's): one archive per platform.
+    binaries.sort_by_key(|b| platforms.iter().position(|p| *p == b.input.platform));
     let manifest_of = |platform: &str| {
         index.and_then(|i| {
             i.manifests
@@ -118,7 +127,8 @@ pub fn release(
             created: source_date_epoch,
         });
     }
-    let provenance = if let Some(facts) = facts {
+    let provenance = if cfg.release.provenance {
+        let facts = Facts::gather(cfg, parts, source_date_epoch);
         platforms
             .iter()
             .map(|p| {
@@ -135,7 +145,7 @@ pub fn release(
     let input = ReleaseInput {
         name: name.clone(),
         version,
-        license: plan.package.as_ref().and_then(|p| p.license.clone()),
+        license: package.and_then(|p| p.license.clone()),
         binaries,
         images,
         provenance,
@@ -176,17 +186,39 @@ pub fn release(
 }
 
 /// The release's name: the image name, else the package's, else the project directory's.
-pub fn release_name(cfg: &BuildConfig, plan: &Plan) -> String {
+pub fn release_name(cfg: &BuildConfig, parts: &[Part<'_>]) -> String {
+    let package = match parts {
+        [one] => one.plan.package.as_ref(),
+        _ => None,
+    };
     cfg.image
         .name
         .clone()
-        .or_else(|| plan.package.as_ref().map(|p| p.name.clone()))
+        .or_else(|| package.map(|p| p.name.clone()))
         .or_else(|| {
-            cfg.project_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+            std::path::absolute(&cfg.project_dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         })
         .unwrap_or_else(|| "release".into())
+}
+
+/// `index` with the platforms' statements inside it when `--attestations buildkit` asks
+/// for BuildKit's layout; else `index` as it is.
+pub fn buildkit_index(
+    cfg: &BuildConfig,
+    parts: &[Part<'_>],
+    index: Option<BuiltIndex>,
+    referrers: &[Referrer],
+) -> anyhow::Result<Option<BuiltIndex>> {
+    Ok(match index {
+        Some(i) if cfg.release.attestations == Some(crate::attest::Attestations::Buildkit) => {
+            let name = release_name(cfg, parts);
+            let statements = buildkit_attestations(referrers, &i, &name)?;
+            Some(crate::oci::buildkit::attach(&i, &statements)?)
+        }
+        other => other,
+    })
 }
 
 /// The platforms' SBOMs and provenance as BuildKit stores them (`--attestations buildkit`):
@@ -317,14 +349,19 @@ fn referrers(
     Ok(out)
 }
 
-/// Each artifact with what is compiled into it.
+/// Each artifact of `part` with what is compiled into it; `strip`: its debug info was split
+/// off and ships beside it.
 fn binaries(
-    cfg: &BuildConfig,
-    plan: &Plan,
-    artifacts: &[Artifact],
+    part: &Part<'_>,
+    strip: bool,
     version: Option<&str>,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Vec<ShippedBinary>> {
+    let Part {
+        cfg,
+        plan,
+        artifacts,
+    } = *part;
     // One cargo resolve per target triple.
     let mut rust_by_triple: BTreeMap<String, Found> = BTreeMap::new();
     if plan.language == "rust" {
@@ -339,18 +376,18 @@ fn binaries(
         if cfg.cargo.no_default_features {
             feature_args.push("--no-default-features".into());
         }
-        let mut triples: Vec<&str> = Vec::new();
         for stage in &plan.stages {
-            if !triples.contains(&stage.target.rust_triple.as_str()) {
-                triples.push(&stage.target.rust_triple);
+            let triple = &stage.target.rust_triple;
+            if rust_by_triple.contains_key(triple) {
+                continue;
             }
-        }
-        // All at once: each `cargo metadata` spends most of its time starting rustc probes.
-        let metas = par_map(&triples, triples.len(), |triple| {
-            gather::cargo_metadata_for(&rust::cargo_program(), &manifest, triple, &feature_args)
-        });
-        for (triple, meta) in triples.iter().zip(metas) {
-            rust_by_triple.insert(triple.to_string(), gather::rust_found(&meta?, &plan.bins));
+            let meta = gather::cargo_metadata_for(
+                &rust::cargo_program(),
+                &manifest,
+                triple,
+                &feature_args,
+            )?;
+            rust_by_triple.insert(triple.clone(), gather::rust_found(&meta, &plan.bins));
         }
     }
     let needs_musl = artifacts.iter().any(|a| a.report.libc == Some(Libc::Musl));
@@ -379,7 +416,7 @@ fn binaries(
         warnings.append(&mut found.warnings);
         let data = fs_err::read(&a.path)?;
         let debug_file = super::strip::debug_path(&a.path);
-        let debug = if cfg.release.strip && debug_file.is_file() {
+        let debug = if strip && debug_file.is_file() {
             Some((
                 Path::new(&platform_dir(&a.platform)).join(format!("{}.debug", a.name)),
                 fs_err::read(&debug_file)?,
@@ -538,79 +575,72 @@ struct Facts {
     source_date_epoch: Option<u64>,
 }
 
+fn first_line(cmd: Cmd) -> Option<String> {
+    cmd.read()
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_string))
+}
+
 impl Facts {
-    fn gather(cfg: &BuildConfig, plan: &Plan, source_date_epoch: Option<u64>) -> Facts {
+    fn gather(cfg: &BuildConfig, parts: &[Part<'_>], source_date_epoch: Option<u64>) -> Facts {
         let dir = &cfg.project_dir;
-        let has_git = which::which("git").is_ok();
         let git = |args: &[&str]| {
+            which::which("git").ok()?;
             Cmd::new("git", "read the source's git state")
                 .arg("-C")
                 .arg(dir)
                 .args(args)
+                .read()
+                .ok()
         };
-        // Every question is a process of its own: ask them all at once.
-        let mut asks: Vec<(&str, Cmd)> = Vec::new();
-        if has_git {
-            asks.push(("git commit", git(&["rev-parse", "HEAD"])));
-            asks.push(("git origin", git(&["remote", "get-url", "origin"])));
-            asks.push(("git status", git(&["status", "--porcelain"])));
-        }
-        if let Ok(z) = crate::toolchain::find_zig() {
-            asks.push((
-                "zig",
-                Cmd::new(&z.path, "ask zig its version").arg("version"),
-            ));
-        }
-        match plan.language {
-            "rust" => {
-                asks.push((
-                    "cargo",
-                    Cmd::new(rust::cargo_program(), "ask cargo its version").arg("-V"),
-                ));
-                asks.push((
-                    "rustc",
-                    Cmd::new("rustc", "ask rustc its version").arg("-V"),
-                ));
-            }
-            "go" => {
-                if let Ok(g) = crate::toolchain::go::find_go() {
-                    asks.push(("go", Cmd::new(&g.path, "ask go its version").arg("version")));
-                }
-            }
-            _ => {
-                if cfg.project_dir.join("CMakeLists.txt").is_file() {
-                    asks.push((
-                        "cmake",
-                        Cmd::new("cmake", "ask cmake its version").arg("--version"),
-                    ));
-                }
-            }
-        }
-        let answers = par_map(&asks, asks.len(), |(_, cmd)| cmd.read().ok());
-        let mut toolchains = BTreeMap::new();
-        let mut git_answers: BTreeMap<&str, String> = BTreeMap::new();
-        for ((name, _), answer) in asks.iter().zip(answers) {
-            let Some(answer) = answer else { continue };
-            if let Some(which) = name.strip_prefix("git ") {
-                git_answers.insert(which, answer);
-            } else if let Some(line) = answer.lines().next() {
-                toolchains.insert(name.to_string(), line.to_string());
-            }
-        }
-        let source = git_answers
-            .get("commit")
+        let source = git(&["rev-parse", "HEAD"])
             .filter(|c| c.len() == 40)
             .map(|commit| GitSource {
-                repository: git_answers
-                    .get("origin")
+                repository: git(&["remote", "get-url", "origin"])
                     .filter(|r| !r.is_empty())
-                    .cloned()
                     .unwrap_or_else(|| format!("file://{}", dir.display())),
-                commit: commit.clone(),
-                dirty: git_answers
-                    .get("status")
-                    .is_some_and(|s| !s.trim().is_empty()),
+                commit,
+                dirty: git(&["status", "--porcelain"]).is_some_and(|s| !s.trim().is_empty()),
             });
+        let mut toolchains = BTreeMap::new();
+        let mut ask = |name: &str, cmd: Cmd| {
+            if let Some(v) = first_line(cmd) {
+                toolchains.insert(name.to_string(), v);
+            }
+        };
+        if let Ok(z) = crate::toolchain::find_zig() {
+            ask(
+                "zig",
+                Cmd::new(&z.path, "ask zig its version").arg("version"),
+            );
+        }
+        for part in parts {
+            match part.plan.language {
+                "rust" => {
+                    ask(
+                        "cargo",
+                        Cmd::new(rust::cargo_program(), "ask cargo its version").arg("-V"),
+                    );
+                    ask(
+                        "rustc",
+                        Cmd::new("rustc", "ask rustc its version").arg("-V"),
+                    );
+                }
+                "go" => {
+                    if let Ok(g) = crate::toolchain::go::find_go() {
+                        ask("go", Cmd::new(&g.path, "ask go its version").arg("version"));
+                    }
+                }
+                _ => {
+                    if part.cfg.project_dir.join("CMakeLists.txt").is_file() {
+                        ask(
+                            "cmake",
+                            Cmd::new("cmake", "ask cmake its version").arg("--version"),
+                        );
+                    }
+                }
+            }
+        }
         Facts {
             source,
             toolchains,

@@ -73,27 +73,18 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         (Some(index), debug_index)
     };
     // SBOMs and provenance before the images are written: they are attached to them.
+    let parts = [attest::Part {
+        cfg,
+        plan: &plan,
+        artifacts: &artifacts,
+    }];
     let (release, referrers) = if attest::wanted(cfg) {
-        attest::release(
-            cfg,
-            &plan,
-            &artifacts,
-            index.as_ref(),
-            source_date_epoch,
-            progress,
-        )?
+        attest::release(cfg, &parts, index.as_ref(), source_date_epoch, progress)?
     } else {
         Default::default()
     };
     // `--attestations buildkit`: the statements go inside the index instead.
-    let index = match index {
-        Some(i) if cfg.release.attestations == Some(crate::attest::Attestations::Buildkit) => {
-            let name = attest::release_name(cfg, &plan);
-            let statements = attest::buildkit_attestations(&referrers, &i, &name)?;
-            Some(oci::buildkit::attach(&i, &statements)?)
-        }
-        other => other,
-    };
+    let index = attest::buildkit_index(cfg, &parts, index, &referrers)?;
     let pushed = match &index {
         Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
         None => None,

@@ -29,6 +29,9 @@ const APT_PACKAGES: &[&str] = &[
     "gdb",
 ];
 
+/// The foreign Debian architecture apt must know for the arm64 debug twins' busybox.
+const DEBUG_TWIN_ARCH: &str = "arm64";
+
 /// Rust targets with a prebuilt std (others use nightly + rust-src).
 const RUST_TARGETS: &[&str] = &[
     "x86_64-unknown-linux-musl",
@@ -94,6 +97,24 @@ pub fn run_setup() -> anyhow::Result<()> {
                 "missing packages: {}. Install them (Debian/Ubuntu: `sudo apt-get install {}`) and run again.",
                 missing.join(" "),
                 missing.join(" ")
+            );
+        }
+    }
+
+    // arm64 in apt's architectures: the debug-twin tests pin Debian's busybox-static for
+    // linux/arm64 (`apt-get download busybox-static:arm64`); nothing arm64 is installed.
+    let foreign = Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if has_apt && !foreign.lines().any(|a| a.trim() == DEBUG_TWIN_ARCH) {
+        if root {
+            sh(Command::new("dpkg").args(["--add-architecture", DEBUG_TWIN_ARCH]))?;
+            sh(Command::new("apt-get").args(["update", "-qq"]))?;
+        } else {
+            bail!(
+                "apt does not know {DEBUG_TWIN_ARCH}: run `sudo dpkg --add-architecture {DEBUG_TWIN_ARCH} && sudo apt-get update` and run again."
             );
         }
     }

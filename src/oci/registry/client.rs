@@ -11,10 +11,11 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use rustls::pki_types::CertificateDer;
 
 use super::RegistryOptions;
 use super::auth::{self, Challenge, Credential};
@@ -33,12 +34,23 @@ pub enum Body<'a> {
 pub struct Client {
     /// `host[:port]` as the user named it.
     pub registry: String,
-    /// `https://host` or `http://host`: decided on the first request for hosts that may use
-    /// plain HTTP (loopback, `--insecure-registry`).
-    scheme: Mutex<&'static str>,
+    /// `https` or `http`: `None` until the first request decides it, for hosts that may use
+    /// plain HTTP (loopback, `--insecure-registry`). The lock is held while deciding, so
+    /// concurrent first requests wait for one probe instead of racing.
+    scheme: Mutex<Option<&'static str>>,
     may_use_http: bool,
     api_host: String,
-    agent: ureq::Agent,
+    /// Requests over plain HTTP, and the TLS probe: its TLS config trusts no root at all, so
+    /// no request gets through it to a TLS server.
+    plain: ureq::Agent,
+    /// Requests over TLS, with the system roots plus `--registry-ca`; built on the first
+    /// HTTPS request, so that a push to a plain-HTTP loopback registry never reads the
+    /// system's CA store (about 20-50 ms, seen in `cargo xtask bench push`).
+    tls: OnceLock<ureq::Agent>,
+    /// The `--registry-ca` certificates, read (and checked) when the client is made.
+    extra_roots: Vec<CertificateDer<'static>>,
+    timeout: Duration,
+    idle: usize,
     auth: Mutex<AuthState>,
     retries: u32,
     /// `--registry-ca` files given, for the error text of an untrusted certificate.
@@ -75,13 +87,10 @@ fn host_part(registry: &str) -> &str {
     })
 }
 
-/// rustls with the system's roots plus every `--registry-ca` file.
-fn tls_config(opts: &RegistryOptions) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(c);
-    }
+/// The certificates of every `--registry-ca` file.
+fn extra_roots(opts: &RegistryOptions) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut all = Vec::new();
     for f in &opts.ca_files {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(f)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -92,12 +101,19 @@ fn tls_config(opts: &RegistryOptions) -> anyhow::Result<Arc<rustls::ClientConfig
         if certs.is_empty() {
             bail!("--registry-ca {}: no certificate in the file", f.display());
         }
+        let mut check = rustls::RootCertStore::empty();
         for c in certs {
-            roots.add(c).with_context(|| {
+            check.add(c.clone()).with_context(|| {
                 format!("--registry-ca {}: a certificate is invalid", f.display())
             })?;
+            all.push(c);
         }
     }
+    Ok(all)
+}
+
+/// rustls trusting `roots`.
+fn tls_config(roots: rustls::RootCertStore) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(Arc::new(
         rustls::ClientConfig::builder_with_provider(provider)
@@ -107,16 +123,39 @@ fn tls_config(opts: &RegistryOptions) -> anyhow::Result<Arc<rustls::ClientConfig
     ))
 }
 
+fn agent(tls: Arc<rustls::ClientConfig>, timeout: Duration, idle: usize) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .tls_config(tls)
+        .timeout_connect(Duration::from_secs(10).min(timeout))
+        .timeout_read(timeout)
+        .timeout_write(timeout)
+        .max_idle_connections_per_host(idle)
+        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Did a TLS handshake fail because the server does not speak TLS (it answered the hello
+/// in plain HTTP, or dropped it), rather than because it could not be reached?
+fn not_tls(t: &ureq::Transport) -> bool {
+    format!("{t}").contains("tls connection init failed")
+        || t.kind() != ureq::ErrorKind::ConnectionFailed
+}
+
+/// Does a transport error say that the server's certificate was not trusted?
+fn is_certificate_error(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    lower.contains("certificate") || lower.contains("unknownissuer")
+}
+
 impl Client {
     pub fn new(registry: &str, opts: &RegistryOptions) -> anyhow::Result<Client> {
-        let agent = ureq::AgentBuilder::new()
-            .tls_config(tls_config(opts)?)
-            .timeout_connect(Duration::from_secs(10).min(opts.timeout))
-            .timeout_read(opts.timeout)
-            .timeout_write(opts.timeout)
-            .max_idle_connections_per_host(opts.jobs.max(1) * 2)
-            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let idle = opts.jobs.max(1) * 2;
+        let extra_roots = extra_roots(opts)?;
+        let plain = agent(
+            tls_config(rustls::RootCertStore::empty())?,
+            opts.timeout,
+            idle,
+        );
         let may_use_http = is_loopback(registry)
             || opts
                 .insecure
@@ -141,14 +180,63 @@ impl Client {
         };
         Ok(Client {
             registry: registry.to_string(),
-            scheme: Mutex::new("https"),
+            scheme: Mutex::new((!may_use_http).then_some("https")),
             may_use_http,
             api_host,
-            agent,
+            plain,
+            tls: OnceLock::new(),
+            extra_roots,
+            timeout: opts.timeout,
+            idle,
             auth: Mutex::new(AuthState::default()),
             retries: opts.retries,
             ca_hint,
         })
+    }
+
+    /// The agent for `url`: the TLS one (built now if this is the first HTTPS request)
+    /// or the plain one.
+    fn agent_for(&self, url: &str) -> anyhow::Result<&ureq::Agent> {
+        if !url.starts_with("https://") {
+            return Ok(&self.plain);
+        }
+        if let Some(a) = self.tls.get() {
+            return Ok(a);
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(c);
+        }
+        for c in &self.extra_roots {
+            roots.add(c.clone())?;
+        }
+        let a = agent(tls_config(roots)?, self.timeout, self.idle);
+        Ok(self.tls.get_or_init(|| a))
+    }
+
+    /// `https` or `http`. For a host that may use plain HTTP, the first call tries a TLS
+    /// handshake that trusts no certificate: a server that answers it in plain HTTP (or
+    /// drops it) gets plain HTTP; one that presents a certificate speaks TLS. A refused
+    /// connection decides nothing (the request's retries report it).
+    fn scheme(&self) -> &'static str {
+        let mut s = self.scheme.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = *s {
+            return s;
+        }
+        match self
+            .plain
+            .get(&format!("https://{}/v2/", self.api_host))
+            .call()
+        {
+            Err(ureq::Error::Transport(t)) if is_certificate_error(&format!("{t}")) => {
+                *s = Some("https")
+            }
+            Err(ureq::Error::Transport(t)) if not_tls(&t) => *s = Some("http"),
+            Err(ureq::Error::Transport(_)) => return "https",
+            // A handshake without trusted roots cannot succeed; if it somehow did, TLS it is.
+            Ok(_) | Err(ureq::Error::Status(..)) => *s = Some("https"),
+        }
+        s.unwrap_or("https")
     }
 
     /// `scheme://host/v2/…` for `path` (`/v2/…`), or an absolute `Location` as it is.
@@ -156,8 +244,7 @@ impl Client {
         if path.starts_with("http://") || path.starts_with("https://") {
             return path.to_string();
         }
-        let scheme = *self.scheme.lock().unwrap_or_else(|e| e.into_inner());
-        format!("{scheme}://{}{path}", self.api_host)
+        format!("{}://{}{path}", self.scheme(), self.api_host)
     }
 
     fn credentials(&self) -> anyhow::Result<Option<Credential>> {
@@ -247,7 +334,7 @@ impl Client {
         scopes: &[String],
     ) -> anyhow::Result<String> {
         let creds = self.credentials()?;
-        let mut req = self.agent.get(realm);
+        let mut req = self.agent_for(realm)?.get(realm);
         if let Some(s) = service {
             req = req.query("service", s);
         }
@@ -298,8 +385,7 @@ impl Client {
 
     fn tls_problem(&self, e: &ureq::Transport) -> Option<anyhow::Error> {
         let text = format!("{e}");
-        let lower = text.to_lowercase();
-        (lower.contains("certificate") || lower.contains("unknownissuer")).then(|| {
+        is_certificate_error(&text).then(|| {
             anyhow::anyhow!(
                 "{}: the TLS certificate is not trusted ({text}): {}",
                 self.registry,
@@ -325,7 +411,7 @@ impl Client {
             let auth = self.authorization(scopes, refresh)?;
             refresh = false;
             let url = self.url(path);
-            let mut req = self.agent.request(method, &url);
+            let mut req = self.agent_for(&url)?.request(method, &url);
             for (k, v) in headers {
                 req = req.set(k, v);
             }
@@ -348,20 +434,6 @@ impl Client {
                 Err(ureq::Error::Transport(t)) => {
                     if let Some(e) = self.tls_problem(&t) {
                         return Err(e);
-                    }
-                    // A loopback or --insecure-registry host that does not speak TLS.
-                    if self.may_use_http && url.starts_with("https://") && !path.starts_with("http")
-                    {
-                        let mut s = self.scheme.lock().unwrap_or_else(|e| e.into_inner());
-                        // Refused connections stay refused on HTTP; a TLS handshake that
-                        // failed (the server answered in plain HTTP) or a dropped one moves on.
-                        let tls_failed = format!("{t}").contains("tls connection init failed");
-                        if *s == "https"
-                            && (tls_failed || t.kind() != ureq::ErrorKind::ConnectionFailed)
-                        {
-                            *s = "http";
-                            continue;
-                        }
                     }
                     // A server that answered the TLS hello in plain HTTP will do so again.
                     let text = format!("{t}");

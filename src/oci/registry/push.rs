@@ -69,11 +69,133 @@ pub fn push(
     opts: &RegistryOptions,
     events: &(dyn Fn(Event) + Sync),
 ) -> anyhow::Result<()> {
+    let Some((top, children)) = upload.manifests.split_last() else {
+        push_blobs(client, repo, &upload.blobs, opts, events)?;
+        return Ok(());
+    };
+    // The tags that already point at the top manifest. When all do (or, untagged, when the
+    // registry has the top manifest by digest), the image is whole there: a registry
+    // accepts a manifest only once every blob and child it references is in the repository
+    // (docker-registry, like the others, checks that on every manifest PUT). An unchanged
+    // re-push is then one request per tag and nothing else (go-containerregistry skips a
+    // push whose manifest exists the same way).
+    let mut current = Vec::new();
+    for tag in &upload.tags {
+        if manifest_digest(client, repo, tag)?.as_deref() == Some(top.digest) {
+            current.push(tag.as_str());
+        }
+    }
+    let whole = if upload.tags.is_empty() {
+        manifest_digest(client, repo, top.digest)?.as_deref() == Some(top.digest)
+    } else {
+        current.len() == upload.tags.len()
+    };
+    if whole {
+        let repository = format!("{}/{repo}", client.registry);
+        let mut blobs = upload.blobs.clone();
+        blobs.sort_by_key(|(d, _)| *d);
+        blobs.dedup_by_key(|(d, _)| *d);
+        for (digest, bytes) in blobs {
+            events(Event::Blob {
+                repository: &repository,
+                digest,
+                size: bytes.len() as u64,
+                action: BlobAction::Exists,
+            });
+        }
+        for m in &upload.manifests {
+            events(Event::Manifest {
+                repository: &repository,
+                digest: m.digest,
+            });
+        }
+        for tag in &upload.tags {
+            events(Event::Tag {
+                reference: &format!("{repository}:{tag}"),
+                digest: top.digest,
+            });
+        }
+        return Ok(());
+    }
+    let uploaded = push_blobs(client, repo, &upload.blobs, opts, events)?;
+    // Children are independent of each other: put them at once. When nothing had to be
+    // uploaded they are likely there already, so each is looked up first; otherwise they
+    // are new and put straight away (a PUT of a manifest the registry has changes nothing).
+    let failures: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(0);
+    let workers = opts.jobs.clamp(1, 16).min(children.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(m) = children.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let put = if uploaded {
+                        put_manifest(client, repo, m, m.digest)
+                    } else {
+                        ensure_manifest(client, repo, m, m.digest)
+                    };
+                    match put {
+                        Ok(()) => events(Event::Manifest {
+                            repository: &format!("{}/{repo}", client.registry),
+                            digest: m.digest,
+                        }),
+                        Err(e) => failures.lock().unwrap_or_else(|e| e.into_inner()).push(e),
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failures.into_inner().unwrap_or_default().into_iter().next() {
+        return Err(e.context(format!(
+            "pushing manifests to {}/{repo} (no tag was written)",
+            client.registry
+        )));
+    }
+    // The top manifest is not there (or not under every tag, as looked up above): it goes
+    // up under its first tag that is not yet right (which puts it by digest as well), or by
+    // digest when it has no tag.
+    let missing: Vec<String> = upload
+        .tags
+        .iter()
+        .filter(|t| !current.contains(&t.as_str()))
+        .cloned()
+        .collect();
+    put_manifest(
+        client,
+        repo,
+        top,
+        missing.first().map_or(top.digest, String::as_str),
+    )?;
+    events(Event::Manifest {
+        repository: &format!("{}/{repo}", client.registry),
+        digest: top.digest,
+    });
+    for tag in &upload.tags {
+        if missing.first() != Some(tag) && !current.contains(&tag.as_str()) {
+            put_manifest(client, repo, top, tag)?;
+        }
+        events(Event::Tag {
+            reference: &format!("{}/{repo}:{tag}", client.registry),
+            digest: top.digest,
+        });
+    }
+    Ok(())
+}
+
+/// Push `blobs` on a bounded pool of threads, largest first; true when any had to be
+/// uploaded or mounted (none was in the repository yet).
+fn push_blobs(
+    client: &Client,
+    repo: &str,
+    blobs: &[(&str, &[u8])],
+    opts: &RegistryOptions,
+    events: &(dyn Fn(Event) + Sync),
+) -> anyhow::Result<bool> {
     // Largest first, so that the pool finishes together.
-    let mut blobs = upload.blobs.clone();
+    let mut blobs = blobs.to_vec();
     blobs.sort_by_key(|(d, b)| (std::cmp::Reverse(b.len()), *d));
     blobs.dedup_by_key(|(d, _)| *d);
     let next = AtomicUsize::new(0);
+    let sent = AtomicUsize::new(0);
     let failures: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
     let workers = opts.jobs.clamp(1, 16).min(blobs.len().max(1));
     std::thread::scope(|s| {
@@ -93,6 +215,9 @@ pub fn push(
                     }
                     match push_blob(client, repo, digest, bytes, opts, events) {
                         Ok(action) => {
+                            if action != BlobAction::Exists {
+                                sent.fetch_add(1, Ordering::Relaxed);
+                            }
                             hints::remember(opts, &client.registry, repo, digest);
                             events(Event::Blob {
                                 repository: &format!("{}/{repo}", client.registry),
@@ -113,12 +238,7 @@ pub fn push(
             client.registry
         )));
     }
-    let last = upload.manifests.len().saturating_sub(1);
-    for (i, m) in upload.manifests.iter().enumerate() {
-        let tags: &[String] = if i == last { &upload.tags } else { &[] };
-        push_manifest(client, repo, m, tags, events)?;
-    }
-    Ok(())
+    Ok(sent.into_inner() > 0)
 }
 
 /// Put one manifest or index, whose blobs and children are already in `repo`, by digest;
@@ -130,13 +250,13 @@ pub fn push_manifest(
     tags: &[String],
     events: &(dyn Fn(Event) + Sync),
 ) -> anyhow::Result<()> {
-    put_manifest(client, repo, m, m.digest)?;
+    ensure_manifest(client, repo, m, m.digest)?;
     events(Event::Manifest {
         repository: &format!("{}/{repo}", client.registry),
         digest: m.digest,
     });
     for tag in tags {
-        put_manifest(client, repo, m, tag)?;
+        ensure_manifest(client, repo, m, tag)?;
         events(Event::Tag {
             reference: &format!("{}/{repo}:{tag}", client.registry),
             digest: m.digest,
@@ -355,6 +475,19 @@ pub fn manifest_digest(
 
 /// PUT the manifest's exact bytes under `reference` (its digest or a tag), unless the
 /// registry already has exactly it there.
+fn ensure_manifest(
+    client: &Client,
+    repo: &str,
+    m: &ManifestBytes<'_>,
+    reference: &str,
+) -> anyhow::Result<()> {
+    if manifest_digest(client, repo, reference)?.as_deref() == Some(m.digest) {
+        return Ok(());
+    }
+    put_manifest(client, repo, m, reference)
+}
+
+/// PUT the manifest's exact bytes under `reference` (its digest or a tag).
 fn put_manifest(
     client: &Client,
     repo: &str,
@@ -362,9 +495,6 @@ fn put_manifest(
     reference: &str,
 ) -> anyhow::Result<()> {
     let sc = scopes(repo, None);
-    if manifest_digest(client, repo, reference)?.as_deref() == Some(m.digest) {
-        return Ok(());
-    }
     let resp = client.send(
         "PUT",
         &format!("/v2/{repo}/manifests/{reference}"),

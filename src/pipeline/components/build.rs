@@ -45,16 +45,12 @@ pub fn build(
     if image_wanted {
         check_entrypoint(cfg, &settings, &bins)?;
     }
-    if attest::wanted(cfg) {
-        progress.say(
-            "note: SBOMs, provenance and release archives are not written for component \
-             builds yet",
-        );
+    let mut built = run_waves(cfg, &comps, &plans, progress)?;
+    if cfg.release.strip {
+        super::super::strip::split_debuginfo(&mut built.artifacts, progress)?;
     }
 
-    let built = run_waves(cfg, &comps, &plans, progress)?;
-
-    let (index, pushed, debug_index) = if image_wanted {
+    let (index, debug_index) = if image_wanted {
         let images = platform_images(cfg, &comps, &built, &settings, &bins)?;
         let opts = BuildOptions {
             source_date_epoch,
@@ -74,33 +70,70 @@ pub fn build(
         for w in &index.warnings {
             progress.say(&format!("warning: {w}"));
         }
-        let pushed = oci::write_outputs(&outputs, &index, push)?;
-        for o in &outputs {
-            if !matches!(o, oci::OutputSpec::Registry(_)) {
-                progress.say(&format!("wrote {o}"));
-            }
-        }
-        let debug_index = match &twin {
-            Some(t) => {
-                let d = super::super::debug::build(t, &images, &opts)?;
-                super::super::debug::write(t, &d, push, progress)?;
-                Some(d)
-            }
-            None => None,
-        };
-        (Some(index), pushed, debug_index)
+        let debug_index = twin
+            .as_ref()
+            .map(|t| super::super::debug::build(t, &images, &opts))
+            .transpose()?;
+        (Some(index), debug_index)
     } else {
-        (None, None, None)
+        (None, None)
     };
+    // SBOMs, provenance, archives and SHA256SUMS before the images are written: they are
+    // attached to them.
+    let owned: Vec<Vec<Artifact>> = (0..comps.len())
+        .map(|i| {
+            built
+                .artifacts
+                .iter()
+                .filter(|a| built.owner_of.get(&a.name) == Some(&i))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let parts = release_parts(&plans, &owned);
+    let (release, referrers) = if attest::wanted(cfg) {
+        attest::release(cfg, &parts, index.as_ref(), source_date_epoch, progress)?
+    } else {
+        Default::default()
+    };
+    // `--attestations buildkit`: the statements go inside the index instead.
+    let index = attest::buildkit_index(cfg, &parts, index, &referrers)?;
+    let pushed = match &index {
+        Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
+        None => None,
+    };
+    if let (Some(t), Some(d)) = (&twin, &debug_index) {
+        super::super::debug::write(t, d, push, progress)?;
+    }
     Ok(BuildOutcome {
         artifacts: built.artifacts,
         index,
-        release: Vec::new(),
-        referrers: Vec::new(),
+        release,
+        referrers,
         outputs,
         pushed,
         debug_index,
     })
+}
+
+/// What a polyglot release is made of, as for one project: each project component's
+/// binaries (`owned`, by component) with its own config (features, `[c] components`), so
+/// each platform's SBOM lists every component's packages and its archive every binary.
+fn release_parts<'a>(
+    plans: &'a [Option<(BuildConfig, Plan)>],
+    owned: &'a [Vec<Artifact>],
+) -> Vec<attest::Part<'a>> {
+    plans
+        .iter()
+        .zip(owned)
+        .filter_map(|(p, artifacts)| {
+            p.as_ref().map(|(cfg, plan)| attest::Part {
+                cfg,
+                plan,
+                artifacts,
+            })
+        })
+        .collect()
 }
 
 /// Each project component's configuration and plan (cargo metadata, go list: nothing is
@@ -287,7 +320,11 @@ fn run_command(
             out.display()
         );
     }
-    let sources = oci::sources::resolve(&cfg.project_dir, &out, dst, None, false)?;
+    let what = format!(
+        "[[component]] `{name}` output `{}` -> `{dst}`",
+        output.display()
+    );
+    let sources = oci::sources::resolve_as(&what, &cfg.project_dir, &out, dst, None, false)?;
     task.finish("done");
     Ok(sources
         .into_iter()
