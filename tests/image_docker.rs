@@ -9,22 +9,6 @@ use std::process::Command;
 
 use support::*;
 
-fn docker_run(reference: &str, args: &[&str]) -> String {
-    let out = run_ok(
-        Command::new("docker")
-            .args(["run", "--rm"])
-            .arg(reference)
-            .args(args),
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn cleanup(reference: &str) {
-    let _ = Command::new("docker")
-        .args(["rmi", "-f", reference])
-        .output();
-}
-
 #[test]
 fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
     if !(docker_ready() && arm64_binfmt_ready()) {
@@ -137,8 +121,8 @@ fn docker_loads_and_runs_kiln_images_on_amd64_and_arm64() {
                 let passwd = docker_run(&top_ref, &["cat", "/etc/passwd"]);
                 assert!(passwd.contains("nonroot"), "{passwd}");
             }
-            cleanup(&top_ref);
-            cleanup(&reference);
+            docker_rmi(&top_ref);
+            docker_rmi(&reference);
         }
     }
 }
@@ -182,7 +166,7 @@ fn go_program_on_pinned_distroless_finds_certificates_and_timezone_in_docker() {
         assert_eq!(code, 0, "{err}");
         assert_eq!(docker_load(&file), reference);
         let out = docker_run(&reference, &[]);
-        cleanup(&reference);
+        docker_rmi(&reference);
         let certs: usize = out
             .split_whitespace()
             .find_map(|w| w.strip_prefix("certs="))
@@ -261,7 +245,7 @@ fn layers_of_several_gzip_members_load_unpack_and_run() {
     // Docker reads it all: the program runs.
     assert_eq!(docker_load(&archive), reference);
     let out = docker_run(&reference, &["from", "docker"]);
-    cleanup(&reference);
+    docker_rmi(&reference);
     assert_eq!(out, "hello from kiln uid=65532\narg from\narg docker\n");
 
     // skopeo copies it (checking every digest) and umoci unpacks it byte for byte.

@@ -18,10 +18,10 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use kiln::elf::{self, ElfReport, Kind, Libc, Linkage, Relro};
 use kiln::inspect::{self, Policy, Problem, Require};
+use kiln::par::par_map;
 use kiln::target::{Target, Targets};
 
 const HELLO_C: &str = include_str!("fixtures/elf/hello.c");
@@ -103,27 +103,9 @@ fn stdout_ok(cmd: &mut Command, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Run jobs on two threads (the machine has two cores; zig itself is single-threaded per
-/// compile for a file this small).
-fn parallel<T: Send, R: Send>(jobs: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let jobs = Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                loop {
-                    let job = jobs.lock().unwrap().pop();
-                    let Some((i, job)) = job else { break };
-                    let r = f(job);
-                    results.lock().unwrap().push((i, r));
-                }
-            });
-        }
-    });
-    let mut r = results.into_inner().unwrap();
-    r.sort_by_key(|(i, _)| *i);
-    r.into_iter().map(|(_, r)| r).collect()
-}
+/// Jobs run on two threads (the machine has two cores; zig itself is single-threaded per
+/// compile for a file this small), through kiln's own pool.
+const WORKERS: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum CLink {
@@ -424,7 +406,9 @@ fn every_target_static_and_static_pie_agrees_with_readelf() {
         jobs.push((t.clone(), CLink::Static));
         jobs.push((t.clone(), CLink::StaticPie));
     }
-    let built = parallel(jobs, |(t, link)| build_c(&zig, dir.path(), &t, link, &[]));
+    let built = par_map(&jobs, WORKERS, |(t, link)| {
+        build_c(&zig, dir.path(), t, *link, &[])
+    });
     assert_eq!(built.len(), 2 * targets.len());
     for b in &built {
         check_built(b);
@@ -465,12 +449,12 @@ fn dynamic_musl_and_glibc_agree_with_readelf() {
         (amd64.clone(), CLink::DynamicNoPie),
         (armv7.clone(), CLink::DynamicPie),
     ];
-    let built = parallel(jobs, |(t, link)| {
+    let built = par_map(&jobs, WORKERS, |(t, link)| {
         build_c(
             &zig,
             dir.path(),
-            &t,
-            link,
+            t,
+            *link,
             &["-Wl,-rpath,/opt/kiln/lib:$ORIGIN/../lib"],
         )
     });
@@ -580,9 +564,9 @@ fn host_usr_bin_agrees_with_readelf() {
         .map(|e| e.path())
         .collect();
     files.sort();
-    let checked = parallel(files, |p| match elf::inspect_path(&p) {
+    let checked = par_map(&files, WORKERS, |p| match elf::inspect_path(p) {
         Ok(k) => {
-            assert_agrees(&p, &k);
+            assert_agrees(p, &k);
             1
         }
         Err(elf::ElfError::NotElf) => 0,
@@ -749,7 +733,9 @@ fn dynamic_every_target() {
         jobs.push((t.clone(), CLink::DynamicPie));
         jobs.push((t, CLink::DynamicNoPie));
     }
-    for b in parallel(jobs, |(t, l)| build_c(&zig, dir.path(), &t, l, &[])) {
+    for b in par_map(&jobs, WORKERS, |(t, l)| {
+        build_c(&zig, dir.path(), t, *l, &[])
+    }) {
         check_built(&b);
     }
 }

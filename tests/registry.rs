@@ -858,27 +858,8 @@ fn docker_pulls_and_runs_what_kiln_pushed() {
         &format!("docker://{a}/run:1"),
     ]));
     let r = format!("{a}/run:1");
-    let pulled = Command::new("docker").args(["pull", &r]).output().unwrap();
-    assert!(
-        pulled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pulled.stderr)
-    );
-    let ran = Command::new("docker")
-        .args(["run", "--rm", &r])
-        .output()
-        .unwrap();
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&ran.stdout)
-            .to_lowercase()
-            .contains("hello")
-    );
-    let _ = Command::new("docker").args(["rmi", &r]).output();
+    let ran = support::docker_pull_and_run(&r);
+    assert!(ran.to_lowercase().contains("hello"), "{ran}");
 }
 
 #[test]

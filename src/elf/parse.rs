@@ -133,13 +133,6 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
     });
     let comment = comments(sec.comment);
 
-    let language = language(
-        go.as_ref(),
-        sec.go_marker,
-        auditable.is_some(),
-        &comment,
-        &syms,
-    );
     // Only constant data can hold the marker strings; searching just `.rodata` keeps this
     // cheap for 10 MB static binaries. Without a section table, search what PT_LOAD maps
     // (never the whole file: a sparse file can claim gigabytes of nothing).
@@ -150,6 +143,14 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
     } else {
         sec.rodata
     };
+    let language = language(
+        go.as_ref(),
+        sec.go_marker,
+        auditable.is_some(),
+        &comment,
+        &syms,
+        marker_data,
+    );
     let libc = detect_libc(
         &seg.interpreter,
         &dyns.needed,
@@ -168,15 +169,6 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         None
     };
 
-    let hardening = Hardening {
-        pie: e_type == elf::ET_DYN && kind == Kind::Executable,
-        relro: relro(seg.gnu_relro, &seg.dynamic),
-        // Without PT_GNU_STACK the kernel gives most architectures an executable stack.
-        nx: seg.gnu_stack.unwrap_or(false),
-        canary: syms.any_table.then_some(syms.canary),
-        fortify: syms.any_table.then(|| syms.fortify.clone()),
-    };
-
     Ok(ElfReport {
         class,
         endian: if big { "big" } else { "little" },
@@ -184,13 +176,7 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         machine_name: machine_name(machine),
         arch: oci_arch(machine, class, big),
         variant,
-        elf_type: match e_type {
-            elf::ET_EXEC => "exec",
-            elf::ET_DYN => "dyn",
-            elf::ET_REL => "rel",
-            elf::ET_CORE => "core",
-            _ => "other",
-        },
+        elf_type: elf_type_name(e_type),
         kind,
         linkage,
         interpreter: seg.interpreter,
@@ -205,13 +191,31 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
         stripped: !sec.symtab,
         debug_info: sec.debug,
         build_id,
-        hardening,
+        hardening: Hardening {
+            pie: e_type == elf::ET_DYN && kind == Kind::Executable,
+            relro: relro(seg.gnu_relro, &seg.dynamic),
+            // Without PT_GNU_STACK the kernel gives most architectures an executable stack.
+            nx: seg.gnu_stack.unwrap_or(false),
+            canary: syms.any_table.then_some(syms.canary),
+            fortify: syms.any_table.then(|| syms.fortify.clone()),
+        },
         arm,
         go,
         auditable,
         load_error,
         warnings: seg.warnings,
     })
+}
+
+/// `e_type` as `kiln inspect` prints it.
+fn elf_type_name(e_type: elf::FileType) -> &'static str {
+    match e_type {
+        elf::ET_EXEC => "exec",
+        elf::ET_DYN => "dyn",
+        elf::ET_REL => "rel",
+        elf::ET_CORE => "core",
+        _ => "other",
+    }
 }
 
 /// The section table (optional for running, needed for symbols and attributes); and the
@@ -278,21 +282,43 @@ fn classify<H: FileHeader<Endian = Endianness>>(
     (kind, linkage)
 }
 
-/// "go" or "rust" when the file says so.
+/// "go" or "rust" when the file says so. A stripped Rust binary (no symbols, no
+/// `.comment`) still carries the paths of the standard library's panic locations in its
+/// constant data (`marker_data`).
 fn language(
     go: Option<&goinfo::GoInfo>,
     go_marker: bool,
     auditable: bool,
     comment: &[String],
     syms: &SymbolFacts,
+    marker_data: Option<&[u8]>,
 ) -> Option<&'static str> {
     if go.is_some() || go_marker {
         Some("go")
-    } else if auditable || comment.iter().any(|c| c.starts_with("rustc version")) || syms.rust {
+    } else if auditable
+        || comment.iter().any(|c| c.starts_with("rustc version"))
+        || syms.rust
+        || marker_data.is_some_and(rust_std_paths)
+    {
         Some("rust")
     } else {
         None
     }
+}
+
+/// Does `data` hold a path into Rust's standard library as rustc records panic locations:
+/// `/rustc/<40 hex commit>/library/` (the toolchain's remapped prebuilt std), or
+/// `/rustlib/src/rust/library/` (std rebuilt from rust-src with `-Zbuild-std`)?
+fn rust_std_paths(data: &[u8]) -> bool {
+    if memchr::memmem::find(data, b"/rustlib/src/rust/library/").is_some() {
+        return true;
+    }
+    memchr::memmem::find_iter(data, b"/rustc/").any(|at| {
+        let rest = &data[at + b"/rustc/".len()..];
+        rest.len() >= 40 + b"/library/".len()
+            && rest[..40].iter().all(u8::is_ascii_hexdigit)
+            && rest[40..].starts_with(b"/library/")
+    })
 }
 
 /// What the program headers say: the loader's view of the file.
@@ -569,4 +595,26 @@ fn machine_name(m: u16) -> Option<&'static str> {
         elf::EM_BPF => "EM_BPF",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rust_std_paths;
+
+    #[test]
+    fn rust_std_paths_survive_stripping() {
+        let commit = "59807616e1fa2540724bfbac14d7976d7e4a3860";
+        let prebuilt = format!("xx\0/rustc/{commit}/library/core/src/option.rs\0");
+        assert!(rust_std_paths(prebuilt.as_bytes()));
+        assert!(rust_std_paths(
+            b"/root/.rustup/toolchains/nightly/lib/rustlib/src/rust/library/std/src/io.rs"
+        ));
+        // Not a commit, not the library, or cut short: not Rust.
+        assert!(!rust_std_paths(b"/rustc/not-a-commit/library/core"));
+        assert!(!rust_std_paths(format!("/rustc/{commit}/src/x").as_bytes()));
+        assert!(!rust_std_paths(
+            format!("/rustc/{}", &commit[..20]).as_bytes()
+        ));
+        assert!(!rust_std_paths(b""));
+    }
 }

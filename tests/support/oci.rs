@@ -6,7 +6,7 @@ use std::process::Command;
 
 use kiln::oci::{ImageSpec, LayerEntry, PlatformImage};
 
-use super::{fixture, run_ok};
+use super::{capture, fixture, run_ok};
 
 /// The `os/architecture` of every manifest in an image index (as skopeo --raw prints it),
 /// after checking that it is an OCI index.
@@ -133,6 +133,35 @@ pub fn check_layout(dir: &Path) {
             .len();
         assert_eq!(len, m["size"].as_u64().unwrap());
     }
+}
+
+/// `docker pull REFERENCE` (from a test registry), then `docker run --rm REFERENCE`; the
+/// image is removed again. Panics with Docker's output when either fails; returns what the
+/// container printed.
+pub fn docker_pull_and_run(reference: &str) -> String {
+    run_ok(Command::new("docker").args(["pull", reference]));
+    let ran = capture(Command::new("docker").args(["run", "--rm", reference]));
+    docker_rmi(reference);
+    assert!(ran.status.success(), "docker run {reference} failed");
+    String::from_utf8_lossy(&ran.stdout).into_owned()
+}
+
+/// `docker run --rm REFERENCE ARGS…` to success; what it printed.
+pub fn docker_run(reference: &str, args: &[&str]) -> String {
+    let out = run_ok(
+        Command::new("docker")
+            .args(["run", "--rm"])
+            .arg(reference)
+            .args(args),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Remove an image from Docker, whether or not it is there.
+pub fn docker_rmi(reference: &str) {
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", reference])
+        .output();
 }
 
 /// `docker load` an archive; returns the loaded reference.

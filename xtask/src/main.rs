@@ -4,6 +4,7 @@
 //! own.
 
 mod bench;
+mod dist;
 mod fuzz;
 mod setup;
 
@@ -43,8 +44,14 @@ const TASKS: &[Task] = &[
     Task {
         name: "e2e",
         args: "[--all]",
-        about: "the long integration tests (--all: the full platform matrix)",
+        about: "the long integration tests (--all: the full platform matrix, then `dist` for every platform)",
         run: |args| e2e(args.iter().any(|a| a == "--all")),
+    },
+    Task {
+        name: "dist",
+        args: "[--platform P,...] [--out-dir DIR]",
+        about: "kiln releases itself with kiln: static binaries for every platform of targets.toml (or those named), smoke-run under qemu, archives, SBOMs, provenance, SHA256SUMS, an image with kiln as entrypoint (default dist/release)",
+        run: dist::run_dist,
     },
     Task {
         name: "bench",
@@ -232,7 +239,12 @@ fn e2e(all: bool) -> anyhow::Result<()> {
     if all {
         cmd.env("KILN_E2E_ALL", "1");
     }
-    run(&mut cmd)
+    run(&mut cmd)?;
+    if all {
+        // kiln releasing itself for every platform: a cold release build per target.
+        dist::run_dist(&[])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
