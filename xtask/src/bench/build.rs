@@ -10,16 +10,23 @@
 //!
 //! Each line reports wall time, CPU utilisation (user+sys over wall × CPUs) and peak
 //! memory (the sum of the resident sets of the whole process tree, sampled every 50 ms).
-//! Zig's libc for each target is built before timing (by both tools), the sources are
-//! fetched before timing; "cold" is an empty target dir. `KILN_BENCH_RUNS=N` repeats the
-//! cold pairs (alternating which tool goes first).
+//! "Cold" is an empty target dir with the sources fetched and zig's global cache warm:
+//! zig builds a libc (with compiler-rt and unwind) once per target *and per set of flags*
+//! (the Rust link and jemalloc's configure tests need different ones), and whichever tool
+//! ran first would otherwise pay for both. So before timing, each tool builds a small crate
+//! that links a Rust binary and, from its build script, a C program with cc-rs's flags
+//! through the tool's own `CC` (what jemalloc's configure does); after each timed run the
+//! bench reports any runtime archive zig still had to build. Both tools run the same zig
+//! binary (cargo-zigbuild would otherwise go through `python3 -m ziglang` on every
+//! compiler call). `KILN_BENCH_RUNS=N` repeats the cold pairs (alternating which tool goes
+//! first); `KILN_BENCH_PARTS=cold3,cold1,noop` picks the parts (default all).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
@@ -245,45 +252,181 @@ fn fetch_project(bench: &Path) -> anyhow::Result<PathBuf> {
     Ok(dest)
 }
 
+/// cargo-zigbuild runs `python3 -m ziglang` whenever that imports (a Python start, through
+/// pyenv's shim here, on every compiler call) and reads `CARGO_ZIGBUILD_ZIG_PATH` only
+/// when it does not: name a Python that does not exist so it runs kiln's zig directly.
+fn same_zig(cmd: &mut Command, zig: &Path) {
+    cmd.env(
+        "CARGO_ZIGBUILD_PYTHON_PATH",
+        "/nonexistent/kiln-bench-no-python",
+    )
+    .env("CARGO_ZIGBUILD_ZIG_PATH", zig);
+}
+
+/// The 1-minute load average now.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// zig's global cache directory (`global_cache_dir` in `zig env`).
+fn zig_cache_dir(zig: &Path) -> Option<PathBuf> {
+    let out = Command::new(zig).arg("env").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("global_cache_dir"))?;
+    let (start, end) = (line.find('"')? + 1, line.rfind('"')?);
+    (start < end).then(|| PathBuf::from(&line[start..end]))
+}
+
+/// The libc, compiler-rt, unwind and ubsan archives zig wrote into its cache since `since`.
+fn zig_runtime_builds(cache: &Path, since: SystemTime) -> Vec<String> {
+    const RUNTIMES: [&str; 5] = [
+        "libc.a",
+        "libzigc.a",
+        "libcompiler_rt.a",
+        "libunwind.a",
+        "libubsan_rt.a",
+    ];
+    let newer = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since)
+    };
+    let Ok(dirs) = std::fs::read_dir(cache.join("o")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = dirs
+        .flatten()
+        .map(|d| d.path())
+        .filter(|d| newer(d))
+        .flat_map(|d| {
+            RUNTIMES
+                .iter()
+                .filter(|name| newer(&d.join(name)))
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The warm-up crate: a Rust binary (zig links it as rustc asks) whose build script links a
+/// C program through `CC` with the flags cc-rs `CC_VERSION` gives a release build, three
+/// times over, as jemalloc's configure does (`$CC $CFLAGS $CPPFLAGS $LDFLAGS conftest.c`).
+fn warm_crate(bench: &Path, cc_version: &str) -> anyhow::Result<PathBuf> {
+    let dir = bench.join("warm-crate");
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"kiln-bench-warm\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
+             [[bin]]\nname = \"warm\"\npath = \"src/main.rs\"\n\n\
+             [build-dependencies]\ncc = \"={cc_version}\"\n\n[workspace]\n"
+        ),
+    )?;
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n")?;
+    std::fs::write(
+        dir.join("build.rs"),
+        r#"use std::process::Command;
+
+fn main() {
+    let cc = cc::Build::new().extra_warnings(false).get_compiler();
+    let flags = cc.args();
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    let src = out.join("conftest.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let status = Command::new(cc.path())
+        .args(flags)
+        .args(flags)
+        .args(flags)
+        .arg(&src)
+        .arg("-o")
+        .arg(out.join("conftest"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "linking conftest.c failed");
+}
+"#,
+    )?;
+    Ok(dir)
+}
+
+/// The version of `name` in a Cargo.lock.
+fn locked_version(lock: &Path, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(lock).ok()?;
+    let mut lines = text.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() == format!("name = \"{name}\"") {
+            let v = lines.next()?.trim().strip_prefix("version = \"")?;
+            return Some(v.trim_end_matches('"').to_string());
+        }
+    }
+    None
+}
+
 struct Bench {
     kiln: PathBuf,
     zigbuild: PathBuf,
     zig: PathBuf,
+    /// zig's global cache, to see what zig built during a timed run.
+    zig_cache: Option<PathBuf>,
     project: PathBuf,
     scratch: PathBuf,
     locked: bool,
 }
 
 impl Bench {
-    fn kiln(&self, platforms: &str, target_dir: &Path) -> Command {
+    /// `kiln build` of `project` (the benchmark's own, or the warm-up crate).
+    fn kiln(&self, project: &Path, platforms: &str, target_dir: &Path) -> Command {
         let mut c = Command::new(&self.kiln);
         c.arg("build")
-            .arg(&self.project)
+            .arg(project)
             .args(["--release", "--quiet", "--platform", platforms])
             .arg("--target-dir")
             .arg(target_dir)
             .arg("--out-dir")
             .arg(target_dir.join("dist"));
-        if self.locked {
+        if self.locked && project == self.project {
             c.arg("--locked");
         }
         c
     }
 
-    fn zigbuild(&self, triples: &[&str], target_dir: &Path) -> Command {
+    /// `cargo zigbuild` of `project` for `triples`.
+    fn zigbuild(&self, project: &Path, triples: &[&str], target_dir: &Path) -> Command {
         let mut c = Command::new(&self.zigbuild);
         c.args(["zigbuild", "--release", "--manifest-path"])
-            .arg(self.project.join("Cargo.toml"))
+            .arg(project.join("Cargo.toml"))
             .arg("--target-dir")
-            .arg(target_dir)
-            .env("CARGO_ZIGBUILD_ZIG_PATH", &self.zig);
+            .arg(target_dir);
+        same_zig(&mut c, &self.zig);
         for t in triples {
             c.args(["--target", t]);
         }
-        if self.locked {
+        if self.locked && project == self.project {
             c.arg("--locked");
         }
         c
+    }
+
+    /// What zig had to build during a timed run that started at `since` (nothing, when the
+    /// warm-up covered the flags this project needs).
+    fn zig_built(&self, since: SystemTime) -> String {
+        let Some(cache) = &self.zig_cache else {
+            return String::new();
+        };
+        let built = zig_runtime_builds(cache, since);
+        if built.is_empty() {
+            return String::new();
+        }
+        format!(
+            "  (zig built {} runtime archive(s) in this run: {})",
+            built.len(),
+            built.join(", ")
+        )
     }
 
     fn fresh_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
@@ -306,23 +449,40 @@ impl Bench {
         println!("\n== cold release build, {CRATE} {VERSION}, {label} ==");
         let mut ratios = Vec::new();
         for i in 0..runs {
-            let one = |kiln_first: bool| -> anyhow::Result<(Sample, Sample)> {
+            type Timed = (Sample, String);
+            let one = |kiln_first: bool| -> anyhow::Result<(Timed, Timed)> {
                 let (mut k, mut z) = (None, None);
                 for tool in if kiln_first { [0, 1] } else { [1, 0] } {
+                    let since = SystemTime::now();
                     if tool == 0 {
                         let d = self.fresh_dir(&format!("cold-kiln-{}", triples.len()))?;
-                        k = Some(measure(&mut self.kiln(platforms, &d))?);
+                        k = Some((
+                            measure(&mut self.kiln(&self.project, platforms, &d))?,
+                            self.zig_built(since),
+                        ));
                     } else {
                         let d = self.fresh_dir(&format!("cold-zigbuild-{}", triples.len()))?;
-                        z = Some(measure(&mut self.zigbuild(triples, &d))?);
+                        z = Some((
+                            measure(&mut self.zigbuild(&self.project, triples, &d))?,
+                            self.zig_built(since),
+                        ));
                     }
                 }
                 Ok((k.expect("ran"), z.expect("ran")))
             };
-            let (k, z) = one(i % 2 == 0)?;
+            let ((k, k_zig), (z, z_zig)) = one(i % 2 == 0)?;
             let ratio = k.wall.as_secs_f64() / z.wall.as_secs_f64();
-            println!("  run {}: kiln build          {}", i + 1, k.show());
-            println!("         cargo zigbuild      {}", z.show());
+            println!(
+                "  run {}: kiln build          {}  load {}{k_zig}",
+                i + 1,
+                k.show(),
+                load()
+            );
+            println!(
+                "         cargo zigbuild      {}  load {}{z_zig}",
+                z.show(),
+                load()
+            );
             println!("         ratio kiln / zigbuild {ratio:.2}x");
             ratios.push(ratio);
         }
@@ -339,7 +499,7 @@ impl Bench {
         const RUNS: usize = 7;
         let dir = self.scratch.join(format!("cold-kiln-{}", TRIPLES.len()));
         let image = self.scratch.join("noop-oci");
-        let mut kiln = self.kiln(PLATFORMS, &dir);
+        let mut kiln = self.kiln(&self.project, PLATFORMS, &dir);
         kiln.arg("--output").arg(format!("oci:{}", image.display()));
         // The first run builds what the cold runs left out (if anything) and writes the image.
         measure(&mut kiln)?;
@@ -379,8 +539,9 @@ impl Bench {
             peak as f64 / (1024.0 * 1024.0)
         );
         println!(
-            "  kiln - cargo = {extra:+.3} s (goal <= +0.100 s): {}",
-            if extra <= 0.1 { "met" } else { "NOT met" }
+            "  kiln - cargo = {extra:+.3} s (goal <= +0.100 s): {}  load {}",
+            if extra <= 0.1 { "met" } else { "NOT met" },
+            load()
         );
         Ok(())
     }
@@ -405,6 +566,7 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
     let b = Bench {
         kiln: kiln_exe.to_path_buf(),
         zigbuild,
+        zig_cache: zig_cache_dir(&zig),
         zig,
         project,
         scratch: bench.join("scratch"),
@@ -421,7 +583,7 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
     println!("  project   {CRATE} {VERSION} (bin {BIN}), --release, Cargo.lock: {locked}");
     println!("  kiln      {}", b.kiln.display());
     println!(
-        "  zigbuild  {} (zig {})",
+        "  zigbuild  {} (zig {}, the same binary kiln runs)",
         b.zigbuild.display(),
         b.zig.display()
     );
@@ -430,36 +592,33 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
         load.trim()
     );
 
-    // Zig builds each target's libc on first use: pay it before timing, for both tools.
-    eprintln!("xtask: warming zig's libc cache for the three targets (not timed)");
-    let warm = root().join("examples/hello-rust");
-    let warm_dir = b.scratch.join("warm");
-    run(Command::new(&b.kiln)
-        .arg("build")
-        .arg(&warm)
-        .args([
-            "--release",
-            "--quiet",
-            "--platform",
-            PLATFORMS,
-            "--target-dir",
-        ])
-        .arg(&warm_dir)
-        .arg("--out-dir")
-        .arg(warm_dir.join("dist")))?;
-    let mut zw = Command::new(&b.zigbuild);
-    zw.args(["zigbuild", "--release", "--manifest-path"])
-        .arg(warm.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(warm_dir.join("zigbuild"))
-        .env("CARGO_ZIGBUILD_ZIG_PATH", &b.zig);
-    for t in TRIPLES {
-        zw.args(["--target", t]);
-    }
+    // zig builds a libc per target and per set of flags on first use: pay it before
+    // timing, for both tools, for the Rust link and for jemalloc's configure tests.
+    eprintln!("xtask: warming zig's cache for the three targets and both tools (not timed)");
+    let cc_version = locked_version(&b.project.join("Cargo.lock"), "cc")
+        .context("no cc in the project's Cargo.lock")?;
+    let warm = warm_crate(&bench, &cc_version)?;
+    let warm_dir = b.fresh_dir("warm")?;
+    run(&mut b.kiln(&warm, PLATFORMS, &warm_dir))?;
+    let mut zw = b.zigbuild(&warm, &TRIPLES, &warm_dir.join("zigbuild"));
+    zw.arg("--quiet");
     run(&mut zw)?;
+    println!(
+        "  warm-up   kiln-bench-warm (a Rust link and a C link with cc {cc_version}'s release flags, per target and tool)"
+    );
 
-    b.cold_pair("amd64 + arm64 + 386", PLATFORMS, &TRIPLES, runs, 0.8)?;
-    b.cold_pair("arm64 alone", "linux/arm64", &TRIPLES[1..2], runs, 0.85)?;
-    b.noop()?;
+    // KILN_BENCH_PARTS=cold3,cold1,noop (the default: all) picks the parts to run.
+    let parts = std::env::var("KILN_BENCH_PARTS").unwrap_or_else(|_| "cold3,cold1,noop".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+    println!("  parts     {parts}");
+    if part("cold3") {
+        b.cold_pair("amd64 + arm64 + 386", PLATFORMS, &TRIPLES, runs, 0.8)?;
+    }
+    if part("cold1") {
+        b.cold_pair("arm64 alone", "linux/arm64", &TRIPLES[1..2], runs, 0.85)?;
+    }
+    if part("noop") {
+        b.noop()?;
+    }
     Ok(())
 }
