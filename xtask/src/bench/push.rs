@@ -192,7 +192,7 @@ fn bench(kiln: &Path, dir: &Path, addr: &str) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let am = median(again);
     println!(
-        "  warm re-push   kiln {:>7.2?} (goal ≤ 0.30 s; whole `kiln index merge` run: reads the layout, HEADs every blob and manifest)",
+        "  warm re-push   kiln {:>7.2?} (goal ≤ 0.30 s; whole `kiln index merge` run: reads the layout's documents, one HEAD of the tag)",
         am
     );
 
