@@ -115,6 +115,19 @@ pub(super) fn scan_symbols<H: FileHeader<Endian = Endianness>>(
     facts
 }
 
+/// The strings that tell glibc from musl in a binary without symbols (see below), stored
+/// reversed: kiln's own static binary carries its inspector, and the strings written out
+/// in its constant data would make kiln itself look like a glibc program.
+const LIBC_NEEDLES_REVERSED: [&[u8]; 3] = [
+    b"SELBANUT_CBILG",
+    b"rorre cbilg lataF",
+    b"noitamrofni rorre oN",
+];
+
+fn unreversed(n: &[u8]) -> Vec<u8> {
+    n.iter().rev().copied().collect()
+}
+
 pub(super) fn detect_libc(
     interpreter: &Option<String>,
     needed: &[String],
@@ -157,12 +170,8 @@ pub(super) fn detect_libc(
     // glibc string wins over musl's.
     static NEEDLES: std::sync::LazyLock<aho_corasick::AhoCorasick> =
         std::sync::LazyLock::new(|| {
-            aho_corasick::AhoCorasick::new([
-                &b"GLIBC_TUNABLES"[..],
-                b"Fatal glibc error",
-                b"No error information",
-            ])
-            .expect("fixed patterns build")
+            aho_corasick::AhoCorasick::new(LIBC_NEEDLES_REVERSED.map(unreversed))
+                .expect("fixed patterns build")
         });
     let mut musl = false;
     for m in NEEDLES.find_iter(rodata?) {
@@ -172,4 +181,26 @@ pub(super) fn detect_libc(
         musl = true;
     }
     musl.then_some(Libc::Musl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The needles never appear written out in kiln's own binary (this test binary carries
+    /// the same inspector code): kiln inspecting itself must not find glibc's strings.
+    #[test]
+    fn own_binary_does_not_carry_the_libc_needles() {
+        let forward: Vec<Vec<u8>> = LIBC_NEEDLES_REVERSED.map(unreversed).to_vec();
+        // (Written in pieces that cannot sit side by side as the whole string.)
+        assert!(forward[0].starts_with(b"GLIBC") && forward[0].ends_with(b"TUNABLES"));
+        let exe = std::fs::read("/proc/self/exe").unwrap();
+        for n in &forward {
+            assert!(
+                !exe.windows(n.len()).any(|w| w == &n[..]),
+                "{} is in the binary",
+                String::from_utf8_lossy(n)
+            );
+        }
+    }
 }
