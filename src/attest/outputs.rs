@@ -156,7 +156,18 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
             });
         }
     }
-    // One archive per platform: its binaries and the project's documents.
+    files.extend(archives(input, &stem)?);
+    if let Some(sums) = checksums(input, &files, !formats.is_empty()) {
+        files.push(sums);
+    }
+    warnings.sort();
+    warnings.dedup();
+    Ok((files, warnings))
+}
+
+/// One archive per platform and kind: its binaries and the project's documents.
+fn archives(input: &ReleaseInput, stem: &str) -> anyhow::Result<Vec<OutputFile>> {
+    let mut files = Vec::new();
     let mut platforms: Vec<&str> = input
         .binaries
         .iter()
@@ -201,7 +212,12 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
             });
         }
     }
-    // SHA256SUMS over the archives, binaries and SBOMs (the files a release page offers).
+    Ok(files)
+}
+
+/// SHA256SUMS over the archives, binaries and SBOMs (the files a release page offers),
+/// when any release file besides the binaries is written.
+fn checksums(input: &ReleaseInput, files: &[OutputFile], sboms: bool) -> Option<OutputFile> {
     let mut summed: Vec<(String, Vec<u8>)> = files
         .iter()
         .filter(|f| {
@@ -219,20 +235,16 @@ pub fn plan(input: &ReleaseInput) -> anyhow::Result<(Vec<OutputFile>, Vec<String
             .map(|b| (b.path.display().to_string(), b.data.clone())),
     );
     let debug = input.binaries.iter().any(|b| b.debug.is_some());
-    if !summed.is_empty() && (!formats.is_empty() || input.archives != Archives::default() || debug)
-    {
-        files.push(OutputFile {
+    (!summed.is_empty() && (sboms || input.archives != Archives::default() || debug)).then(|| {
+        OutputFile {
             path: "SHA256SUMS".into(),
             bytes: release::sha256sums(&summed),
             kind: OutputKind::Checksums,
             platform: None,
             media_type: None,
             signs: None,
-        });
-    }
-    warnings.sort();
-    warnings.dedup();
-    Ok((files, warnings))
+        }
+    })
 }
 
 /// What a signed SBOM statement is about: the platform's binaries and image manifest, or

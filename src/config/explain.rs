@@ -172,100 +172,133 @@ fn file_keys(project_dir: &Path) -> anyhow::Result<std::collections::BTreeSet<St
 /// Every setting of `cfg` as `(key, value)` rows, keys named as in kiln.toml (cargo's as
 /// its flags), in a fixed order.
 fn config_rows(cfg: &BuildConfig) -> Vec<(String, Option<String>)> {
-    let mut rows: Vec<(String, Option<String>)> = Vec::new();
-    let mut set = |k: &str, v: Option<String>| rows.push((k.to_string(), v));
-    let join = |v: &[String], sep: &str| (!v.is_empty()).then(|| v.join(sep));
-    let flag = |b: bool| Some(b.to_string());
-    // A row per item of a list that adds up across sources; one unset row when empty.
-    let each = |set: &mut dyn FnMut(&str, Option<String>), k: &str, items: Vec<String>| {
+    let mut r = Rows::default();
+    build_rows(cfg, &mut r);
+    language_rows(cfg, &mut r);
+    image_rows(cfg, &mut r);
+    release_rows(cfg, &mut r);
+    component_rows(cfg, &mut r);
+    r.0
+}
+
+/// `(key, value)` rows; `None`: unset.
+#[derive(Default)]
+struct Rows(Vec<(String, Option<String>)>);
+
+impl Rows {
+    fn set(&mut self, k: &str, v: Option<String>) {
+        self.0.push((k.to_string(), v));
+    }
+
+    /// A row per item of a list that adds up across sources; one unset row when empty.
+    fn each(&mut self, k: &str, items: Vec<String>) {
         if items.is_empty() {
-            set(k, None);
+            self.set(k, None);
         }
         for x in items {
-            set(k, Some(x));
+            self.set(k, Some(x));
         }
-    };
-    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    }
+}
 
-    set("project", Some(cfg.project_dir.display().to_string()));
-    set("variant", cfg.variant.clone());
+fn join(v: &[String], sep: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.join(sep))
+}
+
+fn flag(b: bool) -> Option<String> {
+    Some(b.to_string())
+}
+
+fn path(p: &Option<PathBuf>) -> Option<String> {
+    p.as_ref().map(|p| p.display().to_string())
+}
+
+/// What is built, for which platforms, and where it goes.
+fn build_rows(cfg: &BuildConfig, r: &mut Rows) {
+    r.set("project", Some(cfg.project_dir.display().to_string()));
+    r.set("variant", cfg.variant.clone());
     let platforms: Vec<String> = cfg.targets.iter().map(|t| t.platform.to_string()).collect();
-    set("platforms", join(&platforms, ","));
-    set("output", join(&cfg.outputs, ","));
-    set("docker-platform", cfg.docker_platform.clone());
-    set("out-dir", Some(cfg.out_dir.display().to_string()));
-    set("smoke", flag(cfg.smoke));
-    set("smoke-args", join(&cfg.smoke_args, " "));
-    set("jobs", cfg.jobs.map(|j| j.to_string()));
-    set("bins", join(&cfg.bins, ","));
-    set("target-dir", path(&cfg.target_dir));
-    set("debug-image", flag(cfg.debug_image));
+    r.set("platforms", join(&platforms, ","));
+    r.set("output", join(&cfg.outputs, ","));
+    r.set("docker-platform", cfg.docker_platform.clone());
+    r.set("out-dir", Some(cfg.out_dir.display().to_string()));
+    r.set("smoke", flag(cfg.smoke));
+    r.set("smoke-args", join(&cfg.smoke_args, " "));
+    r.set("jobs", cfg.jobs.map(|j| j.to_string()));
+    r.set("bins", join(&cfg.bins, ","));
+    r.set("target-dir", path(&cfg.target_dir));
+    r.set("debug-image", flag(cfg.debug_image));
+}
 
+/// `cargo.*`, `go.*` and `c.*`.
+fn language_rows(cfg: &BuildConfig, r: &mut Rows) {
     let c = &cfg.cargo;
-    set("cargo.release", flag(c.release));
-    set("cargo.profile", c.profile.clone());
-    set("cargo.packages", join(&c.packages, ","));
-    each(&mut set, "cargo.features", c.features.clone());
-    set("cargo.all-features", flag(c.all_features));
-    set("cargo.no-default-features", flag(c.no_default_features));
-    set("cargo.locked", flag(c.locked));
-    set("cargo.offline", flag(c.offline));
-    set("cargo.frozen", flag(c.frozen));
-    set("cargo.manifest-path", path(&c.manifest_path));
-    set("cargo.auditable", flag(c.auditable));
+    r.set("cargo.release", flag(c.release));
+    r.set("cargo.profile", c.profile.clone());
+    r.set("cargo.packages", join(&c.packages, ","));
+    r.each("cargo.features", c.features.clone());
+    r.set("cargo.all-features", flag(c.all_features));
+    r.set("cargo.no-default-features", flag(c.no_default_features));
+    r.set("cargo.locked", flag(c.locked));
+    r.set("cargo.offline", flag(c.offline));
+    r.set("cargo.frozen", flag(c.frozen));
+    r.set("cargo.manifest-path", path(&c.manifest_path));
+    r.set("cargo.auditable", flag(c.auditable));
 
     let g = &cfg.go;
-    set("go.packages", join(&g.packages, " "));
-    each(&mut set, "go.tags", g.tags.clone());
-    set("go.cgo", g.cgo.map(|b| b.to_string()));
-    set("go.debug", flag(g.debug));
-    set("go.buildvcs", flag(g.buildvcs));
-    set("go.ldflags", g.ldflags.clone());
-    set("go.version", g.version.clone());
+    r.set("go.packages", join(&g.packages, " "));
+    r.each("go.tags", g.tags.clone());
+    r.set("go.cgo", g.cgo.map(|b| b.to_string()));
+    r.set("go.debug", flag(g.debug));
+    r.set("go.buildvcs", flag(g.buildvcs));
+    r.set("go.ldflags", g.ldflags.clone());
+    r.set("go.version", g.version.clone());
 
     let cc = &cfg.c;
-    set("c.name", cc.name.clone());
-    set("c.version", cc.version.clone());
-    set("c.build", cc.build.clone());
-    set("c.output", cc.output.clone());
-    set("c.cmake-args", join(&cc.cmake_args, " "));
-    set("c.sources", join(&cc.sources, " "));
-    set("c.include", join(&cc.include, " "));
-    each(&mut set, "c.defines", cc.defines.clone());
-    set("c.libs", join(&cc.libs, " "));
-    set("c.opt", cc.opt.clone());
-    set("c.debug", flag(cc.debug));
-    set("c.cflags", join(&cc.cflags, " "));
-    set("c.ldflags", join(&cc.ldflags, " "));
+    r.set("c.name", cc.name.clone());
+    r.set("c.version", cc.version.clone());
+    r.set("c.build", cc.build.clone());
+    r.set("c.output", cc.output.clone());
+    r.set("c.cmake-args", join(&cc.cmake_args, " "));
+    r.set("c.sources", join(&cc.sources, " "));
+    r.set("c.include", join(&cc.include, " "));
+    r.each("c.defines", cc.defines.clone());
+    r.set("c.libs", join(&cc.libs, " "));
+    r.set("c.opt", cc.opt.clone());
+    r.set("c.debug", flag(cc.debug));
+    r.set("c.cflags", join(&cc.cflags, " "));
+    r.set("c.ldflags", join(&cc.ldflags, " "));
     let declared: Vec<String> = cc.components.iter().map(|d| d.name.clone()).collect();
-    set("c.components", join(&declared, ","));
+    r.set("c.components", join(&declared, ","));
+}
 
+fn image_rows(cfg: &BuildConfig, r: &mut Rows) {
     let i = &cfg.image;
-    set("image.name", i.name.clone());
-    set("image.user", Some(i.user.clone()));
-    set(
+    r.set("image.name", i.name.clone());
+    r.set("image.user", Some(i.user.clone()));
+    r.set(
         "image.entrypoint",
         i.entrypoint.as_ref().map(|e| e.join(" ")),
     );
-    set("image.cmd", join(&i.cmd, " "));
+    r.set("image.cmd", join(&i.cmd, " "));
     if i.env.is_empty() {
-        set("image.env", None);
+        r.set("image.env", None);
     }
     for (k, v) in &i.env {
-        set(&format!("image.env.{k}"), Some(v.clone()));
+        r.set(&format!("image.env.{k}"), Some(v.clone()));
     }
-    set("image.workdir", i.workdir.clone());
+    r.set("image.workdir", i.workdir.clone());
     if i.labels.is_empty() {
-        set("image.labels", None);
+        r.set("image.labels", None);
     }
     for (k, v) in &i.labels {
-        set(&format!("image.labels.{k}"), Some(v.clone()));
+        r.set(&format!("image.labels.{k}"), Some(v.clone()));
     }
-    set("image.ports", join(&i.ports, ","));
-    set("image.stop-signal", i.stop_signal.clone());
-    set("image.bin-dir", Some(i.bin_dir.clone()));
-    set("image.base", Some(base_name(&i.base)));
-    set(
+    r.set("image.ports", join(&i.ports, ","));
+    r.set("image.stop-signal", i.stop_signal.clone());
+    r.set("image.bin-dir", Some(i.bin_dir.clone()));
+    r.set("image.base", Some(base_name(&i.base)));
+    r.set(
         "image.compression",
         Some(format!("{:?}", i.compression).to_lowercase()),
     );
@@ -273,10 +306,12 @@ fn config_rows(cfg: &BuildConfig) -> Vec<(String, Option<String>)> {
         .files
         .iter()
         .map(|f| format!("{} -> {}", f.src.display(), f.dst));
-    each(&mut set, "image.files", files.collect());
+    r.each("image.files", files.collect());
+}
 
+fn release_rows(cfg: &BuildConfig, out: &mut Rows) {
     let r = &cfg.release;
-    set(
+    out.set(
         "release.sbom",
         Some(
             r.sbom
@@ -290,18 +325,21 @@ fn config_rows(cfg: &BuildConfig) -> Vec<(String, Option<String>)> {
     if r.archives.zip {
         archives.push("zip".to_string());
     }
-    set("release.archives", join(&archives, ","));
-    set("release.provenance", flag(r.provenance));
-    set(
+    out.set("release.archives", join(&archives, ","));
+    out.set("release.provenance", flag(r.provenance));
+    out.set(
         "release.attestations",
         r.attestations.map(|a| format!("{a:?}").to_lowercase()),
     );
-    set(
+    out.set(
         "release.sign-key",
         r.sign_key.as_ref().map(|k| format!("keyid {}", k.keyid)),
     );
-    set("release.split-debuginfo", flag(r.strip));
+    out.set("release.split-debuginfo", flag(r.strip));
+}
 
+/// `component.NAME.*` per `[[component]]` table, `--component` and the variants' names.
+fn component_rows(cfg: &BuildConfig, r: &mut Rows) {
     for (n, t) in cfg.components.iter().enumerate() {
         let name = t
             .name
@@ -313,7 +351,7 @@ fn config_rows(cfg: &BuildConfig) -> Vec<(String, Option<String>)> {
                     .map(|n| n.to_string_lossy().into_owned())
             })
             .unwrap_or_else(|| (n + 1).to_string());
-        let mut c = |k: &str, v: Option<String>| set(&format!("component.{name}.{k}"), v);
+        let mut c = |k: &str, v: Option<String>| r.set(&format!("component.{name}.{k}"), v);
         c("path", path(&t.path));
         c("build", t.build.clone());
         c("output", path(&t.output));
@@ -324,9 +362,8 @@ fn config_rows(cfg: &BuildConfig) -> Vec<(String, Option<String>)> {
         c("bins", join(&t.bins, ","));
         c("smoke-args", t.smoke_args.as_ref().map(|a| a.join(" ")));
     }
-    set("component", join(&cfg.only_components, ","));
-    set("variants", join(&cfg.variant_names, ","));
-    rows
+    r.set("component", join(&cfg.only_components, ","));
+    r.set("variants", join(&cfg.variant_names, ","));
 }
 
 /// The base as the user names it.

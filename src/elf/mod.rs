@@ -6,6 +6,7 @@
 mod arm;
 mod auditable;
 mod goinfo;
+mod lang;
 mod libc;
 mod load;
 mod mapped;
