@@ -926,6 +926,92 @@ fn a_bad_signing_key_is_a_usage_error_before_building() {
     }
 }
 
+/// Real keys from openssl: encrypted PKCS#8 and encrypted SEC1 (`EC PRIVATE KEY` with
+/// `Proc-Type`) are refused with a command that really writes a usable copy; RSA, P-384
+/// and Ed25519 keys are refused as not P-256; a SEC1 P-256 key with its `EC PARAMETERS`
+/// block (what `openssl ecparam -genkey` writes) is accepted.
+#[test]
+fn real_openssl_keys_are_accepted_or_refused_with_a_working_hint() {
+    if !have_tool("openssl", "apt-get install -y openssl") {
+        return;
+    }
+    use kiln::attest::sign::SigningKey;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let p256 = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    openssl(
+        &[
+            &["genpkey"],
+            &p256[..],
+            &["-aes256", "-pass", "pass:pw", "-out", "enc8.pem"],
+        ]
+        .concat(),
+        t,
+    );
+    openssl(
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-out",
+            "sec1.pem",
+        ],
+        t,
+    );
+    openssl(
+        &[
+            "ec", "-in", "sec1.pem", "-aes128", "-passout", "pass:pw", "-out", "enc1.pem",
+        ],
+        t,
+    );
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.pem",
+        ],
+        t,
+    );
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            "p384.pem",
+        ],
+        t,
+    );
+    openssl(&["genpkey", "-algorithm", "ED25519", "-out", "ed.pem"], t);
+
+    assert!(SigningKey::load(&t.join("sec1.pem")).is_ok());
+    for k in ["rsa.pem", "p384.pem", "ed.pem"] {
+        let e = SigningKey::load(&t.join(k)).err().unwrap().0;
+        assert!(e.contains("not an ECDSA P-256"), "{k}: {e}");
+    }
+    for k in ["enc8.pem", "enc1.pem"] {
+        let e = SigningKey::load(&t.join(k)).err().unwrap().0;
+        assert!(e.contains("encrypted"), "{k}: {e}");
+        // The hint's command, with the passphrase given, writes a key kiln reads.
+        let hint = e.split('`').nth(1).unwrap();
+        let _ = std::fs::remove_file(t.join("plain.pem"));
+        let mut args: Vec<&str> = hint.split_whitespace().skip(1).collect();
+        args.extend(["-passin", "pass:pw"]);
+        openssl(&args, t);
+        assert!(
+            SigningKey::load(&t.join("plain.pem")).is_ok(),
+            "{k}: `{hint}`"
+        );
+    }
+}
+
 /// `--strip`: the image and the output directory get the stripped binary, its debug info
 /// goes to `linux-amd64/hello.debug`, and gdb finds a function's name at its address in
 /// the stripped binary only through that file (`.gnu_debuglink`).
