@@ -879,7 +879,9 @@ fn attestations_use_the_referrers_api_where_the_registry_has_it() {
             .any(|a| a["predicate_type"] == "https://slsa.dev/provenance/v1")
     );
 
-    // A second push of the same build attaches nothing twice.
+    // A second build into another directory: its provenance differs (the command line
+    // names that directory), the SBOMs do not. The new provenance is attached beside the
+    // old one, and nothing is listed twice.
     let again = support::build_into(
         &project,
         "linux/arm64",
@@ -895,7 +897,21 @@ fn attestations_use_the_referrers_api_where_the_registry_has_it() {
     );
     assert!(again.status.success(), "{}", support::stderr(&again));
     let (_, _, index) = registry_get(&reg.addr, &format!("/v2/attest/api/referrers/{manifest}"));
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
+    let mut digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    digests.sort();
+    let listed = digests.len();
+    digests.dedup();
+    assert_eq!(listed, digests.len(), "listed twice: {index}");
+    assert_eq!(listed, 4, "{index}");
+    for d in digests {
+        let (status, _, _) = registry_get(&reg.addr, &format!("/v2/attest/api/manifests/{d}"));
+        assert_eq!(status, 200, "{d}");
+    }
 }
 
 #[test]
