@@ -6,7 +6,9 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::SystemTime;
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(0);
 
@@ -17,6 +19,34 @@ pub fn set_verbosity(v: u8) {
 
 pub fn verbosity() -> u8 {
     VERBOSITY.load(Ordering::Relaxed)
+}
+
+/// `KILN_TRACE=FILE`: append one line per command and build stage to FILE, to see where a
+/// build waits: `START READY END TOKENS WHAT`, times in seconds since the Unix epoch, READY
+/// when it got its jobserver tokens (TOKENS of them) and started its work.
+pub fn trace(what: &str, start: SystemTime, ready: SystemTime, tokens: usize) {
+    static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(path) = FILE.get_or_init(|| std::env::var_os("KILN_TRACE").map(PathBuf::from)) else {
+        return;
+    };
+    let secs = |t: SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let line = format!(
+        "{:.3} {:.3} {:.3} {tokens} {what}\n",
+        secs(start),
+        secs(ready),
+        secs(SystemTime::now())
+    );
+    // One write of a short line to an O_APPEND file: lines from threads and child kilns
+    // do not interleave. A trace that cannot be written is not the build's failure.
+    use std::io::Write;
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
 }
 
 /// How many stderr lines a failure report keeps.
@@ -251,7 +281,9 @@ impl Cmd {
 
     /// Run to completion, capturing stdout and stderr; the exit status is the caller's to judge.
     pub fn output(&self) -> Result<Output, ExecError> {
-        let _token = self.token()?;
+        let start = SystemTime::now();
+        let token = self.token()?;
+        let ready = SystemTime::now();
         self.log();
         let out = self
             .expression()
@@ -260,6 +292,12 @@ impl Cmd {
             .unchecked()
             .run()
             .map_err(|e| self.error(None, Some(e)))?;
+        trace(
+            &self.summary,
+            start,
+            ready,
+            token.as_ref().map_or(0, |t| t.count()),
+        );
         if verbosity() >= 2 {
             eprint!("{}", String::from_utf8_lossy(&out.stderr));
         }

@@ -115,8 +115,9 @@ fn kiln_build_messages_share_the_image_schema() {
     }
 }
 
-/// `--variant all --debug-image`: each variant's image and index messages carry its name,
-/// the debug twins' carry `debug: true` and name the `-debug` outputs; the same schema.
+/// `--variant all --debug-image`: each variant's artifact, image and index messages carry
+/// its name, the debug twins' carry `debug: true` and name the `-debug` outputs; the same
+/// schema.
 #[test]
 fn variant_and_debug_twin_index_messages() {
     if !support::have_zig() {
@@ -151,7 +152,26 @@ fn variant_and_debug_twin_index_messages() {
         ],
     );
     assert!(out.status.success(), "{}", support::stderr(&out));
-    let msgs: Vec<Value> = lines(&support::stdout(&out))
+    // Each variant's artifacts come before its index and carry its name.
+    let all = lines(&support::stdout(&out));
+    let mut artifacts = Vec::new();
+    let mut pending = Vec::new();
+    for m in &all {
+        if m["reason"] == "artifact" {
+            pending.push(m["variant"].clone());
+        } else if m["reason"] == "index" && m.get("debug").is_none() {
+            for v in pending.drain(..) {
+                assert_eq!(v, m["variant"], "an artifact message's variant");
+                artifacts.push(v);
+            }
+        }
+    }
+    assert_eq!(
+        artifacts,
+        ["full", "lean"],
+        "one artifact per variant, each named"
+    );
+    let msgs: Vec<Value> = all
         .into_iter()
         .filter(|m| m["reason"] == "image" || m["reason"] == "index")
         .map(|m| redact(m, tmp.path()))

@@ -520,3 +520,59 @@ fn a_component_output_outside_the_project_names_its_component() {
     );
     assert!(!err.contains("[image] files"), "{err}");
 }
+
+/// A component starts as soon as what it `needs` is built, not when every component of the
+/// wave before it is: `after` (needs `fast`) ends while `slow` still runs. A component
+/// whose need failed does not run, and the failure is reported once.
+#[test]
+fn a_component_waits_only_for_what_it_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let log = tmp.path().join("log");
+    let table = |name: &str, build: &str, needs: &str| {
+        format!(
+            "[[component]]\nname = \"{name}\"\nbuild = \"{build} && echo {name} >> {log} && \
+             mkdir -p out-{name}\"\noutput = \"out-{name}\"\ndst = \"/{name}\"\n\
+             platform-independent = true\nneeds = [{needs}]\n\n",
+            log = log.display()
+        )
+    };
+    let toml = [
+        table("slow", "sleep 3", ""),
+        table("fast", "true", ""),
+        table("after", "true", "\"fast\""),
+    ]
+    .concat();
+    std::fs::write(root.join("kiln.toml"), toml).unwrap();
+    let out = kiln_build(&root, &tmp.path().join("dist"), &["-j", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let order = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        order, "fast\nafter\nslow\n",
+        "the order the commands ended in"
+    );
+
+    std::fs::remove_file(&log).unwrap();
+    let toml = [
+        table("broken", "echo no-such-thing >&2; exit 3", ""),
+        table("after", "true", "\"broken\""),
+        table("fast", "true", ""),
+    ]
+    .concat();
+    std::fs::write(root.join("kiln.toml"), toml).unwrap();
+    let out = kiln_build(&root, &tmp.path().join("dist"), &["-j", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("build component broken failed").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("no-such-thing"), "{err}");
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        ran, "fast\n",
+        "only the component that needs nothing that failed ran"
+    );
+}

@@ -86,8 +86,12 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
         Box::new(std::io::stdout().lock())
     };
     if ctx.json {
-        let mut messages: Vec<Message> = outcome.artifacts.iter().map(Message::Artifact).collect();
         let variant = cfg.variant.as_deref();
+        let mut messages: Vec<Message> = outcome
+            .artifacts
+            .iter()
+            .map(|artifact| Message::Artifact(message::ArtifactMessage { variant, artifact }))
+            .collect();
         if let Some(index) = &outcome.index {
             let mut m = message::index_messages(index, &outcome.outputs, outcome.pushed.as_ref());
             message::mark(&mut m, variant, false);

@@ -1,7 +1,7 @@
 //! `--message-format json`: one JSON object per line, the same schema for `kiln build`,
 //! `kiln image` and `kiln index merge`. Every message has a `reason` (`artifact`, `image`,
-//! `index`, `output`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); image
-//! and index messages of a variant carry `variant`, those of a debug twin `debug: true`; the
+//! `index`, `output`; with `docker://` outputs `blob`, `manifest`, `tag`, `pushed`); artifact,
+//! image and index messages of a variant carry `variant`, those of a debug twin `debug: true`; the
 //! fields of each are the structs below (documented in the README, snapshot-tested in
 //! `tests/messages.rs` and, for pushes and merges, `tests/registry.rs`).
 
@@ -18,8 +18,9 @@ use crate::oci::{BuiltImage, BuiltIndex, OutputSpec};
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum Message<'a> {
     /// A built, verified binary (`kiln build` only): platform, name, path, sha256, size,
-    /// the inspector report and, with `--smoke`, the first line it printed.
-    Artifact(&'a Artifact),
+    /// the inspector report, with `--smoke` the first line it printed and, with
+    /// `--variant`, the variant.
+    Artifact(ArtifactMessage<'a>),
     /// One platform's image.
     Image(ImageMessage),
     /// The multi-platform index, after every output was written.
@@ -37,6 +38,16 @@ pub enum Message<'a> {
     /// A push finished: the digest pushed (with `--push-by-digest` and one platform, that
     /// platform's manifest) and `registry/repo@digest` per repository.
     Pushed(PushedMessage),
+}
+
+/// `"reason":"artifact"`: the binary's own fields, and the variant it was built with.
+#[derive(Debug, Serialize)]
+pub struct ArtifactMessage<'a> {
+    /// The `[variant.NAME]` it was built with (`kiln build --variant`); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<&'a str>,
+    #[serde(flatten)]
+    pub artifact: &'a Artifact,
 }
 
 /// `"reason":"blob"`.

@@ -46,6 +46,8 @@ pub struct BuildOutcome {
 /// (`docker://` ones pushed as `push` says); the library entry point of `kiln build` (no
 /// printing but progress and push events).
 pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Result<BuildOutcome> {
+    // Before anything takes a token: the first use fixes the limit (`-j`).
+    crate::jobs::init(cfg.jobs);
     if !cfg.components.is_empty() {
         return components::build(cfg, progress, push);
     }
@@ -72,33 +74,99 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         )?;
         (Some(index), debug_index)
     };
-    // SBOMs and provenance before the images are written: they are attached to them.
     let parts = [attest::Part {
         cfg,
         plan: &plan,
         artifacts: &artifacts,
     }];
-    let (release, referrers) = if attest::wanted(cfg) {
-        attest::release(cfg, &parts, index.as_ref(), source_date_epoch, progress)?
+    let written = finish(
+        Made {
+            cfg,
+            parts: &parts,
+            index,
+            outputs: &outputs,
+            twin: twin.as_ref(),
+            debug_index: debug_index.as_ref(),
+            source_date_epoch,
+        },
+        progress,
+        push,
+    )?;
+    Ok(written.outcome(artifacts, outputs, debug_index))
+}
+
+/// What a build made, for [`finish`]: both build paths (one project, or
+/// `[[component]]`s) end the same way and differ only in how `parts` are made.
+pub(crate) struct Made<'a> {
+    pub cfg: &'a BuildConfig,
+    /// Each project's config, plan and binaries (one, or one per project component).
+    pub parts: &'a [attest::Part<'a>],
+    /// The image index, when an image is wanted.
+    pub index: Option<BuiltIndex>,
+    pub outputs: &'a [OutputSpec],
+    pub twin: Option<&'a debug::Twin>,
+    pub debug_index: Option<&'a BuiltIndex>,
+    pub source_date_epoch: Option<u64>,
+}
+
+/// What [`finish`] wrote.
+pub(crate) struct Finished {
+    /// The index as written (with the buildkit attestation manifests when asked for).
+    pub index: Option<BuiltIndex>,
+    pub release: Vec<attest::Written>,
+    pub referrers: Vec<oci::referrers::Referrer>,
+    pub pushed: Option<Pushed>,
+}
+
+impl Finished {
+    /// The build's outcome: what was written, with the binaries, outputs and debug twins'
+    /// index the caller kept.
+    pub(crate) fn outcome(
+        self,
+        artifacts: Vec<Artifact>,
+        outputs: Vec<OutputSpec>,
+        debug_index: Option<BuiltIndex>,
+    ) -> BuildOutcome {
+        BuildOutcome {
+            artifacts,
+            index: self.index,
+            release: self.release,
+            referrers: self.referrers,
+            outputs,
+            pushed: self.pushed,
+            debug_index,
+        }
+    }
+}
+
+/// The tail of every build: SBOMs, provenance, archives and SHA256SUMS (before the images,
+/// which they are attached to), the buildkit attestations inside the index when asked for,
+/// the image outputs, then the debug twins.
+pub(crate) fn finish(w: Made<'_>, progress: &Progress, push: &Push) -> anyhow::Result<Finished> {
+    let (release, referrers) = if attest::wanted(w.cfg) {
+        attest::release(
+            w.cfg,
+            w.parts,
+            w.index.as_ref(),
+            w.source_date_epoch,
+            progress,
+        )?
     } else {
         Default::default()
     };
     // `--attestations buildkit`: the statements go inside the index instead.
-    let index = attest::buildkit_index(cfg, &parts, index, &referrers)?;
+    let index = attest::buildkit_index(w.cfg, w.parts, w.index, &referrers)?;
     let pushed = match &index {
-        Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
+        Some(index) => pack::write_outputs(w.cfg, w.outputs, index, &referrers, progress, push)?,
         None => None,
     };
-    if let (Some(t), Some(d)) = (&twin, &debug_index) {
+    if let (Some(t), Some(d)) = (w.twin, w.debug_index) {
         debug::write(t, d, push, progress)?;
     }
-    Ok(BuildOutcome {
-        artifacts,
+    Ok(Finished {
         index,
         release,
         referrers,
-        outputs,
         pushed,
-        debug_index,
     })
 }

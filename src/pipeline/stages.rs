@@ -84,7 +84,7 @@ pub fn run_jobs(
 }
 
 /// One target: build, gate, copy to dist, smoke.
-fn run_stage(
+pub(crate) fn run_stage(
     stage: &Stage,
     cfg: &BuildConfig,
     label: &str,
@@ -93,7 +93,9 @@ fn run_stage(
     let target = &stage.target;
     let task = progress.task(label);
     task.set("building");
+    let start = std::time::SystemTime::now();
     let built = (stage.run)()?;
+    let built_at = std::time::SystemTime::now();
     let mut artifacts = Vec::new();
     for b in &built {
         task.set(&format!("verifying {}", b.name));
@@ -109,6 +111,8 @@ fn run_stage(
         }
     }
     task.finish("done");
+    // READY is when the build ended: END - READY is the gate and smoke run.
+    crate::exec::trace(&format!("stage {label}"), start, built_at, 0);
     Ok(artifacts)
 }
 

@@ -148,7 +148,14 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
                 // gets as many parallel actions (after fingerprinting, so -p never makes a
                 // build look changed).
                 let jobs = crate::jobs::global();
+                let asked = std::time::SystemTime::now();
                 let tokens = jobs.acquire(jobs.limit() / targets_building)?;
+                crate::exec::trace(
+                    &format!("tokens for go build {}", cmd.summary()),
+                    asked,
+                    std::time::SystemTime::now(),
+                    tokens.count(),
+                );
                 let cmd = cmd.clone().insert_arg(1, format!("-p={}", tokens.count()));
                 let built = build_target(&cmd, &out, &bins, cgo)?;
                 drop(tokens);

@@ -1,22 +1,25 @@
-//! Building checked components: plan every project, run the waves of stages, pack one image
-//! per platform with a layer per component.
+//! Building checked components: plan every project, run every stage as soon as what its
+//! component needs is built, pack one image per platform with a layer per component.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
 
 use anyhow::Context;
 
 use crate::builders::{Artifact, Plan};
 use crate::config::{self, BuildConfig};
+use crate::error::TargetsFailed;
 use crate::exec::Cmd;
 use crate::oci::spec::ImageSettings;
 use crate::oci::{
     self, BuildOptions, EntrySource, LayerEntry, Metadata, NamedLayer, PlatformImage,
 };
+use crate::par::par_map;
 use crate::progress::Progress;
 
 use super::super::stages::{self, Job};
-use super::super::{BuildOutcome, attest, pack};
+use super::super::{BuildOutcome, Made, attest, pack};
 use super::{Component, Kind, check_binary_destinations, err, resolve};
 
 /// Build every component for every platform, gate and smoke-run the binaries, and write
@@ -45,7 +48,7 @@ pub fn build(
     if image_wanted {
         check_entrypoint(cfg, &settings, &bins)?;
     }
-    let mut built = run_waves(cfg, &comps, &plans, progress)?;
+    let mut built = run_graph(cfg, &comps, &plans, progress)?;
     if cfg.release.strip {
         super::super::strip::split_debuginfo(&mut built.artifacts, progress)?;
     }
@@ -78,8 +81,7 @@ pub fn build(
     } else {
         (None, None)
     };
-    // SBOMs, provenance, archives and SHA256SUMS before the images are written: they are
-    // attached to them.
+    // Each project component's binaries: its part of the release files.
     let owned: Vec<Vec<Artifact>> = (0..comps.len())
         .map(|i| {
             built
@@ -91,29 +93,20 @@ pub fn build(
         })
         .collect();
     let parts = release_parts(&plans, &owned);
-    let (release, referrers) = if attest::wanted(cfg) {
-        attest::release(cfg, &parts, index.as_ref(), source_date_epoch, progress)?
-    } else {
-        Default::default()
-    };
-    // `--attestations buildkit`: the statements go inside the index instead.
-    let index = attest::buildkit_index(cfg, &parts, index, &referrers)?;
-    let pushed = match &index {
-        Some(index) => pack::write_outputs(cfg, &outputs, index, &referrers, progress, push)?,
-        None => None,
-    };
-    if let (Some(t), Some(d)) = (&twin, &debug_index) {
-        super::super::debug::write(t, d, push, progress)?;
-    }
-    Ok(BuildOutcome {
-        artifacts: built.artifacts,
-        index,
-        release,
-        referrers,
-        outputs,
-        pushed,
-        debug_index,
-    })
+    let written = super::super::finish(
+        Made {
+            cfg,
+            parts: &parts,
+            index,
+            outputs: &outputs,
+            twin: twin.as_ref(),
+            debug_index: debug_index.as_ref(),
+            source_date_epoch,
+        },
+        progress,
+        push,
+    )?;
+    Ok(written.outcome(built.artifacts, outputs, debug_index))
 }
 
 /// What a polyglot release is made of, as for one project: each project component's
@@ -186,7 +179,7 @@ fn check_entrypoint(
     Ok(())
 }
 
-/// What the waves built: every binary, which component each belongs to, and the files of
+/// What the units built: every binary, which component each belongs to, and the files of
 /// each `build` component (by component index).
 struct Built {
     artifacts: Vec<Artifact>,
@@ -194,55 +187,195 @@ struct Built {
     files: Vec<Vec<LayerEntry>>,
 }
 
-/// Wave by wave: the `build` commands of a wave one after another, then every stage of its
-/// projects at once.
-fn run_waves(
+/// One piece of a polyglot build: a `build` component's command, or one stage (one
+/// platform) of a project component.
+enum Unit<'a> {
+    Command(usize),
+    Stage(usize, Job<'a>),
+}
+
+impl Unit<'_> {
+    fn component(&self) -> usize {
+        match self {
+            Unit::Command(i) | Unit::Stage(i, _) => *i,
+        }
+    }
+}
+
+/// What a unit gave.
+enum Done {
+    Files(Vec<LayerEntry>),
+    Artifacts(Vec<Artifact>),
+    /// Not started: a component it needs failed (that failure is reported).
+    Skipped,
+}
+
+/// How far each component is, so a unit starts as soon as what its component needs is
+/// built (not when the whole previous wave is).
+struct Ledger {
+    state: Mutex<Vec<State>>,
+    changed: Condvar,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Units still building.
+    Building(usize),
+    Built,
+    Failed,
+}
+
+impl Ledger {
+    /// Wait until every component in `needs` is built; false when one failed.
+    fn wait_for(&self, needs: &[usize]) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if needs.iter().any(|&n| state[n] == State::Failed) {
+                return false;
+            }
+            if needs.iter().all(|&n| state[n] == State::Built) {
+                return true;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// One unit of component `i` ended.
+    fn ended(&self, i: usize, ok: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state[i] = match (state[i], ok) {
+            (State::Building(1), true) => State::Built,
+            (State::Building(n), true) => State::Building(n - 1),
+            _ => State::Failed,
+        };
+        self.changed.notify_all();
+    }
+}
+
+/// Every `build` command and every stage of every project component at once, each
+/// starting when the components it `needs` are built; the jobserver, not the number of
+/// units, bounds the compilers running. Results in wave order, as `needs` orders them.
+fn run_graph(
     cfg: &BuildConfig,
     comps: &[Component],
     plans: &[Option<(BuildConfig, Plan)>],
     progress: &Progress,
 ) -> anyhow::Result<Built> {
+    crate::jobs::init(cfg.jobs);
+    let index: BTreeMap<&str, usize> = comps
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let needs: Vec<Vec<usize>> = comps
+        .iter()
+        .map(|c| {
+            c.needs
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect()
+        })
+        .collect();
     let mut built = Built {
         artifacts: Vec::new(),
         owner_of: BTreeMap::new(),
         files: vec![Vec::new(); comps.len()],
     };
-    let last = comps.iter().map(|c| c.wave).max().unwrap_or(0);
-    for wave in 0..=last {
-        for (i, c) in comps.iter().enumerate().filter(|(_, c)| c.wave == wave) {
-            if let Kind::Command {
-                build,
-                dir,
-                output,
-                dst,
-            } = &c.kind
-            {
-                built.files[i] = run_command(cfg, &c.name, build, dir, output, dst, progress)?;
+    let mut order: Vec<usize> = (0..comps.len()).collect();
+    order.sort_by_key(|&i| comps[i].wave);
+    let mut units = Vec::new();
+    for i in order {
+        match (&comps[i].kind, &plans[i]) {
+            (Kind::Command { .. }, _) => units.push(Unit::Command(i)),
+            (Kind::Project { .. }, Some((ccfg, plan))) => {
+                for b in &plan.bins {
+                    built.owner_of.insert(b.clone(), i);
+                }
+                units.extend(plan.stages.iter().map(|stage| {
+                    Unit::Stage(
+                        i,
+                        Job {
+                            label: format!("{} {}", comps[i].name, stage.target.platform),
+                            stage,
+                            cfg: ccfg,
+                        },
+                    )
+                }));
             }
-        }
-        let mut jobs = Vec::new();
-        for (i, (c, p)) in comps.iter().zip(plans).enumerate() {
-            let Some((ccfg, plan)) = p.as_ref().filter(|_| c.wave == wave) else {
-                continue;
-            };
-            for b in &plan.bins {
-                built.owner_of.insert(b.clone(), i);
-            }
-            for stage in &plan.stages {
-                jobs.push(Job {
-                    label: format!("{} {}", c.name, stage.target.platform),
-                    stage,
-                    cfg: ccfg,
-                });
-            }
-        }
-        if !jobs.is_empty() {
-            built
-                .artifacts
-                .extend(stages::run_jobs(&jobs, cfg.jobs, progress)?);
+            (Kind::Project { .. }, None) => {}
         }
     }
-    Ok(built)
+    let mut left = vec![0; comps.len()];
+    for u in &units {
+        left[u.component()] += 1;
+    }
+    let ledger = Ledger {
+        state: Mutex::new(
+            left.iter()
+                .map(|&n| {
+                    if n == 0 {
+                        State::Built
+                    } else {
+                        State::Building(n)
+                    }
+                })
+                .collect(),
+        ),
+        changed: Condvar::new(),
+    };
+    let results = par_map(&units, units.len(), |u| {
+        let i = u.component();
+        if !ledger.wait_for(&needs[i]) {
+            ledger.ended(i, false);
+            return Ok(Done::Skipped);
+        }
+        let done = match u {
+            Unit::Command(i) => {
+                let Kind::Command {
+                    build,
+                    dir,
+                    output,
+                    dst,
+                } = &comps[*i].kind
+                else {
+                    unreachable!("a command unit is made for a command component only")
+                };
+                let start = std::time::SystemTime::now();
+                let files = run_command(cfg, &comps[*i].name, build, dir, output, dst, progress);
+                let name = format!("stage {}", comps[*i].name);
+                crate::exec::trace(&name, start, std::time::SystemTime::now(), 0);
+                files.map(Done::Files)
+            }
+            Unit::Stage(_, job) => {
+                stages::run_stage(job.stage, job.cfg, &job.label, progress).map(Done::Artifacts)
+            }
+        };
+        ledger.ended(i, done.is_ok());
+        done
+    });
+    // (label, error, whether a stage: a stage's error is told with its label)
+    let mut failures = Vec::new();
+    for (u, r) in units.iter().zip(results) {
+        match (u, r) {
+            (_, Ok(Done::Files(files))) => built.files[u.component()] = files,
+            (_, Ok(Done::Artifacts(a))) => built.artifacts.extend(a),
+            (_, Ok(Done::Skipped)) => {}
+            (Unit::Command(i), Err(e)) => failures.push((comps[*i].name.clone(), e, false)),
+            (Unit::Stage(_, job), Err(e)) => failures.push((job.label.clone(), e, true)),
+        }
+    }
+    match failures.len() {
+        0 => Ok(built),
+        1 => Err(match failures.remove(0) {
+            (_, e, false) => e,
+            (label, e, true) => e.context(format!("{label} failed")),
+        }),
+        _ => Err(TargetsFailed {
+            failures: failures.into_iter().map(|(l, e, _)| (l, e)).collect(),
+            total: units.len(),
+        }
+        .into()),
+    }
 }
 
 /// One image per platform: a layer per component (its binaries for that platform, or its

@@ -1,8 +1,8 @@
 //! Polyglot builds: the `[[component]]` tables of a root kiln.toml. They are checked and
 //! ordered first (names, outputs, destinations, `needs` cycles: usage errors before anything
-//! builds), each project component is planned by its own builder, the stages of every wave
-//! run at once through the one jobserver, and each platform gets one image holding every
-//! component, one layer per component.
+//! builds), each project component is planned by its own builder, every stage starts as
+//! soon as the components it needs are built (all through the one jobserver), and each
+//! platform gets one image holding every component, one layer per component.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,8 @@ pub struct Component {
     /// Names of the components built before it.
     pub needs: Vec<String>,
     /// When it builds: 0 for a component needing nothing, else one more than the latest
-    /// wave of what it needs. A wave's stages run at once.
+    /// wave of what it needs (the order of results; a stage starts as soon as what it
+    /// needs is built).
     pub wave: usize,
     /// The table as written (features, bins, smoke arguments).
     pub table: FileComponent,

@@ -4,6 +4,11 @@
 //! - the same stages started at once with no limit (`-j 1000`);
 //! - one platform at a time (four `kiln build --platform P` runs, the sums).
 //!
+//! `KILN_BENCH_ROUNDS` rounds (default 3) run the three ways in a rotating order; the
+//! medians are compared. Each way reports wall, CPU utilisation, peak RSS, how much of the
+//! machine stayed idle and the load before it; the last shared way's stages are listed
+//! from kiln's `KILN_TRACE`.
+//!
 //! Goal: the shared limit at least as fast as the better of the other two, with a lower peak
 //! memory than unbounded.
 //!
@@ -170,27 +175,53 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
     measure(&mut b.kiln("warmup", &platforms, None)?)?;
     println!("  (warm-up, not timed: {:.0} s)", t.elapsed().as_secs_f64());
 
-    b.fresh("shared")?;
-    let shared = measure(&mut b.kiln("shared", &platforms, None)?)?;
-    println!("  shared job limit (-j {cpus}):     {}", shared.show());
-    b.fresh("unbounded")?;
-    let unbounded = measure(&mut b.kiln("unbounded", &platforms, Some(1000))?)?;
-    println!("  all at once, no limit (-j 1000): {}", unbounded.show());
-    b.fresh("serial")?;
-    let mut serial = Sample {
-        wall: Duration::ZERO,
-        cpu: Duration::ZERO,
-        peak_rss: 0,
-    };
-    for p in platforms.split(',') {
-        let s = measure(&mut b.kiln("serial", p, None)?)?;
-        serial.wall += s.wall;
-        serial.cpu += s.cpu;
-        serial.peak_rss = serial.peak_rss.max(s.peak_rss);
+    let rounds: usize = std::env::var("KILN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    println!(
+        "{rounds} rounds (KILN_BENCH_ROUNDS), the three ways in a rotating order; per way: \
+         wall, cpu = user+sys of the tree / (wall x {cpus} CPUs), peak rss = the tree's summed \
+         resident sets (50 ms samples), idle = the whole machine's idle share meanwhile, load"
+    );
+    let ways = [Way::Shared, Way::Unbounded, Way::Serial];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); ways.len()];
+    for round in 0..rounds {
+        for k in 0..ways.len() {
+            let w = (round + k) % ways.len();
+            let way = ways[w];
+            let load = load_average();
+            let idle = Idle::now();
+            let s = b.way(way, &platforms)?;
+            let idle = idle.since();
+            println!(
+                "  round {} {:<34} {}  idle {:>3.0}%  load before {load}",
+                round + 1,
+                way.title(cpus),
+                s.show(),
+                idle * 100.0
+            );
+            samples[w].push(s);
+        }
     }
-    println!("  one platform at a time:          {}", serial.show());
-
+    let median_of = |w: usize| {
+        let mut v = samples[w].clone();
+        v.sort_by_key(|s| s.wall);
+        v[v.len() / 2]
+    };
+    let (shared, unbounded, serial) = (median_of(0), median_of(1), median_of(2));
+    println!("  medians of {rounds}:");
+    for (way, s) in ways.iter().zip([shared, unbounded, serial]) {
+        println!("    {:<34} {}", way.title(cpus), s.show());
+    }
     println!("  load average after: {}", load_average());
+    if let Ok(trace) = std::fs::read_to_string(b.scratch.join("shared").join("trace.txt")) {
+        println!("  last shared way, from KILN_TRACE (seconds from its start):");
+        for line in trace_summary(&trace) {
+            println!("    {line}");
+        }
+    }
 
     let best = unbounded.wall.min(serial.wall).as_secs_f64();
     let ratio = shared.wall.as_secs_f64() / best;
@@ -202,6 +233,144 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
         if mem < 1.0 { "met" } else { "NOT met" }
     );
     Ok(())
+}
+
+/// The three ways of building every platform.
+#[derive(Clone, Copy)]
+enum Way {
+    /// One `kiln build`, kiln's job limit (one job per CPU).
+    Shared,
+    /// One `kiln build -j 1000`: every stage and compiler at once.
+    Unbounded,
+    /// One `kiln build --platform P` per platform, one after another (the sums).
+    Serial,
+}
+
+impl Way {
+    fn name(self) -> &'static str {
+        match self {
+            Way::Shared => "shared",
+            Way::Unbounded => "unbounded",
+            Way::Serial => "serial",
+        }
+    }
+
+    fn title(self, cpus: usize) -> String {
+        match self {
+            Way::Shared => format!("shared job limit (-j {cpus}):"),
+            Way::Unbounded => "all at once, no limit (-j 1000):".into(),
+            Way::Serial => "one platform at a time:".into(),
+        }
+    }
+}
+
+impl Bench {
+    /// One timed way, from fresh stamps; its commands traced to `<way>/trace.txt`.
+    fn way(&self, way: Way, platforms: &str) -> anyhow::Result<Sample> {
+        let run = way.name();
+        self.fresh(run)?;
+        let trace = self.scratch.join(run).join("trace.txt");
+        std::fs::create_dir_all(self.scratch.join(run))?;
+        let traced = |mut c: Command| {
+            c.env("KILN_TRACE", &trace);
+            c
+        };
+        match way {
+            Way::Shared => measure(&mut traced(self.kiln(run, platforms, None)?)),
+            Way::Unbounded => measure(&mut traced(self.kiln(run, platforms, Some(1000))?)),
+            Way::Serial => {
+                let mut sum = Sample {
+                    wall: Duration::ZERO,
+                    cpu: Duration::ZERO,
+                    peak_rss: 0,
+                };
+                for p in platforms.split(',') {
+                    let s = measure(&mut traced(self.kiln(run, p, None)?))?;
+                    sum.wall += s.wall;
+                    sum.cpu += s.cpu;
+                    sum.peak_rss = sum.peak_rss.max(s.peak_rss);
+                }
+                Ok(sum)
+            }
+        }
+    }
+}
+
+/// The machine's CPU time counters (`/proc/stat`), to tell how much of it stayed idle.
+struct Idle {
+    idle: u64,
+    total: u64,
+}
+
+impl Idle {
+    fn now() -> Idle {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal ...
+        Idle {
+            idle: fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0),
+            total: fields.iter().take(8).sum(),
+        }
+    }
+
+    /// The idle share of all CPUs since `self`.
+    fn since(&self) -> f64 {
+        let now = Idle::now();
+        let total = now.total.saturating_sub(self.total).max(1);
+        now.idle.saturating_sub(self.idle) as f64 / total as f64
+    }
+}
+
+/// Per stage of a `KILN_TRACE` file (`START READY END TOKENS WHAT`): when it started and
+/// ended, from the first line's start, and how long its commands waited for tokens.
+fn trace_summary(trace: &str) -> Vec<String> {
+    let lines: Vec<(f64, f64, f64, &str)> = trace
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(5, ' ');
+            let start = f.next()?.parse().ok()?;
+            let ready = f.next()?.parse().ok()?;
+            let end = f.next()?.parse().ok()?;
+            let _tokens = f.next()?;
+            Some((start, ready, end, f.next()?))
+        })
+        .collect();
+    let t0 = lines.iter().map(|l| l.0).fold(f64::INFINITY, f64::min);
+    let waited: f64 = lines
+        .iter()
+        .filter(|l| !l.3.starts_with("stage "))
+        .map(|l| l.1 - l.0)
+        .sum();
+    let mut out: Vec<(f64, String)> = lines
+        .iter()
+        .filter(|l| l.3.starts_with("stage "))
+        .map(|(start, ready, end, what)| {
+            (
+                *start,
+                format!(
+                    "{:<28} {:>5.1} - {:>5.1} (built at {:>5.1})",
+                    what.trim_start_matches("stage "),
+                    start - t0,
+                    end - t0,
+                    ready - t0
+                ),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<String> = out.into_iter().map(|(_, l)| l).collect();
+    out.push(format!(
+        "commands waited {waited:.1} s for tokens in all ({} commands)",
+        lines.iter().filter(|l| !l.3.starts_with("stage ")).count()
+    ));
+    out
 }
 
 /// `/proc/loadavg`'s three averages, for the report (the machine may be shared).
