@@ -239,14 +239,22 @@ fn groups(
     kiln_exe: &Path,
 ) -> anyhow::Result<(RustProject, PathBuf, Vec<Group>)> {
     let zig = toolchain::find_zig()?;
-    let project = plan(
-        &cfg.project_dir,
-        &cfg.cargo,
-        &cfg.bins,
-        cfg.target_dir.clone(),
-    )?;
+    // cargo reads the project while rustc names its sysroot: two process starts at once.
+    let (project, mut rust) = std::thread::scope(|s| {
+        let rust = s.spawn(toolchain::RustToolchains::detect);
+        let project = plan(
+            &cfg.project_dir,
+            &cfg.cargo,
+            &cfg.bins,
+            cfg.target_dir.clone(),
+        );
+        let rust = rust
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (project, rust)
+    });
+    let project = project?;
     let manifest = manifest_path(&cfg.project_dir, &cfg.cargo);
-    let mut rust = toolchain::RustToolchains::detect();
     let mut members = Vec::new();
     for target in &cfg.targets {
         let rplan = rust.ensure(target, &|m| progress.say(m))?;
