@@ -298,6 +298,9 @@ fn cargo_tree(manifest: &Path, triple: &str) -> std::collections::BTreeSet<Strin
 #[test]
 fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
     let Some(schema) = validators() else { return };
+    if !have_tool("unzip", "apt-get install -y unzip") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let project = support::example("hello-rust");
     let build = |dist: &str, sbom: &str| {
@@ -311,6 +314,8 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
                 sbom,
                 "--archive",
                 "tar.gz",
+                "--archive",
+                "zip",
                 "-o",
                 &format!("oci:{}", tmp.path().join(format!("{dist}-img")).display()),
                 "--message-format",
@@ -341,6 +346,33 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
         if name.ends_with(".intoto.json") {
             check_provenance(&path);
         }
+    }
+
+    // Every file written under the output directory is in a message (binaries as
+    // `artifact`, the rest as `output`), so a pipeline can upload them without globbing.
+    let listed: std::collections::BTreeSet<PathBuf> = one
+        .iter()
+        .filter(|m| m["reason"] == "output" || m["reason"] == "artifact")
+        .map(|m| PathBuf::from(m["path"].as_str().unwrap()))
+        .collect();
+    let mut written = Vec::new();
+    let mut dirs = vec![dist.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                written.push(p);
+            }
+        }
+    }
+    for p in &written {
+        assert!(
+            listed.contains(p),
+            "{} is in no message: {listed:?}",
+            p.display()
+        );
     }
 
     // The arm64 SBOM lists exactly what cargo compiles for aarch64, plus musl.
@@ -374,10 +406,61 @@ fn hello_rust_release_lists_exactly_the_compiled_crates_and_is_reproducible() {
         String::from_utf8_lossy(&check.stdout)
     );
 
+    // The zip and the tar.gz hold the same files, with their modes: unzip and tar (not
+    // kiln) unpack them.
+    let unpacked = |tool: &[&str], archive: &str, into: &str| {
+        let dir = tmp.path().join(into);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new(tool[0])
+            .args(&tool[1..])
+            .arg(dist.join(archive))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{tool:?} {archive}: {out:?}");
+        dir.join("hello-rust-0.1.0-linux-arm64")
+    };
+    let from_tar = unpacked(
+        &["tar", "-xzf"],
+        "hello-rust-0.1.0-linux-arm64.tar.gz",
+        "untar",
+    );
+    let from_zip = unpacked(
+        &["unzip", "-q"],
+        "hello-rust-0.1.0-linux-arm64.zip",
+        "unzip",
+    );
+    let listing = |dir: &Path| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut v: Vec<(String, u32, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, mode, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let files = listing(&from_tar);
+    assert!(
+        files.iter().any(|(n, m, _)| n == "hello" && m & 0o111 != 0),
+        "{:?}",
+        files.iter().map(|(n, m, _)| (n, m)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        files.iter().find(|(n, ..)| n == "hello").unwrap().2,
+        std::fs::read(dist.join("linux-arm64/hello")).unwrap()
+    );
+    assert!(listing(&from_zip) == files, "the zip and the tar.gz differ");
+
     // Again into another directory: the same bytes; without SBOMs, the same index.
     let two = build("two", "both");
     for f in [
         "hello-rust-0.1.0-linux-arm64.tar.gz",
+        "hello-rust-0.1.0-linux-arm64.zip",
         "hello-rust-0.1.0-linux-arm64.spdx.json",
         "hello-rust-0.1.0-linux-arm64.cdx.json",
         "hello-rust-0.1.0.spdx.json",
@@ -684,6 +767,153 @@ fn attestations_are_referrers_in_layouts_and_registries_and_signatures_verify() 
     assert_eq!(verified, 5);
 }
 
+/// GET `path` from a plain-HTTP registry: status, content type, parsed JSON body.
+fn registry_get(addr: &str, path: &str) -> (u16, String, serde_json::Value) {
+    let resp = match ureq::get(&format!("http://{addr}{path}"))
+        .set("Accept", "application/vnd.oci.image.index.v1+json")
+        .call()
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = resp.status();
+    let ctype = resp.content_type().to_string();
+    let body = resp.into_string().unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    (status, ctype, body)
+}
+
+/// A registry WITH the OCI 1.1 referrers API (ferro-oci-server; Debian's docker-registry
+/// lacks it): kiln pushes the SBOMs and provenance as manifests whose `subject` the registry
+/// indexes, writes no `sha256-<hex>` fallback tag, and `kiln inspect` finds them through
+/// `GET /v2/<repo>/referrers/<digest>`.
+#[test]
+fn attestations_use_the_referrers_api_where_the_registry_has_it() {
+    let Some(reg) = crate::registry::registry_with_referrers_api() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = support::example("hello-rust");
+    let repo = format!("{}/attest/api", reg.addr);
+    let out = support::build_into(
+        &project,
+        "linux/arm64",
+        &tmp.path().join("dist"),
+        &[
+            "--release",
+            "--sbom",
+            "both",
+            "--provenance",
+            "-o",
+            &format!("docker://{repo}:v1"),
+            "--message-format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let msgs = support::json_lines(&out);
+    let field = |reason: &str, key: &str| {
+        msgs.iter()
+            .find(|m| m["reason"] == reason)
+            .and_then(|m| m[key].as_str())
+            .unwrap_or_else(|| panic!("no {reason} message with {key}: {msgs:?}"))
+            .to_string()
+    };
+    let index_digest = field("index", "digest");
+    let manifest = field("image", "manifest");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains(":sha256-"),
+        "a fallback tag was reported: {text}"
+    );
+
+    // The registry's own referrers API lists them: three on the platform manifest (SPDX,
+    // CycloneDX, provenance), two release SBOMs on the index.
+    for (subject, want) in [
+        (
+            &manifest,
+            vec![
+                "application/spdx+json",
+                "application/vnd.cyclonedx+json",
+                "application/vnd.in-toto+json",
+            ],
+        ),
+        (
+            &index_digest,
+            vec!["application/spdx+json", "application/vnd.cyclonedx+json"],
+        ),
+    ] {
+        let (status, ctype, index) =
+            registry_get(&reg.addr, &format!("/v2/attest/api/referrers/{subject}"));
+        assert_eq!(status, 200, "{index}");
+        assert!(
+            ctype.starts_with("application/vnd.oci.image.index.v1+json"),
+            "{ctype}"
+        );
+        let mut types: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["artifactType"].as_str().unwrap())
+            .collect();
+        types.sort();
+        assert_eq!(types, want, "{index}");
+    }
+    // No fallback tag: the only tag is the image's.
+    let (status, _, tags) = registry_get(&reg.addr, "/v2/attest/api/tags/list");
+    assert_eq!(status, 200, "{tags}");
+    assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+
+    // `kiln inspect` reads them back through the API (there is no tag to follow).
+    let image = format!("docker://{repo}:v1");
+    let out = support::capture(support::kiln().args(["inspect", "--json", &image]));
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = doc["attestations"].as_array().unwrap();
+    assert_eq!(list.len(), 5, "{list:?}");
+    let on = |subject: &str| list.iter().filter(|a| a["subject"] == subject).count();
+    assert_eq!(on(&manifest), 3, "{list:?}");
+    assert_eq!(on(&index_digest), 2, "{list:?}");
+    assert!(
+        list.iter()
+            .any(|a| a["predicate_type"] == "https://slsa.dev/provenance/v1")
+    );
+
+    // A second build into another directory: its provenance differs (the command line
+    // names that directory), the SBOMs do not. The new provenance is attached beside the
+    // old one, and nothing is listed twice.
+    let again = support::build_into(
+        &project,
+        "linux/arm64",
+        &tmp.path().join("dist2"),
+        &[
+            "--release",
+            "--sbom",
+            "both",
+            "--provenance",
+            "-o",
+            &format!("docker://{repo}:v1"),
+        ],
+    );
+    assert!(again.status.success(), "{}", support::stderr(&again));
+    let (_, _, index) = registry_get(&reg.addr, &format!("/v2/attest/api/referrers/{manifest}"));
+    let mut digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    digests.sort();
+    let listed = digests.len();
+    digests.dedup();
+    assert_eq!(listed, digests.len(), "listed twice: {index}");
+    assert_eq!(listed, 4, "{index}");
+    for d in digests {
+        let (status, _, _) = registry_get(&reg.addr, &format!("/v2/attest/api/manifests/{d}"));
+        assert_eq!(status, 200, "{d}");
+    }
+}
+
 #[test]
 fn a_bad_signing_key_is_a_usage_error_before_building() {
     let tmp = tempfile::tempdir().unwrap();
@@ -708,6 +938,92 @@ fn a_bad_signing_key_is_a_usage_error_before_building() {
             support::stderr(&out).contains(says),
             "{}",
             support::stderr(&out)
+        );
+    }
+}
+
+/// Real keys from openssl: encrypted PKCS#8 and encrypted SEC1 (`EC PRIVATE KEY` with
+/// `Proc-Type`) are refused with a command that really writes a usable copy; RSA, P-384
+/// and Ed25519 keys are refused as not P-256; a SEC1 P-256 key with its `EC PARAMETERS`
+/// block (what `openssl ecparam -genkey` writes) is accepted.
+#[test]
+fn real_openssl_keys_are_accepted_or_refused_with_a_working_hint() {
+    if !have_tool("openssl", "apt-get install -y openssl") {
+        return;
+    }
+    use kiln::attest::sign::SigningKey;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let p256 = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    openssl(
+        &[
+            &["genpkey"],
+            &p256[..],
+            &["-aes256", "-pass", "pass:pw", "-out", "enc8.pem"],
+        ]
+        .concat(),
+        t,
+    );
+    openssl(
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-out",
+            "sec1.pem",
+        ],
+        t,
+    );
+    openssl(
+        &[
+            "ec", "-in", "sec1.pem", "-aes128", "-passout", "pass:pw", "-out", "enc1.pem",
+        ],
+        t,
+    );
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.pem",
+        ],
+        t,
+    );
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            "p384.pem",
+        ],
+        t,
+    );
+    openssl(&["genpkey", "-algorithm", "ED25519", "-out", "ed.pem"], t);
+
+    assert!(SigningKey::load(&t.join("sec1.pem")).is_ok());
+    for k in ["rsa.pem", "p384.pem", "ed.pem"] {
+        let e = SigningKey::load(&t.join(k)).err().unwrap().0;
+        assert!(e.contains("not an ECDSA P-256"), "{k}: {e}");
+    }
+    for k in ["enc8.pem", "enc1.pem"] {
+        let e = SigningKey::load(&t.join(k)).err().unwrap().0;
+        assert!(e.contains("encrypted"), "{k}: {e}");
+        // The hint's command, with the passphrase given, writes a key kiln reads.
+        let hint = e.split('`').nth(1).unwrap();
+        let _ = std::fs::remove_file(t.join("plain.pem"));
+        let mut args: Vec<&str> = hint.split_whitespace().skip(1).collect();
+        args.extend(["-passin", "pass:pw"]);
+        openssl(&args, t);
+        assert!(
+            SigningKey::load(&t.join("plain.pem")).is_ok(),
+            "{k}: `{hint}`"
         );
     }
 }

@@ -116,7 +116,7 @@ impl SigningKey {
         if label.contains("ENCRYPTED") || text.contains("Proc-Type: 4,ENCRYPTED") {
             return Err(UsageError(format!(
                 "--sign-key {shown}: the key is encrypted ({label}) and kiln reads no passphrase; \
-                 write an unencrypted copy for the build (`openssl pkcs8 -in {shown} -out plain.pem`; \
+                 write an unencrypted copy for the build (`openssl pkcs8 -topk8 -nocrypt -in {shown} -out plain.pem`; \
                  cosign's own encrypted format cannot be read: make a PKCS#8 key with openssl and \
                  `cosign import-key-pair` it for cosign)"
             )));

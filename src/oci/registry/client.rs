@@ -151,6 +151,7 @@ fn is_certificate_error(text: &str) -> bool {
 
 impl Client {
     pub fn new(registry: &str, opts: &RegistryOptions) -> anyhow::Result<Client> {
+        trace_epoch();
         let idle = opts.jobs.max(1) * 2;
         let extra_roots = extra_roots(opts)?;
         let plain = agent(
@@ -413,6 +414,7 @@ impl Client {
             let auth = self.authorization(scopes, refresh)?;
             refresh = false;
             let url = self.url(path);
+            let started = std::time::Instant::now();
             let mut req = self.agent_for(&url)?.request(method, &url);
             for (k, v) in headers {
                 req = req.set(k, v);
@@ -434,6 +436,15 @@ impl Client {
                     req.set("Content-Length", &len.to_string()).send(reader)
                 }
             };
+            trace(
+                method,
+                path,
+                started,
+                match &result {
+                    Ok(r) | Err(ureq::Error::Status(_, r)) => Some(r.status()),
+                    Err(_) => None,
+                },
+            );
             let resp = match result {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
@@ -536,6 +547,29 @@ impl Client {
         };
         anyhow::anyhow!("{}: {what}: HTTP {status} {detail}{hint}", self.registry)
     }
+}
+
+/// With `KILN_REGISTRY_TRACE` set: when the first client was made (the trace's zero).
+fn trace_epoch() -> Option<std::time::Instant> {
+    static EPOCH: OnceLock<Option<std::time::Instant>> = OnceLock::new();
+    *EPOCH
+        .get_or_init(|| std::env::var_os("KILN_REGISTRY_TRACE").map(|_| std::time::Instant::now()))
+}
+
+/// With `KILN_REGISTRY_TRACE` set, each request's start, duration and status on stderr
+/// (milliseconds since the first client was made), to see where a push spends its time.
+fn trace(method: &str, path: &str, started: std::time::Instant, status: Option<u16>) {
+    let Some(epoch) = trace_epoch() else {
+        return;
+    };
+    let at = started.saturating_duration_since(epoch).as_secs_f64() * 1000.0;
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    let status = status.map_or("error".to_string(), |s| s.to_string());
+    let path = path.rsplit_once("/v2/").map_or(path, |(_, p)| p);
+    eprintln!(
+        "kiln registry trace: {at:8.1} ms +{took:6.1} ms {method} {} {status}",
+        strip_query(path)
+    );
 }
 
 fn strip_query(p: &str) -> &str {

@@ -1,8 +1,9 @@
 //! Pushing content to a repository: every blob HEADed first and uploaded only when missing
 //! (a cross-repository mount first when the blob is known to be in another repository of
 //! the same registry, an upload when the mount is refused), monolithic for small blobs and
-//! chunked for large ones, on a bounded pool of threads; then manifests, children before
-//! parents, with their exact bytes; tags last, only after everything they reach is there.
+//! chunked for large ones, on a bounded pool of threads; each manifest as soon as what it
+//! references is there (while other blobs still upload), with its exact bytes; the top
+//! manifest and the tags last, only after everything they reach is there.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,8 +94,7 @@ pub fn push(
     events: &(dyn Fn(Event) + Sync),
 ) -> anyhow::Result<()> {
     let Some((top, children)) = upload.manifests.split_last() else {
-        push_blobs(client, repo, &upload.blobs, opts, events)?;
-        return Ok(());
+        return push_content(client, repo, &upload.blobs, &[], opts, events);
     };
     // The tags that already point at the top manifest. When all do (or, untagged, when the
     // registry has the top manifest by digest), the image is whole there: a registry
@@ -140,39 +140,7 @@ pub fn push(
         }
         return Ok(());
     }
-    let uploaded = push_blobs(client, repo, &upload.blobs, opts, events)?;
-    // Children are independent of each other: put them at once. When nothing had to be
-    // uploaded they are likely there already, so each is looked up first; otherwise they
-    // are new and put straight away (a PUT of a manifest the registry has changes nothing).
-    let failures: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
-    let next = AtomicUsize::new(0);
-    let workers = opts.jobs.clamp(1, 16).min(children.len());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                while let Some(m) = children.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let put = if uploaded {
-                        put_manifest(client, repo, m, m.digest)
-                    } else {
-                        ensure_manifest(client, repo, m, m.digest)
-                    };
-                    match put {
-                        Ok(()) => events(Event::Manifest {
-                            repository: &format!("{}/{repo}", client.registry),
-                            digest: m.digest,
-                        }),
-                        Err(e) => failures.lock().unwrap_or_else(|e| e.into_inner()).push(e),
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failures.into_inner().unwrap_or_default().into_iter().next() {
-        return Err(e.context(format!(
-            "pushing manifests to {}/{repo} (no tag was written)",
-            client.registry
-        )));
-    }
+    push_content(client, repo, &upload.blobs, children, opts, events)?;
     // The top manifest is not there (or not under every tag, as looked up above): it goes
     // up under its first tag that is not yet right (which puts it by digest as well), or by
     // digest when it has no tag.
@@ -204,64 +172,140 @@ pub fn push(
     Ok(())
 }
 
-/// Push `blobs` on a bounded pool of threads, largest first; true when any had to be
-/// uploaded or mounted (none was in the repository yet).
-fn push_blobs(
+/// The digests a manifest or index document names: its config, layers, blobs and
+/// manifests (not its `subject`, which a registry does not require to be there).
+fn references(bytes: &[u8]) -> Vec<String> {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    std::iter::once(&doc["config"])
+        .chain(
+            ["layers", "blobs", "manifests"]
+                .iter()
+                .flat_map(|k| doc[*k].as_array().into_iter().flatten()),
+        )
+        .filter_map(|d| d["digest"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// What is confirmed in the repository so far, shared by the blob and manifest workers.
+#[derive(Default)]
+struct Progress {
+    /// Digests of blobs and manifests in the repository, with whether this push sent them.
+    done: std::collections::HashMap<String, bool>,
+    failures: Vec<anyhow::Error>,
+}
+
+/// Push `blobs` on a bounded pool of threads, largest first, and `children` (manifests,
+/// in an order where what one references comes before it) each as soon as everything it
+/// references in this push is there, so that a platform's manifest goes up while other
+/// platforms' layers are still uploading. A manifest whose blobs were all there already
+/// is looked up first (it is likely there too); otherwise it is put straight away (a PUT
+/// of a manifest the registry has changes nothing).
+fn push_content(
     client: &Client,
     repo: &str,
     blobs: &[(&str, BlobBody<'_>)],
+    children: &[ManifestBytes<'_>],
     opts: &RegistryOptions,
     events: &(dyn Fn(Event) + Sync),
-) -> anyhow::Result<bool> {
-    // Largest first, so that the pool finishes together.
+) -> anyhow::Result<()> {
     let mut blobs = blobs.to_vec();
     blobs.sort_by_key(|(d, b)| (std::cmp::Reverse(b.len()), *d));
     blobs.dedup_by_key(|(d, _)| *d);
-    let next = AtomicUsize::new(0);
-    let sent = AtomicUsize::new(0);
-    let failures: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
-    let workers = opts.jobs.clamp(1, 16).min(blobs.len().max(1));
+    let blob_digests: std::collections::HashSet<&str> = blobs.iter().map(|(d, _)| *d).collect();
+    let state = Mutex::new(Progress::default());
+    let changed = std::sync::Condvar::new();
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    let finish = |digest: &str, result: anyhow::Result<bool>| {
+        let mut st = lock();
+        match result {
+            Ok(sent) => {
+                st.done.insert(digest.to_string(), sent);
+            }
+            Err(e) => st.failures.push(e),
+        }
+        changed.notify_all();
+    };
+    let repository = format!("{}/{repo}", client.registry);
+    let next_blob = AtomicUsize::new(0);
+    let next_manifest = AtomicUsize::new(0);
+    let jobs = opts.jobs.clamp(1, 16);
     std::thread::scope(|s| {
-        for _ in 0..workers {
+        for _ in 0..jobs.min(blobs.len()) {
+            s.spawn(|| {
+                while let Some((digest, body)) =
+                    blobs.get(next_blob.fetch_add(1, Ordering::Relaxed))
+                {
+                    if !lock().failures.is_empty() {
+                        break;
+                    }
+                    let result = push_blob(client, repo, digest, *body, opts, events);
+                    if let Ok(action) = &result {
+                        hints::remember(opts, &client.registry, repo, digest);
+                        events(Event::Blob {
+                            repository: &repository,
+                            digest,
+                            size: body.len(),
+                            action: *action,
+                        });
+                    }
+                    finish(digest, result.map(|a| a != BlobAction::Exists));
+                }
+            });
+        }
+        for _ in 0..jobs.min(children.len()) {
             s.spawn(|| {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((digest, bytes)) = blobs.get(i) else {
+                    let i = next_manifest.fetch_add(1, Ordering::Relaxed);
+                    let Some(m) = children.get(i) else { break };
+                    // What it references among this push's blobs and the manifests before it.
+                    let refs: Vec<String> = references(m.bytes)
+                        .into_iter()
+                        .filter(|r| {
+                            blob_digests.contains(r.as_str())
+                                || children[..i].iter().any(|c| c.digest == r)
+                        })
+                        .collect();
+                    // Wait until everything it references is there (or something failed).
+                    let mut st = lock();
+                    while st.failures.is_empty() && !refs.iter().all(|r| st.done.contains_key(r)) {
+                        st = changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if !st.failures.is_empty() {
                         break;
+                    }
+                    let new = refs.iter().any(|r| st.done.get(r) == Some(&true));
+                    drop(st);
+                    let result = if new {
+                        put_manifest(client, repo, m, m.digest)
+                    } else {
+                        ensure_manifest(client, repo, m, m.digest)
                     };
-                    if !failures
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .is_empty()
-                    {
-                        break;
+                    if result.is_ok() {
+                        events(Event::Manifest {
+                            repository: &repository,
+                            digest: m.digest,
+                        });
                     }
-                    match push_blob(client, repo, digest, *bytes, opts, events) {
-                        Ok(action) => {
-                            if action != BlobAction::Exists {
-                                sent.fetch_add(1, Ordering::Relaxed);
-                            }
-                            hints::remember(opts, &client.registry, repo, digest);
-                            events(Event::Blob {
-                                repository: &format!("{}/{repo}", client.registry),
-                                digest,
-                                size: bytes.len(),
-                                action,
-                            });
-                        }
-                        Err(e) => failures.lock().unwrap_or_else(|e| e.into_inner()).push(e),
-                    }
+                    finish(m.digest, result.map(|()| true));
                 }
             });
         }
     });
-    if let Some(e) = failures.into_inner().unwrap_or_default().into_iter().next() {
+    if let Some(e) = state
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .failures
+        .into_iter()
+        .next()
+    {
         return Err(e.context(format!(
-            "pushing blobs to {}/{repo} (no tag was written)",
+            "pushing to {}/{repo} (no tag was written)",
             client.registry
         )));
     }
-    Ok(sent.into_inner() > 0)
+    Ok(())
 }
 
 /// Put one manifest or index, whose blobs and children are already in `repo`, by digest;

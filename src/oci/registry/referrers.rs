@@ -49,26 +49,26 @@ pub fn push_referrers(
     let mut clients = super::Clients::default();
     for (registry, repo) in repos {
         let client = clients.get(&registry, opts)?;
-        let upload = Upload {
-            blobs: referrers
-                .iter()
-                .flat_map(|r| {
-                    r.blobs
-                        .iter()
-                        .map(|(d, b)| (d.as_str(), super::BlobBody::Bytes(b)))
-                })
-                .collect(),
-            manifests: referrers
-                .iter()
-                .map(|r| ManifestBytes {
+        // One push per referrer: each is its own top manifest, so a registry that has it
+        // has its blobs too and it is skipped, while a new one beside it still goes up
+        // (one upload of them all would take the last one being there for all of them
+        // being there, and put again those it has — which some registries then list twice).
+        for r in referrers {
+            let upload = Upload {
+                blobs: r
+                    .blobs
+                    .iter()
+                    .map(|(d, b)| (d.as_str(), super::BlobBody::Bytes(b)))
+                    .collect(),
+                manifests: vec![ManifestBytes {
                     digest: &r.digest,
                     media_type: MEDIA_MANIFEST,
                     bytes: &r.manifest,
-                })
-                .collect(),
-            tags: Vec::new(),
-        };
-        push::push(&client, &repo, &upload, opts, events)?;
+                }],
+                tags: Vec::new(),
+            };
+            push::push(&client, &repo, &upload, opts, events)?;
+        }
         let mut by_subject: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
         for r in referrers {
             by_subject
