@@ -29,6 +29,39 @@ pub fn cargo_metadata_for(
     })
 }
 
+/// [`cargo_metadata_for`] with cargo's JSON as it printed it (to keep, and parse again
+/// later into the same [`Metadata`]).
+pub fn cargo_metadata_json(
+    cargo: &Path,
+    manifest: &Path,
+    triple: &str,
+    feature_args: &[String],
+) -> anyhow::Result<(Metadata, String)> {
+    let out = crate::exec::Cmd::new(
+        cargo,
+        format!(
+            "read the dependencies of {} for {triple} (cargo metadata)",
+            manifest.display()
+        ),
+    )
+    .args(["metadata", "--format-version", "1", "--manifest-path"])
+    .arg(manifest)
+    .args(["--filter-platform", triple])
+    .args(feature_args)
+    .read()?;
+    let json = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("cargo metadata printed no JSON for {}", manifest.display()))?
+        .to_string();
+    Ok((metadata_from_json(&json)?, json))
+}
+
+/// Metadata from the JSON `cargo metadata` printed.
+pub fn metadata_from_json(json: &str) -> anyhow::Result<Metadata> {
+    MetadataCommand::parse(json).context("reading cargo metadata's JSON")
+}
+
 /// The crates compiled into the binaries named `bins` for the target `meta` was resolved
 /// for: the workspace packages owning those binaries are the roots.
 pub fn rust_found(meta: &Metadata, bins: &[String]) -> Found {

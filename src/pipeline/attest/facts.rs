@@ -12,7 +12,9 @@ use crate::exec::Cmd;
 use crate::oci::Base;
 
 use super::Part;
+use super::cache::{self, Cache};
 use super::inputs::base_name;
+use crate::par::par_map;
 
 /// Source and toolchain facts for provenance, asked once per build.
 pub(super) struct Facts {
@@ -35,62 +37,101 @@ impl Facts {
     ) -> Facts {
         let dir = &cfg.project_dir;
         let git = |args: &[&str]| {
-            which::which("git").ok()?;
             Cmd::new("git", "read the source's git state")
                 .arg("-C")
                 .arg(dir)
                 .args(args)
-                .read()
-                .ok()
         };
-        let source = git(&["rev-parse", "HEAD"])
-            .filter(|c| c.len() == 40)
-            .map(|commit| GitSource {
-                repository: git(&["remote", "get-url", "origin"])
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| format!("file://{}", dir.display())),
-                commit,
-                dirty: git(&["status", "--porcelain"]).is_some_and(|s| !s.trim().is_empty()),
-            });
-        let mut toolchains = BTreeMap::new();
-        let mut ask = |name: &str, cmd: Cmd| {
-            if let Some(v) = first_line(cmd) {
-                toolchains.insert(name.to_string(), v);
-            }
-        };
+        // Every question is a process of its own: ask them all at once. The tools' versions
+        // are kept between builds (`cache`), keyed by the tool's file and the binaries built.
+        let mut asks: Vec<(&str, Cmd)> = Vec::new();
+        if which::which("git").is_ok() {
+            asks.push(("git commit", git(&["rev-parse", "HEAD"])));
+            asks.push(("git origin", git(&["remote", "get-url", "origin"])));
+            asks.push(("git status", git(&["status", "--porcelain"])));
+        }
         if let Ok(z) = crate::toolchain::find_zig() {
-            ask(
+            asks.push((
                 "zig",
                 Cmd::new(&z.path, "ask zig its version").arg("version"),
-            );
+            ));
         }
         for part in parts {
             match part.plan.language {
                 "rust" => {
-                    ask(
+                    asks.push((
                         "cargo",
                         Cmd::new(rust::cargo_program(), "ask cargo its version").arg("-V"),
-                    );
-                    ask(
+                    ));
+                    asks.push((
                         "rustc",
                         Cmd::new("rustc", "ask rustc its version").arg("-V"),
-                    );
+                    ));
                 }
                 "go" => {
                     if let Ok(g) = crate::toolchain::go::find_go() {
-                        ask("go", Cmd::new(&g.path, "ask go its version").arg("version"));
+                        asks.push(("go", Cmd::new(&g.path, "ask go its version").arg("version")));
                     }
                 }
                 _ => {
                     if part.cfg.project_dir.join("CMakeLists.txt").is_file() {
-                        ask(
+                        asks.push((
                             "cmake",
                             Cmd::new("cmake", "ask cmake its version").arg("--version"),
-                        );
+                        ));
                     }
                 }
             }
         }
+        let mut seen = Vec::new();
+        asks.retain(|(name, _)| {
+            let first = !seen.contains(name);
+            seen.push(*name);
+            first
+        });
+        let mut built: Vec<&str> = parts
+            .iter()
+            .flat_map(|p| p.artifacts)
+            .map(|a| a.sha256.as_str())
+            .collect();
+        built.sort();
+        let cache = Cache::for_build(cfg.target_dir.as_deref());
+        let answers = par_map(&asks, asks.len(), |(name, cmd)| {
+            if name.starts_with("git ") {
+                return cmd.read().ok();
+            }
+            let key = cache::command_key(cmd, &built);
+            if let Some(v) = cache.get(&key) {
+                return Some(v);
+            }
+            let v = first_line(cmd.clone())?;
+            cache.put(&key, &[], &v);
+            Some(v)
+        });
+        let mut toolchains = BTreeMap::new();
+        let mut git_answers: BTreeMap<&str, String> = BTreeMap::new();
+        for ((name, _), answer) in asks.iter().zip(answers) {
+            let Some(answer) = answer else { continue };
+            if let Some(which) = name.strip_prefix("git ") {
+                git_answers.insert(which, answer);
+            } else {
+                toolchains.insert(name.to_string(), answer);
+            }
+        }
+        let source = git_answers
+            .get("commit")
+            .filter(|c| c.len() == 40)
+            .map(|commit| GitSource {
+                repository: git_answers
+                    .get("origin")
+                    .filter(|r| !r.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| format!("file://{}", dir.display())),
+                commit: commit.clone(),
+                dirty: git_answers
+                    .get("status")
+                    .is_some_and(|s| !s.trim().is_empty()),
+            });
         Facts {
             source,
             toolchains,

@@ -13,6 +13,8 @@ use crate::elf::Libc;
 use crate::oci::{Base, BuiltIndex, distroless::DistrolessSource, distroless::LockFile};
 
 use super::Part;
+use super::cache::{self, Cache};
+use crate::par::par_map;
 
 /// Each artifact of `part` with what is compiled into it; `strip`: its debug info was split
 /// off and ships beside it.
@@ -29,6 +31,7 @@ pub(super) fn binaries(
     } = *part;
     // One cargo resolve per target triple.
     let mut rust_by_triple: BTreeMap<String, Found> = BTreeMap::new();
+    let cache = Cache::for_build(cfg.target_dir.as_deref());
     if plan.language == "rust" {
         let manifest = rust::manifest_path(&cfg.project_dir, &cfg.cargo);
         let mut feature_args = Vec::new();
@@ -41,25 +44,42 @@ pub(super) fn binaries(
         if cfg.cargo.no_default_features {
             feature_args.push("--no-default-features".into());
         }
+        let mut triples: Vec<&str> = Vec::new();
         for stage in &plan.stages {
-            let triple = &stage.target.rust_triple;
-            if rust_by_triple.contains_key(triple) {
-                continue;
+            if !triples.contains(&stage.target.rust_triple.as_str()) {
+                triples.push(&stage.target.rust_triple);
             }
-            let meta = gather::cargo_metadata_for(
+        }
+        // The targets cargo must be asked about (all at once: each `cargo metadata` spends
+        // most of its time starting rustc probes), the others from the cache.
+        let keyed: Vec<(&str, String)> = triples
+            .iter()
+            .map(|t| (*t, metadata_key(&manifest, t, &feature_args, artifacts)))
+            .collect();
+        let metas = par_map(&keyed, keyed.len(), |(triple, key)| {
+            if let Some(json) = cache.get(key)
+                && let Ok(meta) = gather::metadata_from_json(&json)
+            {
+                return Ok(meta);
+            }
+            let (meta, json) = gather::cargo_metadata_json(
                 &rust::cargo_program(),
                 &manifest,
                 triple,
                 &feature_args,
             )?;
-            rust_by_triple.insert(triple.clone(), gather::rust_found(&meta, &plan.bins));
+            cache.put(key, &metadata_inputs(&meta), &json);
+            Ok::<_, anyhow::Error>(meta)
+        });
+        for (triple, meta) in triples.iter().zip(metas) {
+            rust_by_triple.insert(triple.to_string(), gather::rust_found(&meta?, &plan.bins));
         }
     }
     let needs_musl = artifacts.iter().any(|a| a.report.libc == Some(Libc::Musl));
     let musl_version = if needs_musl {
         crate::toolchain::find_zig()
             .ok()
-            .and_then(|z| gather::musl_version(&z.path))
+            .and_then(|z| musl_version(&z.path, &cache))
     } else {
         None
     };
@@ -103,6 +123,58 @@ pub(super) fn binaries(
         });
     }
     Ok(out)
+}
+
+/// The musl zig links, kept with zig's own file as the key.
+fn musl_version(zig: &Path, cache: &Cache) -> Option<String> {
+    let key = cache::command_key(&crate::exec::Cmd::new(zig, "musl version").arg("env"), &[]);
+    if let Some(v) = cache.get(&key) {
+        return (!v.is_empty()).then_some(v);
+    }
+    let v = gather::musl_version(zig);
+    cache.put(&key, &[], v.as_deref().unwrap_or(""));
+    v
+}
+
+/// The cache key of one target's `cargo metadata`: the command and the binaries built for
+/// that target (their bytes change with the toolchain, the features and the flags).
+fn metadata_key(
+    manifest: &Path,
+    triple: &str,
+    feature_args: &[String],
+    artifacts: &[crate::builders::Artifact],
+) -> String {
+    let manifest = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let cmd = crate::exec::Cmd::new(rust::cargo_program(), "cargo metadata")
+        .arg("metadata")
+        .arg(manifest)
+        .args(["--filter-platform", triple])
+        .args(feature_args);
+    let mut built: Vec<String> = artifacts
+        .iter()
+        .filter(|a| a.target.rust_triple == triple)
+        .map(|a| format!("{} {}", a.name, a.sha256))
+        .collect();
+    built.sort();
+    let built: Vec<&str> = built.iter().map(String::as_str).collect();
+    cache::command_key(&cmd, &built)
+}
+
+/// The files a resolve was read from: Cargo.lock, the workspace manifest and every path
+/// package's manifest.
+fn metadata_inputs(meta: &cargo_metadata::Metadata) -> Vec<std::path::PathBuf> {
+    let root = meta.workspace_root.as_std_path();
+    let mut files = vec![root.join("Cargo.lock"), root.join("Cargo.toml")];
+    for p in &meta.packages {
+        if p.source.is_none() {
+            let m = p.manifest_path.as_std_path().to_path_buf();
+            if !files.contains(&m) {
+                files.push(m);
+            }
+        }
+    }
+    files.retain(|f| f.is_file());
+    files
 }
 
 /// The base, for the SBOM: the distroless lock's packages, or a reference.

@@ -24,6 +24,7 @@ use crate::oci::referrers::{
 use crate::oci::{Base, BuiltIndex};
 use crate::progress::Progress;
 
+mod cache;
 mod facts;
 mod inputs;
 
@@ -78,15 +79,30 @@ pub fn release(
     let version = package.map(|p| p.version.clone()).filter(|v| !v.is_empty());
     let mut warnings = Vec::new();
 
-    let mut binaries = Vec::new();
-    for part in parts {
-        binaries.extend(self::binaries(
-            part,
-            cfg.release.strip,
-            version.as_deref(),
-            &mut warnings,
-        )?);
-    }
+    // The provenance facts (git state, tool versions) are asked while cargo resolves each
+    // target's dependencies: all of it is waiting on other processes.
+    let (mut binaries, facts) = std::thread::scope(|s| {
+        let facts = s.spawn(|| {
+            cfg.release
+                .provenance
+                .then(|| Facts::gather(cfg, parts, source_date_epoch))
+        });
+        let mut binaries = Vec::new();
+        let mut found = Ok(());
+        for part in parts {
+            match self::binaries(part, cfg.release.strip, version.as_deref(), &mut warnings) {
+                Ok(b) => binaries.extend(b),
+                Err(e) => {
+                    found = Err(e);
+                    break;
+                }
+            }
+        }
+        let facts = facts
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        found.map(|()| (binaries, facts))
+    })?;
     let base = base_input(cfg, &mut warnings);
     let mut platforms: Vec<String> = Vec::new();
     for s in parts.iter().flat_map(|p| &p.plan.stages) {
@@ -127,8 +143,7 @@ pub fn release(
             created: source_date_epoch,
         });
     }
-    let provenance = if cfg.release.provenance {
-        let facts = Facts::gather(cfg, parts, source_date_epoch);
+    let provenance = if let Some(facts) = facts {
         platforms
             .iter()
             .map(|p| {

@@ -1,0 +1,99 @@
+//! What the release step asks other programs, kept between builds: each target's `cargo
+//! metadata --filter-platform` and the tools' versions. A no-op rebuild with an image spent
+//! most of its time there (each `cargo metadata` probes rustc for the host and the target),
+//! though nothing it depends on had changed.
+//!
+//! An answer is reused only when its key matches — kiln itself, the command, the
+//! environment cargo and rustup read, and the sha256 of the binaries built (a new toolchain,
+//! other features or flags make other binaries) — and every file it was read from (Cargo.lock,
+//! the path packages' manifests) still has the content it had. Anything unreadable is a miss.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::builders::fresh::Fingerprint;
+use crate::digest::sha256_hex;
+use crate::exec::Cmd;
+use crate::fsutil::{WriteOptions, write_atomic};
+
+/// Environment variables that can change what cargo, rustc and rustup answer.
+pub(super) const TOOL_ENV: &[&str] = &["CARGO", "RUSTUP", "RUSTC", "RUSTFLAGS", "RUSTDOC"];
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    /// The files the answer was read from, with the sha256 of their content then.
+    inputs: Vec<(PathBuf, String)>,
+    answer: String,
+}
+
+/// A directory of answers by key.
+pub(super) struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// Under the build's target dir when it has one, else in kiln's cache.
+    pub(super) fn for_build(target_dir: Option<&Path>) -> Cache {
+        Cache {
+            dir: match target_dir {
+                Some(d) => d.join("kiln").join("release-answers"),
+                None => crate::fsutil::cache_dir().join("release-answers"),
+            },
+        }
+    }
+
+    /// The answer kept under `key`, if its input files are unchanged.
+    pub(super) fn get(&self, key: &str) -> Option<String> {
+        let bytes = std::fs::read(self.dir.join(format!("{key}.json"))).ok()?;
+        let e: Entry = serde_json::from_slice(&bytes).ok()?;
+        e.inputs
+            .iter()
+            .all(|(path, hash)| content_hash(path).as_deref() == Some(hash.as_str()))
+            .then_some(e.answer)
+    }
+
+    /// Keep `answer` under `key`, with the current content of `inputs`. Best effort: a
+    /// cache that cannot be written only means asking again next time.
+    pub(super) fn put(&self, key: &str, inputs: &[PathBuf], answer: &str) {
+        let Some(inputs) = inputs
+            .iter()
+            .map(|p| Some((p.clone(), content_hash(p)?)))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return;
+        };
+        let entry = Entry {
+            inputs,
+            answer: answer.to_string(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&entry) {
+            let _ = std::fs::create_dir_all(&self.dir).map(|()| {
+                write_atomic(
+                    &self.dir.join(format!("{key}.json")),
+                    &bytes,
+                    WriteOptions::cached(0o644),
+                )
+            });
+        }
+    }
+}
+
+fn content_hash(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|b| sha256_hex(&b))
+}
+
+/// The key of `cmd`'s answer: kiln, the command, the tool environment, the program file as
+/// found on PATH (size and time), and `extra` (the binaries' hashes).
+pub(super) fn command_key(cmd: &Cmd, extra: &[&str]) -> String {
+    let mut f = Fingerprint::new("release answer");
+    f.command(cmd);
+    f.env(TOOL_ENV, &["PATH"]);
+    if let Ok(p) = which::which(cmd.program()) {
+        f.file("program", &p);
+    }
+    for e in extra {
+        f.field("extra", e.as_bytes());
+    }
+    f.finish()
+}
