@@ -1113,6 +1113,24 @@ fn strip_ships_small_binaries_and_gdb_symbolises_them_with_the_debug_file() {
     std::fs::copy(&bin, t.join("alone/hello")).unwrap();
     let without = gdb(&t.join("alone/hello"));
     assert!(without.contains("No symbol matches"), "{without}");
+    // addr2line gives the function (C, compiled by zig) and its source line from the
+    // debug file alone.
+    if have_tool("addr2line", "apt-get install -y binutils") {
+        let out = Command::new("addr2line")
+            .args(["-f", "-e"])
+            .arg(&debug)
+            .arg(format!("0x{addr}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("kiln_answer"), "{text}");
+        let at = lines.next().unwrap_or_default();
+        assert!(
+            at.contains("src/answer.c:") && !at.ends_with(":0") && !at.ends_with(":?"),
+            "{text}"
+        );
+    }
 
     // SHA256SUMS covers the debug file.
     let check = Command::new("sha256sum")

@@ -130,33 +130,39 @@ fn release_parts<'a>(
 }
 
 /// Each project component's configuration and plan (cargo metadata, go list: nothing is
-/// compiled yet); `None` for `build` components.
+/// compiled yet); `None` for `build` components. The components plan side by side (`go
+/// list` and `cargo metadata` are a second or two of one CPU each); the first error in
+/// component order is the one reported.
 fn plan_projects(
     cfg: &BuildConfig,
     comps: &[Component],
     progress: &Progress,
 ) -> anyhow::Result<Vec<Option<(BuildConfig, Plan)>>> {
-    let mut plans = Vec::new();
-    for c in comps {
-        plans.push(match &c.kind {
-            Kind::Project { dir } => {
-                let ccfg = config::component_config(cfg, dir, &c.table)?;
-                let plan = stages::prepare(&ccfg, progress)
-                    .with_context(|| format!("planning component `{}`", c.name))?;
-                if plan.bins.is_empty() {
-                    return Err(err(format!(
-                        "component `{}` ({}) builds no binary: it has no output for the image",
-                        c.name,
-                        dir.display()
-                    ))
-                    .into());
-                }
-                Some((ccfg, plan))
-            }
-            Kind::Command { .. } => None,
-        });
+    par_map(comps, comps.len(), |c| plan_project(cfg, c, progress))
+        .into_iter()
+        .collect()
+}
+
+fn plan_project(
+    cfg: &BuildConfig,
+    c: &Component,
+    progress: &Progress,
+) -> anyhow::Result<Option<(BuildConfig, Plan)>> {
+    let Kind::Project { dir } = &c.kind else {
+        return Ok(None);
+    };
+    let ccfg = config::component_config(cfg, dir, &c.table)?;
+    let plan = stages::prepare(&ccfg, progress)
+        .with_context(|| format!("planning component `{}`", c.name))?;
+    if plan.bins.is_empty() {
+        return Err(err(format!(
+            "component `{}` ({}) builds no binary: it has no output for the image",
+            c.name,
+            dir.display()
+        ))
+        .into());
     }
-    Ok(plans)
+    Ok(Some((ccfg, plan)))
 }
 
 /// An image of several binaries needs `entrypoint` to say which one runs.
