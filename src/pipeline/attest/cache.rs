@@ -97,3 +97,29 @@ pub(super) fn command_key(cmd: &Cmd, extra: &[&str]) -> String {
     }
     f.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_reused_only_while_its_inputs_are_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::for_build(Some(dir.path()));
+        let lock = dir.path().join("Cargo.lock");
+        std::fs::write(&lock, "version = 4\n").unwrap();
+        let key = command_key(&Cmd::new("cargo", "test").arg("metadata"), &["abc"]);
+        assert_ne!(
+            key,
+            command_key(&Cmd::new("cargo", "test").arg("metadata"), &["abd"]),
+            "the binaries' hashes are part of the key"
+        );
+        assert_eq!(cache.get(&key), None);
+        cache.put(&key, std::slice::from_ref(&lock), "{\"answer\":1}");
+        assert_eq!(cache.get(&key).as_deref(), Some("{\"answer\":1}"));
+        std::fs::write(&lock, "version = 4\n# changed\n").unwrap();
+        assert_eq!(cache.get(&key), None, "Cargo.lock changed");
+        std::fs::remove_file(&lock).unwrap();
+        assert_eq!(cache.get(&key), None, "Cargo.lock gone");
+    }
+}
