@@ -104,6 +104,11 @@ impl Fingerprint {
         }
     }
 
+    /// The fingerprint so far, without finishing it.
+    pub fn clone_hex(&self) -> String {
+        self.0.clone().finish_hex()
+    }
+
     pub fn finish(self) -> String {
         self.0.finish_hex()
     }

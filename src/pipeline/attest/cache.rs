@@ -22,6 +22,8 @@ pub(super) const TOOL_ENV: &[&str] = &["CARGO", "RUSTUP", "RUSTC", "RUSTFLAGS", 
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
+    /// The full key ([`Key::full`]): the file holds one answer per question, the latest.
+    key: String,
     /// The files the answer was read from, with the sha256 of their content then.
     inputs: Vec<(PathBuf, String)>,
     answer: String,
@@ -44,9 +46,12 @@ impl Cache {
     }
 
     /// The answer kept under `key`, if its input files are unchanged.
-    pub(super) fn get(&self, key: &str) -> Option<String> {
-        let bytes = std::fs::read(self.dir.join(format!("{key}.json"))).ok()?;
+    pub(super) fn get(&self, key: &Key) -> Option<String> {
+        let bytes = std::fs::read(self.dir.join(format!("{}.json", key.slot))).ok()?;
         let e: Entry = serde_json::from_slice(&bytes).ok()?;
+        if e.key != key.full {
+            return None;
+        }
         e.inputs
             .iter()
             .all(|(path, hash)| content_hash(path).as_deref() == Some(hash.as_str()))
@@ -55,7 +60,7 @@ impl Cache {
 
     /// Keep `answer` under `key`, with the current content of `inputs`. Best effort: a
     /// cache that cannot be written only means asking again next time.
-    pub(super) fn put(&self, key: &str, inputs: &[PathBuf], answer: &str) {
+    pub(super) fn put(&self, key: &Key, inputs: &[PathBuf], answer: &str) {
         let Some(inputs) = inputs
             .iter()
             .map(|p| Some((p.clone(), content_hash(p)?)))
@@ -64,13 +69,14 @@ impl Cache {
             return;
         };
         let entry = Entry {
+            key: key.full.clone(),
             inputs,
             answer: answer.to_string(),
         };
         if let Ok(bytes) = serde_json::to_vec(&entry) {
             let _ = std::fs::create_dir_all(&self.dir).map(|()| {
                 write_atomic(
-                    &self.dir.join(format!("{key}.json")),
+                    &self.dir.join(format!("{}.json", key.slot)),
                     &bytes,
                     WriteOptions::cached(0o644),
                 )
@@ -83,11 +89,21 @@ fn content_hash(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|b| sha256_hex(&b))
 }
 
+/// Where an answer is kept and what it must match.
+pub(super) struct Key {
+    /// The question (kiln and the command): one file each, so the cache does not grow with
+    /// every rebuild.
+    slot: String,
+    /// Everything the answer depends on.
+    full: String,
+}
+
 /// The key of `cmd`'s answer: kiln, the command, the tool environment, the program file as
 /// found on PATH (size and time), and `extra` (the binaries' hashes).
-pub(super) fn command_key(cmd: &Cmd, extra: &[&str]) -> String {
+pub(super) fn command_key(cmd: &Cmd, extra: &[&str]) -> Key {
     let mut f = Fingerprint::new("release answer");
     f.command(cmd);
+    let slot = f.clone_hex();
     f.env(TOOL_ENV, &["PATH"]);
     if let Ok(p) = which::which(cmd.program()) {
         f.file("program", &p);
@@ -95,7 +111,10 @@ pub(super) fn command_key(cmd: &Cmd, extra: &[&str]) -> String {
     for e in extra {
         f.field("extra", e.as_bytes());
     }
-    f.finish()
+    Key {
+        slot,
+        full: f.finish(),
+    }
 }
 
 #[cfg(test)]
@@ -109,14 +128,16 @@ mod tests {
         let lock = dir.path().join("Cargo.lock");
         std::fs::write(&lock, "version = 4\n").unwrap();
         let key = command_key(&Cmd::new("cargo", "test").arg("metadata"), &["abc"]);
+        let other = command_key(&Cmd::new("cargo", "test").arg("metadata"), &["abd"]);
         assert_ne!(
-            key,
-            command_key(&Cmd::new("cargo", "test").arg("metadata"), &["abd"]),
+            key.full, other.full,
             "the binaries' hashes are part of the key"
         );
+        assert_eq!(key.slot, other.slot, "one file per question");
         assert_eq!(cache.get(&key), None);
         cache.put(&key, std::slice::from_ref(&lock), "{\"answer\":1}");
         assert_eq!(cache.get(&key).as_deref(), Some("{\"answer\":1}"));
+        assert_eq!(cache.get(&other), None, "other binaries");
         std::fs::write(&lock, "version = 4\n# changed\n").unwrap();
         assert_eq!(cache.get(&key), None, "Cargo.lock changed");
         std::fs::remove_file(&lock).unwrap();

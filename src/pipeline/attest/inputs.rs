@@ -52,7 +52,7 @@ pub(super) fn binaries(
         }
         // The targets cargo must be asked about (all at once: each `cargo metadata` spends
         // most of its time starting rustc probes), the others from the cache.
-        let keyed: Vec<(&str, String)> = triples
+        let keyed: Vec<(&str, cache::Key)> = triples
             .iter()
             .map(|t| (*t, metadata_key(&manifest, t, &feature_args, artifacts)))
             .collect();
@@ -143,7 +143,7 @@ fn metadata_key(
     triple: &str,
     feature_args: &[String],
     artifacts: &[crate::builders::Artifact],
-) -> String {
+) -> cache::Key {
     let manifest = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
     let cmd = crate::exec::Cmd::new(rust::cargo_program(), "cargo metadata")
         .arg("metadata")
