@@ -149,6 +149,48 @@ fn source_list_compiles_directly_with_defines_includes_and_libs() {
     assert_static_for(&tmp.path().join("linux-amd64/sources-hello"), "amd64");
 }
 
+/// zig cc on its own builds C without -O with UBSan in trap mode, which gcc and clang never
+/// do: an unoptimised Makefile build would then die on a signed overflow gcc lets wrap.
+/// kiln passes -fno-sanitize=all first (a build's own -fsanitize still wins).
+#[test]
+fn unoptimised_c_gets_no_sanitizer_it_did_not_ask_for() {
+    if !have_tool("make", "apt-get install -y make") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("ub");
+    std::fs::create_dir(&p).unwrap();
+    std::fs::write(
+        p.join("kiln.toml"),
+        "[c]\nbuild = \"make\"\noutput = \"ub\"\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("Makefile"), "ub: ub.c\n\t$(CC) -O0 -o ub ub.c\n").unwrap();
+    std::fs::write(
+        p.join("ub.c"),
+        "#include <limits.h>\n#include <stdio.h>\n\
+         int main(int argc, char **argv) {\n  (void)argv;\n  int x = INT_MAX;\n  x += argc;\n\
+         printf(\"wrapped=%d\\n\", x);\n  return 0;\n}\n",
+    )
+    .unwrap();
+    let out = capture(
+        kiln()
+            .arg("build")
+            .arg(&p)
+            .args(["--platform", "linux/amd64", "--smoke"])
+            .arg("--target-dir")
+            .arg(tmp.path().join("target"))
+            .arg("--out-dir")
+            .arg(tmp.path().join("dist")),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrapped=-2147483648"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// An amd64 Debian host's default CFLAGS/LDFLAGS (dpkg-buildflags) in the environment reach
 /// every target's compiler; the wrapper drops or rewrites the ones zig refuses for arm64.
 #[test]

@@ -31,6 +31,9 @@ pub struct ZigCc {
     pub args: Vec<String>,
 }
 
+/// What every zig cc / c++ call gets before the build's own flags (as cargo-zigbuild does).
+pub const NO_SANITIZE: &str = "-fno-sanitize=all";
+
 /// The full zig command line (without the zig executable) for one wrapper call.
 pub fn rewrite_args(
     mode: ZigMode,
@@ -58,6 +61,11 @@ pub fn rewrite_args(
     if let Some(cpu) = cpu {
         out.push(format!("-mcpu={cpu}"));
     }
+    // zig cc turns on UBSan (trapping) for C built without -O, which gcc and clang never
+    // do: a configure test or an unoptimised Makefile build then links the sanitizer
+    // runtime (slower to build, bigger binary) and traps on UB gcc would let pass.
+    // First, so that a build's own -fsanitize=… still wins.
+    out.push(NO_SANITIZE.into());
     let mut iter = args.iter();
     'args: while let Some(arg) = iter.next() {
         for rule in RULES {
@@ -412,14 +420,36 @@ mod tests {
     fn rewrite_table() {
         for (i, (mode, target, cpu, input, want)) in CASES.iter().enumerate() {
             let got = rewrite_args(*mode, target, *cpu, &v(input));
-            assert_eq!(got, v(want), "case {i}: {input:?}");
+            let mut want = v(want);
+            if matches!(mode, ZigMode::Cc | ZigMode::Cxx) {
+                // every compiler call: -fno-sanitize=all right after -target (and -mcpu)
+                let at = 3 + usize::from(cpu.is_some());
+                want.insert(at, NO_SANITIZE.to_string());
+            }
+            assert_eq!(got, want, "case {i}: {input:?}");
         }
+    }
+
+    #[test]
+    fn a_build_may_still_ask_for_a_sanitizer() {
+        let got = rewrite_args(
+            ZigMode::Cc,
+            "x86_64-linux-musl",
+            None,
+            &v(&["-fsanitize=address", "-c", "a.c"]),
+        );
+        let ours = got.iter().position(|a| a == NO_SANITIZE).unwrap();
+        let theirs = got.iter().position(|a| a == "-fsanitize=address").unwrap();
+        assert!(
+            ours < theirs,
+            "the build's own flag must come later and win: {got:?}"
+        );
     }
 
     #[test]
     fn trailing_target_flag_without_value_does_not_panic() {
         let got = rewrite_args(ZigMode::Cc, "x86_64-linux-musl", None, &v(&["-target"]));
-        assert_eq!(got, v(&["cc", "-target", "x86_64-linux-musl"]));
+        assert_eq!(got, v(&["cc", "-target", "x86_64-linux-musl", NO_SANITIZE]));
     }
 
     #[test]
@@ -436,7 +466,15 @@ mod tests {
         let got = rewrite_args(ZigMode::Cc, "aarch64-linux-musl", None, &expanded);
         assert_eq!(
             got,
-            v(&["cc", "-target", "aarch64-linux-musl", "-o", "out\\x", "-lc"])
+            v(&[
+                "cc",
+                "-target",
+                "aarch64-linux-musl",
+                NO_SANITIZE,
+                "-o",
+                "out\\x",
+                "-lc"
+            ])
         );
         // A missing response file is passed on for zig to report.
         let missing = v(&["@/nonexistent/kiln"]);
