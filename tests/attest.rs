@@ -1153,11 +1153,19 @@ fn auditable_binaries_carry_the_crates_the_sbom_lists() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dist = tmp.path().join("dist");
-    let out = support::build_into(
-        &support::example("hello-rust"),
-        "linux/arm64",
-        &dist,
-        &["--release", "--auditable", "--sbom", "spdx"],
+    // Its own target dir: `cargo auditable` writes the same executable path as a plain
+    // release build, and a parallel test's plain build in the shared target dir could
+    // replace the binary between cargo's end and kiln's copy (seen once: no .dep-v0).
+    let out = support::capture(
+        support::kiln()
+            .arg("build")
+            .arg(support::example("hello-rust"))
+            .args(["--platform", "linux/arm64"])
+            .arg("--target-dir")
+            .arg(tmp.path().join("target"))
+            .arg("--out-dir")
+            .arg(&dist)
+            .args(["--release", "--auditable", "--sbom", "spdx"]),
     );
     assert!(out.status.success(), "{}", support::stderr(&out));
     let report = kiln::elf::inspect_path(&dist.join("linux-arm64/hello")).unwrap();
