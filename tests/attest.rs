@@ -795,22 +795,27 @@ fn attestations_use_the_referrers_api_where_the_registry_has_it() {
     let tmp = tempfile::tempdir().unwrap();
     let project = support::example("hello-rust");
     let repo = format!("{}/attest/api", reg.addr);
-    let out = support::build_into(
-        &project,
-        "linux/arm64",
-        &tmp.path().join("dist"),
-        &[
-            "--release",
-            "--sbom",
-            "both",
-            "--provenance",
-            "-o",
-            &format!("docker://{repo}:v1"),
-            "--message-format",
-            "json",
-        ],
-    );
-    assert!(out.status.success(), "{}", support::stderr(&out));
+    let image = format!("docker://{repo}:v1");
+    let push = |dist: &str| {
+        let out = support::build_into(
+            &project,
+            "linux/arm64",
+            &tmp.path().join(dist),
+            &[
+                "--release",
+                "--sbom",
+                "both",
+                "--provenance",
+                "-o",
+                &image,
+                "--message-format",
+                "json",
+            ],
+        );
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        out
+    };
+    let out = push("dist");
     let msgs = support::json_lines(&out);
     let field = |reason: &str, key: &str| {
         msgs.iter()
@@ -865,7 +870,6 @@ fn attestations_use_the_referrers_api_where_the_registry_has_it() {
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));
 
     // `kiln inspect` reads them back through the API (there is no tag to follow).
-    let image = format!("docker://{repo}:v1");
     let out = support::capture(support::kiln().args(["inspect", "--json", &image]));
     assert!(out.status.success(), "{}", support::stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -882,20 +886,7 @@ fn attestations_use_the_referrers_api_where_the_registry_has_it() {
     // A second build into another directory: its provenance differs (the command line
     // names that directory), the SBOMs do not. The new provenance is attached beside the
     // old one, and nothing is listed twice.
-    let again = support::build_into(
-        &project,
-        "linux/arm64",
-        &tmp.path().join("dist2"),
-        &[
-            "--release",
-            "--sbom",
-            "both",
-            "--provenance",
-            "-o",
-            &format!("docker://{repo}:v1"),
-        ],
-    );
-    assert!(again.status.success(), "{}", support::stderr(&again));
+    push("dist2");
     let (_, _, index) = registry_get(&reg.addr, &format!("/v2/attest/api/referrers/{manifest}"));
     let mut digests: Vec<&str> = index["manifests"]
         .as_array()
