@@ -85,6 +85,7 @@ impl Job {
         Ok(vec![Built {
             name: self.name.clone(),
             path,
+            hold: None,
         }])
     }
 
@@ -192,7 +193,11 @@ impl Job {
         let mut built = Vec::new();
         for (name, path) in exes {
             if self.wanted.is_empty() || self.wanted.contains(&name) {
-                built.push(Built { name, path });
+                built.push(Built {
+                    name,
+                    path,
+                    hold: None,
+                });
             }
         }
         for w in &self.wanted {
@@ -271,6 +276,7 @@ impl Job {
         Ok(vec![Built {
             name: self.name.clone(),
             path: exe,
+            hold: None,
         }])
     }
 
