@@ -272,7 +272,8 @@ impl Job {
             link = link.arg(lib_arg(lib, &self.project));
         }
         link = link.arg("-o").arg(&exe);
-        link.run()?;
+        // The link runs a compiler driver like the compiles: it waits for a job token too.
+        link.jobserver().run()?;
         Ok(vec![Built {
             name: self.name.clone(),
             path: exe,
