@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 
-use super::median;
+use super::{load_average, median};
 use crate::{cargo, root, run};
 
 /// The project: name and exact version on the crates registry, and its binary.
@@ -263,14 +263,6 @@ fn same_zig(cmd: &mut Command, zig: &Path) {
     .env("CARGO_ZIGBUILD_ZIG_PATH", zig);
 }
 
-/// The 1-minute load average now.
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
 /// zig's global cache directory (`global_cache_dir` in `zig env`).
 fn zig_cache_dir(zig: &Path) -> Option<PathBuf> {
     let out = Command::new(zig).arg("env").output().ok()?;
@@ -476,12 +468,12 @@ impl Bench {
                 "  run {}: kiln build          {}  load {}{k_zig}",
                 i + 1,
                 k.show(),
-                load()
+                load_average()
             );
             println!(
                 "         cargo zigbuild      {}  load {}{z_zig}",
                 z.show(),
-                load()
+                load_average()
             );
             println!("         ratio kiln / zigbuild {ratio:.2}x");
             ratios.push(ratio);
@@ -541,7 +533,7 @@ impl Bench {
         println!(
             "  kiln - cargo = {extra:+.3} s (goal <= +0.100 s): {}  load {}",
             if extra <= 0.1 { "met" } else { "NOT met" },
-            load()
+            load_average()
         );
         Ok(())
     }
@@ -578,7 +570,7 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
         .unwrap_or(1)
         .max(1);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load_average();
     println!("\n== bench build: inputs ==");
     println!("  project   {CRATE} {VERSION} (bin {BIN}), --release, Cargo.lock: {locked}");
     println!("  kiln      {}", b.kiln.display());
@@ -587,10 +579,7 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
         b.zigbuild.display(),
         b.zig.display()
     );
-    println!(
-        "  machine   {cpus} CPUs, load average at start: {}",
-        load.trim()
-    );
+    println!("  machine   {cpus} CPUs, load average at start: {}", load);
 
     // zig builds a libc per target and per set of flags on first use: pay it before
     // timing, for both tools, for the Rust link and for jemalloc's configure tests.
