@@ -79,6 +79,12 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         plan: &plan,
         artifacts: &artifacts,
     }];
+    // `[image] files`, for the image's SBOM.
+    let files = if index.is_some() {
+        pack::extra_files(&cfg.image)?
+    } else {
+        Vec::new()
+    };
     let written = finish(
         Made {
             cfg,
@@ -87,6 +93,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             outputs: &outputs,
             twin: twin.as_ref(),
             debug_index: debug_index.as_ref(),
+            files: &files,
             source_date_epoch,
         },
         progress,
@@ -106,6 +113,9 @@ pub(crate) struct Made<'a> {
     pub outputs: &'a [OutputSpec],
     pub twin: Option<&'a debug::Twin>,
     pub debug_index: Option<&'a BuiltIndex>,
+    /// The files the image holds besides binaries and base (`[image] files`, build steps'
+    /// outputs), for its SBOM; empty without an image.
+    pub files: &'a [oci::LayerEntry],
     pub source_date_epoch: Option<u64>,
 }
 
@@ -148,6 +158,7 @@ pub(crate) fn finish(w: Made<'_>, progress: &Progress, push: &Push) -> anyhow::R
             w.cfg,
             w.parts,
             w.index.as_ref(),
+            w.files,
             w.source_date_epoch,
             progress,
         )?
