@@ -198,10 +198,8 @@ fn plan_as<'a, H: FileHeader<Endian = Endianness>, R: ReadRef<'a>>(
         })
         .unwrap_or(&[]);
     let dynamic = DynFacts::read(endian, dynamic_entries);
-    if let Some(strtab) = dynamic.strtab {
-        if let Some(off) = img.offset(strtab) {
-            want.add(off, dynamic.strsz.unwrap_or(0));
-        }
+    if let Some(off) = dynamic.strtab.and_then(|a| img.offset(a)) {
+        want.add(off, dynamic.strsz.unwrap_or(0));
     }
     let mut verneed_size = VERNEED_GUESS;
 

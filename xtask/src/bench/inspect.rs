@@ -145,10 +145,6 @@ struct Run {
 }
 
 impl Run {
-    fn cpu(&self) -> Duration {
-        self.user + self.sys
-    }
-
     /// "CPU 0.20 user + 0.31 sys, 251 MiB read from disk, 1 major fault".
     fn costs(&self, cold: bool) -> String {
         let mut s = format!(
@@ -279,7 +275,7 @@ fn syscalls_per_file(kiln: &dyn Fn() -> Command, files: usize) -> Option<String>
             rows.push((calls, name.to_string()));
         }
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let top: Vec<String> = rows
         .iter()
         .take(8)
