@@ -149,6 +149,52 @@ fn source_list_compiles_directly_with_defines_includes_and_libs() {
     assert_static_for(&tmp.path().join("linux-amd64/sources-hello"), "amd64");
 }
 
+/// Every compiler command of a source-list build holds a job token, the link included: with
+/// `-j 1` and two targets building side by side, no two of them run at once (the trace's
+/// READY..END spans, when each held its token, never overlap).
+#[test]
+fn source_list_compiles_and_links_within_the_job_limit() {
+    if !have_zig() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace");
+    let out = capture(
+        kiln()
+            .arg("build")
+            .arg(fixture("c-sources"))
+            .args(["--platform", "linux/amd64,linux/arm64", "-j", "1"])
+            .arg("--target-dir")
+            .arg(tmp.path().join("target"))
+            .arg("--out-dir")
+            .arg(tmp.path().join("dist"))
+            .env("KILN_TRACE", &trace),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    // `START READY END TOKENS WHAT`
+    let mut spans: Vec<(f64, f64, String)> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.splitn(5, ' ').collect();
+        let what = f[4];
+        if what.starts_with("compile ") || what.starts_with("link ") {
+            assert_eq!(f[3], "1", "ran without a job token: {line}");
+            spans.push((
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                what.to_string(),
+            ));
+        }
+    }
+    let links = spans.iter().filter(|s| s.2.starts_with("link ")).count();
+    assert_eq!(links, 2, "{text}");
+    assert_eq!(spans.len(), 6, "{text}");
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "ran at once with -j 1: {w:?}");
+    }
+}
+
 /// zig cc on its own builds C without -O with UBSan in trap mode, which gcc and clang never
 /// do: an unoptimised Makefile build would then die on a signed overflow gcc lets wrap.
 /// kiln passes -fno-sanitize=all first (a build's own -fsanitize still wins).

@@ -398,3 +398,73 @@ fn sccache_hits_every_cacheable_crate_when_the_same_build_runs_again() {
     assert!(hits("Rust").unwrap_or(0) >= 5, "{stats:#}");
     assert!(hits("C/C++").unwrap_or(0) >= 2, "{stats:#}");
 }
+
+/// Two kiln builds of one project into one target dir with different flags: the second
+/// waits until the first has copied its binary out, so neither ships the other's. The first
+/// build stops between cargo's end and its copy (a debug-build test hook) while the second
+/// runs; without the lock the second relinks the same executable path in that gap.
+#[test]
+fn a_second_build_in_the_same_target_dir_waits_for_the_first_to_copy_its_binary() {
+    if which::which("cargo-auditable").is_err() {
+        unavailable("cargo-auditable not found: `cargo install --locked cargo-auditable`");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let hold = tmp.path().join("hold");
+    let build = |out: &str, extra: &[&str]| {
+        let mut cmd = kiln();
+        cmd.arg("build")
+            .arg(example("hello-rust"))
+            .args(["--platform", "linux/amd64", "--release"])
+            .args(extra)
+            .arg("--target-dir")
+            .arg(tmp.path().join("target"))
+            .arg("--out-dir")
+            .arg(tmp.path().join(out))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let first = build("auditable", &["--auditable"])
+        .env("KILN_TEST_HOLD_AFTER_BUILD", &hold)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !hold.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(600),
+            "the first build never reached its copy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut second = build("plain", &[]).spawn().unwrap();
+    // Give the second build time to run cargo (a relink) if nothing stops it.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while second.try_wait().unwrap().is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::fs::remove_file(&hold).unwrap();
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    let audited = |dir: &str| {
+        kiln::elf::inspect_path(&tmp.path().join(dir).join("linux-amd64/hello"))
+            .unwrap()
+            .auditable
+            .is_some()
+    };
+    assert!(
+        audited("auditable"),
+        "the --auditable build shipped a plain binary"
+    );
+    assert!(
+        !audited("plain"),
+        "the plain build shipped an audited binary"
+    );
+    assert!(
+        stderr(&second).contains("waiting for another kiln build"),
+        "{}",
+        stderr(&second)
+    );
+}

@@ -103,6 +103,14 @@ fn kiln_build_messages_share_the_image_schema() {
     );
     assert!(out.status.success(), "{}", support::stderr(&out));
     let msgs = lines(&support::stdout(&out));
+    // Binaries name their digest as release files do: `digest` is `sha256:` + `sha256`.
+    for m in msgs.iter().filter(|m| m["reason"] == "artifact") {
+        assert_eq!(
+            m["digest"].as_str().unwrap(),
+            format!("sha256:{}", m["sha256"].as_str().unwrap()),
+            "{m}"
+        );
+    }
     let redacted: Vec<Value> = msgs.iter().map(|m| redact(m.clone(), tmp.path())).collect();
     insta::assert_json_snapshot!("kiln_build", redacted);
 

@@ -3,6 +3,7 @@
 //! gate, `dist/`, smoke runs, images) is the pipeline's business (`crate::pipeline`).
 
 pub mod c;
+pub mod dir_lock;
 pub mod fresh;
 pub mod go;
 pub mod rust;
@@ -69,6 +70,10 @@ pub struct PackageInfo {
 pub struct Built {
     pub name: String,
     pub path: PathBuf,
+    /// The lock on the build directory `path` is in, for builders whose directory another
+    /// kiln run may write into (cargo's target dir): held until every copy of this is
+    /// dropped, after the pipeline has copied the binary out.
+    pub hold: Option<std::sync::Arc<dir_lock::BuildDirLock>>,
 }
 
 /// Where Go and C builds keep per-target outputs, build directories and zig wrappers:

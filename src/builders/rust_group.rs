@@ -13,11 +13,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cargo_metadata::Message;
 
 use crate::builders::Plan;
+use crate::builders::dir_lock::{self, BuildDirLock};
 use crate::builders::rust::{Member, RustProject, build_command, manifest_path, plan};
 use crate::builders::{Built, Stage};
 use crate::config::BuildConfig;
@@ -99,11 +100,12 @@ pub fn stages(
     if let [only] = group.members.as_slice() {
         return vec![Stage {
             target: only.target.clone(),
-            run: Box::new(move || build_target(&cmd, &bins)),
+            run: Box::new(move || build_target(&cmd, &dir, &bins)),
         }];
     }
     let shared = Arc::new(SharedBuild {
         cmd,
+        dir: dir.clone(),
         bins: bins.clone(),
         outcome: OnceLock::new(),
     });
@@ -115,11 +117,12 @@ pub fn stages(
             let shared = Arc::clone(&shared);
             let triple = m.target.rust_triple.clone();
             let bins = bins.clone();
+            let dir = dir.clone();
             Stage {
                 target: m.target.clone(),
-                run: Box::new(move || match shared.built_for(&triple) {
+                run: Box::new(move || match shared.built_for(&triple)? {
                     Some(built) => Ok(built),
-                    None => build_target(&alone, &bins),
+                    None => build_target(&alone, &dir, &bins),
                 }),
             }
         })
@@ -129,26 +132,56 @@ pub fn stages(
 /// The cargo run several stages share: run once, by whichever stage comes first.
 struct SharedBuild {
     cmd: Cmd,
+    /// Its target dir, locked from cargo's start until every stage has its binaries.
+    dir: PathBuf,
     bins: Vec<String>,
-    /// The triples that got every wanted executable.
-    outcome: OnceLock<HashMap<String, Vec<Built>>>,
+    /// The triples that got every wanted executable; each stage takes its own out, so the
+    /// lock they carry lives only as long as the stages' copies do.
+    outcome: OnceLock<Mutex<HashMap<String, Vec<Built>>>>,
 }
 
 impl SharedBuild {
-    fn built_for(&self, triple: &str) -> Option<Vec<Built>> {
-        let complete = self.outcome.get_or_init(|| {
-            // A failure here is not reported: the targets it hit build again alone and
-            // report their own.
-            let Ok(out) = self.cmd.output() else {
-                return HashMap::new();
-            };
-            executables(&out.stdout, &self.bins)
-                .into_iter()
-                .filter(|(_, built)| built.len() == self.bins.len())
-                .collect()
-        });
-        complete.get(triple).cloned()
+    /// This triple's executables, `None` when the shared run did not make them all.
+    fn built_for(&self, triple: &str) -> anyhow::Result<Option<Vec<Built>>> {
+        let complete = match self.outcome.get() {
+            Some(done) => done,
+            None => {
+                let hold = lock_target_dir(&self.dir)?;
+                self.outcome.get_or_init(|| {
+                    // A failure here is not reported: the targets it hit build again alone
+                    // and report their own.
+                    let Ok(out) = self.cmd.output() else {
+                        return Mutex::default();
+                    };
+                    let complete = executables(&out.stdout, &self.bins)
+                        .into_iter()
+                        .filter(|(_, built)| built.len() == self.bins.len())
+                        .map(|(t, built)| (t, held_by(built, &hold)))
+                        .collect();
+                    Mutex::new(complete)
+                })
+            }
+        };
+        Ok(complete
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(triple))
     }
+}
+
+/// Lock a cargo target dir for this build (waiting, with a message, for another kiln).
+fn lock_target_dir(dir: &Path) -> anyhow::Result<Arc<BuildDirLock>> {
+    dir_lock::lock(dir, || eprintln!("{}", dir_lock::waiting_message(dir)))
+}
+
+fn held_by(built: Vec<Built>, hold: &Arc<BuildDirLock>) -> Vec<Built> {
+    built
+        .into_iter()
+        .map(|b| Built {
+            hold: Some(Arc::clone(hold)),
+            ..b
+        })
+        .collect()
 }
 
 /// The wanted executables in cargo's JSON messages, by target triple (the directory two
@@ -174,19 +207,28 @@ pub fn executables(stdout: &[u8], wanted: &[String]) -> HashMap<String, Vec<Buil
         let name = a.target.name.clone();
         let built = by_triple.entry(triple).or_default();
         if wanted.contains(&name) && !built.iter().any(|b| b.name == name) {
-            built.push(Built { name, path: exe });
+            built.push(Built {
+                name,
+                path: exe,
+                hold: None,
+            });
         }
     }
     by_triple
 }
 
-/// Run cargo for one target and return the binaries it produced.
-pub fn build_target(cmd: &Cmd, wanted: &[String]) -> anyhow::Result<Vec<Built>> {
+/// Run cargo for one target in `dir` and return the binaries it produced (holding `dir`'s
+/// lock).
+pub fn build_target(cmd: &Cmd, dir: &Path, wanted: &[String]) -> anyhow::Result<Vec<Built>> {
+    let hold = lock_target_dir(dir)?;
     let out = cmd.run()?;
-    let built: Vec<Built> = executables(&out.stdout, wanted)
-        .into_values()
-        .flatten()
-        .collect();
+    let built = held_by(
+        executables(&out.stdout, wanted)
+            .into_values()
+            .flatten()
+            .collect(),
+        &hold,
+    );
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|w| !built.iter().any(|b| &b.name == *w))

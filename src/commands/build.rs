@@ -90,7 +90,7 @@ fn print_outcome(outcome: &BuildOutcome, cfg: &BuildConfig, ctx: &Ctx) -> anyhow
         let mut messages: Vec<Message> = outcome
             .artifacts
             .iter()
-            .map(|artifact| Message::Artifact(message::ArtifactMessage { variant, artifact }))
+            .map(|artifact| Message::Artifact(message::ArtifactMessage::new(variant, artifact)))
             .collect();
         if let Some(index) = &outcome.index {
             let mut m = message::index_messages(index, &outcome.outputs, outcome.pushed.as_ref());

@@ -238,7 +238,10 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         opts,
         binaries,
     } = plan(args)?;
-    let built = pipeline::pack_prebuilt(&binaries, &images, &opts)?;
+    // Layouts are opened first, so each layer is written while the others compress; a
+    // failed gate or build drops them, leaving nothing behind.
+    let opened = oci::output::Opened::open(&outs)?;
+    let built = pipeline::pack_prebuilt(&binaries, &images, &opts, &opened.sinks())?;
     let mut err = std::io::stderr().lock();
     for w in &built.warnings {
         writeln!(err, "warning: {w}")?;
@@ -257,7 +260,7 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
         }
     }
     drop(err);
-    let pushed = oci::write_outputs(&outs, &built, &push)?;
+    let pushed = oci::output::write_opened(&outs, opened, &built, &push, &[], &|_| false)?;
     // With an archive streaming to stdout, the report goes to stderr.
     let mut out: Box<dyn Write> = if outs.iter().any(OutputSpec::is_stdout) {
         Box::new(std::io::stderr().lock())

@@ -46,8 +46,20 @@ pub struct ArtifactMessage<'a> {
     /// The `[variant.NAME]` it was built with (`kiln build --variant`); absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<&'a str>,
+    /// `sha256:…` of the file, as `output` messages name theirs (`sha256` has the hex only).
+    pub digest: String,
     #[serde(flatten)]
     pub artifact: &'a Artifact,
+}
+
+impl<'a> ArtifactMessage<'a> {
+    pub fn new(variant: Option<&'a str>, artifact: &'a Artifact) -> Self {
+        ArtifactMessage {
+            variant,
+            digest: format!("sha256:{}", artifact.sha256),
+            artifact,
+        }
+    }
 }
 
 /// `"reason":"blob"`.

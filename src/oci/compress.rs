@@ -1,14 +1,17 @@
 //! Layer compression with fixed settings, on every core: gzip as fixed-size members
 //! compressed in parallel (libdeflate), zstd one tar per core. The bytes never depend on
-//! the number of cores.
+//! the number of cores. One pass: the tar is hashed (diff_id) and the blob hashed (digest)
+//! and handed to the outputs ([`BlobSink`]) while the compressors work.
 
 use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
 use super::Compression;
 use super::tarstream::TarStream;
-use crate::digest::sha256_digest;
+use crate::digest;
 
 /// A gzip layer is a series of gzip members, one per this many bytes of tar (RFC 1952
 /// allows any number; Go's gzip reader, and so docker, containerd, skopeo and umoci, reads
@@ -25,86 +28,261 @@ pub const GZIP_LEVEL: i32 = 1;
 /// zstd level, fixed for the same reason.
 pub const ZSTD_LEVEL: i32 = 3;
 
-/// A compressed layer blob and its `sha256:` digest.
+/// A compressed layer blob, its `sha256:` digest and its tar's (the diff_id).
 pub struct Compressed {
     pub blob: Vec<u8>,
     pub digest: String,
+    pub diff_id: String,
 }
 
-impl Compressed {
-    pub(super) fn of(blob: Vec<u8>) -> Compressed {
-        Compressed {
-            digest: sha256_digest(&blob),
-            blob,
+/// Where a layer's compressed bytes go while they are made, besides memory: an output that
+/// writes each blob as soon as it is complete, while the other layers still compress (an
+/// OCI layout, `layout::LayoutWriter`).
+pub trait BlobSink: Sync {
+    /// Start one blob; its bytes come in order through the writer.
+    fn start(&self) -> anyhow::Result<Box<dyn BlobWriter + '_>>;
+}
+
+/// One blob on its way into a [`BlobSink`]. Dropped without [`BlobWriter::finish`] (a
+/// layer that failed), it leaves nothing that looks whole.
+pub trait BlobWriter: Send {
+    /// The next bytes of the blob.
+    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()>;
+    /// Every byte was written; `digest` is their `sha256:`.
+    fn finish(self: Box<Self>, digest: &str) -> anyhow::Result<()>;
+}
+
+/// One pass over the bytes of a blob as they are made, in order: hashed, kept in memory
+/// and handed to every sink, which start when the first bytes come.
+struct Out<'s> {
+    sinks: &'s [&'s dyn BlobSink],
+    writers: Option<Vec<Box<dyn BlobWriter + 's>>>,
+    hash: digest::Hasher,
+    blob: Vec<u8>,
+}
+
+impl<'s> Out<'s> {
+    fn new(sinks: &'s [&'s dyn BlobSink], capacity: usize) -> Self {
+        Out {
+            sinks,
+            writers: None,
+            hash: digest::Hasher::new(),
+            blob: Vec::with_capacity(capacity),
         }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let writers = match &mut self.writers {
+            Some(w) => w,
+            None => self.writers.insert(
+                self.sinks
+                    .iter()
+                    .map(|s| s.start())
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+        };
+        for w in writers.iter_mut() {
+            w.write(bytes)?;
+        }
+        self.hash.update(bytes);
+        self.blob.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// The blob and its digest; every sink is told the blob is whole.
+    fn finish(mut self, diff_id: String) -> anyhow::Result<Compressed> {
+        if self.writers.is_none() {
+            self.push(&[])?;
+        }
+        let digest = self.hash.finish_digest();
+        for w in self.writers.take().into_iter().flatten() {
+            w.finish(&digest)?;
+        }
+        Ok(Compressed {
+            blob: self.blob,
+            digest,
+            diff_id,
+        })
     }
 }
 
-/// The members of one layer's gzip as they come in from the workers.
-struct Parts {
-    members: Vec<Option<Vec<u8>>>,
-    left: usize,
+impl std::io::Write for Out<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.push(buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// Compress each tar with fixed settings and hash the result, using every core: gzip
-/// members of all the tars are one pool of work, and the worker that finishes a layer's
-/// last member joins and hashes that layer while the others compress on; zstd compresses
-/// one tar per core. The gzip header of each member carries no file name, mtime 0 and OS
-/// 255 ("unknown"), so nothing depends on the machine.
-pub fn compress_all(tars: &[&TarStream], c: Compression) -> anyhow::Result<Vec<Compressed>> {
+/// Compress each tar with fixed settings, hashing the tar (its diff_id) and the blob (its
+/// digest) in the same pass, and hand each blob to `sinks` as it is made; on every core.
+/// gzip: the members of all tars are one pool of work, and a layer's members are taken up
+/// in order (tar hashed, blob hashed, written) by whichever worker finds the next one
+/// done, while the others compress on, so a layer's blob is whole (and can be synced to
+/// disk) as soon as its last member is compressed. zstd compresses one tar per core. The
+/// gzip header of each member carries no file name, mtime 0 and OS 255 ("unknown"), so
+/// nothing depends on the machine.
+pub fn compress_all(
+    tars: &[&TarStream],
+    c: Compression,
+    sinks: &[&dyn BlobSink],
+) -> anyhow::Result<Vec<Compressed>> {
     match c {
-        Compression::None => Ok(super::par_map(tars, |t| Compressed::of(t.to_vec()))),
-        Compression::Zstd => super::par_map(tars, |t| zstd_compress(t).map(Compressed::of))
+        Compression::None => super::par_map(tars, |t| {
+            let mut out = Out::new(sinks, t.len());
+            for piece in t.pieces() {
+                out.push(piece)?;
+            }
+            let digest = out.hash.clone().finish_digest();
+            out.finish(digest)
+        })
+        .into_iter()
+        .collect(),
+        Compression::Zstd => super::par_map(tars, |t| zstd_compress(t, sinks))
             .into_iter()
             .collect(),
-        Compression::Gzip => {
-            let counts: Vec<usize> = tars
-                .iter()
-                .map(|t| t.len().div_ceil(GZIP_MEMBER).max(1))
-                .collect();
-            let jobs: Vec<(usize, usize)> = counts
-                .iter()
-                .enumerate()
-                .flat_map(|(t, &n)| (0..n).map(move |m| (t, m)))
-                .collect();
-            let parts: Vec<std::sync::Mutex<Parts>> = counts
-                .iter()
-                .map(|&n| {
-                    std::sync::Mutex::new(Parts {
-                        members: vec![None; n],
-                        left: n,
-                    })
-                })
-                .collect();
-            let done = super::par_map(&jobs, |&(t, m)| {
-                let member = gzip_member(tars[t], m)?;
-                let finished = {
-                    let mut p = parts[t].lock().unwrap_or_else(|e| e.into_inner());
-                    p.members[m] = Some(member);
-                    p.left -= 1;
-                    (p.left == 0).then(|| std::mem::take(&mut p.members))
+        Compression::Gzip => gzip_all(tars, sinks),
+    }
+}
+
+/// The gzip members of one layer on their way out: compressed members wait in `ready`
+/// until every member before them is out; one worker at a time (`taking`) takes them.
+struct Layer<'t, 's> {
+    tar: &'t TarStream,
+    members: usize,
+    queue: Mutex<Queue>,
+    out: Mutex<Taken<'s>>,
+}
+
+struct Queue {
+    ready: Vec<Option<Vec<u8>>>,
+    next: usize,
+    taking: bool,
+}
+
+struct Taken<'s> {
+    diff_id: digest::Hasher,
+    out: Option<Out<'s>>,
+    done: Option<Compressed>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Layer<'_, '_> {
+    /// Member `m` is compressed: take it and every member after it that is ready, in
+    /// order, unless another worker is already doing so (it will find this one too).
+    fn arrive(&self, m: usize, member: Vec<u8>) -> anyhow::Result<()> {
+        let mut q = lock(&self.queue);
+        q.ready[m] = Some(member);
+        if q.taking {
+            return Ok(());
+        }
+        q.taking = true;
+        loop {
+            let mut batch = Vec::new();
+            loop {
+                let next = q.next;
+                let Some(member) = q.ready.get_mut(next).and_then(Option::take) else {
+                    break;
                 };
-                Ok::<_, anyhow::Error>(finished.map(|members| {
-                    let members: Vec<Vec<u8>> = members.into_iter().flatten().collect();
-                    let mut blob = Vec::with_capacity(members.iter().map(Vec::len).sum());
-                    for m in &members {
-                        blob.extend_from_slice(m);
-                    }
-                    (t, Compressed::of(blob))
-                }))
-            });
-            let mut out: Vec<Option<Compressed>> = tars.iter().map(|_| None).collect();
-            for d in done {
-                if let Some((t, c)) = d? {
-                    out[t] = Some(c);
-                }
+                batch.push((next, member));
+                q.next += 1;
             }
-            Ok(out
-                .into_iter()
-                .map(|c| c.expect("every layer's last member joins it"))
-                .collect())
+            if batch.is_empty() {
+                q.taking = false;
+                return Ok(());
+            }
+            drop(q);
+            let taken = self.take(batch);
+            q = lock(&self.queue);
+            if taken.is_err() {
+                q.taking = false;
+                return taken;
+            }
         }
     }
+
+    /// Hash the tar bytes of each member (the diff_id), and pass the member on. After a
+    /// failure the layer's output is gone (its sinks' writers dropped): nothing more is
+    /// written for it, and the error is the failing worker's to report.
+    fn take(&self, batch: Vec<(usize, Vec<u8>)>) -> anyhow::Result<()> {
+        let mut t = lock(&self.out);
+        let Some(mut out) = t.out.take() else {
+            return Ok(());
+        };
+        for (m, member) in batch {
+            let start = m * GZIP_MEMBER;
+            self.tar
+                .for_each_in(start, start + GZIP_MEMBER, |b| t.diff_id.update(b));
+            out.push(&member)?;
+            if m + 1 == self.members {
+                let diff_id = std::mem::take(&mut t.diff_id).finish_digest();
+                t.done = Some(out.finish(diff_id)?);
+                return Ok(());
+            }
+        }
+        t.out = Some(out);
+        Ok(())
+    }
+}
+
+fn gzip_all(tars: &[&TarStream], sinks: &[&dyn BlobSink]) -> anyhow::Result<Vec<Compressed>> {
+    let layers: Vec<Layer<'_, '_>> = tars
+        .iter()
+        .map(|t| {
+            let members = t.len().div_ceil(GZIP_MEMBER).max(1);
+            Layer {
+                tar: t,
+                members,
+                queue: Mutex::new(Queue {
+                    ready: vec![None; members],
+                    next: 0,
+                    taking: false,
+                }),
+                // level 1 makes about half the size of code; the blob grows if it must.
+                out: Mutex::new(Taken {
+                    diff_id: digest::Hasher::new(),
+                    out: Some(Out::new(sinks, t.len() / 2)),
+                    done: None,
+                }),
+            }
+        })
+        .collect();
+    // Layer by layer, member by member: the first layers are whole (and on their way to
+    // the disk) while the last ones still compress.
+    let jobs: Vec<(usize, usize)> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(l, layer)| (0..layer.members).map(move |m| (l, m)))
+        .collect();
+    let failed = AtomicBool::new(false);
+    let results = super::par_map(&jobs, |&(l, m)| {
+        if failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let r = gzip_member(layers[l].tar, m).and_then(|member| layers[l].arrive(m, member));
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        r
+    });
+    // The first error in job order: a sink's own, not a later "skipped".
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+    Ok(layers
+        .into_iter()
+        .map(|l| {
+            l.out
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .done
+                .expect("every member was taken")
+        })
+        .collect())
 }
 
 /// One worker's gzip state: the compressor, its output buffer, and a buffer for a member
@@ -151,15 +329,99 @@ pub(super) fn gzip_member(tar: &TarStream, m: usize) -> anyhow::Result<Vec<u8>> 
     })
 }
 
-fn zstd_compress(tar: &TarStream) -> anyhow::Result<Vec<u8>> {
-    let mut enc = zstd::stream::Encoder::new(Vec::with_capacity(tar.len() / 2), ZSTD_LEVEL)
+/// One tar as one zstd frame with its checksum, hashed as it passes.
+fn zstd_compress(tar: &TarStream, sinks: &[&dyn BlobSink]) -> anyhow::Result<Compressed> {
+    let mut enc = zstd::stream::Encoder::new(Out::new(sinks, tar.len() / 2), ZSTD_LEVEL)
         .context("starting zstd")?;
     enc.include_checksum(true).context("zstd option")?;
     enc.set_pledged_src_size(Some(tar.len() as u64))
         .context("zstd option")?;
     enc.include_contentsize(true).context("zstd option")?;
+    let mut diff_id = digest::Hasher::new();
     for piece in tar.pieces() {
-        enc.write_all(piece).context("zstd-compressing a layer")?;
+        // In pieces the cache holds, so the hash reads what zstd just read.
+        for chunk in piece.chunks(GZIP_MEMBER) {
+            enc.write_all(chunk).context("zstd-compressing a layer")?;
+            diff_id.update(chunk);
+        }
     }
-    enc.finish().context("zstd-compressing a layer")
+    enc.finish()
+        .context("zstd-compressing a layer")?
+        .finish(diff_id.finish_digest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256_digest;
+    use crate::oci::LayerEntry;
+
+    /// Records every blob it is given: (bytes, digest told at the end).
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(Vec<u8>, Option<String>)>>);
+
+    struct Recording<'a> {
+        sink: &'a Recorder,
+        slot: usize,
+    }
+
+    impl BlobSink for Recorder {
+        fn start(&self) -> anyhow::Result<Box<dyn BlobWriter + '_>> {
+            let mut all = lock(&self.0);
+            all.push((Vec::new(), None));
+            Ok(Box::new(Recording {
+                sink: self,
+                slot: all.len() - 1,
+            }))
+        }
+    }
+
+    impl BlobWriter for Recording<'_> {
+        fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+            lock(&self.sink.0)[self.slot].0.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        fn finish(self: Box<Self>, digest: &str) -> anyhow::Result<()> {
+            lock(&self.sink.0)[self.slot].1 = Some(digest.to_string());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_pass_hashes_and_hands_out_what_a_second_pass_would_find() {
+        // Layers of one member and of several (uneven, so the members of different
+        // layers finish out of order on several workers).
+        let layers: Vec<Vec<LayerEntry>> = [10, GZIP_MEMBER * 3 + 5, 700_000, GZIP_MEMBER * 2]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let data: Vec<u8> = (0..n).map(|b| ((b * 31 + i) % 251) as u8).collect();
+                vec![LayerEntry::bytes(format!("/bin/app{i}"), data, 0o755)]
+            })
+            .collect();
+        let tars: Vec<TarStream> = layers
+            .iter()
+            .map(|e| TarStream::build(e, 0).unwrap())
+            .collect();
+        let tars: Vec<&TarStream> = tars.iter().collect();
+        for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            let (a, b) = (Recorder::default(), Recorder::default());
+            let done = compress_all(&tars, c, &[&a, &b]).unwrap();
+            for (t, d) in tars.iter().zip(&done) {
+                assert_eq!(d.diff_id, sha256_digest(&t.to_vec()), "{c:?}");
+                assert_eq!(d.digest, sha256_digest(&d.blob), "{c:?}");
+                let tar = crate::oci::layer::decompress(&d.blob, crate::oci::layer::media_type(c));
+                assert_eq!(tar.unwrap(), t.to_vec(), "{c:?}");
+                for sink in [&a, &b] {
+                    let got = lock(&sink.0);
+                    assert!(
+                        got.contains(&(d.blob.clone(), Some(d.digest.clone()))),
+                        "{c:?}: a sink lacks a whole blob"
+                    );
+                }
+            }
+            assert_eq!(lock(&a.0).len(), tars.len(), "{c:?}: one blob per layer");
+        }
+    }
 }

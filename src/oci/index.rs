@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use super::base::{self, BaseImage};
 use super::image::{self, Blob, ConfigInput};
-use super::layer::{self, Layer, TarStream};
+use super::layer::{self, BlobSink, Layer, TarStream};
 use super::read_image;
 use super::{
     Base, BuildOptions, BuiltImage, BuiltIndex, EntrySource, LayerEntry, Metadata, PlatformImage,
@@ -96,6 +96,17 @@ fn layer_history(entries: &[LayerEntry], name: Option<&str>) -> String {
 /// Build every platform's image and the index over them. Identical layers (the same
 /// files for several platforms) are compressed once. Nothing is written anywhere.
 pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Result<BuiltIndex> {
+    build_index_to(images, opts, &[])
+}
+
+/// [`build_index`], handing each of kiln's own layer blobs to `sinks` while it is
+/// compressed (an output opened before the build, `output::Opened`, writes it while the
+/// other layers still compress). Base layers, configs and manifests are not given to them.
+pub fn build_index_to(
+    images: &[PlatformImage],
+    opts: &BuildOptions,
+    sinks: &[&dyn BlobSink],
+) -> anyhow::Result<BuiltIndex> {
     if images.is_empty() {
         bail!("no platform images to pack: give at least one binary");
     }
@@ -124,7 +135,7 @@ pub fn build_index(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Res
     let OwnLayers {
         compressed,
         per_image,
-    } = own_layers(images, opts)?;
+    } = own_layers(images, opts, sinks)?;
 
     let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut warnings: Vec<super::Warning> = Vec::new();
@@ -231,10 +242,15 @@ struct OwnLayers {
     per_image: Vec<Vec<(String, String)>>,
 }
 
-/// Tars first (files mapped, not copied) and their digests, then each distinct tar is
-/// compressed once; all cores share the compression work. An image's own layers are its
+/// Tars first (files mapped, not copied), then each distinct tar is compressed once and
+/// hashed as it is (the diff_id and the blob's digest in the same pass); all cores share
+/// the work and each blob goes to `sinks` as it is made. An image's own layers are its
 /// `entries` (when any), then each named layer (when not empty).
-fn own_layers(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Result<OwnLayers> {
+fn own_layers(
+    images: &[PlatformImage],
+    opts: &BuildOptions,
+    sinks: &[&dyn BlobSink],
+) -> anyhow::Result<OwnLayers> {
     let mtime = opts.source_date_epoch.unwrap_or(0);
     let wanted: Vec<(usize, &[LayerEntry], String)> = images
         .iter()
@@ -258,35 +274,47 @@ fn own_layers(images: &[PlatformImage], opts: &BuildOptions) -> anyhow::Result<O
                 )
         })
         .collect();
-    let tars: Vec<(String, TarStream)> = par_map(&wanted, |(i, entries, _)| {
-        let tar = TarStream::build(entries, mtime)
-            .with_context(|| format!("building the layer for {}", images[*i].platform))?;
-        Ok::<_, anyhow::Error>((tar.diff_id(), tar))
+    // The same entries make the same tar: each distinct list is built and compressed once
+    // (a layer shared by several platforms, such as a component's static files).
+    let mut unique: Vec<usize> = Vec::new();
+    let which: Vec<usize> = wanted
+        .iter()
+        .enumerate()
+        .map(|(w, (_, entries, _))| {
+            unique
+                .iter()
+                .position(|&u| wanted[u].1 == *entries)
+                .unwrap_or_else(|| {
+                    unique.push(w);
+                    unique.len() - 1
+                })
+        })
+        .collect();
+    let tars: Vec<TarStream> = par_map(&unique, |&u| {
+        let (i, entries, _) = &wanted[u];
+        TarStream::build(entries, mtime)
+            .with_context(|| format!("building the layer for {}", images[*i].platform))
     })
     .into_iter()
     .collect::<anyhow::Result<_>>()?;
-    let mut unique: BTreeMap<&str, &TarStream> = BTreeMap::new();
-    for (diff_id, tar) in &tars {
-        unique.entry(diff_id.as_str()).or_insert(tar);
-    }
-    let unique: Vec<(&str, &TarStream)> = unique.into_iter().collect();
-    let streams: Vec<&TarStream> = unique.iter().map(|(_, t)| *t).collect();
-    let compressed: BTreeMap<String, Layer> = unique
-        .iter()
-        .zip(layer::compress_all(&streams, opts.compression)?)
-        .map(|((diff_id, _), layer::Compressed { blob, digest })| {
+    let streams: Vec<&TarStream> = tars.iter().collect();
+    let done = layer::compress_all(&streams, opts.compression, sinks)?;
+    let diff_ids: Vec<String> = done.iter().map(|c| c.diff_id.clone()).collect();
+    let compressed: BTreeMap<String, Layer> = done
+        .into_iter()
+        .map(|c| {
             let l = Layer {
                 media_type: layer::media_type(opts.compression).to_string(),
-                digest,
-                diff_id: diff_id.to_string(),
-                blob,
+                digest: c.digest,
+                diff_id: c.diff_id,
+                blob: c.blob,
             };
             (l.diff_id.clone(), l)
         })
         .collect();
     let mut per_image: Vec<Vec<(String, String)>> = vec![Vec::new(); images.len()];
-    for ((i, _, history), (diff_id, _)) in wanted.iter().zip(&tars) {
-        per_image[*i].push((diff_id.clone(), history.clone()));
+    for ((i, _, history), u) in wanted.iter().zip(&which) {
+        per_image[*i].push((diff_ids[*u].clone(), history.clone()));
     }
     Ok(OwnLayers {
         compressed,

@@ -6,7 +6,9 @@ use std::io::Read;
 
 use anyhow::Context;
 
-pub use super::compress::{Compressed, GZIP_LEVEL, GZIP_MEMBER, ZSTD_LEVEL, compress_all};
+pub use super::compress::{
+    BlobSink, BlobWriter, Compressed, GZIP_LEVEL, GZIP_MEMBER, ZSTD_LEVEL, compress_all,
+};
 pub use super::tarstream::{TarStream, build_tar, normalize_path};
 use super::{Compression, LayerEntry};
 #[cfg(test)]
@@ -65,13 +67,17 @@ pub fn build_layer(entries: &[LayerEntry], mtime: u64, c: Compression) -> anyhow
 }
 
 fn layer_from_stream(tar: &TarStream, c: Compression) -> anyhow::Result<Layer> {
-    let Compressed { blob, digest } = compress_all(&[tar], c)?
+    let Compressed {
+        blob,
+        digest,
+        diff_id,
+    } = compress_all(&[tar], c, &[])?
         .pop()
         .expect("one tar in, one blob out");
     Ok(Layer {
         media_type: media_type(c).to_string(),
         digest,
-        diff_id: tar.diff_id(),
+        diff_id,
         blob,
     })
 }
@@ -342,7 +348,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stream = TarStream::build(&mixed(dir.path(), 2 * GZIP_MEMBER + 12345), 0).unwrap();
         let tar = stream.to_vec();
-        let blob = compress_all(&[&stream], Compression::Gzip)
+        let blob = compress_all(&[&stream], Compression::Gzip, &[])
             .unwrap()
             .pop()
             .unwrap()

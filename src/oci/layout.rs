@@ -4,12 +4,16 @@
 //! existing layout adds to it: blobs already there are reused, other tags are kept and the
 //! same tag is replaced.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::BuiltIndex;
+use super::compress::{BlobSink, BlobWriter};
 use super::json::to_canonical_vec;
 use super::referrers::{Referrer, is_artifact_descriptor};
 use crate::fsutil::{TEMP_PREFIX, WriteOptions, write_atomic, write_atomic_in};
@@ -152,84 +156,255 @@ pub fn write_oci_dir_with(
     tag: Option<&str>,
     referrers: &[Referrer],
 ) -> anyhow::Result<()> {
+    check_tag(tag)?;
+    LayoutWriter::open(dir)?.finish(index, tag, referrers)
+}
+
+fn check_tag(tag: Option<&str>) -> anyhow::Result<()> {
     if let Some(t) = tag
         && !valid_ref_name(t)
     {
         bail!("`{t}` is not a valid tag: use letters, digits and -._:@/+ (e.g. `1.0` or `latest`)");
     }
-    fs_err::create_dir_all(dir).context("creating the OCI layout")?;
-    // Writers of the same layout (parallel CI jobs, two kiln runs) take turns, so that
-    // neither loses the other's tag when index.json is read, merged and replaced. The lock
-    // is on the directory itself: no extra file in the layout.
-    let lock = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {} for writing", dir.display()))?;
-    let layout_file = dir.join("oci-layout");
-    match fs_err::read(&layout_file) {
-        Ok(b) => {
-            let v: Value = serde_json::from_slice(&b)
-                .with_context(|| format!("{} is not valid JSON", layout_file.display()))?;
-            if v["imageLayoutVersion"] != "1.0.0" {
-                bail!(
-                    "{} has imageLayoutVersion {}: kiln writes only 1.0.0 layouts; choose another directory",
-                    layout_file.display(),
-                    v["imageLayoutVersion"]
-                );
+    Ok(())
+}
+
+/// Does `dir` hold anything besides kiln's temporary files?
+fn holds_anything(dir: &Path) -> anyhow::Result<bool> {
+    Ok(fs_err::read_dir(dir)?
+        .flatten()
+        .any(|e| !e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)))
+}
+
+/// A blob written ahead: its temporary file, being synced (`None`: the layout already
+/// held it intact).
+type Staged = std::thread::JoinHandle<anyhow::Result<Option<tempfile::TempPath>>>;
+
+/// An OCI layout open for writing. Writers of the same layout (parallel CI jobs, two kiln
+/// runs) take turns, from [`LayoutWriter::open`] to the end of [`LayoutWriter::finish`], so
+/// that neither loses the other's tag when index.json is read, merged and replaced; the lock
+/// is on the directory itself (no extra file in the layout). Meanwhile the writer is a
+/// [`BlobSink`]: a layer blob is written while it is compressed, into a temporary file in
+/// the layout's root (never in blobs/sha256, where readers such as umoci gc and skopeo
+/// expect only digests), and synced on a thread of its own as soon as it is whole; `finish`
+/// renames it to its digest, writes the other blobs and replaces `index.json` last, so an
+/// interrupted write never leaves an index pointing at missing blobs. Dropped without
+/// `finish` (a failed build), it removes what it wrote, and the directory if it made it.
+pub struct LayoutWriter {
+    dir: PathBuf,
+    /// The lock, held until the writer is dropped.
+    _lock: std::fs::File,
+    /// The directory did not exist before.
+    created: bool,
+    /// Blobs written ahead, by digest.
+    staged: Mutex<Vec<(String, Staged)>>,
+    finished: bool,
+}
+
+impl LayoutWriter {
+    /// Open (or create) the layout at `dir` and take its lock. A directory that is not a
+    /// layout is refused unless it is empty.
+    pub fn open(dir: &Path) -> anyhow::Result<LayoutWriter> {
+        let created = std::fs::symlink_metadata(dir).is_err();
+        fs_err::create_dir_all(dir).context("creating the OCI layout")?;
+        let lock = loop {
+            let lock =
+                std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+            lock.lock()
+                .with_context(|| format!("locking {} for writing", dir.display()))?;
+            // A writer that held the lock before may have removed the directory it made
+            // (its build failed): lock the one that is there now.
+            let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+                use std::os::unix::fs::MetadataExt;
+                a.dev() == b.dev() && a.ino() == b.ino()
+            };
+            match (std::fs::metadata(dir), lock.metadata()) {
+                (Ok(now), Ok(held)) if same(&now, &held) => break lock,
+                _ => fs_err::create_dir_all(dir).context("creating the OCI layout")?,
             }
+        };
+        let writer = LayoutWriter {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            created,
+            staged: Mutex::new(Vec::new()),
+            finished: false,
+        };
+        let layout_file = dir.join("oci-layout");
+        match fs_err::read(&layout_file) {
+            Ok(b) => {
+                let v: Value = serde_json::from_slice(&b)
+                    .with_context(|| format!("{} is not valid JSON", layout_file.display()))?;
+                if v["imageLayoutVersion"] != "1.0.0" {
+                    bail!(
+                        "{} has imageLayoutVersion {}: kiln writes only 1.0.0 layouts; choose another directory",
+                        layout_file.display(),
+                        v["imageLayoutVersion"]
+                    );
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Never spread blobs over a directory that holds something else (kiln's
+                // own temporary files are leftovers of a run that was killed).
+                if holds_anything(dir)? {
+                    bail!(
+                        "{} is not empty and is not an OCI image layout: write to a new or empty directory",
+                        dir.display()
+                    );
+                }
+            }
+            Err(e) => return Err(e).context("reading the OCI layout"),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // Never spread blobs over a directory that holds something else.
-            if fs_err::read_dir(dir)?.next().is_some() {
-                bail!(
-                    "{} is not empty and is not an OCI image layout: write to a new or empty directory",
-                    dir.display()
-                );
-            }
+        // Temporary files of runs that were killed (SIGKILL, power loss): under the lock no
+        // other writer is busy, so every one is stale. Older kilns left them in blobs/sha256.
+        remove_stale_temps(dir)?;
+        remove_stale_temps(&dir.join("blobs").join("sha256"))?;
+        Ok(writer)
+    }
+
+    /// Write `index` into the layout, tagged `tag`, with `referrers` attached: the blobs
+    /// written ahead renamed to their digests, the others written, `index.json` last.
+    pub fn finish(
+        mut self,
+        index: &BuiltIndex,
+        tag: Option<&str>,
+        referrers: &[Referrer],
+    ) -> anyhow::Result<()> {
+        check_tag(tag)?;
+        let dir = self.dir.clone();
+        let layout_file = dir.join("oci-layout");
+        if std::fs::symlink_metadata(&layout_file).is_err() {
             // First, so that a run stopped after it leaves a recognisable (empty) layout.
             write_atomic(&layout_file, OCI_LAYOUT, WriteOptions::DURABLE)?;
         }
-        Err(e) => return Err(e).context("reading the OCI layout"),
-    }
-    let sha_dir = dir.join("blobs").join("sha256");
-    fs_err::create_dir_all(&sha_dir).context("creating the OCI layout")?;
-    let all = all_blobs(index, referrers);
-    // Temporary files of runs that were killed (SIGKILL, power loss): under the lock no
-    // other writer is busy, so every one is stale. Older kilns left them in blobs/sha256.
-    remove_stale_temps(dir)?;
-    remove_stale_temps(&sha_dir)?;
-    let mut todo = Vec::new();
-    for (digest, bytes) in all {
-        let path = blob_path(dir, digest)?;
-        if todo.iter().any(|(p, _): &(PathBuf, &[u8])| *p == path) {
-            continue;
+        let sha_dir = dir.join("blobs").join("sha256");
+        fs_err::create_dir_all(&sha_dir).context("creating the OCI layout")?;
+        let mut staged = BTreeMap::new();
+        let handles = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
+        for (digest, handle) in handles {
+            let synced = handle
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            staged.insert(digest, synced);
         }
-        // A blob under its digest is reused only if it really has that digest: a damaged or
-        // planted file of the right size is rewritten, not pointed at by the new tag.
-        if !blob_is_intact(&path, digest, bytes.len() as u64) {
-            todo.push((path, bytes));
+        let mut todo = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (digest, bytes) in all_blobs(index, referrers) {
+            let path = blob_path(&dir, digest)?;
+            if !seen.insert(digest) {
+                continue;
+            }
+            match staged.remove(digest) {
+                Some(Some(tmp)) => tmp
+                    .persist(&path)
+                    .map_err(|e| e.error)
+                    .with_context(|| format!("renaming into {}", path.display()))?,
+                // Found intact when it was written ahead.
+                Some(None) => {}
+                // A blob under its digest is reused only if it really has that digest: a
+                // damaged or planted file of the right size is rewritten, not pointed at
+                // by the new tag.
+                None if !blob_is_intact(&path, digest, bytes.len() as u64) => {
+                    todo.push((path, bytes))
+                }
+                None => {}
+            }
+        }
+        // Large blobs are written (and synced) side by side: the disk, not the CPU, is the
+        // limit. Their temporary files live in the layout's root.
+        crate::par::par_map(&todo, 8, |(path, bytes)| {
+            write_atomic_in(&dir, path, bytes, WriteOptions::DURABLE)
+        })
+        .into_iter()
+        .collect::<anyhow::Result<()>>()?;
+        // The blobs' directory entries reach the disk before index.json names them.
+        sync_dir(&sha_dir)?;
+        let index_file = dir.join("index.json");
+        let existing = match fs_err::read(&index_file) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).context("reading the OCI layout's index"),
+        };
+        let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
+            .and_then(|m| with_referrers(&m, referrers))
+            .with_context(|| format!("updating {}", index_file.display()))?;
+        write_atomic(&index_file, &merged, WriteOptions::DURABLE)?;
+        sync_dir(&dir)?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl BlobSink for LayoutWriter {
+    fn start(&self) -> anyhow::Result<Box<dyn BlobWriter + '_>> {
+        let file = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.dir)
+            .with_context(|| format!("creating a temporary file in {}", self.dir.display()))?;
+        Ok(Box::new(AheadBlob {
+            layout: self,
+            file,
+            len: 0,
+        }))
+    }
+}
+
+/// A blob being written ahead into a layout.
+struct AheadBlob<'a> {
+    layout: &'a LayoutWriter,
+    file: tempfile::NamedTempFile,
+    len: u64,
+}
+
+impl BlobWriter for AheadBlob<'_> {
+    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.file
+            .write_all(bytes)
+            .with_context(|| format!("writing {}", self.file.path().display()))?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, digest: &str) -> anyhow::Result<()> {
+        let AheadBlob { layout, file, len } = *self;
+        let path = blob_path(&layout.dir, digest)?;
+        let owned = digest.to_string();
+        // Synced on a thread of its own: the compressing workers go on meanwhile.
+        let sync = std::thread::spawn(move || {
+            if blob_is_intact(&path, &owned, len) {
+                return Ok(None);
+            }
+            use std::os::unix::fs::PermissionsExt;
+            file.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(WriteOptions::DURABLE.mode))
+                .and_then(|_| file.as_file().sync_all())
+                .with_context(|| format!("writing {}", file.path().display()))?;
+            Ok(Some(file.into_temp_path()))
+        });
+        layout
+            .staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((digest.to_string(), sync));
+        Ok(())
+    }
+}
+
+impl Drop for LayoutWriter {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // The blobs written ahead go (their temporary files are removed when dropped),
+        // and so does a directory this writer made, leaving nothing behind.
+        let handles = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
+        for (_, h) in handles {
+            drop(h.join());
+        }
+        if self.created {
+            let _ = std::fs::remove_dir(&self.dir);
         }
     }
-    // Large blobs are written (and synced) side by side: the disk, not the CPU, is the limit.
-    // Their temporary files live in the layout's root, never in blobs/sha256 where readers
-    // (umoci gc, skopeo) expect only digests.
-    crate::par::par_map(&todo, 8, |(path, bytes)| {
-        write_atomic_in(dir, path, bytes, WriteOptions::DURABLE)
-    })
-    .into_iter()
-    .collect::<anyhow::Result<()>>()?;
-    // The blobs' directory entries reach the disk before index.json names them.
-    sync_dir(&sha_dir)?;
-    let index_file = dir.join("index.json");
-    let existing = match fs_err::read(&index_file) {
-        Ok(b) => Some(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).context("reading the OCI layout's index"),
-    };
-    let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
-        .and_then(|m| with_referrers(&m, referrers))
-        .with_context(|| format!("updating {}", index_file.display()))?;
-    write_atomic(&index_file, &merged, WriteOptions::DURABLE)?;
-    sync_dir(dir)
 }
 
 /// fsync a directory, so renames in it are durable.
@@ -289,5 +464,158 @@ mod tests {
         );
         assert_eq!(v["schemaVersion"], 2);
         assert!(merge_index_json(Some(b"{}"), d("sha256:x", None)).is_err());
+    }
+
+    use crate::oci::layer::{Compressed, TarStream, compress_all};
+    use crate::oci::{BuildOptions, Compression, LayerEntry, PlatformImage, build_index};
+
+    /// Every file under `dir` (relative path, bytes).
+    fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    /// Two platforms' images of several gzip members each (bytes that compress like code).
+    fn images(dir: &Path) -> Vec<PlatformImage> {
+        ["linux/amd64", "linux/arm64"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut x = 0x9e37_79b9u32 + i as u32;
+                let bin: Vec<u8> = (0..3 * crate::oci::layer::GZIP_MEMBER + 777)
+                    .map(|n| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        if n % 5 == 0 { x as u8 } else { (n % 47) as u8 }
+                    })
+                    .collect();
+                let path = dir.join(format!("app-{i}"));
+                std::fs::write(&path, bin).unwrap();
+                PlatformImage {
+                    platform: p.parse().unwrap(),
+                    entries: vec![LayerEntry::file("/usr/local/bin/app", path, 0o755)],
+                    layers: Vec::new(),
+                    spec: Default::default(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blobs_written_while_compressing_make_the_same_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let images = images(tmp.path());
+        let opts = BuildOptions::default();
+        let built = build_index(&images, &opts).unwrap();
+        let after = tmp.path().join("after");
+        write_oci_dir(&after, &built, Some("t")).unwrap();
+
+        let ahead = tmp.path().join("ahead");
+        let w = LayoutWriter::open(&ahead).unwrap();
+        let again = crate::oci::index::build_index_to(&images, &opts, &[&w]).unwrap();
+        assert_eq!(again.digest, built.digest);
+        // The layer blobs are in the layout already, as temporary files in its root.
+        let early = files(&ahead);
+        assert_eq!(early.len(), 2, "{:?}", early.keys());
+        assert!(early.keys().all(|k| k.starts_with(TEMP_PREFIX)));
+        w.finish(&again, Some("t"), &[]).unwrap();
+        assert_eq!(files(&ahead), files(&after));
+    }
+
+    /// A sink that fails on its `n`th write, after passing the bytes to the layout.
+    struct FailingAt<'a> {
+        layout: &'a LayoutWriter,
+        n: usize,
+        writes: Mutex<usize>,
+    }
+
+    struct Failing<'a> {
+        inner: Box<dyn BlobWriter + 'a>,
+        sink: &'a FailingAt<'a>,
+    }
+
+    impl BlobSink for FailingAt<'_> {
+        fn start(&self) -> anyhow::Result<Box<dyn BlobWriter + '_>> {
+            Ok(Box::new(Failing {
+                inner: self.layout.start()?,
+                sink: self,
+            }))
+        }
+    }
+
+    impl BlobWriter for Failing<'_> {
+        fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+            self.inner.write(bytes)?;
+            let mut w = self.sink.writes.lock().unwrap();
+            *w += 1;
+            if *w == self.sink.n {
+                bail!("disk full (on purpose)");
+            }
+            Ok(())
+        }
+
+        fn finish(self: Box<Self>, digest: &str) -> anyhow::Result<()> {
+            self.inner.finish(digest)
+        }
+    }
+
+    #[test]
+    fn a_layer_that_fails_while_written_leaves_nothing_that_looks_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let images = images(tmp.path());
+        let tars: Vec<TarStream> = images
+            .iter()
+            .map(|i| TarStream::build(&i.entries, 0).unwrap())
+            .collect();
+        let tars: Vec<&TarStream> = tars.iter().collect();
+        let members = tars[0].len().div_ceil(crate::oci::layer::GZIP_MEMBER);
+        // A layout that already holds an image: it stays exactly as it was.
+        let existing = tmp.path().join("existing");
+        let before = build_index(&images[..1], &BuildOptions::default()).unwrap();
+        write_oci_dir(&existing, &before, Some("old")).unwrap();
+        let was = files(&existing);
+        let fresh = tmp.path().join("fresh");
+        for dir in [&existing, &fresh] {
+            // The first layer is whole (and syncing) before the second one fails.
+            for n in [2, members + 2] {
+                let w = LayoutWriter::open(dir).unwrap();
+                let sink = FailingAt {
+                    layout: &w,
+                    n,
+                    writes: Mutex::new(0),
+                };
+                let err = compress_all(&tars, Compression::Gzip, &[&sink])
+                    .err()
+                    .expect("the sink fails");
+                assert!(format!("{err:#}").contains("on purpose"), "{err:#}");
+                drop(w);
+                if dir == &fresh {
+                    assert!(!fresh.exists(), "{:?}", files(&fresh).keys());
+                } else {
+                    assert_eq!(files(&existing), was);
+                }
+            }
+        }
+        // And without a failure the same sinks get every blob, whole.
+        let w = LayoutWriter::open(&fresh).unwrap();
+        let done: Vec<Compressed> = compress_all(&tars, Compression::Gzip, &[&w]).unwrap();
+        let staged: Vec<Vec<u8>> = files(&fresh).into_values().collect();
+        assert_eq!(staged.len(), 2);
+        for c in &done {
+            assert!(staged.contains(&c.blob));
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 
+use super::layer::BlobSink;
 use super::referrers::Referrer;
 use super::registry::{self, Event, Pushed, RegistryOptions};
 use super::transport::ImageRef;
@@ -116,6 +117,68 @@ pub fn write_outputs_attached(
     referrers: &[Referrer],
     attach: &dyn Fn(&OutputSpec) -> bool,
 ) -> anyhow::Result<Option<Pushed>> {
+    write_opened(specs, Opened::default(), index, push, referrers, attach)
+}
+
+/// Outputs opened before the image is built: each OCI layout among them (one writer per
+/// directory) is a [`BlobSink`] that takes kiln's layer blobs while they are compressed
+/// (`build_index_to(images, opts, &opened.sinks())`), then [`write_opened`] finishes it.
+/// Dropped unwritten (a failed build or gate), they leave nothing behind.
+#[derive(Default)]
+pub struct Opened {
+    /// A writer per `specs` position: the first layout output of each directory.
+    layouts: Vec<Option<layout::LayoutWriter>>,
+}
+
+impl Opened {
+    /// Open (and lock) every OCI layout among `specs`.
+    pub fn open(specs: &[OutputSpec]) -> anyhow::Result<Opened> {
+        use std::os::unix::fs::MetadataExt;
+        let mut layouts = Vec::new();
+        let mut dirs: Vec<(u64, u64)> = Vec::new();
+        for spec in specs {
+            let writer = match spec {
+                OutputSpec::OciDir { dir, .. } => {
+                    // Two outputs naming one directory share its writer (a second lock
+                    // of it would wait for the first forever).
+                    let known =
+                        std::fs::metadata(dir).is_ok_and(|m| dirs.contains(&(m.dev(), m.ino())));
+                    if known {
+                        None
+                    } else {
+                        let w = layout::LayoutWriter::open(dir)
+                            .with_context(|| format!("writing {spec}"))?;
+                        let m = fs_err::metadata(dir)?;
+                        dirs.push((m.dev(), m.ino()));
+                        Some(w)
+                    }
+                }
+                _ => None,
+            };
+            layouts.push(writer);
+        }
+        Ok(Opened { layouts })
+    }
+
+    /// Where kiln's layers go while they are compressed.
+    pub fn sinks(&self) -> Vec<&dyn BlobSink> {
+        self.layouts
+            .iter()
+            .flatten()
+            .map(|w| w as &dyn BlobSink)
+            .collect()
+    }
+}
+
+/// [`write_outputs_attached`] for outputs [`Opened`] before the build.
+pub fn write_opened(
+    specs: &[OutputSpec],
+    mut opened: Opened,
+    index: &BuiltIndex,
+    push: &Push<'_>,
+    referrers: &[Referrer],
+    attach: &dyn Fn(&OutputSpec) -> bool,
+) -> anyhow::Result<Option<Pushed>> {
     if !index.unread.is_empty() && specs.iter().any(|s| !matches!(s, OutputSpec::Registry(_))) {
         anyhow::bail!(
             "internal error: an index with unread layer blobs can only be pushed to registries"
@@ -123,12 +186,14 @@ pub fn write_outputs_attached(
     }
     let mut refs = Vec::new();
     let mut attach_refs = Vec::new();
-    for spec in specs {
+    for (i, spec) in specs.iter().enumerate() {
         let attached: &[Referrer] = if attach(spec) { referrers } else { &[] };
+        let writer = opened.layouts.get_mut(i).and_then(Option::take);
         match spec {
-            OutputSpec::OciDir { dir, tag } => {
-                layout::write_oci_dir_with(dir, index, tag.as_deref(), attached)
-            }
+            OutputSpec::OciDir { dir, tag } => match writer {
+                Some(w) => w.finish(index, tag.as_deref(), attached),
+                None => layout::write_oci_dir_with(dir, index, tag.as_deref(), attached),
+            },
             OutputSpec::OciArchive { file, tag } => {
                 archive::write_oci_archive_with(file, index, tag.as_deref(), attached)
             }

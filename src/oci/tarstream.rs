@@ -127,6 +127,24 @@ impl TarStream {
         h.finish_digest()
     }
 
+    /// Call `f` on the bytes `[start, end)` in order, as borrowed slices of the pieces.
+    pub fn for_each_in(&self, start: usize, end: usize, mut f: impl FnMut(&[u8])) {
+        let end = end.min(self.len);
+        if start >= end {
+            return;
+        }
+        let mut i = self.starts.partition_point(|&s| s <= start) - 1;
+        let mut at = start;
+        while at < end {
+            let bytes = self.pieces[i].bytes();
+            let from = at - self.starts[i];
+            let take = (bytes.len() - from).min(end - at);
+            f(&bytes[from..from + take]);
+            at += take;
+            i += 1;
+        }
+    }
+
     /// The bytes `[start, end)`: borrowed when they lie in one piece, else gathered into
     /// `buf`.
     pub fn range<'a>(&'a self, start: usize, end: usize, buf: &'a mut Vec<u8>) -> &'a [u8] {

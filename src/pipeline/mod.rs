@@ -84,6 +84,12 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         plan: &plan,
         artifacts: &artifacts,
     }];
+    // `[image] files`, for the image's SBOM.
+    let files = if index.is_some() {
+        pack::extra_files(&cfg.image)?
+    } else {
+        Vec::new()
+    };
     let written = finish(
         Made {
             cfg,
@@ -92,6 +98,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             outputs: &outputs,
             twin: twin.as_ref(),
             debug_index: debug_index.as_ref(),
+            files: &files,
             source_date_epoch,
             git: &git,
         },
@@ -112,6 +119,9 @@ pub(crate) struct Made<'a> {
     pub outputs: &'a [OutputSpec],
     pub twin: Option<&'a debug::Twin>,
     pub debug_index: Option<&'a BuiltIndex>,
+    /// The files the image holds besides binaries and base (`[image] files`, build steps'
+    /// outputs), for its SBOM; empty without an image.
+    pub files: &'a [oci::LayerEntry],
     pub source_date_epoch: Option<u64>,
     /// The source's git state, asked in the background.
     pub git: &'a git::GitProbe,
@@ -156,6 +166,7 @@ pub(crate) fn finish(w: Made<'_>, progress: &Progress, push: &Push) -> anyhow::R
             w.cfg,
             w.parts,
             w.index.as_ref(),
+            w.files,
             w.source_date_epoch,
             w.git,
             progress,

@@ -141,16 +141,18 @@ pub struct Prebuilt {
 
 /// Build the index over `images` while gating `binaries` (every one static and for its
 /// platform, or exit 3 with the reasons). The gate's scan of a large binary would
-/// otherwise be time the cores sit half idle; nothing is written here, and the gate's
-/// verdict comes first.
+/// otherwise be time the cores sit half idle. Layer blobs go to `sinks` as they are made
+/// (outputs opened ahead, which keep nothing when dropped unfinished); the gate's verdict
+/// comes first.
 pub fn pack_prebuilt(
     binaries: &[Prebuilt],
     images: &[PlatformImage],
     opts: &BuildOptions,
+    sinks: &[&dyn oci::layer::BlobSink],
 ) -> anyhow::Result<BuiltIndex> {
     let (gated, built) = std::thread::scope(|s| {
         let gated = s.spawn(|| gate_prebuilt(binaries));
-        let built = oci::build_index(images, opts);
+        let built = oci::index::build_index_to(images, opts, sinks);
         (
             gated
                 .join()

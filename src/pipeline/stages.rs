@@ -96,6 +96,7 @@ pub(crate) fn run_stage(
     let start = std::time::SystemTime::now();
     let built = (stage.run)()?;
     let built_at = std::time::SystemTime::now();
+    hold_for_test();
     let mut artifacts = Vec::new();
     for b in &built {
         task.set(&format!("verifying {}", b.name));
@@ -114,6 +115,26 @@ pub(crate) fn run_stage(
     // READY is when the build ended: END - READY is the gate and smoke run.
     crate::exec::trace(&format!("stage {label}"), start, built_at, 0);
     Ok(artifacts)
+}
+
+/// For tests, in debug builds only: with `KILN_TEST_HOLD_AFTER_BUILD=FILE` a stage creates
+/// FILE when its build has ended and waits (at most two minutes) until FILE is gone before
+/// it copies the binaries out, so that a test can run another build in between.
+fn hold_for_test() {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(file) = std::env::var_os("KILN_TEST_HOLD_AFTER_BUILD") else {
+        return;
+    };
+    let file = Path::new(&file);
+    if std::fs::write(file, b"").is_err() {
+        return;
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while file.exists() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn not_a_project(dir: &Path) -> UsageError {

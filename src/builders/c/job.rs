@@ -85,6 +85,7 @@ impl Job {
         Ok(vec![Built {
             name: self.name.clone(),
             path,
+            hold: None,
         }])
     }
 
@@ -192,7 +193,11 @@ impl Job {
         let mut built = Vec::new();
         for (name, path) in exes {
             if self.wanted.is_empty() || self.wanted.contains(&name) {
-                built.push(Built { name, path });
+                built.push(Built {
+                    name,
+                    path,
+                    hold: None,
+                });
             }
         }
         for w in &self.wanted {
@@ -267,10 +272,12 @@ impl Job {
             link = link.arg(lib_arg(lib, &self.project));
         }
         link = link.arg("-o").arg(&exe);
-        link.run()?;
+        // The link runs a compiler driver like the compiles: it waits for a job token too.
+        link.jobserver().run()?;
         Ok(vec![Built {
             name: self.name.clone(),
             path: exe,
+            hold: None,
         }])
     }
 

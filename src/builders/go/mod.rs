@@ -4,6 +4,7 @@
 //! CC with external static linking.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -18,6 +19,7 @@ use list::{LIST_FIELDS, is_version_element};
 pub use list::{ListedModule, ListedPackage, exec_name, parse_list, select_mains};
 use plan_cache::{cached_plan, save_plan};
 
+use crate::builders::dir_lock::{self, BuildDirLock};
 use crate::builders::fresh::{self, Fingerprint};
 use crate::builders::{Built, PackageInfo, Plan, Stage};
 use crate::config::{BuildConfig, GoConfig};
@@ -137,10 +139,14 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         stages.push(Stage {
             target: target.clone(),
             run: Box::new(move || {
+                // Another kiln building this project into the same target dir writes the
+                // same executables: one at a time, until the binaries are copied out.
+                let hold =
+                    dir_lock::lock(&out, || eprintln!("{}", dir_lock::waiting_message(&out)))?;
                 if let Some(k) = &key
                     && fresh::is_fresh(&out, k, &bins)
                 {
-                    return Ok(built_list(&out, &bins));
+                    return Ok(built_list(&out, &bins, &hold));
                 }
                 fresh::forget(&out);
                 remove_non_elf(&out, &bins);
@@ -157,7 +163,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
                     tokens.count(),
                 );
                 let cmd = cmd.clone().insert_arg(1, format!("-p={}", tokens.count()));
-                let built = build_target(&cmd, &out, &bins, cgo)?;
+                let built = build_target(&cmd, &out, &bins, cgo, &hold)?;
                 drop(tokens);
                 if let Some(k) = &key {
                     // Not recording only costs the next run a `go build`.
@@ -225,12 +231,13 @@ fn remove_non_elf(out: &Path, bins: &[String]) {
     }
 }
 
-/// The executables a build left in `out`.
-fn built_list(out: &Path, bins: &[String]) -> Vec<Built> {
+/// The executables a build left in `out` (whose lock `hold` is).
+fn built_list(out: &Path, bins: &[String], hold: &Arc<BuildDirLock>) -> Vec<Built> {
     bins.iter()
         .map(|name| Built {
             name: name.clone(),
             path: out.join(name),
+            hold: Some(Arc::clone(hold)),
         })
         .collect()
 }
@@ -289,12 +296,14 @@ pub fn cgo_mode(config: &GoConfig, env_cgo: Option<&str>, mains: &[MainPackage])
     }
 }
 
-/// Run `go build` for one target and return the executables.
+/// Run `go build` for one target and return the executables (which keep `hold`, the lock
+/// on `out`).
 pub fn build_target(
     cmd: &Cmd,
     out: &Path,
     bins: &[String],
     cgo: bool,
+    hold: &Arc<BuildDirLock>,
 ) -> anyhow::Result<Vec<Built>> {
     fs_err::create_dir_all(out)?;
     if let Err(e) = cmd.run() {
@@ -318,7 +327,7 @@ pub fn build_target(
             path.display()
         );
     }
-    Ok(built_list(out, bins))
+    Ok(built_list(out, bins, hold))
 }
 
 /// Image annotations: the module path's last element as the name, the config's version, and

@@ -99,6 +99,14 @@ pub fn build(
         })
         .collect();
     let parts = release_parts(&plans, &owned);
+    // The image's other files, for its SBOM: the build steps' outputs, then `[image] files`.
+    let files: Vec<LayerEntry> = if image_wanted {
+        let mut files: Vec<LayerEntry> = built.files.concat();
+        files.extend(pack::extra_files(&cfg.image)?);
+        files
+    } else {
+        Vec::new()
+    };
     let written = super::super::finish(
         Made {
             cfg,
@@ -107,6 +115,7 @@ pub fn build(
             outputs: &outputs,
             twin: twin.as_ref(),
             debug_index: debug_index.as_ref(),
+            files: &files,
             source_date_epoch,
             git: &git,
         },

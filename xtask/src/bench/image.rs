@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use kiln::target::Targets;
 
-use super::median;
+use super::{load_average, median};
 
 pub(crate) const PLATFORMS: [&str; 4] = [
     "linux/amd64",
@@ -27,7 +27,15 @@ pub(crate) const PLATFORMS: [&str; 4] = [
     "linux/riscv64",
 ];
 const SIZE: usize = 20 << 20;
-const RUNS: usize = 5;
+
+/// Rounds: `KILN_BENCH_ROUNDS`, default 5.
+fn rounds() -> usize {
+    std::env::var("KILN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+        .max(1)
+}
 
 /// 20 MiB of host programs' bytes; `salt` makes each platform's payload different.
 fn make_payload(path: &Path, salt: u8) -> anyhow::Result<()> {
@@ -212,9 +220,9 @@ pub fn make_binaries(ctx: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// The floor of packing on this machine: libdeflate level 1 over every byte of the
 /// binaries on all cores (1 MiB pieces, as kiln cuts its gzip members), plus one SHA-256
-/// pass over the same bytes on one core; the best of `RUNS`. The bytes are in memory
+/// pass over the same bytes on one core; the best of `runs`. The bytes are in memory
 /// first, so neither part pays for reading them.
-fn floor(bins: &[PathBuf]) -> anyhow::Result<(Duration, Duration)> {
+fn floor(bins: &[PathBuf], runs: usize) -> anyhow::Result<(Duration, Duration)> {
     let data: Vec<Vec<u8>> = bins
         .iter()
         .map(|b| std::fs::read(b).with_context(|| format!("reading {}", b.display())))
@@ -222,7 +230,7 @@ fn floor(bins: &[PathBuf]) -> anyhow::Result<(Duration, Duration)> {
     let pieces: Vec<&[u8]> = data.iter().flat_map(|d| d.chunks(1 << 20)).collect();
     let level = libdeflater::CompressionLvl::new(1).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let (mut deflate, mut hash) = (Duration::MAX, Duration::MAX);
-    for _ in 0..RUNS {
+    for _ in 0..runs {
         let t = Instant::now();
         let sizes = kiln::par::par_map(&pieces, kiln::par::cpus(), |p| {
             let mut c = libdeflater::Compressor::new(level);
@@ -255,11 +263,16 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
             ),
         )?;
     }
+    let runs = rounds();
     println!(
-        "packing a {} MiB static binary for {} platforms ({}), {RUNS} interleaved rounds",
+        "packing a {} MiB static binary for {} platforms ({}), {runs} interleaved rounds \
+         (KILN_BENCH_ROUNDS), warm page cache, each output a new directory; {} CPUs, load \
+         average before: {}",
         SIZE >> 20,
         PLATFORMS.len(),
-        PLATFORMS.join(", ")
+        PLATFORMS.join(", "),
+        kiln::par::cpus(),
+        load_average()
     );
 
     type Run<'a> = Box<dyn FnMut(usize, &Path) -> anyhow::Result<()> + 'a>;
@@ -302,7 +315,7 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
     let mut cpu: Vec<f64> = vec![0.0; tools.len()];
     let n = tools.len();
-    for run in 0..RUNS {
+    for run in 0..runs {
         // Each round starts with the next tool, so none always runs right after docker.
         for i in (0..n).map(|k| (k + run) % n) {
             let (_, dir_name, f) = &mut tools[i];
@@ -327,12 +340,13 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
                 *name,
                 *t.iter().min().unwrap(),
                 median(t.clone()),
-                cpu / RUNS as f64,
+                cpu / runs as f64,
                 size_of(&tmp.path().join(format!("{dir_name}-0"))),
             )
         })
         .collect();
-    let kiln = rows[0].1;
+    let (kiln, kiln_median) = (rows[0].1, rows[0].2);
+    println!("load average after: {}", load_average());
 
     println!(
         "{:<30} {:>8} {:>8} {:>7} {:>10} {:>8}",
@@ -349,9 +363,11 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
         );
     }
     if let Some(umoci) = rows.iter().find(|r| r.0.starts_with("umoci")) {
-        let ratio = kiln.as_secs_f64() / umoci.1.as_secs_f64();
+        let best = kiln.as_secs_f64() / umoci.1.as_secs_f64();
+        let ratio = kiln_median.as_secs_f64() / umoci.2.as_secs_f64();
         println!(
-            "kiln (gzip) takes {ratio:.2} of umoci's time (goal: at most 0.35): {}",
+            "kiln (gzip) takes {ratio:.2} of umoci's time, medians (best of each: {best:.2}; \
+             goal: at most 0.35): {}",
             if ratio <= 0.35 { "met" } else { "NOT met" }
         );
     }
@@ -359,22 +375,25 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
         let ratio = kiln.as_secs_f64() / fastest.as_secs_f64();
         println!("kiln (gzip) takes {ratio:.2} of the fastest other tool's time");
     }
-    let (deflate, hash) = floor(&bins)?;
+    let (deflate, hash) = floor(&bins, runs)?;
     let floor = deflate + hash;
     println!(
         "floor on this machine: libdeflate level 1 on {} cores {:.3} s + one SHA-256 pass {:.3} s \
-         over the {:.0} MiB, best of {RUNS}, in memory",
+         over the {:.0} MiB, best of {runs}, in memory",
         kiln::par::cpus(),
         deflate.as_secs_f64(),
         hash.as_secs_f64(),
         (SIZE * PLATFORMS.len()) as f64 / (1 << 20) as f64
     );
     println!(
-        "kiln {:.2} s, floor {:.2} s: kiln is {:.2}x the floor (kiln's time also covers \
-         process start, reading and proving the binaries, the tar, the diff_id, writing the layout)",
+        "kiln {:.2} s (best; median {:.2} s), floor {:.2} s: kiln is {:.2}x the floor (kiln's \
+         time also covers process start, reading and proving the binaries, the tar, the second \
+         SHA-256 pass over the compressed blobs, writing and syncing the layout); load {}",
         kiln.as_secs_f64(),
+        kiln_median.as_secs_f64(),
         floor.as_secs_f64(),
-        kiln.as_secs_f64() / floor.as_secs_f64()
+        kiln.as_secs_f64() / floor.as_secs_f64(),
+        load_average()
     );
     Ok(())
 }

@@ -54,6 +54,14 @@ pub fn run(only: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `/proc/loadavg`'s three averages (1, 5, 15 minutes), printed next to every figure: the
+/// machine may be shared, and a figure means little without the load it was taken at.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// The middle value after sorting (the upper one of the two middles for an even count).
 pub fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));

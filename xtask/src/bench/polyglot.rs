@@ -31,6 +31,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::build::{Sample, measure};
+use super::load_average;
 
 const PLATFORMS: &str = "linux/amd64,linux/arm64,linux/386,linux/arm/v7";
 
@@ -371,11 +372,4 @@ fn trace_summary(trace: &str) -> Vec<String> {
         lines.iter().filter(|l| !l.3.starts_with("stage ")).count()
     ));
     out
-}
-
-/// `/proc/loadavg`'s three averages, for the report (the machine may be shared).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::image::{PLATFORMS, make_binaries};
-use super::median;
+use super::{load_average, median};
 
 /// Cold pairs timed (`KILN_BENCH_RUNS`, default 5): the median is reported.
 fn runs() -> usize {
@@ -24,13 +24,6 @@ fn runs() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(5)
-}
-
-/// `/proc/loadavg`'s three averages (the machine may be shared).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn sh(cmd: &mut Command) -> anyhow::Result<String> {
