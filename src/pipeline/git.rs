@@ -37,8 +37,7 @@ impl Pending {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take();
-                running
-                    .and_then(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                running.and_then(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             })
             .as_deref()
     }
@@ -175,7 +174,10 @@ mod tests {
         assert!(s.dirty, "the file written before start_status counts");
 
         std::fs::remove_file(d.path().join("Cargo.lock")).unwrap();
-        run(d.path(), &["remote", "add", "origin", "https://example.com/x.git"]);
+        run(
+            d.path(),
+            &["remote", "add", "origin", "https://example.com/x.git"],
+        );
         let probe = GitProbe::start(d.path(), all);
         let s = probe.source().unwrap();
         assert!(!s.dirty);

@@ -6,11 +6,11 @@ use serde_json::json;
 
 use crate::attest::outputs::ShippedBinary;
 use crate::attest::provenance::{GitSource, ProvenanceInput, Subject};
-use crate::pipeline::git::GitProbe;
 use crate::builders::rust;
 use crate::config::BuildConfig;
 use crate::exec::Cmd;
 use crate::oci::Base;
+use crate::pipeline::git::GitProbe;
 
 use super::Part;
 use super::cache::{self, Cache};
