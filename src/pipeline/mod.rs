@@ -11,6 +11,7 @@ pub mod attest;
 pub mod components;
 pub mod debug;
 pub mod gate;
+pub mod git;
 pub mod pack;
 pub mod stages;
 pub mod strip;
@@ -56,11 +57,14 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     oci::output::check_push(&outputs, push.by_digest)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let twin = debug::prepare(cfg, &outputs)?;
+    let git = git::GitProbe::start(&cfg.project_dir, git::wanted(cfg, &outputs));
     let plan = stages::prepare(cfg, progress)?;
     let mut artifacts = stages::run(&plan, cfg, progress)?;
     if cfg.release.strip {
         strip::split_debuginfo(&mut artifacts, progress)?;
     }
+    // Nothing before the release files writes into the tree from here on.
+    git.start_status();
     let (index, debug_index) = if outputs.is_empty() {
         (None, None)
     } else {
@@ -71,6 +75,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             source_date_epoch,
             progress,
             twin.as_ref(),
+            &git,
         )?;
         (Some(index), debug_index)
     };
@@ -95,6 +100,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             debug_index: debug_index.as_ref(),
             files: &files,
             source_date_epoch,
+            git: &git,
         },
         progress,
         push,
@@ -117,6 +123,8 @@ pub(crate) struct Made<'a> {
     /// outputs), for its SBOM; empty without an image.
     pub files: &'a [oci::LayerEntry],
     pub source_date_epoch: Option<u64>,
+    /// The source's git state, asked in the background.
+    pub git: &'a git::GitProbe,
 }
 
 /// What [`finish`] wrote.
@@ -160,6 +168,7 @@ pub(crate) fn finish(w: Made<'_>, progress: &Progress, push: &Push) -> anyhow::R
             w.index.as_ref(),
             w.files,
             w.source_date_epoch,
+            w.git,
             progress,
         )?
     } else {

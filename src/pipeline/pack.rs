@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use crate::builders::{Artifact, Plan};
 use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
-use crate::exec::Cmd;
 use crate::oci::referrers::Referrer;
 use crate::oci::registry::Pushed;
 use crate::oci::{
@@ -20,18 +19,6 @@ use crate::progress::Progress;
 use crate::target::Target;
 
 use super::gate;
-
-/// The commit the project is at, when it is a git checkout.
-pub(super) fn git_revision(dir: &Path) -> Option<String> {
-    which::which("git").ok()?;
-    Cmd::new("git", "read the git revision")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .read()
-        .ok()
-        .filter(|r| r.len() == 40)
-}
 
 /// The `[image] files` entries, checked to exist.
 pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Vec<LayerEntry>> {
@@ -67,6 +54,7 @@ pub fn pack_build(
     source_date_epoch: Option<u64>,
     progress: &Progress,
     twin: Option<&super::debug::Twin>,
+    git: &super::git::GitProbe,
 ) -> anyhow::Result<(BuiltIndex, Option<BuiltIndex>)> {
     let img = &cfg.image;
     let extra = extra_files(img)?;
@@ -98,7 +86,7 @@ pub fn pack_build(
         metadata: Metadata {
             title: img.name.clone().or_else(|| package.map(|p| p.name.clone())),
             version: package.map(|p| p.version.clone()).filter(|v| !v.is_empty()),
-            revision: git_revision(&cfg.project_dir),
+            revision: git.revision(),
             source: package.and_then(|p| p.repository.clone()),
             licenses: package.and_then(|p| p.license.clone()),
             description: package.and_then(|p| p.description.clone()),

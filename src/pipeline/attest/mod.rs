@@ -70,6 +70,7 @@ pub fn release(
     index: Option<&BuiltIndex>,
     files: &[LayerEntry],
     source_date_epoch: Option<u64>,
+    git: &crate::pipeline::git::GitProbe,
     progress: &Progress,
 ) -> anyhow::Result<(Vec<Written>, Vec<Referrer>)> {
     // The package name and version only when one project is the whole release.
@@ -81,13 +82,13 @@ pub fn release(
     let version = package.map(|p| p.version.clone()).filter(|v| !v.is_empty());
     let mut warnings = Vec::new();
 
-    // The provenance facts (git state, tool versions) are asked while cargo resolves each
-    // target's dependencies: all of it is waiting on other processes.
+    // The provenance facts (git state, tool versions) are gathered while cargo resolves
+    // each target's dependencies: all of it is waiting on other processes.
     let (mut binaries, facts) = std::thread::scope(|s| {
         let facts = s.spawn(|| {
             cfg.release
                 .provenance
-                .then(|| Facts::gather(cfg, parts, source_date_epoch))
+                .then(|| Facts::gather(cfg, parts, source_date_epoch, git))
         });
         let mut binaries = Vec::new();
         let mut found = Ok(());
