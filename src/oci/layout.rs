@@ -287,7 +287,8 @@ impl LayoutWriter {
                 .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             staged.insert(digest, synced);
         }
-        let mut todo = Vec::new();
+        let mut check = Vec::new();
+        let mut renamed = false;
         let mut seen = BTreeSet::new();
         for (digest, bytes) in all_blobs(index, referrers) {
             let path = blob_path(&dir, digest)?;
@@ -295,21 +296,29 @@ impl LayoutWriter {
                 continue;
             }
             match staged.remove(digest) {
-                Some(Some(tmp)) => tmp
-                    .persist(&path)
-                    .map_err(|e| e.error)
-                    .with_context(|| format!("renaming into {}", path.display()))?,
+                Some(Some(tmp)) => {
+                    tmp.persist(&path)
+                        .map_err(|e| e.error)
+                        .with_context(|| format!("renaming into {}", path.display()))?;
+                    renamed = true;
+                }
                 // Found intact when it was written ahead.
                 Some(None) => {}
-                // A blob under its digest is reused only if it really has that digest: a
-                // damaged or planted file of the right size is rewritten, not pointed at
-                // by the new tag.
-                None if !blob_is_intact(&path, digest, bytes.len() as u64) => {
-                    todo.push((path, bytes))
-                }
-                None => {}
+                None => check.push((path, digest, bytes)),
             }
         }
+        // A blob under its digest is reused only if it really has that digest: a damaged
+        // or planted file of the right size is rewritten, not pointed at by the new tag.
+        // Checked side by side (each is a read and a hash).
+        let intact = crate::par::par_map(&check, crate::par::cpus(), |(path, digest, bytes)| {
+            blob_is_intact(path, digest, bytes.len() as u64)
+        });
+        let todo: Vec<(PathBuf, &[u8])> = check
+            .into_iter()
+            .zip(intact)
+            .filter(|(_, ok)| !ok)
+            .map(|((path, _, bytes), _)| (path, bytes))
+            .collect();
         // Large blobs are written (and synced) side by side: the disk, not the CPU, is the
         // limit. Their temporary files live in the layout's root.
         crate::par::par_map(&todo, 8, |(path, bytes)| {
@@ -317,8 +326,11 @@ impl LayoutWriter {
         })
         .into_iter()
         .collect::<anyhow::Result<()>>()?;
-        // The blobs' directory entries reach the disk before index.json names them.
-        sync_dir(&sha_dir)?;
+        // The blobs' directory entries reach the disk before index.json names them (when
+        // this run put any there).
+        if renamed || !todo.is_empty() {
+            sync_dir(&sha_dir)?;
+        }
         let index_file = dir.join("index.json");
         let existing = match fs_err::read(&index_file) {
             Ok(b) => Some(b),
@@ -328,8 +340,12 @@ impl LayoutWriter {
         let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
             .and_then(|m| with_referrers(&m, referrers))
             .with_context(|| format!("updating {}", index_file.display()))?;
-        write_atomic(&index_file, &merged, WriteOptions::DURABLE)?;
-        sync_dir(&dir)?;
+        // A rebuild that changed nothing finds index.json as it would write it: left alone
+        // (its bytes and every blob it names are already there).
+        if existing.as_deref() != Some(merged.as_slice()) {
+            write_atomic(&index_file, &merged, WriteOptions::DURABLE)?;
+            sync_dir(&dir)?;
+        }
         self.finished = true;
         Ok(())
     }
@@ -533,6 +549,33 @@ mod tests {
         assert!(early.keys().all(|k| k.starts_with(TEMP_PREFIX)));
         w.finish(&again, Some("t"), &[]).unwrap();
         assert_eq!(files(&ahead), files(&after));
+    }
+
+    #[test]
+    fn writing_the_same_index_again_leaves_the_layout_alone_and_repairs_it() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let images = images(tmp.path());
+        let built = build_index(&images, &BuildOptions::default()).unwrap();
+        let dir = tmp.path().join("layout");
+        write_oci_dir(&dir, &built, Some("t")).unwrap();
+        let index_file = dir.join("index.json");
+        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let before = inode(&index_file);
+        let written = files(&dir);
+        write_oci_dir(&dir, &built, Some("t")).unwrap();
+        assert_eq!(inode(&index_file), before, "index.json was not replaced");
+        assert_eq!(files(&dir), written);
+        // A damaged blob is still found and rewritten (index.json unchanged).
+        let layer = blob_path(&dir, &built.images[0].layers[0].digest).unwrap();
+        let mut bytes = std::fs::read(&layer).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&layer, bytes).unwrap();
+        write_oci_dir(&dir, &built, Some("t")).unwrap();
+        assert_eq!(files(&dir), written);
+        // Another tag changes index.json.
+        write_oci_dir(&dir, &built, Some("u")).unwrap();
+        assert_ne!(inode(&index_file), before);
     }
 
     /// A sink that fails on its `n`th write, after passing the bytes to the layout.

@@ -65,6 +65,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     }
     // Nothing before the release files writes into the tree from here on.
     git.start_status();
+    let packing = std::time::SystemTime::now();
     let (index, debug_index) = if outputs.is_empty() {
         (None, None)
     } else {
@@ -79,6 +80,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         )?;
         (Some(index), debug_index)
     };
+    crate::exec::trace("pack the images", packing, packing, 0);
     let parts = [attest::Part {
         cfg,
         plan: &plan,
@@ -161,6 +163,7 @@ impl Finished {
 /// which they are attached to), the buildkit attestations inside the index when asked for,
 /// the image outputs, then the debug twins.
 pub(crate) fn finish(w: Made<'_>, progress: &Progress, push: &Push) -> anyhow::Result<Finished> {
+    let releasing = std::time::SystemTime::now();
     let (release, referrers) = if attest::wanted(w.cfg) {
         attest::release(
             w.cfg,
@@ -175,11 +178,14 @@ pub(crate) fn finish(w: Made<'_>, progress: &Progress, push: &Push) -> anyhow::R
         Default::default()
     };
     // `--attestations buildkit`: the statements go inside the index instead.
+    crate::exec::trace("write the release files", releasing, releasing, 0);
     let index = attest::buildkit_index(w.cfg, w.parts, w.index, &referrers)?;
+    let writing = std::time::SystemTime::now();
     let pushed = match &index {
         Some(index) => pack::write_outputs(w.cfg, w.outputs, index, &referrers, progress, push)?,
         None => None,
     };
+    crate::exec::trace("write the image outputs", writing, writing, 0);
     if let (Some(t), Some(d)) = (w.twin, w.debug_index) {
         debug::write(t, d, push, progress)?;
     }

@@ -45,6 +45,20 @@ pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Ve
     Ok(extra)
 }
 
+/// Where a build keeps its compressed layers for the next one: in its target dir when it
+/// has one, else in kiln's cache; valid for this kiln executable only (another may
+/// compress differently).
+pub(super) fn layer_store(cfg: &BuildConfig) -> oci::reuse::LayerStore {
+    let dir = match &cfg.target_dir {
+        Some(d) => d.join("kiln").join("layers"),
+        None => crate::fsutil::cache_dir().join("layers"),
+    };
+    oci::reuse::LayerStore::new(
+        &dir,
+        &crate::builders::fresh::Fingerprint::new("layer blobs").finish(),
+    )
+}
+
 /// One image per platform (the binaries, extra files, config) and the index, in memory;
 /// [`write_outputs`] writes them. With `twin`, also the debug twins' index.
 pub fn pack_build(
@@ -91,6 +105,7 @@ pub fn pack_build(
             licenses: package.and_then(|p| p.license.clone()),
             description: package.and_then(|p| p.description.clone()),
         },
+        reuse: Some(layer_store(cfg)),
     };
     let index = oci::build_index(&images, &opts)?;
     for w in &index.warnings {

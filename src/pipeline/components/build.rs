@@ -74,6 +74,7 @@ pub fn build(
                 revision: git.revision(),
                 ..Default::default()
             },
+            reuse: Some(pack::layer_store(cfg)),
         };
         let index = oci::build_index(&images, &opts)?;
         for w in &index.warnings {
