@@ -64,10 +64,7 @@ pub fn write_atomic_in(
     opts: WriteOptions,
 ) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    if opts.skip_identical
-        && let Ok(existing) = std::fs::read(dest)
-        && existing == data
-    {
+    if opts.skip_identical && holds(dest, data) {
         return Ok(());
     }
     let mut tmp = tempfile::Builder::new()
@@ -91,6 +88,20 @@ pub fn write_atomic_in(
         .map_err(|e| e.error)
         .with_context(|| format!("renaming into {}", dest.display()))?;
     Ok(())
+}
+
+/// Whether the file at `path` holds exactly `data` (its size first; a large one mapped, not
+/// copied).
+fn holds(path: &Path, data: &[u8]) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    match file.metadata() {
+        Ok(m) if m.is_file() && m.len() == data.len() as u64 => {
+            read_or_map(&file, m.len(), true).is_ok_and(|b| *b == *data)
+        }
+        _ => false,
+    }
 }
 
 /// Below this size a plain read is cheaper than setting up and tearing down a mapping.

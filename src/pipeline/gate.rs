@@ -31,7 +31,12 @@ pub fn problems(label: &str, report: &elf::ElfReport, target: &Target) -> Option
 /// Copy a built binary into `out_dir`, hash it and run the inspector gate on it.
 /// Fails with [`VerificationFailed`] (exit 3) when it is not static or not for `target`.
 pub fn finish_artifact(target: &Target, built: &Built, out_dir: &Path) -> anyhow::Result<Artifact> {
-    let data = fs_err::read(&built.path)?;
+    // Mapped, not copied: the build's target dir is locked until the binary is copied
+    // (`Built::hold`), so nothing rewrites it meanwhile.
+    let file = fs_err::File::open(&built.path)?;
+    let len = file.metadata()?.len();
+    let data = crate::fsutil::read_or_map(file.file(), len, true)
+        .with_context(|| format!("reading {}", built.path.display()))?;
     let report = elf::inspect_bytes(&data)
         .map_err(|e| anyhow::anyhow!("{}: {e}", built.path.display()))
         .with_context(|| format!("inspecting {} for {}", built.name, target.platform))?;
