@@ -63,13 +63,27 @@ pub fn write_atomic_in(
     data: &[u8],
     opts: WriteOptions,
 ) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     if opts.skip_identical
         && let Ok(existing) = std::fs::read(dest)
         && existing == data
     {
         return Ok(());
     }
+    let tmp = write_temp_in(dir, data, opts)?;
+    tmp.persist(dest)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", dest.display()))?;
+    Ok(())
+}
+
+/// `data` in a new temporary file in `dir` (mode and sync as `opts` say), removed when the
+/// returned path is dropped unless it is persisted (renamed) first.
+pub fn write_temp_in(
+    dir: &Path,
+    data: &[u8],
+    opts: WriteOptions,
+) -> anyhow::Result<tempfile::TempPath> {
+    use std::os::unix::fs::PermissionsExt;
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
@@ -87,10 +101,7 @@ pub fn write_atomic_in(
             }
         })
         .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(dest)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into {}", dest.display()))?;
-    Ok(())
+    Ok(tmp.into_temp_path())
 }
 
 /// Below this size a plain read is cheaper than setting up and tearing down a mapping.

@@ -395,5 +395,13 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
         kiln.as_secs_f64() / floor.as_secs_f64(),
         load_average()
     );
+    // CPU time is steadier than wall time on a shared machine: the same comparison in CPU
+    // seconds (the floor's deflate keeps every core busy for its whole time).
+    let floor_cpu = deflate.as_secs_f64() * kiln::par::cpus() as f64 + hash.as_secs_f64();
+    println!(
+        "kiln CPU {:.2} s per run, floor CPU {floor_cpu:.2} s: {:.2}x",
+        rows[0].3,
+        rows[0].3 / floor_cpu
+    );
     Ok(())
 }
