@@ -45,6 +45,47 @@ pub fn par_map<T: Sync, R: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// [`par_map`] for items still being found: `feed` runs on the calling thread and hands
+/// items over one at a time while `workers` threads already work on the earlier ones (a
+/// directory walk that waits on the disk overlaps with reading the files it has found).
+/// Results come back in the order they were fed. A panic in `f` is resumed on the caller.
+pub fn par_map_fed<T: Send, R: Send>(
+    workers: usize,
+    feed: impl FnOnce(&mut dyn FnMut(T)),
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, T)>();
+    let rx = std::sync::Mutex::new(rx);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        // A worker that panicked poisons nothing the others rely on.
+                        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok((i, item)) = next else { break done };
+                        done.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        let mut n = 0;
+        feed(&mut |item| {
+            // The receiver lives until the scope ends, so this cannot fail.
+            let _ = tx.send((n, item));
+            n += 1;
+        });
+        drop(tx);
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +114,37 @@ mod tests {
         let distinct: std::collections::BTreeSet<_> =
             ids.iter().map(|i| format!("{i:?}")).collect();
         assert!(distinct.len() > 1, "{distinct:?}");
+    }
+
+    #[test]
+    fn fed_items_keep_their_order_while_the_feeder_is_still_feeding() {
+        for workers in [0, 1, 3, 16] {
+            let started = std::sync::atomic::AtomicUsize::new(0);
+            let out = par_map_fed(
+                workers,
+                |push| {
+                    for x in 0..50u64 {
+                        push(x);
+                        if x == 10 {
+                            // Workers start before the feeder is done.
+                            let t = std::time::Instant::now();
+                            while started.load(Ordering::SeqCst) == 0
+                                && t.elapsed() < std::time::Duration::from_secs(10)
+                            {
+                                std::thread::yield_now();
+                            }
+                            assert!(started.load(Ordering::SeqCst) > 0);
+                        }
+                    }
+                },
+                |x| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_micros(50 - x));
+                    x * 2
+                },
+            );
+            assert_eq!(out, (0..50).map(|x| x * 2).collect::<Vec<_>>());
+        }
+        assert!(par_map_fed(4, |_: &mut dyn FnMut(u8)| {}, |x| x).is_empty());
     }
 }

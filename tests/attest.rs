@@ -142,6 +142,12 @@ fn sboms_validate_against_the_official_schemas() {
             platform: platform.into(),
             manifest: Some(format!("sha256:{}", "12".repeat(32))),
             binaries: vec![binary(platform)],
+            // A file besides the binary (a site step's output): FILE / `file` pass both
+            // validators too.
+            files: vec![kiln::attest::FileInput {
+                path: "/srv/www/index.html".into(),
+                sha256: "55".repeat(32),
+            }],
             base,
             created: Some(1700000000),
         });
@@ -155,6 +161,7 @@ fn sboms_validate_against_the_official_schemas() {
         platform: "linux/amd64".into(),
         manifest: Some(format!("sha256:{}", "34".repeat(32))),
         binaries: vec![binary("linux/amd64")],
+        files: Vec::new(),
         base: BaseInput::Image {
             reference: "oci:base:1".into(),
             digest: Some(format!("sha256:{}", "12".repeat(32))),
@@ -1590,4 +1597,51 @@ fn a_base_image_sbom_is_merged_and_a_base_without_one_is_noassertion() {
         "{without}"
     );
     assert!(warned.contains("NOASSERTION"), "{warned}");
+}
+
+/// `[image] files` of a single project are in its image, so in the image's SBOM (a FILE
+/// package with the file's sha256); without an image there is nothing to list.
+#[test]
+fn image_files_are_in_the_image_sbom() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("hello-rust");
+    support::copy_dir(&support::example("hello-rust"), &project);
+    std::fs::write(project.join("motd"), "hello from the image\n").unwrap();
+    std::fs::write(
+        project.join("kiln.toml"),
+        "[image]\nfiles = [{ src = \"motd\", dst = \"/etc/motd\" }]\n",
+    )
+    .unwrap();
+    let build = |dist: &str, extra: &[&str]| {
+        let out = support::build_into(
+            &project,
+            "linux/amd64",
+            &tmp.path().join(dist),
+            &[&["--sbom", "spdx"], extra].concat(),
+        );
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        let spdx: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                tmp.path()
+                    .join(dist)
+                    .join("hello-rust-0.1.0-linux-amd64.spdx.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "/etc/motd")
+            .cloned()
+    };
+    let image = format!("oci:{}:1", tmp.path().join("img").display());
+    let motd = build("with-image", &["-o", &image]).expect("/etc/motd is not in the SBOM");
+    assert_eq!(motd["primaryPackagePurpose"], "FILE");
+    assert_eq!(
+        motd["checksums"][0]["checksumValue"],
+        kiln::digest::sha256_hex(b"hello from the image\n")
+    );
+    assert!(build("no-image", &[]).is_none());
 }

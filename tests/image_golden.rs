@@ -67,3 +67,135 @@ fn the_cli_gives_the_golden_digest_too() {
         Some(GOLDEN_GZIP)
     );
 }
+
+/// Layers kept between builds (`BuildOptions::reuse`, what `kiln build` uses) give the same
+/// bytes as compressing: cold and warm, gzip and zstd, the golden digests.
+#[test]
+fn kept_layers_give_the_golden_digests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = kiln::oci::reuse::LayerStore::new(&tmp.path().join("layers"), "this kiln");
+    let kept = |opts: BuildOptions| BuildOptions {
+        reuse: Some(store.clone()),
+        ..opts
+    };
+    let zstd = BuildOptions {
+        source_date_epoch: Some(1700000000),
+        compression: Compression::Zstd,
+        metadata: Metadata {
+            title: Some("hello".into()),
+            version: Some("1.0.0".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for round in ["cold", "warm"] {
+        let gzip = build_index(&images(), &kept(BuildOptions::default())).unwrap();
+        assert_eq!(gzip.digest, GOLDEN_GZIP, "{round}");
+        let z = build_index(&images(), &kept(zstd.clone())).unwrap();
+        assert_eq!(z.digest, GOLDEN_ZSTD_EPOCH, "{round}");
+    }
+    // Two platforms, two compressions: four layers kept, and the warm round used them.
+    let kept_files = std::fs::read_dir(tmp.path().join("layers"))
+        .unwrap()
+        .count();
+    assert_eq!(kept_files, 4);
+}
+
+/// A kept layer is used only for the same tar compressed the same way by the same kiln:
+/// a changed file, `SOURCE_DATE_EPOCH` or compressor gives what compressing gives.
+#[test]
+fn kept_layers_follow_their_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("hello");
+    std::fs::copy(fixture_hello("amd64"), &bin).unwrap();
+    let image = || vec![hello_image("linux/amd64", &bin)];
+    let store = kiln::oci::reuse::LayerStore::new(&tmp.path().join("layers"), "this kiln");
+    let with = |epoch: Option<u64>| BuildOptions {
+        source_date_epoch: epoch,
+        reuse: Some(store.clone()),
+        ..Default::default()
+    };
+    let without = |epoch: Option<u64>| BuildOptions {
+        source_date_epoch: epoch,
+        ..Default::default()
+    };
+    let first = build_index(&image(), &with(None)).unwrap();
+    assert_eq!(
+        first.digest,
+        build_index(&image(), &without(None)).unwrap().digest
+    );
+
+    // The kept blob is what a hit hands out: replaced by another valid gzip of the same
+    // tar, the next build carries it (so the store is really read)...
+    let layer = &first.images[0].layers[0];
+    let entry = std::fs::read_dir(tmp.path().join("layers"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let tar = kiln::oci::layer::decompress(&first.blobs[&layer.digest], &layer.media_type).unwrap();
+    let mut other = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut other, &tar).unwrap();
+    let other = other.finish().unwrap();
+    let other_digest = kiln::oci::layer::sha256_digest(&other);
+    let mut record = format!("{other_digest}\n").into_bytes();
+    record.extend_from_slice(&other);
+    std::fs::write(&entry, &record).unwrap();
+    let planted = build_index(&image(), &with(None)).unwrap();
+    assert_eq!(planted.images[0].layers[0].digest, other_digest);
+    assert_eq!(planted.images[0].layers[0].diff_id, layer.diff_id);
+    // ...while a damaged one is not used.
+    record.push(0);
+    std::fs::write(&entry, &record).unwrap();
+    assert_eq!(
+        build_index(&image(), &with(None)).unwrap().digest,
+        first.digest
+    );
+
+    // Another SOURCE_DATE_EPOCH: another tar, compressed again.
+    let epoch = build_index(&image(), &with(Some(1700000000))).unwrap();
+    assert_ne!(epoch.digest, first.digest);
+    assert_eq!(
+        epoch.digest,
+        build_index(&image(), &without(Some(1700000000)))
+            .unwrap()
+            .digest
+    );
+
+    // One byte of the binary changed (same size): compressed again.
+    let mut bytes = std::fs::read(&bin).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&bin, &bytes).unwrap();
+    let changed = build_index(&image(), &with(None)).unwrap();
+    assert_ne!(changed.digest, first.digest);
+    assert_eq!(
+        changed.digest,
+        build_index(&image(), &without(None)).unwrap().digest
+    );
+
+    // Another compressor (kiln executable): its own blobs.
+    let planted_again = {
+        std::fs::write(&bin, std::fs::read(fixture_hello("amd64")).unwrap()).unwrap();
+        std::fs::write(&entry, {
+            let mut r = format!("{other_digest}\n").into_bytes();
+            r.extend_from_slice(&other);
+            r
+        })
+        .unwrap();
+        build_index(&image(), &with(None)).unwrap()
+    };
+    assert_eq!(planted_again.images[0].layers[0].digest, other_digest);
+    let other_kiln = BuildOptions {
+        reuse: Some(kiln::oci::reuse::LayerStore::new(
+            &tmp.path().join("layers"),
+            "another kiln",
+        )),
+        ..Default::default()
+    };
+    assert_eq!(
+        build_index(&image(), &other_kiln).unwrap().digest,
+        first.digest
+    );
+}

@@ -34,6 +34,15 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
 /// Inspect and check the output is bounded by the input (no runaway allocation through
 /// counts or offsets taken from the file).
 fn check(name: &str, data: &[u8]) -> Option<ElfReport> {
+    // The read plan of a large file comes from the same headers: inside the file, sorted.
+    let plan = elf::planned_ranges(data);
+    assert!(
+        plan.iter()
+            .all(|r| r.start < r.end && r.end <= data.len() as u64)
+            && plan.windows(2).all(|w| w[0].end < w[1].start),
+        "{name}: read plan {plan:?} for {} bytes",
+        data.len()
+    );
     let report = elf::inspect_bytes(data).ok()?;
     let size = serde_json::to_string(&report).unwrap().len();
     assert!(
@@ -104,6 +113,61 @@ fn mutated_real_binaries_never_panic() {
             }
             check(&format!("{name} mutant {i}"), &m);
         }
+    }
+}
+
+/// A large file is read through its read plan and a mapping, not as bytes in memory: it
+/// must give exactly what its bytes give, whole, broken or cut short (the same report, or
+/// the same clean error).
+#[test]
+fn large_files_from_disk_agree_with_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large");
+    // Larger than this is planned and mapped; smaller is read whole.
+    let large = kiln::fsutil::MMAP_THRESHOLD as usize + 4096;
+    let same = |name: &str, data: &[u8]| {
+        std::fs::write(&path, data).unwrap();
+        assert_eq!(
+            elf::inspect_path(&path),
+            elf::inspect_bytes(data),
+            "{name} ({} bytes)",
+            data.len()
+        );
+    };
+    let mut rng = Rng(0x706c_616e);
+    for (name, data) in inputs() {
+        let mut padded = data.clone();
+        padded.resize(data.len().max(large), 0);
+        same(&name, &padded);
+        for i in 0..12 {
+            let mut m = padded.clone();
+            // Headers, program headers and (at the end of the real bytes) section headers.
+            let (lo, hi) = if i % 2 == 0 {
+                (0, 4096.min(data.len()))
+            } else {
+                (data.len().saturating_sub(4096), data.len())
+            };
+            for _ in 0..=rng.below(3) {
+                let at = lo + rng.below(hi - lo);
+                m[at] = rng.next() as u8;
+            }
+            same(&format!("{name} mutant {i}"), &m);
+        }
+    }
+    // A real program cut short at the places the plan reads: inside the section-header
+    // table, just before it, in the middle, one byte short.
+    let exe = std::fs::read(env!("CARGO_BIN_EXE_kiln")).unwrap();
+    assert!(exe.len() > 4 * large);
+    let shoff = u64::from_le_bytes(exe[40..48].try_into().unwrap()) as usize;
+    for cut in [
+        exe.len() - 1,
+        shoff + 100,
+        shoff + 1,
+        shoff - 1,
+        exe.len() / 2,
+        large,
+    ] {
+        same(&format!("kiln[..{cut}]"), &exe[..cut]);
     }
 }
 

@@ -240,6 +240,27 @@ fn polyglot_example_one_image_per_platform_one_layer_per_component() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     check_release_files(&tmp.path().join("dist1"), &out);
+    // The site's files are in the image, so in its SBOM: each a FILE package with the
+    // sha256 of the file the step wrote; the document still passes the SPDX tools.
+    let spdx_path = tmp.path().join("dist1/polyglot-linux-amd64.spdx.json");
+    let spdx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&spdx_path).unwrap()).unwrap();
+    let css = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "/srv/www/assets/site.css")
+        .unwrap_or_else(|| panic!("the site's files are not in the SBOM: {spdx}"));
+    assert_eq!(css["primaryPackagePurpose"], "FILE", "{css}");
+    let written = std::fs::read(project.join("site/dist/assets/site.css")).unwrap();
+    assert_eq!(
+        css["checksums"][0],
+        serde_json::json!({"algorithm": "SHA256", "checksumValue": kiln::digest::sha256_hex(&written)}),
+        "{css}"
+    );
+    if crate::support::have_tool("pyspdxtools", "python3 -m pip install spdx-tools") {
+        run_ok(Command::new("pyspdxtools").arg("-i").arg(&spdx_path));
+    }
     assert_eq!(
         smoke_lines(&out),
         [

@@ -20,6 +20,7 @@ fn component(c: &Component) -> Value {
             Kind::Application => "application",
             Kind::Library => "library",
             Kind::OperatingSystem => "operating-system",
+            Kind::File => "file",
         },
         "bom-ref": c.id,
         "name": c.name,

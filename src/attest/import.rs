@@ -106,6 +106,7 @@ fn spdx(doc: &Value) -> Vec<Component> {
             Some("CONTAINER") => Kind::Container,
             Some("APPLICATION") => Kind::Application,
             Some("OPERATING-SYSTEM") => Kind::OperatingSystem,
+            Some("FILE") => Kind::File,
             _ => Kind::Library,
         };
         let license_text = p["licenseDeclared"]
@@ -134,6 +135,7 @@ fn cyclonedx(list: &Value, out: &mut Vec<Component>) {
             Some("container") => Kind::Container,
             Some("application") => Kind::Application,
             Some("operating-system") => Kind::OperatingSystem,
+            Some("file") => Kind::File,
             _ => Kind::Library,
         };
         let licenses = c["licenses"].as_array().cloned().unwrap_or_default();
@@ -176,6 +178,7 @@ mod tests {
             name: "base".into(),
             platform: "linux/amd64".into(),
             manifest: Some(format!("sha256:{}", "ab".repeat(32))),
+            files: Vec::new(),
             binaries: vec![BinaryInput {
                 platform: "linux/amd64".into(),
                 name: "tool".into(),

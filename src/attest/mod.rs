@@ -167,9 +167,36 @@ pub struct ImageInput {
     /// `sha256:…` of the platform manifest, when an image was built.
     pub manifest: Option<String>,
     pub binaries: Vec<BinaryInput>,
+    /// The other files the image holds (besides the base): `[[component]]` build steps'
+    /// outputs, `[image] files`.
+    pub files: Vec<FileInput>,
     pub base: BaseInput,
     /// `SOURCE_DATE_EPOCH`.
     pub created: Option<u64>,
+}
+
+/// A file in an image that is neither a binary kiln built nor part of the base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInput {
+    /// Absolute path in the image: `/srv/site/index.html`.
+    pub path: String,
+    /// Hex sha256 of its bytes.
+    pub sha256: String,
+}
+
+impl FileInput {
+    fn component(&self) -> Component {
+        Component {
+            id: format!("file:{}", self.path),
+            kind: Kind::File,
+            name: self.path.clone(),
+            version: None,
+            license: None,
+            purl: None,
+            download_location: None,
+            sha256: Some(self.sha256.clone()),
+        }
+    }
 }
 
 fn oci_arch(platform: &str) -> String {
@@ -217,6 +244,12 @@ pub fn platform_sbom(input: &ImageInput) -> (Sbom, Vec<String>) {
     for b in &input.binaries {
         add_binary(&mut sbom, &root.id, b);
         warnings.extend(b.found.warnings.iter().cloned());
+    }
+    for f in &input.files {
+        let c = f.component();
+        sbom.relationships
+            .push(Relation::new(&root.id, RelKind::Contains, &c.id));
+        sbom.components.push(c);
     }
     match &input.base {
         BaseInput::Scratch => {}
@@ -327,6 +360,7 @@ mod tests {
             platform: "linux/arm/v7".into(),
             manifest: Some(format!("sha256:{}", "22".repeat(32))),
             binaries: vec![binary("linux/arm/v7")],
+            files: Vec::new(),
             base: BaseInput::Debian(vec![DebPackage {
                 name: "tzdata".into(),
                 version: "2025b-0+deb12u1".into(),
@@ -345,6 +379,50 @@ mod tests {
             .filter(|r| r.kind == RelKind::Contains)
             .count();
         assert_eq!(contains, 2);
+    }
+
+    /// A site step's files are in the image: the image contains each, with its sha256, as a
+    /// FILE package (SPDX) / `file` component (CycloneDX).
+    #[test]
+    fn image_files_are_listed_with_their_digest() {
+        let input = ImageInput {
+            name: "web".into(),
+            platform: "linux/amd64".into(),
+            binaries: vec![binary("linux/amd64")],
+            files: vec![FileInput {
+                path: "/srv/site/index.html".into(),
+                sha256: "44".repeat(32),
+            }],
+            ..Default::default()
+        };
+        let (s, _) = platform_sbom(&input);
+        let file = s
+            .components
+            .iter()
+            .find(|c| c.kind == Kind::File)
+            .expect("no file component");
+        assert_eq!(file.name, "/srv/site/index.html");
+        assert_eq!(file.sha256.as_deref(), Some("44".repeat(32).as_str()));
+        assert!(
+            s.relationships
+                .contains(&Relation::new(&s.root.id, RelKind::Contains, &file.id))
+        );
+        let spdx: serde_json::Value = serde_json::from_slice(&Format::Spdx.render(&s)).unwrap();
+        let pkg = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "/srv/site/index.html")
+            .unwrap();
+        assert_eq!(pkg["primaryPackagePurpose"], "FILE");
+        let cdx: serde_json::Value = serde_json::from_slice(&Format::CycloneDx.render(&s)).unwrap();
+        let comp = cdx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "/srv/site/index.html")
+            .unwrap();
+        assert_eq!(comp["type"], "file");
     }
 
     #[test]

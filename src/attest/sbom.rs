@@ -15,6 +15,9 @@ pub enum Kind {
     Library,
     /// A Debian package of a base image.
     OperatingSystem,
+    /// A file the image holds besides binaries and base: a `[[component]]` build step's
+    /// output (a static site), `[image] files`.
+    File,
 }
 
 /// One thing in the SBOM.

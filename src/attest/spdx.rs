@@ -32,6 +32,7 @@ pub fn spdx_id(c: &Component) -> String {
         Kind::Application => "Application",
         Kind::Library => "Package",
         Kind::OperatingSystem => "DebianPackage",
+        Kind::File => "File",
     };
     format!(
         "SPDXRef-{kind}-{name}-{}",
@@ -45,6 +46,7 @@ fn purpose(k: Kind) -> &'static str {
         Kind::Application => "APPLICATION",
         Kind::Library => "LIBRARY",
         Kind::OperatingSystem => "OPERATING-SYSTEM",
+        Kind::File => "FILE",
     }
 }
 

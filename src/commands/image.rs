@@ -218,6 +218,8 @@ fn plan(args: &ImageArgs) -> anyhow::Result<Plan> {
             licenses: args.licenses.clone(),
             description: args.description.clone(),
         },
+        // Prebuilt binaries have no build dir to keep layers in: each run compresses.
+        reuse: None,
     };
     Ok(Plan {
         images,

@@ -4,7 +4,7 @@
 
 use object::Endianness;
 use object::elf;
-use object::read::elf::{FileHeader, SectionTable, Sym};
+use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym};
 
 use super::mapped::Image;
 use super::mapped::cstr;
@@ -82,7 +82,20 @@ pub(super) fn scan_symbols<H: FileHeader<Endian = Endianness>>(
         }
         facts.any_table = true;
         let strings = table.strings();
+        // The names' bytes, to pass over a name by its first bytes without finding its end:
+        // every name looked for starts with `__` or is `rust_begin_unwind`, and most names
+        // in a large library's table are neither.
+        let raw = sections
+            .section(table.string_section())
+            .ok()
+            .and_then(|s| s.data(endian, data).ok());
         for sym in table.iter() {
+            if let Some(rest) = raw.and_then(|r| r.get(sym.st_name(endian) as usize..))
+                && !rest.starts_with(b"__")
+                && !rest.starts_with(b"rust_begin_unwind")
+            {
+                continue;
+            }
             let Ok(name) = sym.name(endian, strings) else {
                 continue;
             };

@@ -11,6 +11,7 @@ mod libc;
 mod load;
 mod mapped;
 mod parse;
+mod plan;
 pub(crate) mod read;
 
 use std::path::Path;
@@ -232,6 +233,13 @@ pub fn inspect_walked_path(path: &Path) -> Result<ElfReport, ElfError> {
 /// Inspect ELF bytes.
 pub fn inspect_bytes(data: &[u8]) -> Result<ElfReport, ElfError> {
     parse::parse(data)
+}
+
+/// The byte ranges of `data` that [`inspect_bytes`] reads, as planned from its headers
+/// before a cold read (see `plan`): sorted, merged, inside `data`. For tests and the fuzz
+/// target.
+pub fn planned_ranges(data: &[u8]) -> Vec<std::ops::Range<u64>> {
+    plan::ranges(data, data.len() as u64, &mut |_| {})
 }
 
 /// Whether `data` starts like an ELF file (cheap check before a full parse).

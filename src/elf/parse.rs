@@ -119,10 +119,14 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
     let (sec, build_id) = section_pass(endian, data, &sections, machine, seg.build_id);
     let syms = scan_symbols(endian, data, &sections);
 
-    let go = sec
-        .go_buildinfo
-        .and_then(|b| goinfo::parse(b, &img))
-        .or_else(|| goinfo::search_segments(&img));
+    // Go's own reader (`debug/buildinfo`) looks only at the section; without a section
+    // table kiln searches where the linker puts the blob. A file with sections but no
+    // `.go.buildinfo` is not searched: that read would be up to 1 MiB of every library.
+    let go = match sec.go_buildinfo {
+        Some(b) => goinfo::parse(b, &img),
+        None if sections.is_empty() => goinfo::search_segments(&img),
+        None => None,
+    };
     let arm = sec.arm_attributes.and_then(arm::parse);
     let auditable = sec.dep_v0.and_then(|d| match auditable::parse(d) {
         Ok(p) => Some(p),

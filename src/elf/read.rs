@@ -1,13 +1,16 @@
-//! Getting a file's bytes cheaply: small files are read, large ELF files are memory-mapped
-//! so that only the pages the parser touches are paged in, and non-ELF files are rejected
-//! after reading four bytes. This is what keeps `kiln inspect /usr/lib` fast and its memory
-//! bounded no matter how large the libraries are.
+//! Getting a file's bytes cheaply: small files are read whole; a large ELF file's headers
+//! are read first, every range the parser will read is asked of the disk at once (see
+//! `plan`), and the parser then reads through a mapping; non-ELF files are rejected after
+//! their first page. This is what keeps `kiln inspect /usr/lib` fast with a cold page cache
+//! (a few requests per file in flight together, not one page fault after another, nor the
+//! megabytes of read-around a fault pulls in) and its memory bounded however large the
+//! libraries are.
 
 use std::io::Read;
 use std::path::Path;
 
 use super::ElfError;
-use crate::fsutil::{MMAP_THRESHOLD, read_or_map};
+use crate::fsutil::{self, MMAP_THRESHOLD};
 
 /// Call `f` with the file's bytes. Files that do not start with the ELF magic are passed as
 /// just their first bytes (enough for `inspect_bytes` to say "not an ELF file").
@@ -69,12 +72,101 @@ fn read_open<T>(
             .map_err(io_error)?;
         return Ok(f(&buf));
     }
-    let mut magic = [0u8; 4];
-    if file.read_exact(&mut magic).is_err() || !super::is_elf(&magic) {
-        return Ok(f(&magic));
+    // The first page holds the ELF header and usually the program headers.
+    let mut head = vec![0u8; HEAD];
+    let n = read_at_most(&file, &mut head, 0).map_err(io_error)?;
+    head.truncate(n);
+    if !super::is_elf(&head) {
+        return Ok(f(&head[..n.min(4)]));
     }
-    let bytes = read_or_map(&file, len, false).map_err(io_error)?;
+    // Ask for every range the parser will read before it reads any (see `plan`), then let
+    // it read them through a mapping: what the plan missed still reads right, one page at a
+    // time (MADV_RANDOM) instead of the 8 MiB read-around windows a fault would pull in.
+    let cache = object::read::ReadCache::new(Preader {
+        file: &file,
+        len,
+        head: &head,
+        pos: 0,
+    });
+    // What a hostile file can make us ask for is bounded (a sparse file can claim
+    // terabytes of symbol table); past the budget the parser's faults read what it uses.
+    let mut budget = PREFETCH_BUDGET;
+    let mut prefetch = |r: std::ops::Range<u64>| {
+        let r = r.start..r.end.min(r.start.saturating_add(budget));
+        budget -= r.end.saturating_sub(r.start);
+        fsutil::prefetch(&file, r);
+    };
+    for r in super::plan::ranges(&cache, len, &mut prefetch) {
+        prefetch(r);
+    }
+    drop(cache);
+    let bytes = fsutil::map_random(&file).map_err(io_error)?;
     Ok(f(&bytes))
+}
+
+/// Most bytes of one file asked for ahead of the parser (the largest plans on a desktop
+/// system's /usr are under 20 MiB).
+const PREFETCH_BUDGET: u64 = 256 << 20;
+
+/// How much of a large file is read before planning: the ELF header and, in practice, the
+/// program headers.
+const HEAD: usize = 4096;
+
+/// Fill `buf` from `off` as far as the file goes; the count read.
+fn read_at_most(file: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], off + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// The file through `pread` for object's `ReadCache`: what the first page holds comes from
+/// memory, the rest (section headers, names, the dynamic section) is read on demand.
+struct Preader<'a> {
+    file: &'a std::fs::File,
+    len: u64,
+    head: &'a [u8],
+    pos: u64,
+}
+
+impl object::read::ReadCacheOps for Preader<'_> {
+    fn len(&mut self) -> Result<u64, ()> {
+        Ok(self.len)
+    }
+
+    fn seek(&mut self, pos: u64) -> Result<u64, ()> {
+        self.pos = pos;
+        Ok(pos)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
+        let in_head = usize::try_from(self.pos)
+            .ok()
+            .and_then(|p| self.head.get(p..p.checked_add(buf.len())?));
+        let n = match in_head {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                buf.len()
+            }
+            None => read_at_most(self.file, buf, self.pos).map_err(|_| ())?,
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), ()> {
+        match self.read(buf)? {
+            n if n == buf.len() => Ok(()),
+            _ => Err(()),
+        }
+    }
 }
 
 /// A read error as an [`ElfError`].

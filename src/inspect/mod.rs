@@ -14,7 +14,7 @@ mod tree;
 pub mod verify;
 pub mod walk;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use report::{AttestationEntry, ExplainedProblem, FileEntry, Inspection, Status, Summary};
 pub use verify::{
@@ -24,17 +24,21 @@ pub use verify::{
 /// Inspect files, directories (recursively) and images against a policy, in input order.
 pub fn inspect_paths(inputs: &[PathBuf], policy: &Policy) -> Inspection {
     let mut out = Inspection::default();
+    // Files and directories in a row are inspected together (one pool of readers).
+    let mut paths: Vec<&Path> = Vec::new();
     for input in inputs {
         let as_str = input.to_string_lossy();
-        if image::is_image_ref(&as_str) {
-            match image::inspect_image(&as_str, policy) {
-                Ok(found) => out.merge(found),
-                Err(e) => out.push(FileEntry::error(as_str.into_owned(), format!("{e:#}"))),
-            }
+        if !image::is_image_ref(&as_str) {
+            paths.push(input);
             continue;
         }
-        walk::inspect_tree(input, policy, &mut out);
+        walk::inspect_trees(&std::mem::take(&mut paths), policy, &mut out);
+        match image::inspect_image(&as_str, policy) {
+            Ok(found) => out.merge(found),
+            Err(e) => out.push(FileEntry::error(as_str.into_owned(), format!("{e:#}"))),
+        }
     }
+    walk::inspect_trees(&paths, policy, &mut out);
     out
 }
 

@@ -1,13 +1,13 @@
 //! Files and directories on this machine turned into [`Inspection`] entries. Directories
 //! are walked without following symlinks, so a symlink loop cannot trap the walk and no
-//! file is reported twice; files are inspected in parallel.
+//! file is reported twice; files are inspected in parallel, while the walk goes on.
 
 use std::path::{Path, PathBuf};
 
 use super::report::{FileEntry, Inspection, Summary};
 use super::verify::{Policy, verify};
 use crate::elf::{ElfError, inspect_path, inspect_walked_path};
-use crate::par::{cpus, par_map};
+use crate::par::{cpus, par_map_fed};
 
 /// Workers per CPU for reading files: with a cold page cache the walk waits on the disk,
 /// and more reads in flight than cores keep it busy (measured: `cargo xtask bench inspect`).
@@ -25,25 +25,35 @@ enum Found {
     Error(PathBuf, String),
 }
 
-/// Inspect a file or a directory (recursively) against a policy, adding to `out`.
-pub fn inspect_tree(input: &Path, policy: &Policy, out: &mut Inspection) {
-    let mut found = Vec::new();
-    // Paths named on the command line are followed if they are symlinks: the user
-    // asked for them.
-    match std::fs::metadata(input) {
-        Ok(m) if m.is_dir() => walk_dir(input, 0, &mut found, &mut out.summary),
-        Ok(_) => found.push(Found::Named(input.to_path_buf())),
-        Err(e) => found.push(Found::Error(input.to_path_buf(), describe_io(&e))),
+/// Inspect files and directories (recursively) against a policy, adding to `out` in input
+/// order. One pool of workers reads the files of every input while the directories are
+/// still being walked: with a cold page cache both wait on the disk, and a large file at
+/// the end of one input does not hold up the next.
+pub fn inspect_trees(inputs: &[&Path], policy: &Policy, out: &mut Inspection) {
+    if inputs.is_empty() {
+        return;
     }
-    let results: Vec<Option<FileEntry>> =
-        par_map(&found, IO_WORKERS_PER_CPU * cpus(), |f| match f {
-            Found::File(path) => inspect_one(path, policy, inspect_walked_path),
-            Found::Named(path) => Some(
-                inspect_one(path, policy, inspect_path)
-                    .unwrap_or_else(|| FileEntry::error(display(path), describe_non_elf(path))),
-            ),
-            Found::Error(path, e) => Some(FileEntry::error(display(path), e.clone())),
-        });
+    let inspect = |f: Found| match f {
+        Found::File(path) => inspect_one(&path, policy, inspect_walked_path),
+        Found::Named(path) => Some(
+            inspect_one(&path, policy, inspect_path)
+                .unwrap_or_else(|| FileEntry::error(display(&path), describe_non_elf(&path))),
+        ),
+        Found::Error(path, e) => Some(FileEntry::error(display(&path), e)),
+    };
+    let summary = &mut out.summary;
+    let feed = |found: &mut dyn FnMut(Found)| {
+        for input in inputs {
+            // Paths named on the command line are followed if they are symlinks: the user
+            // asked for them.
+            match std::fs::metadata(input) {
+                Ok(m) if m.is_dir() => walk_dir(input, 0, found, summary),
+                Ok(_) => found(Found::Named(input.to_path_buf())),
+                Err(e) => found(Found::Error(input.to_path_buf(), describe_io(&e))),
+            }
+        }
+    };
+    let results = par_map_fed(IO_WORKERS_PER_CPU * cpus(), feed, inspect);
     for r in results {
         match r {
             Some(e) => out.push(e),
@@ -100,9 +110,9 @@ fn describe_non_elf(path: &Path) -> String {
     )
 }
 
-fn walk_dir(dir: &Path, depth: usize, found: &mut Vec<Found>, summary: &mut Summary) {
+fn walk_dir(dir: &Path, depth: usize, found: &mut dyn FnMut(Found), summary: &mut Summary) {
     if depth > MAX_DEPTH {
-        found.push(Found::Error(
+        found(Found::Error(
             dir.to_path_buf(),
             format!("more than {MAX_DEPTH} directories deep; not descending further"),
         ));
@@ -111,7 +121,7 @@ fn walk_dir(dir: &Path, depth: usize, found: &mut Vec<Found>, summary: &mut Summ
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
-            found.push(Found::Error(dir.to_path_buf(), describe_io(&e)));
+            found(Found::Error(dir.to_path_buf(), describe_io(&e)));
             return;
         }
     };
@@ -119,7 +129,7 @@ fn walk_dir(dir: &Path, depth: usize, found: &mut Vec<Found>, summary: &mut Summ
     for entry in entries {
         match entry {
             Ok(e) => children.push((e.path(), e.file_type())),
-            Err(e) => found.push(Found::Error(dir.to_path_buf(), describe_io(&e))),
+            Err(e) => found(Found::Error(dir.to_path_buf(), describe_io(&e))),
         }
     }
     // Sorted, so output and JSON are the same on every run and filesystem.
@@ -127,10 +137,10 @@ fn walk_dir(dir: &Path, depth: usize, found: &mut Vec<Found>, summary: &mut Summ
     for (path, ty) in children {
         match ty {
             Ok(t) if t.is_dir() => walk_dir(&path, depth + 1, found, summary),
-            Ok(t) if t.is_file() => found.push(Found::File(path)),
+            Ok(t) if t.is_file() => found(Found::File(path)),
             Ok(t) if t.is_symlink() => summary.skipped_symlinks += 1,
             Ok(_) => summary.skipped_special += 1,
-            Err(e) => found.push(Found::Error(path, describe_io(&e))),
+            Err(e) => found(Found::Error(path, describe_io(&e))),
         }
     }
 }

@@ -235,6 +235,53 @@ fn index_annotations(
     out
 }
 
+/// Each tar compressed, or its blob from `opts.reuse` when one was kept for it (handed to
+/// `sinks` like a fresh one); fresh blobs are kept there for the next build.
+fn compress_or_reuse(
+    tars: &[TarStream],
+    opts: &BuildOptions,
+    sinks: &[&dyn BlobSink],
+) -> anyhow::Result<Vec<layer::Compressed>> {
+    let c = opts.compression;
+    let Some(store) = opts
+        .reuse
+        .as_ref()
+        .filter(|_| c != super::Compression::None)
+    else {
+        let streams: Vec<&TarStream> = tars.iter().collect();
+        return layer::compress_all(&streams, c, sinks);
+    };
+    // A lookup needs the tar's digest first: one more pass over the tar when it misses
+    // (a hash is ~20x faster than the compression a hit saves).
+    let found: Vec<Option<layer::Compressed>> = par_map(tars, |t| store.get(&t.diff_id(), c));
+    let misses: Vec<&TarStream> = tars
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(t, _)| t)
+        .collect();
+    let mut fresh = layer::compress_all(&misses, c, sinks)?.into_iter();
+    let mut done = Vec::with_capacity(tars.len());
+    for f in found {
+        match f {
+            Some(hit) => {
+                for sink in sinks {
+                    let mut w = sink.start()?;
+                    w.write(&hit.blob)?;
+                    w.finish(&hit.digest)?;
+                }
+                done.push(hit);
+            }
+            None => {
+                let made = fresh.next().expect("one blob per tar compressed");
+                store.put(&made, c);
+                done.push(made);
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// kiln's own layers of every image: each distinct layer compressed once (by diff_id), and
 /// per image the (diff_id, history) of its layers in order.
 struct OwnLayers {
@@ -297,8 +344,7 @@ fn own_layers(
     })
     .into_iter()
     .collect::<anyhow::Result<_>>()?;
-    let streams: Vec<&TarStream> = tars.iter().collect();
-    let done = layer::compress_all(&streams, opts.compression, sinks)?;
+    let done = compress_or_reuse(&tars, opts, sinks)?;
     let diff_ids: Vec<String> = done.iter().map(|c| c.diff_id.clone()).collect();
     let compressed: BTreeMap<String, Layer> = done
         .into_iter()

@@ -284,19 +284,27 @@ impl LayoutWriter {
         if std::fs::symlink_metadata(&layout_file).is_err() {
             todo.push((layout_file, OCI_LAYOUT));
         }
+        let new_layout = !todo.is_empty();
+        let mut check = Vec::new();
         let mut seen = BTreeSet::new();
         for (digest, bytes) in all_blobs(index, referrers) {
-            let path = blob_path(&dir, digest)?;
-            // A blob under its digest is reused only if it really has that digest: a
-            // damaged or planted file of the right size is rewritten, not pointed at by
-            // the new tag.
-            if seen.insert(digest)
-                && !ahead.iter().any(|(d, _)| d == digest)
-                && !blob_is_intact(&path, digest, bytes.len() as u64)
-            {
-                todo.push((path, bytes));
+            if seen.insert(digest) && !ahead.iter().any(|(d, _)| d == digest) {
+                check.push((blob_path(&dir, digest)?, digest, bytes));
             }
         }
+        // A blob under its digest is reused only if it really has that digest: a damaged
+        // or planted file of the right size is rewritten, not pointed at by the new tag.
+        // Checked side by side (each is a read and a hash).
+        let intact = crate::par::par_map(&check, crate::par::cpus(), |(path, digest, bytes)| {
+            blob_is_intact(path, digest, bytes.len() as u64)
+        });
+        todo.extend(
+            check
+                .into_iter()
+                .zip(intact)
+                .filter(|(_, ok)| !ok)
+                .map(|((path, _, bytes), _)| (path, bytes)),
+        );
         let index_file = dir.join("index.json");
         let existing = match fs_err::read(&index_file) {
             Ok(b) => Some(b),
@@ -306,6 +314,9 @@ impl LayoutWriter {
         let merged = merge_index_json(existing.as_deref(), index_descriptor(index, tag))
             .and_then(|m| with_referrers(&m, referrers))
             .with_context(|| format!("updating {}", index_file.display()))?;
+        // A rebuild that changed nothing finds index.json as it would write it: left alone
+        // (its bytes and every blob it names are already there).
+        let changed = (existing.as_deref() != Some(merged.as_slice())).then_some(&merged);
         let (written, new_index, renamed) = std::thread::scope(|s| {
             // Temporary files live in the layout's root, never in blobs/sha256.
             let written = s.spawn(|| {
@@ -315,32 +326,43 @@ impl LayoutWriter {
                 .into_iter()
                 .collect::<anyhow::Result<()>>()
             });
-            let new_index = s.spawn(|| write_temp_in(&dir, &merged, WriteOptions::DURABLE));
-            let renamed = ahead.into_iter().try_for_each(|(digest, sync)| {
+            let new_index = s.spawn(|| {
+                changed
+                    .map(|m| write_temp_in(&dir, m, WriteOptions::DURABLE))
+                    .transpose()
+            });
+            let renamed = ahead.into_iter().try_fold(false, |any, (digest, sync)| {
                 let synced = sync
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
                 // `None`: the layout held it intact already.
-                if let (Some(tmp), true) = (synced, seen.contains(digest.as_str())) {
-                    let path = blob_path(&dir, &digest)?;
-                    tmp.persist(&path)
-                        .map_err(|e| e.error)
-                        .with_context(|| format!("renaming into {}", path.display()))?;
-                }
-                Ok::<_, anyhow::Error>(())
+                let Some(tmp) = synced.filter(|_| seen.contains(digest.as_str())) else {
+                    return Ok(any);
+                };
+                let path = blob_path(&dir, &digest)?;
+                tmp.persist(&path)
+                    .map_err(|e| e.error)
+                    .with_context(|| format!("renaming into {}", path.display()))?;
+                Ok::<_, anyhow::Error>(true)
             });
             (join(written), join(new_index), renamed)
         });
         written?;
-        renamed?;
+        let renamed = renamed?;
         let new_index = new_index?;
-        // The blobs' directory entries reach the disk before index.json names them.
-        sync_dir(&sha_dir)?;
-        new_index
-            .persist(&index_file)
-            .map_err(|e| e.error)
-            .with_context(|| format!("renaming into {}", index_file.display()))?;
-        sync_dir(&dir)?;
+        // The blobs' directory entries reach the disk before index.json names them (when
+        // this run put any there).
+        if renamed || !todo.is_empty() {
+            sync_dir(&sha_dir)?;
+        }
+        if let Some(tmp) = new_index {
+            tmp.persist(&index_file)
+                .map_err(|e| e.error)
+                .with_context(|| format!("renaming into {}", index_file.display()))?;
+        }
+        if changed.is_some() || new_layout {
+            sync_dir(&dir)?;
+        }
         self.finished = true;
         Ok(())
     }
@@ -574,6 +596,33 @@ mod tests {
         assert!(early.keys().all(|k| k.starts_with(TEMP_PREFIX)));
         w.finish(&again, Some("t"), &[]).unwrap();
         assert_eq!(files(&ahead), files(&after));
+    }
+
+    #[test]
+    fn writing_the_same_index_again_leaves_the_layout_alone_and_repairs_it() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let images = images(tmp.path());
+        let built = build_index(&images, &BuildOptions::default()).unwrap();
+        let dir = tmp.path().join("layout");
+        write_oci_dir(&dir, &built, Some("t")).unwrap();
+        let index_file = dir.join("index.json");
+        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let before = inode(&index_file);
+        let written = files(&dir);
+        write_oci_dir(&dir, &built, Some("t")).unwrap();
+        assert_eq!(inode(&index_file), before, "index.json was not replaced");
+        assert_eq!(files(&dir), written);
+        // A damaged blob is still found and rewritten (index.json unchanged).
+        let layer = blob_path(&dir, &built.images[0].layers[0].digest).unwrap();
+        let mut bytes = std::fs::read(&layer).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&layer, bytes).unwrap();
+        write_oci_dir(&dir, &built, Some("t")).unwrap();
+        assert_eq!(files(&dir), written);
+        // Another tag changes index.json.
+        write_oci_dir(&dir, &built, Some("u")).unwrap();
+        assert_ne!(inode(&index_file), before);
     }
 
     /// A sink that fails on its `n`th write, after passing the bytes to the layout.

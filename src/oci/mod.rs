@@ -54,6 +54,7 @@ pub mod output;
 pub mod read;
 pub mod referrers;
 pub mod registry;
+pub mod reuse;
 pub mod rootfs;
 pub mod sources;
 pub mod spec;
@@ -289,6 +290,9 @@ pub struct BuildOptions {
     pub compression: Compression,
     pub base: Base,
     pub metadata: Metadata,
+    /// Where compressed layers are kept between builds, to be reused when the same tar is
+    /// compressed the same way again; `None`: every layer is compressed.
+    pub reuse: Option<reuse::LayerStore>,
 }
 
 /// Latest `SOURCE_DATE_EPOCH` an image can carry: 9999-12-31T23:59:59Z.

@@ -11,6 +11,7 @@ pub mod attest;
 pub mod components;
 pub mod debug;
 pub mod gate;
+pub mod git;
 pub mod pack;
 pub mod stages;
 pub mod strip;
@@ -56,11 +57,15 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     oci::output::check_push(&outputs, push.by_digest)?;
     let source_date_epoch = BuildOptions::source_date_epoch_from_env()?;
     let twin = debug::prepare(cfg, &outputs)?;
+    let git = git::GitProbe::start(&cfg.project_dir, git::wanted(cfg, &outputs));
     let plan = stages::prepare(cfg, progress)?;
     let mut artifacts = stages::run(&plan, cfg, progress)?;
     if cfg.release.strip {
         strip::split_debuginfo(&mut artifacts, progress)?;
     }
+    // Nothing before the release files writes into the tree from here on.
+    git.start_status();
+    let packing = std::time::SystemTime::now();
     let (index, debug_index) = if outputs.is_empty() {
         (None, None)
     } else {
@@ -71,14 +76,22 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             source_date_epoch,
             progress,
             twin.as_ref(),
+            &git,
         )?;
         (Some(index), debug_index)
     };
+    crate::exec::trace("pack the images", packing, packing, 0);
     let parts = [attest::Part {
         cfg,
         plan: &plan,
         artifacts: &artifacts,
     }];
+    // `[image] files`, for the image's SBOM.
+    let files = if index.is_some() {
+        pack::extra_files(&cfg.image)?
+    } else {
+        Vec::new()
+    };
     let written = finish(
         Made {
             cfg,
@@ -87,7 +100,9 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             outputs: &outputs,
             twin: twin.as_ref(),
             debug_index: debug_index.as_ref(),
+            files: &files,
             source_date_epoch,
+            git: &git,
         },
         progress,
         push,
@@ -106,7 +121,12 @@ pub(crate) struct Made<'a> {
     pub outputs: &'a [OutputSpec],
     pub twin: Option<&'a debug::Twin>,
     pub debug_index: Option<&'a BuiltIndex>,
+    /// The files the image holds besides binaries and base (`[image] files`, build steps'
+    /// outputs), for its SBOM; empty without an image.
+    pub files: &'a [oci::LayerEntry],
     pub source_date_epoch: Option<u64>,
+    /// The source's git state, asked in the background.
+    pub git: &'a git::GitProbe,
 }
 
 /// What [`finish`] wrote.
@@ -143,23 +163,29 @@ impl Finished {
 /// which they are attached to), the buildkit attestations inside the index when asked for,
 /// the image outputs, then the debug twins.
 pub(crate) fn finish(w: Made<'_>, progress: &Progress, push: &Push) -> anyhow::Result<Finished> {
+    let releasing = std::time::SystemTime::now();
     let (release, referrers) = if attest::wanted(w.cfg) {
         attest::release(
             w.cfg,
             w.parts,
             w.index.as_ref(),
+            w.files,
             w.source_date_epoch,
+            w.git,
             progress,
         )?
     } else {
         Default::default()
     };
     // `--attestations buildkit`: the statements go inside the index instead.
+    crate::exec::trace("write the release files", releasing, releasing, 0);
     let index = attest::buildkit_index(w.cfg, w.parts, w.index, &referrers)?;
+    let writing = std::time::SystemTime::now();
     let pushed = match &index {
         Some(index) => pack::write_outputs(w.cfg, w.outputs, index, &referrers, progress, push)?,
         None => None,
     };
+    crate::exec::trace("write the image outputs", writing, writing, 0);
     if let (Some(t), Some(d)) = (w.twin, w.debug_index) {
         debug::write(t, d, push, progress)?;
     }

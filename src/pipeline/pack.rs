@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use crate::builders::{Artifact, Plan};
 use crate::config::BuildConfig;
 use crate::error::VerificationFailed;
-use crate::exec::Cmd;
 use crate::oci::referrers::Referrer;
 use crate::oci::registry::Pushed;
 use crate::oci::{
@@ -20,18 +19,6 @@ use crate::progress::Progress;
 use crate::target::Target;
 
 use super::gate;
-
-/// The commit the project is at, when it is a git checkout.
-pub(super) fn git_revision(dir: &Path) -> Option<String> {
-    which::which("git").ok()?;
-    Cmd::new("git", "read the git revision")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .read()
-        .ok()
-        .filter(|r| r.len() == 40)
-}
 
 /// The `[image] files` entries, checked to exist.
 pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Vec<LayerEntry>> {
@@ -58,6 +45,20 @@ pub(super) fn extra_files(img: &crate::config::ImageConfig) -> anyhow::Result<Ve
     Ok(extra)
 }
 
+/// Where a build keeps its compressed layers for the next one: in its target dir when it
+/// has one, else in kiln's cache; valid for this kiln executable only (another may
+/// compress differently).
+pub(super) fn layer_store(cfg: &BuildConfig) -> oci::reuse::LayerStore {
+    let dir = match &cfg.target_dir {
+        Some(d) => d.join("kiln").join("layers"),
+        None => crate::fsutil::cache_dir().join("layers"),
+    };
+    oci::reuse::LayerStore::new(
+        &dir,
+        &crate::builders::fresh::Fingerprint::new("layer blobs").finish(),
+    )
+}
+
 /// One image per platform (the binaries, extra files, config) and the index, in memory;
 /// [`write_outputs`] writes them. With `twin`, also the debug twins' index.
 pub fn pack_build(
@@ -67,6 +68,7 @@ pub fn pack_build(
     source_date_epoch: Option<u64>,
     progress: &Progress,
     twin: Option<&super::debug::Twin>,
+    git: &super::git::GitProbe,
 ) -> anyhow::Result<(BuiltIndex, Option<BuiltIndex>)> {
     let img = &cfg.image;
     let extra = extra_files(img)?;
@@ -98,11 +100,12 @@ pub fn pack_build(
         metadata: Metadata {
             title: img.name.clone().or_else(|| package.map(|p| p.name.clone())),
             version: package.map(|p| p.version.clone()).filter(|v| !v.is_empty()),
-            revision: git_revision(&cfg.project_dir),
+            revision: git.revision(),
             source: package.and_then(|p| p.repository.clone()),
             licenses: package.and_then(|p| p.license.clone()),
             description: package.and_then(|p| p.description.clone()),
         },
+        reuse: Some(layer_store(cfg)),
     };
     let index = oci::build_index(&images, &opts)?;
     for w in &index.warnings {

@@ -10,6 +10,7 @@ use crate::builders::rust;
 use crate::config::BuildConfig;
 use crate::exec::Cmd;
 use crate::oci::Base;
+use crate::pipeline::git::GitProbe;
 
 use super::Part;
 use super::cache::{self, Cache};
@@ -34,22 +35,12 @@ impl Facts {
         cfg: &BuildConfig,
         parts: &[Part<'_>],
         source_date_epoch: Option<u64>,
+        git: &GitProbe,
     ) -> Facts {
-        let dir = &cfg.project_dir;
-        let git = |args: &[&str]| {
-            Cmd::new("git", "read the source's git state")
-                .arg("-C")
-                .arg(dir)
-                .args(args)
-        };
         // Every question is a process of its own: ask them all at once. The tools' versions
-        // are kept between builds (`cache`), keyed by the tool's file and the binaries built.
+        // are kept between builds (`cache`), keyed by the tool's file and the binaries built;
+        // git's answers have been coming in since the build started (`git`).
         let mut asks: Vec<(&str, Cmd)> = Vec::new();
-        if which::which("git").is_ok() {
-            asks.push(("git commit", git(&["rev-parse", "HEAD"])));
-            asks.push(("git origin", git(&["remote", "get-url", "origin"])));
-            asks.push(("git status", git(&["status", "--porcelain"])));
-        }
         if let Ok(z) = crate::toolchain::find_zig() {
             asks.push((
                 "zig",
@@ -96,10 +87,7 @@ impl Facts {
             .collect();
         built.sort();
         let cache = Cache::for_build(cfg.target_dir.as_deref());
-        let answers = par_map(&asks, asks.len(), |(name, cmd)| {
-            if name.starts_with("git ") {
-                return cmd.read().ok();
-            }
+        let answers = par_map(&asks, asks.len(), |(_, cmd)| {
             let key = cache::command_key(cmd, &built);
             if let Some(v) = cache.get(&key) {
                 return Some(v);
@@ -109,31 +97,13 @@ impl Facts {
             Some(v)
         });
         let mut toolchains = BTreeMap::new();
-        let mut git_answers: BTreeMap<&str, String> = BTreeMap::new();
         for ((name, _), answer) in asks.iter().zip(answers) {
-            let Some(answer) = answer else { continue };
-            if let Some(which) = name.strip_prefix("git ") {
-                git_answers.insert(which, answer);
-            } else {
+            if let Some(answer) = answer {
                 toolchains.insert(name.to_string(), answer);
             }
         }
-        let source = git_answers
-            .get("commit")
-            .filter(|c| c.len() == 40)
-            .map(|commit| GitSource {
-                repository: git_answers
-                    .get("origin")
-                    .filter(|r| !r.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| format!("file://{}", dir.display())),
-                commit: commit.clone(),
-                dirty: git_answers
-                    .get("status")
-                    .is_some_and(|s| !s.trim().is_empty()),
-            });
         Facts {
-            source,
+            source: git.source(),
             toolchains,
             source_date_epoch,
         }

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::attest::ImageInput;
 use crate::attest::outputs::{self, OutputFile, OutputKind, ReleaseInput};
 use crate::attest::provenance::Subject;
 use crate::attest::release::{ArchiveFile, is_release_doc};
+use crate::attest::{FileInput, ImageInput};
 use crate::builders::{Artifact, Plan};
 use crate::config::BuildConfig;
 use crate::fsutil::{WriteOptions, write_atomic};
@@ -21,7 +21,7 @@ use crate::oci::referrers::{
     ANNOTATION_CREATED, ANNOTATION_PREDICATE_TYPE, ArtifactLayer, MEDIA_DSSE, MEDIA_MANIFEST,
     Referrer, Subject as RefSubject,
 };
-use crate::oci::{Base, BuiltIndex};
+use crate::oci::{Base, BuiltIndex, EntrySource, LayerEntry};
 use crate::progress::Progress;
 
 mod cache;
@@ -62,12 +62,15 @@ pub struct Part<'a> {
 /// Gather, generate and write; the written files, binaries first, and the SBOMs and
 /// provenance as OCI 1.1 artifacts to attach to the image (when one was built). `cfg` is
 /// the build's own config (release settings, output directory, name); `parts` what was
-/// built, each per-platform SBOM listing the packages of every part.
+/// built, each per-platform SBOM listing the packages of every part; `files` the image's
+/// other files (build steps' outputs, `[image] files`), which each image SBOM lists too.
 pub fn release(
     cfg: &BuildConfig,
     parts: &[Part<'_>],
     index: Option<&BuiltIndex>,
+    files: &[LayerEntry],
     source_date_epoch: Option<u64>,
+    git: &crate::pipeline::git::GitProbe,
     progress: &Progress,
 ) -> anyhow::Result<(Vec<Written>, Vec<Referrer>)> {
     // The package name and version only when one project is the whole release.
@@ -79,13 +82,13 @@ pub fn release(
     let version = package.map(|p| p.version.clone()).filter(|v| !v.is_empty());
     let mut warnings = Vec::new();
 
-    // The provenance facts (git state, tool versions) are asked while cargo resolves each
-    // target's dependencies: all of it is waiting on other processes.
+    // The provenance facts (git state, tool versions) are gathered while cargo resolves
+    // each target's dependencies: all of it is waiting on other processes.
     let (mut binaries, facts) = std::thread::scope(|s| {
         let facts = s.spawn(|| {
             cfg.release
                 .provenance
-                .then(|| Facts::gather(cfg, parts, source_date_epoch))
+                .then(|| Facts::gather(cfg, parts, source_date_epoch, git))
         });
         let mut binaries = Vec::new();
         let mut found = Ok(());
@@ -121,6 +124,11 @@ pub fn release(
                 .map(|(_, d)| d.clone())
         })
     };
+    let files = if index.is_some() {
+        file_inputs(files)?
+    } else {
+        Vec::new()
+    };
     let mut images: Vec<ImageInput> = Vec::new();
     for p in &platforms {
         let manifest = manifest_of(p);
@@ -139,6 +147,7 @@ pub fn release(
                 .filter(|b| &b.input.platform == p)
                 .map(|b| b.input.clone())
                 .collect(),
+            files: files.clone(),
             base,
             created: source_date_epoch,
         });
@@ -380,4 +389,27 @@ fn release_docs(dir: &Path) -> anyhow::Result<Vec<ArchiveFile>> {
     }
     docs.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(docs)
+}
+
+/// The regular files among an image's extra entries, hashed (directories and symlinks are
+/// not listed: they carry no content of their own).
+fn file_inputs(entries: &[LayerEntry]) -> anyhow::Result<Vec<FileInput>> {
+    let mut files = Vec::new();
+    for e in entries {
+        let sha256 = match &e.source {
+            EntrySource::File(src) => {
+                let mut h = crate::digest::Hasher::new();
+                std::io::copy(&mut fs_err::File::open(src)?, &mut h)
+                    .with_context(|| format!("hashing {} for the SBOM", src.display()))?;
+                h.finish_hex()
+            }
+            EntrySource::Bytes(b) => crate::digest::sha256_hex(b),
+            EntrySource::Dir | EntrySource::Symlink(_) => continue,
+        };
+        files.push(FileInput {
+            path: e.path.clone(),
+            sha256,
+        });
+    }
+    Ok(files)
 }

@@ -36,6 +36,10 @@ pub fn build(
     let root = std::path::absolute(&cfg.project_dir)?;
     let comps = resolve(&root, &cfg.components, &cfg.only_components)?;
     let settings = cfg.image.settings();
+    let git = super::super::git::GitProbe::start(
+        &cfg.project_dir,
+        super::super::git::wanted(cfg, &outputs),
+    );
 
     let plans = plan_projects(cfg, &comps, progress)?;
     check_binary_destinations(&comps, &plans, |b| settings.bin_path(b))?;
@@ -52,6 +56,8 @@ pub fn build(
     if cfg.release.strip {
         super::super::strip::split_debuginfo(&mut built.artifacts, progress)?;
     }
+    // Nothing before the release files writes into the tree from here on.
+    git.start_status();
 
     let (index, debug_index) = if image_wanted {
         let images = platform_images(cfg, &comps, &built, &settings, &bins)?;
@@ -65,9 +71,10 @@ pub fn build(
                     .name
                     .clone()
                     .or_else(|| root.file_name().map(|n| n.to_string_lossy().into_owned())),
-                revision: pack::git_revision(&cfg.project_dir),
+                revision: git.revision(),
                 ..Default::default()
             },
+            reuse: Some(pack::layer_store(cfg)),
         };
         let index = oci::build_index(&images, &opts)?;
         for w in &index.warnings {
@@ -93,6 +100,14 @@ pub fn build(
         })
         .collect();
     let parts = release_parts(&plans, &owned);
+    // The image's other files, for its SBOM: the build steps' outputs, then `[image] files`.
+    let files: Vec<LayerEntry> = if image_wanted {
+        let mut files: Vec<LayerEntry> = built.files.concat();
+        files.extend(pack::extra_files(&cfg.image)?);
+        files
+    } else {
+        Vec::new()
+    };
     let written = super::super::finish(
         Made {
             cfg,
@@ -101,7 +116,9 @@ pub fn build(
             outputs: &outputs,
             twin: twin.as_ref(),
             debug_index: debug_index.as_ref(),
+            files: &files,
             source_date_epoch,
+            git: &git,
         },
         progress,
         push,

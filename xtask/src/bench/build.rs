@@ -19,7 +19,9 @@
 //! bench reports any runtime archive zig still had to build. Both tools run the same zig
 //! binary (cargo-zigbuild would otherwise go through `python3 -m ziglang` on every
 //! compiler call). `KILN_BENCH_RUNS=N` repeats the cold pairs (alternating which tool goes
-//! first); `KILN_BENCH_PARTS=cold3,cold1,noop` picks the parts (default all).
+//! first); `KILN_BENCH_PARTS=cold3,cold1,noop` picks the parts (default all). The
+//! cargo-zigbuild runs pass `--timings`; the bench prints their three longest units (the
+//! critical path: the same cargo and zig run in kiln's build).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -252,6 +254,51 @@ fn fetch_project(bench: &Path) -> anyhow::Result<PathBuf> {
     Ok(dest)
 }
 
+/// Print the three longest units of the cargo run in `target_dir` (its `--timings`
+/// report), with when each started: the build's critical path is made of them. Nothing when
+/// the report is missing or its format changed.
+fn longest_units(target_dir: &Path) {
+    let Ok(html) = std::fs::read_to_string(target_dir.join("cargo-timings/cargo-timing.html"))
+    else {
+        return;
+    };
+    for (duration, start, name) in longest(&html, 3) {
+        println!(
+            "           cargo --timings: {name:<36} start {start:6.1} s  ran {duration:6.1} s  end {:6.1} s",
+            start + duration
+        );
+    }
+}
+
+/// The `n` longest units (duration, start, "name target") of a cargo `--timings` report.
+fn longest(html: &str, n: usize) -> Vec<(f64, f64, String)> {
+    let Some(data) = html
+        .split_once("const UNIT_DATA = ")
+        .and_then(|(_, rest)| rest.split_once(";\n"))
+        .and_then(|(json, _)| serde_json::from_str::<serde_json::Value>(json).ok())
+    else {
+        return Vec::new();
+    };
+    let mut units: Vec<(f64, f64, String)> = data
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| {
+            let target = u["target"].as_str().unwrap_or("").trim();
+            Some((
+                u["duration"].as_f64()?,
+                u["start"].as_f64()?,
+                format!("{} {target}", u["name"].as_str()?)
+                    .trim()
+                    .to_string(),
+            ))
+        })
+        .collect();
+    units.sort_by(|a, b| b.0.total_cmp(&a.0));
+    units.truncate(n);
+    units
+}
+
 /// cargo-zigbuild runs `python3 -m ziglang` whenever that imports (a Python start, through
 /// pyenv's shim here, on every compiler call) and reads `CARGO_ZIGBUILD_ZIG_PATH` only
 /// when it does not: name a Python that does not exist so it runs kiln's zig directly.
@@ -454,10 +501,11 @@ impl Bench {
                         ));
                     } else {
                         let d = self.fresh_dir(&format!("cold-zigbuild-{}", triples.len()))?;
-                        z = Some((
-                            measure(&mut self.zigbuild(&self.project, triples, &d))?,
-                            self.zig_built(since),
-                        ));
+                        // --timings: where the time went (kiln runs the same cargo).
+                        let mut zb = self.zigbuild(&self.project, triples, &d);
+                        zb.arg("--timings");
+                        z = Some((measure(&mut zb)?, self.zig_built(since)));
+                        longest_units(&d);
                     }
                 }
                 Ok((k.expect("ran"), z.expect("ran")))
@@ -610,4 +658,27 @@ pub fn run_bench(kiln_exe: &Path) -> anyhow::Result<()> {
         b.noop()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_units_of_a_timings_report() {
+        let html = r#"<script>
+const UNIT_DATA = [
+  {"i": 0, "name": "memchr", "version": "2.7.4", "mode": "todo", "target": "", "start": 0.5, "duration": 2.0, "rmeta_time": 1.0, "unlocked_units": [], "unlocked_rmeta_units": [], "sections": null},
+  {"i": 1, "name": "jemalloc-sys", "version": "0.5.4", "mode": "run-custom-build", "target": " build-script (run)", "start": 23.8, "duration": 118.2, "rmeta_time": null, "unlocked_units": [], "unlocked_rmeta_units": [], "sections": null},
+  {"i": 2, "name": "fd-find", "version": "10.2.0", "mode": "todo", "target": " fd \"bin\"", "start": 142.2, "duration": 55.3, "rmeta_time": null, "unlocked_units": [], "unlocked_rmeta_units": [], "sections": null}
+];
+const CONCURRENCY_DATA = [];
+</script>"#;
+        let top = longest(html, 2);
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[0].2, "jemalloc-sys build-script (run)");
+        assert_eq!((top[0].0, top[0].1), (118.2, 23.8));
+        assert_eq!(top[1].2, "fd-find fd \"bin\"");
+        assert!(longest("no report here", 3).is_empty());
+    }
 }
