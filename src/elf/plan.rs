@@ -27,8 +27,10 @@ const MERGE_GAP: u64 = 64 * 1024;
 const GO_SEARCH: u64 = 1 << 20;
 /// How much of a version-needs table to fetch when no section says its size.
 const VERNEED_GUESS: u64 = 4096;
-/// Largest table (section headers, section names, dynamic section) the planner reads.
-const MAX_READ: u64 = 16 << 20;
+/// Largest table (section headers, section names, dynamic section) the planner reads: a
+/// full table of 65535 64-bit section headers, and far more than real files' names or
+/// dynamic sections. Bounds what a hostile file can make it allocate.
+const MAX_READ: u64 = 4 << 20;
 /// How many bytes at the entry point `load::check` looks at.
 const ENTRY_BYTES: u64 = 16;
 
