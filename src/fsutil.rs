@@ -63,10 +63,24 @@ pub fn write_atomic_in(
     data: &[u8],
     opts: WriteOptions,
 ) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     if opts.skip_identical && holds(dest, data) {
         return Ok(());
     }
+    let tmp = write_temp_in(dir, data, opts)?;
+    tmp.persist(dest)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", dest.display()))?;
+    Ok(())
+}
+
+/// `data` in a new temporary file in `dir` (mode and sync as `opts` say), removed when the
+/// returned path is dropped unless it is persisted (renamed) first.
+pub fn write_temp_in(
+    dir: &Path,
+    data: &[u8],
+    opts: WriteOptions,
+) -> anyhow::Result<tempfile::TempPath> {
+    use std::os::unix::fs::PermissionsExt;
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
@@ -84,10 +98,7 @@ pub fn write_atomic_in(
             }
         })
         .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(dest)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into {}", dest.display()))?;
-    Ok(())
+    Ok(tmp.into_temp_path())
 }
 
 /// Whether the file at `path` holds exactly `data` (its size first; a large one mapped, not

@@ -28,17 +28,23 @@ impl BuildDirLock {
     }
 }
 
-/// The locks this process holds, so that stages of one build share a lock instead of
-/// waiting for each other (an `flock` on a second descriptor of the same directory would
-/// block even within one process).
-static HELD: Mutex<Vec<(PathBuf, Weak<BuildDirLock>)>> = Mutex::new(Vec::new());
+/// The locks this process holds, one slot per directory, so that stages of one build share
+/// a lock instead of waiting for each other (an `flock` on a second descriptor of the same
+/// directory blocks even within one process). A slot's mutex is held from the check of
+/// what this process holds until the lock taken is recorded: a second stage waits for the
+/// first's lock to be recorded, then shares it (before, it could miss it, block on its own
+/// process's lock and never get it: the first stage's binaries kept it held).
+type Slot = Arc<Mutex<Weak<BuildDirLock>>>;
+static HELD: Mutex<Vec<(PathBuf, Slot)>> = Mutex::new(Vec::new());
 
-fn held(dir: &Path) -> Option<Arc<BuildDirLock>> {
+fn slot(dir: &Path) -> Slot {
     let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
-    held.retain(|(_, w)| w.strong_count() > 0);
-    held.iter()
-        .find(|(d, _)| d == dir)
-        .and_then(|(_, w)| w.upgrade())
+    if let Some((_, s)) = held.iter().find(|(d, _)| d == dir) {
+        return Arc::clone(s);
+    }
+    let s = Slot::default();
+    held.push((dir.to_path_buf(), Arc::clone(&s)));
+    s
 }
 
 /// Lock `dir` (created if missing) for this build, waiting for another kiln that holds it;
@@ -46,17 +52,16 @@ fn held(dir: &Path) -> Option<Arc<BuildDirLock>> {
 pub fn lock(dir: &Path, waiting: impl FnOnce()) -> anyhow::Result<Arc<BuildDirLock>> {
     fs_err::create_dir_all(dir)?;
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    if let Some(lock) = held(&dir) {
+    let slot = slot(&dir);
+    let mut mine = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(lock) = mine.upgrade() {
         return Ok(lock);
     }
     let file = File::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     match file.try_lock() {
         Ok(()) => {}
+        // Not this process's (that one would be in the slot): another kiln's.
         Err(TryLockError::WouldBlock) => {
-            // Perhaps a stage of this same build took it a moment ago: share that one.
-            if let Some(lock) = held(&dir) {
-                return Ok(lock);
-            }
             waiting();
             file.lock()
                 .with_context(|| format!("locking {}", dir.display()))?;
@@ -65,13 +70,8 @@ pub fn lock(dir: &Path, waiting: impl FnOnce()) -> anyhow::Result<Arc<BuildDirLo
             return Err(e).with_context(|| format!("locking {}", dir.display()));
         }
     }
-    let lock = Arc::new(BuildDirLock {
-        dir: dir.clone(),
-        _file: file,
-    });
-    HELD.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push((dir, Arc::downgrade(&lock)));
+    let lock = Arc::new(BuildDirLock { dir, _file: file });
+    *mine = Arc::downgrade(&lock);
     Ok(lock)
 }
 
@@ -103,5 +103,33 @@ mod tests {
         other
             .try_lock()
             .expect("released when the last holder is dropped");
+    }
+
+    /// Stages of one build asking at the same moment all get the one lock; none waits on
+    /// its own process (the first version could: a stage checked what the process held just
+    /// before another recorded the lock it had taken, then blocked on it for good).
+    #[test]
+    fn stages_asking_at_once_share_one_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        for round in 0..40 {
+            let dir = tmp.path().join(format!("cargo-{round}"));
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let (tx, rx) = std::sync::mpsc::channel();
+            for _ in 0..8 {
+                let (dir, barrier, tx) = (dir.clone(), Arc::clone(&barrier), tx.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let _ = tx.send(lock(&dir, || panic!("a stage waited for its own build")));
+                });
+            }
+            let got: Vec<Arc<BuildDirLock>> = (0..8)
+                .map(|_| {
+                    rx.recv_timeout(std::time::Duration::from_secs(20))
+                        .expect("a stage is stuck waiting for its own build's lock")
+                        .unwrap()
+                })
+                .collect();
+            assert!(got.iter().all(|l| Arc::ptr_eq(l, &got[0])));
+        }
     }
 }

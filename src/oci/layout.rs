@@ -4,7 +4,7 @@
 //! existing layout adds to it: blobs already there are reused, other tags are kept and the
 //! same tag is replaced.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,7 +16,7 @@ use super::BuiltIndex;
 use super::compress::{BlobSink, BlobWriter};
 use super::json::to_canonical_vec;
 use super::referrers::{Referrer, is_artifact_descriptor};
-use crate::fsutil::{TEMP_PREFIX, WriteOptions, write_atomic, write_atomic_in};
+use crate::fsutil::{TEMP_PREFIX, WriteOptions, write_atomic_in, write_temp_in};
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -263,7 +263,11 @@ impl LayoutWriter {
     }
 
     /// Write `index` into the layout, tagged `tag`, with `referrers` attached: the blobs
-    /// written ahead renamed to their digests, the others written, `index.json` last.
+    /// written ahead renamed to their digests, the others written, `index.json` last. The
+    /// syncs run side by side (the disk, not the CPU, is the limit): the blobs written
+    /// ahead (each started when it was whole), the other blobs, `oci-layout` for a new
+    /// layout and the new `index.json`, which is renamed into place once the blobs'
+    /// directory entries are on disk.
     pub fn finish(
         mut self,
         index: &BuiltIndex,
@@ -272,39 +276,20 @@ impl LayoutWriter {
     ) -> anyhow::Result<()> {
         check_tag(tag)?;
         let dir = self.dir.clone();
-        let layout_file = dir.join("oci-layout");
-        if std::fs::symlink_metadata(&layout_file).is_err() {
-            // First, so that a run stopped after it leaves a recognisable (empty) layout.
-            write_atomic(&layout_file, OCI_LAYOUT, WriteOptions::DURABLE)?;
-        }
         let sha_dir = dir.join("blobs").join("sha256");
         fs_err::create_dir_all(&sha_dir).context("creating the OCI layout")?;
-        let mut staged = BTreeMap::new();
-        let handles = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
-        for (digest, handle) in handles {
-            let synced = handle
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-            staged.insert(digest, synced);
+        let ahead = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut todo: Vec<(PathBuf, &[u8])> = Vec::new();
+        let layout_file = dir.join("oci-layout");
+        if std::fs::symlink_metadata(&layout_file).is_err() {
+            todo.push((layout_file, OCI_LAYOUT));
         }
+        let new_layout = !todo.is_empty();
         let mut check = Vec::new();
-        let mut renamed = false;
         let mut seen = BTreeSet::new();
         for (digest, bytes) in all_blobs(index, referrers) {
-            let path = blob_path(&dir, digest)?;
-            if !seen.insert(digest) {
-                continue;
-            }
-            match staged.remove(digest) {
-                Some(Some(tmp)) => {
-                    tmp.persist(&path)
-                        .map_err(|e| e.error)
-                        .with_context(|| format!("renaming into {}", path.display()))?;
-                    renamed = true;
-                }
-                // Found intact when it was written ahead.
-                Some(None) => {}
-                None => check.push((path, digest, bytes)),
+            if seen.insert(digest) && !ahead.iter().any(|(d, _)| d == digest) {
+                check.push((blob_path(&dir, digest)?, digest, bytes));
             }
         }
         // A blob under its digest is reused only if it really has that digest: a damaged
@@ -313,24 +298,13 @@ impl LayoutWriter {
         let intact = crate::par::par_map(&check, crate::par::cpus(), |(path, digest, bytes)| {
             blob_is_intact(path, digest, bytes.len() as u64)
         });
-        let todo: Vec<(PathBuf, &[u8])> = check
-            .into_iter()
-            .zip(intact)
-            .filter(|(_, ok)| !ok)
-            .map(|((path, _, bytes), _)| (path, bytes))
-            .collect();
-        // Large blobs are written (and synced) side by side: the disk, not the CPU, is the
-        // limit. Their temporary files live in the layout's root.
-        crate::par::par_map(&todo, 8, |(path, bytes)| {
-            write_atomic_in(&dir, path, bytes, WriteOptions::DURABLE)
-        })
-        .into_iter()
-        .collect::<anyhow::Result<()>>()?;
-        // The blobs' directory entries reach the disk before index.json names them (when
-        // this run put any there).
-        if renamed || !todo.is_empty() {
-            sync_dir(&sha_dir)?;
-        }
+        todo.extend(
+            check
+                .into_iter()
+                .zip(intact)
+                .filter(|(_, ok)| !ok)
+                .map(|((path, _, bytes), _)| (path, bytes)),
+        );
         let index_file = dir.join("index.json");
         let existing = match fs_err::read(&index_file) {
             Ok(b) => Some(b),
@@ -342,8 +316,51 @@ impl LayoutWriter {
             .with_context(|| format!("updating {}", index_file.display()))?;
         // A rebuild that changed nothing finds index.json as it would write it: left alone
         // (its bytes and every blob it names are already there).
-        if existing.as_deref() != Some(merged.as_slice()) {
-            write_atomic(&index_file, &merged, WriteOptions::DURABLE)?;
+        let changed = (existing.as_deref() != Some(merged.as_slice())).then_some(&merged);
+        let (written, new_index, renamed) = std::thread::scope(|s| {
+            // Temporary files live in the layout's root, never in blobs/sha256.
+            let written = s.spawn(|| {
+                crate::par::par_map(&todo, 8, |(path, bytes)| {
+                    write_atomic_in(&dir, path, bytes, WriteOptions::DURABLE)
+                })
+                .into_iter()
+                .collect::<anyhow::Result<()>>()
+            });
+            let new_index = s.spawn(|| {
+                changed
+                    .map(|m| write_temp_in(&dir, m, WriteOptions::DURABLE))
+                    .transpose()
+            });
+            let renamed = ahead.into_iter().try_fold(false, |any, (digest, sync)| {
+                let synced = sync
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                // `None`: the layout held it intact already.
+                let Some(tmp) = synced.filter(|_| seen.contains(digest.as_str())) else {
+                    return Ok(any);
+                };
+                let path = blob_path(&dir, &digest)?;
+                tmp.persist(&path)
+                    .map_err(|e| e.error)
+                    .with_context(|| format!("renaming into {}", path.display()))?;
+                Ok::<_, anyhow::Error>(true)
+            });
+            (join(written), join(new_index), renamed)
+        });
+        written?;
+        let renamed = renamed?;
+        let new_index = new_index?;
+        // The blobs' directory entries reach the disk before index.json names them (when
+        // this run put any there).
+        if renamed || !todo.is_empty() {
+            sync_dir(&sha_dir)?;
+        }
+        if let Some(tmp) = new_index {
+            tmp.persist(&index_file)
+                .map_err(|e| e.error)
+                .with_context(|| format!("renaming into {}", index_file.display()))?;
+        }
+        if changed.is_some() || new_layout {
             sync_dir(&dir)?;
         }
         self.finished = true;
@@ -361,6 +378,7 @@ impl BlobSink for LayoutWriter {
             layout: self,
             file,
             len: 0,
+            flushed: 0,
         }))
     }
 }
@@ -370,7 +388,13 @@ struct AheadBlob<'a> {
     layout: &'a LayoutWriter,
     file: tempfile::NamedTempFile,
     len: u64,
+    /// Bytes before this are on their way to the disk.
+    flushed: u64,
 }
+
+/// Start the disk writing a blob's bytes once this many more are written, so that the sync
+/// at its end has little left to wait for.
+const WRITE_BEHIND: u64 = 1 << 20;
 
 impl BlobWriter for AheadBlob<'_> {
     fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
@@ -378,11 +402,28 @@ impl BlobWriter for AheadBlob<'_> {
             .write_all(bytes)
             .with_context(|| format!("writing {}", self.file.path().display()))?;
         self.len += bytes.len() as u64;
+        if self.len - self.flushed >= WRITE_BEHIND {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a plain system call on a file descriptor this writer owns. It only
+            // starts the write-out (the sync at the end makes the blob durable), so a
+            // failure here is left for that sync to report.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_file().as_raw_fd(),
+                    self.flushed as i64,
+                    (self.len - self.flushed) as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.flushed = self.len;
+        }
         Ok(())
     }
 
     fn finish(self: Box<Self>, digest: &str) -> anyhow::Result<()> {
-        let AheadBlob { layout, file, len } = *self;
+        let AheadBlob {
+            layout, file, len, ..
+        } = *self;
         let path = blob_path(&layout.dir, digest)?;
         let owned = digest.to_string();
         // Synced on a thread of its own: the compressing workers go on meanwhile.
@@ -423,6 +464,11 @@ impl Drop for LayoutWriter {
     }
 }
 
+/// A scoped thread's result; its panic goes on on this thread.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// fsync a directory, so renames in it are durable.
 fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     fs_err::File::open(dir)
@@ -433,6 +479,7 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn ref_names() {

@@ -272,8 +272,9 @@ impl TarStream {
     }
 }
 
-/// A file's bytes for a layer: read when small, mapped (and pre-faulted: every byte is
-/// compressed) when large.
+/// A file's bytes for a layer: read when small, mapped when large. Not pre-faulted: the
+/// compressing workers fault the pages in as they go, side by side, instead of one thread
+/// mapping every page before compression starts.
 fn map_file(src: &std::path::Path, path: &str) -> anyhow::Result<FileBytes> {
     // Looked at before opening: opening a FIFO blocks until a writer comes, forever.
     let kind = fs_err::metadata(src).with_context(|| format!("reading the file for /{path}"))?;
@@ -294,6 +295,6 @@ fn map_file(src: &std::path::Path, path: &str) -> anyhow::Result<FileBytes> {
             src.display()
         );
     }
-    read_or_map(f.file(), meta.len(), true)
+    read_or_map(f.file(), meta.len(), false)
         .with_context(|| format!("reading {} for /{path}", src.display()))
 }
