@@ -535,3 +535,27 @@ fn a_no_op_rebuild_writes_what_a_build_without_kept_answers_writes() {
             .any(|p| p.to_string_lossy().ends_with(".intoto.json"))
     );
 }
+
+/// A relative `--target-dir`: the C compiler kiln hands to build scripts must still be found
+/// by one that runs it from its own directory (as a -sys crate's configure + make does);
+/// it was a path relative to where kiln started (jemalloc's configure: "C compiler cannot
+/// create executables").
+#[test]
+fn a_relative_target_dir_gives_build_scripts_a_compiler_they_can_run_anywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = capture(
+        kiln()
+            .current_dir(tmp.path())
+            .arg("build")
+            .arg(fixture("rust-cc-elsewhere"))
+            .args(["--platform", "linux/amd64", "--smoke"])
+            .args(["--target-dir", "rel-target", "--out-dir", "dist"]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cc-elsewhere ok: answer=42"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(tmp.path().join("rel-target/kiln").is_dir());
+}

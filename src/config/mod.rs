@@ -338,7 +338,13 @@ fn resolve_from(args: &BuildArgs, sources: Sources) -> anyhow::Result<BuildConfi
         out_dir,
         image,
         bins: args.cargo.bins.clone(),
-        target_dir: args.cargo.target_dir.clone(),
+        // Absolute: build tools run kiln's wrappers under it from other directories (a
+        // -sys crate's configure + make in its OUT_DIR).
+        target_dir: args
+            .cargo
+            .target_dir
+            .as_deref()
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf())),
         cargo: CargoConfig {
             auditable: args.auditable,
             ..CargoConfig::from(&args.cargo)
