@@ -18,8 +18,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cargo_metadata::Message;
 
 use crate::builders::Plan;
+use crate::builders::answers::Answers;
 use crate::builders::dir_lock::{self, BuildDirLock};
-use crate::builders::rust::{Member, RustProject, build_command, manifest_path, plan};
+use crate::builders::rust::{
+    self, Member, PLAN_ANSWERS, RustProject, build_command, manifest_path, plan,
+};
 use crate::builders::{Built, Stage};
 use crate::config::BuildConfig;
 use crate::config::CargoConfig;
@@ -281,20 +284,20 @@ fn groups(
     kiln_exe: &Path,
 ) -> anyhow::Result<(RustProject, PathBuf, Vec<Group>)> {
     let zig = toolchain::find_zig()?;
-    // cargo reads the project while rustc names its sysroot: two process starts at once.
-    let (project, mut rust) = std::thread::scope(|s| {
-        let rust = s.spawn(toolchain::RustToolchains::detect);
-        let project = plan(
-            &cfg.project_dir,
-            &cfg.cargo,
-            &cfg.bins,
-            cfg.target_dir.clone(),
-        );
-        let rust = rust
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (project, rust)
-    });
+    // Both answers are usually kept from the last build (`<target dir>/kiln/plan-answers`):
+    // no rustc or cargo starts before the build's own cargo. The sysroot comes first: the
+    // toolchain's binaries are part of the project answer's key.
+    let answers = Answers::for_build(cfg.target_dir.as_deref(), PLAN_ANSWERS);
+    let sysroot = rust::sysroot(None, &cfg.project_dir, &answers);
+    let mut rust = toolchain::RustToolchains::in_sysroot(sysroot.as_deref());
+    let project = plan(
+        &cfg.project_dir,
+        &cfg.cargo,
+        &cfg.bins,
+        cfg.target_dir.clone(),
+        &answers,
+        sysroot.as_deref(),
+    );
     let project = project?;
     let manifest = manifest_path(&cfg.project_dir, &cfg.cargo);
     let mut members = Vec::new();
