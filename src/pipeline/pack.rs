@@ -59,7 +59,8 @@ pub(super) fn layer_store(cfg: &BuildConfig) -> oci::reuse::LayerStore {
 }
 
 /// One image per platform (the binaries, extra files, config) and the index, in memory;
-/// [`write_outputs`] writes them. With `twin`, also the debug twins' index.
+/// [`write_outputs`] writes them. With `twin`, also the debug twins' index. Also the
+/// `[image] files` entries the images hold, for the image's SBOM.
 pub fn pack_build(
     cfg: &BuildConfig,
     artifacts: &[Artifact],
@@ -68,7 +69,7 @@ pub fn pack_build(
     progress: &Progress,
     twin: Option<&super::debug::Twin>,
     git: &super::git::GitProbe,
-) -> anyhow::Result<(BuiltIndex, Option<BuiltIndex>)> {
+) -> anyhow::Result<(BuiltIndex, Option<BuiltIndex>, Vec<LayerEntry>)> {
     let img = &cfg.image;
     let extra = extra_files(img)?;
     let package = plan.package.as_ref();
@@ -113,7 +114,7 @@ pub fn pack_build(
     let debug = twin
         .map(|t| super::debug::build(t, &images, &opts))
         .transpose()?;
-    Ok((index, debug))
+    Ok((index, debug, extra))
 }
 
 /// Write the index to every output (`docker://` ones pushed as `push` says), with
