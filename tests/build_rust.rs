@@ -469,26 +469,6 @@ fn a_second_build_in_the_same_target_dir_waits_for_the_first_to_copy_its_binary(
     );
 }
 
-/// Every file under `dir` with its bytes.
-fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
-
 /// Set every file and directory under `dir` a minute back: kiln keeps no answer read from a
 /// file modified within a second of the question (it may have changed while read).
 fn age_tree(dir: &std::path::Path) {
@@ -550,6 +530,7 @@ fn a_no_op_rebuild_writes_what_a_build_without_kept_answers_writes() {
     );
     assert!(target.join("kiln").join("release-answers").is_dir());
     build();
+    let tree = |dir: &std::path::Path| kiln::fsutil::tree_bytes(dir).unwrap();
     let (dist_kept, img_kept) = (tree(&dist), tree(&img));
     for d in [
         &kept,

@@ -149,7 +149,7 @@ impl SharedBuild {
         let complete = match self.outcome.get() {
             Some(done) => done,
             None => {
-                let hold = lock_target_dir(&self.dir)?;
+                let hold = dir_lock::lock(&self.dir)?;
                 self.outcome.get_or_init(|| {
                     // A failure here is not reported: the targets it hit build again alone
                     // and report their own.
@@ -170,11 +170,6 @@ impl SharedBuild {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(triple))
     }
-}
-
-/// Lock a cargo target dir for this build (waiting, with a message, for another kiln).
-fn lock_target_dir(dir: &Path) -> anyhow::Result<Arc<BuildDirLock>> {
-    dir_lock::lock(dir, || eprintln!("{}", dir_lock::waiting_message(dir)))
 }
 
 fn held_by(built: Vec<Built>, hold: &Arc<BuildDirLock>) -> Vec<Built> {
@@ -223,7 +218,7 @@ pub fn executables(stdout: &[u8], wanted: &[String]) -> HashMap<String, Vec<Buil
 /// Run cargo for one target in `dir` and return the binaries it produced (holding `dir`'s
 /// lock).
 pub fn build_target(cmd: &Cmd, dir: &Path, wanted: &[String]) -> anyhow::Result<Vec<Built>> {
-    let hold = lock_target_dir(dir)?;
+    let hold = dir_lock::lock(dir)?;
     let out = cmd.run()?;
     let built = held_by(
         executables(&out.stdout, wanted)
