@@ -14,7 +14,6 @@ use crate::oci::registry::Pushed;
 use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };
-use crate::par::{cpus, par_map};
 use crate::progress::Progress;
 use crate::target::Target;
 
@@ -180,18 +179,16 @@ pub fn pack_prebuilt(
     built.context("building the image")
 }
 
-/// The ELF gate for prebuilt binaries, inspected side by side (a large one takes
-/// milliseconds to scan).
+/// The ELF gate for prebuilt binaries, one after another on the gate's thread: the
+/// verdict reads only headers and small sections (microseconds), while the compressors
+/// have every core.
 fn gate_prebuilt(binaries: &[Prebuilt]) -> anyhow::Result<()> {
     for b in binaries {
         if !b.path.is_file() {
             bail!("{}: no such file", b.path.display());
         }
     }
-    let failures: Vec<String> = par_map(binaries, cpus(), check_prebuilt)
-        .into_iter()
-        .flatten()
-        .collect();
+    let failures: Vec<String> = binaries.iter().filter_map(check_prebuilt).collect();
     if failures.is_empty() {
         Ok(())
     } else {
@@ -202,7 +199,8 @@ fn gate_prebuilt(binaries: &[Prebuilt]) -> anyhow::Result<()> {
 /// Why `b` cannot go into an image, if it cannot.
 fn check_prebuilt(b: &Prebuilt) -> Option<String> {
     let label = format!("{} ({})", b.path.display(), b.target.platform);
-    match crate::elf::inspect_path(&b.path) {
+    // The verdict only: the binary is compressed next, every byte of it.
+    match crate::elf::verdict_path(&b.path) {
         Ok(report) => gate::problems(&label, &report, &b.target),
         Err(e) => Some(format!(
             "{label}: {e}; an image needs a static Linux executable built for {}",
