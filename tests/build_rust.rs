@@ -425,27 +425,12 @@ fn a_second_build_in_the_same_target_dir_waits_for_the_first_to_copy_its_binary(
             .stderr(std::process::Stdio::piped());
         cmd
     };
-    let first = build("auditable", &["--auditable"])
-        .env("KILN_TEST_HOLD_AFTER_BUILD", &hold)
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !hold.exists() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(600),
-            "the first build never reached its copy"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let mut second = build("plain", &[]).spawn().unwrap();
-    // Give the second build time to run cargo (a relink) if nothing stops it.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while second.try_wait().unwrap().is_none() && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    std::fs::remove_file(&hold).unwrap();
-    let first = first.wait_with_output().unwrap();
-    let second = second.wait_with_output().unwrap();
+    let (first, second) = race_in_one_target_dir(
+        build("auditable", &["--auditable"]),
+        build("plain", &[]),
+        &hold,
+        std::time::Duration::from_secs(30),
+    );
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(second.status.success(), "{}", stderr(&second));
     let audited = |dir: &str| {

@@ -1,5 +1,6 @@
-//! One kiln build at a time in a cargo target dir, from the start of cargo until the
-//! executables are copied out of it.
+//! One kiln build at a time in a build directory (cargo's target dir, a Go target's output
+//! dir, a C target's build dir), from the start of the compiler until the executables are
+//! copied out of it.
 //!
 //! cargo locks its build directory only while it runs. Two kiln builds of one project with
 //! different flags (`--auditable` and plain, two feature sets) that share a target dir

@@ -287,6 +287,19 @@ impl LayoutWriter {
         let new_layout = !todo.is_empty();
         let mut check = Vec::new();
         let mut seen = BTreeSet::new();
+        // Layers that went only to the outputs' writers (not in memory): this writer has
+        // them, or a writer of the same directory put them there before.
+        for (digest, &size) in &index.ahead {
+            seen.insert(digest.as_str());
+            if !ahead.iter().any(|(d, _)| d == digest)
+                && !blob_is_intact(&blob_path(&dir, digest)?, digest, size)
+            {
+                bail!(
+                    "internal error: layer {digest} was not written into {}",
+                    dir.display()
+                );
+            }
+        }
         for (digest, bytes) in all_blobs(index, referrers) {
             if seen.insert(digest) && !ahead.iter().any(|(d, _)| d == digest) {
                 check.push((blob_path(&dir, digest)?, digest, bytes));
@@ -589,6 +602,24 @@ mod tests {
         );
         w.finish(&again, Some("t"), &[]).unwrap();
         assert_eq!(files(&ahead), files(&after));
+
+        // Layers not kept in memory (the layout the only output): the same layout, and a
+        // second writing of the index into it finds them there.
+        let only = tmp.path().join("only");
+        let w = LayoutWriter::open(&only).unwrap();
+        let lean = crate::oci::index::build_index_only_to(&images, &opts, &[&w]).unwrap();
+        assert_eq!(lean.digest, built.digest);
+        assert_eq!(lean.total_size(), built.total_size());
+        assert_eq!(lean.ahead.len(), 2, "{:?}", lean.ahead);
+        assert!(lean.ahead.keys().all(|d| !lean.blobs.contains_key(d)));
+        w.finish(&lean, Some("t"), &[]).unwrap();
+        assert_eq!(files(&only), files(&after));
+        write_oci_dir(&only, &lean, Some("t")).unwrap();
+        assert_eq!(files(&only), files(&after));
+        // Anywhere else those layers are missing: an error, never a layout without them.
+        let elsewhere = tmp.path().join("elsewhere");
+        let err = write_oci_dir(&elsewhere, &lean, Some("t")).unwrap_err();
+        assert!(format!("{err:#}").contains("was not written"), "{err:#}");
     }
 
     #[test]
@@ -680,7 +711,7 @@ mod tests {
                     n,
                     writes: Mutex::new(0),
                 };
-                let err = compress_all(&tars, Compression::Gzip, &[&sink])
+                let err = compress_all(&tars, Compression::Gzip, &[&sink], true)
                     .err()
                     .expect("the sink fails");
                 assert!(format!("{err:#}").contains("on purpose"), "{err:#}");
@@ -694,7 +725,7 @@ mod tests {
         }
         // And without a failure the same sinks get every blob, whole.
         let w = LayoutWriter::open(&fresh).unwrap();
-        let done: Vec<Compressed> = compress_all(&tars, Compression::Gzip, &[&w]).unwrap();
+        let done: Vec<Compressed> = compress_all(&tars, Compression::Gzip, &[&w], true).unwrap();
         let staged: Vec<Vec<u8>> = files(&fresh).into_values().collect();
         assert_eq!(staged.len(), 2);
         for c in &done {

@@ -155,19 +155,25 @@ pub struct Prebuilt {
 }
 
 /// Build the index over `images` while gating `binaries` (every one static and for its
-/// platform, or exit 3 with the reasons). The gate's scan of a large binary would
-/// otherwise be time the cores sit half idle. Layer blobs go to `sinks` as they are made
-/// (outputs opened ahead, which keep nothing when dropped unfinished); the gate's verdict
-/// comes first.
+/// platform, or exit 3 with the reasons). Layer blobs go to the `opened` outputs as they
+/// are made (they keep nothing when dropped unfinished), and stay in memory only when
+/// another of `outputs` needs them; the gate's verdict comes first.
 pub fn pack_prebuilt(
     binaries: &[Prebuilt],
     images: &[PlatformImage],
     opts: &BuildOptions,
-    sinks: &[&dyn oci::layer::BlobSink],
+    opened: &oci::output::Opened,
+    outputs: &[OutputSpec],
 ) -> anyhow::Result<BuiltIndex> {
+    let sinks = opened.sinks();
     let (gated, built) = std::thread::scope(|s| {
         let gated = s.spawn(|| gate_prebuilt(binaries));
-        let built = oci::index::build_index_to(images, opts, sinks);
+        // Layouts only: the layers are written as they are made and not kept in memory.
+        let built = if opened.takes_all(outputs) {
+            oci::index::build_index_only_to(images, opts, &sinks)
+        } else {
+            oci::index::build_index_to(images, opts, &sinks)
+        };
         (
             gated
                 .join()
