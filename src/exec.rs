@@ -191,6 +191,11 @@ impl Cmd {
         &self.program
     }
 
+    /// The directory it runs in, when not kiln's own.
+    pub fn get_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     pub fn get_args(&self) -> &[OsString] {
         &self.args
     }

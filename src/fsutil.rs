@@ -204,6 +204,26 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache").join("kiln")
 }
 
+/// Every file under `dir` (path relative to `dir`, bytes): for tests that check two runs
+/// left a tree byte for byte the same (unit tests and the integration tests share it).
+#[doc(hidden)]
+pub fn tree_bytes(dir: &Path) -> std::io::Result<std::collections::BTreeMap<PathBuf, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap_or(&p).to_path_buf();
+                out.insert(rel, std::fs::read(&p)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

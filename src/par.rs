@@ -23,7 +23,7 @@ pub fn par_map<T: Sync, R: Send>(
         return items.iter().map(&f).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
@@ -36,13 +36,8 @@ pub fn par_map<T: Sync, R: Send>(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+        in_order(handles)
+    })
 }
 
 /// [`par_map`] for items still being found: `feed` runs on the calling thread and hands
@@ -56,7 +51,7 @@ pub fn par_map_fed<T: Send, R: Send>(
 ) -> Vec<R> {
     let (tx, rx) = std::sync::mpsc::channel::<(usize, T)>();
     let rx = std::sync::Mutex::new(rx);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers.max(1))
             .map(|_| {
                 s.spawn(|| {
@@ -77,11 +72,17 @@ pub fn par_map_fed<T: Send, R: Send>(
             n += 1;
         });
         drop(tx);
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
+        in_order(handles)
+    })
+}
+
+/// Join the workers (resuming a worker's panic on the caller) and put their `(index,
+/// result)` pairs back in index order.
+fn in_order<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, Vec<(usize, R)>>>) -> Vec<R> {
+    let mut results: Vec<(usize, R)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        .collect();
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
 }

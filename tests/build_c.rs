@@ -195,6 +195,74 @@ fn source_list_compiles_and_links_within_the_job_limit() {
     }
 }
 
+/// Two kiln builds of one C project into one target dir with other CFLAGS: the second waits
+/// until the first has copied its binary out. Without the lock the second rebuilds in the
+/// same per-target directory while the first is between make's end and its copy (a
+/// debug-build hook), and the first ships the second's binary.
+#[test]
+fn a_second_c_build_in_the_same_target_dir_waits_for_the_first_to_copy_its_binary() {
+    if !have_zig() || !have_tool("make", "apt-get install -y make") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("mark");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("main.c"),
+        "#include <stdio.h>\nint main(void) { printf(\"%d\\n\", MARK); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("Makefile"),
+        "mark: main.c\n\t$(CC) $(CFLAGS) $(LDFLAGS) -o $@ main.c\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("kiln.toml"),
+        "[c]\nbuild = \"make\"\noutput = \"mark\"\n",
+    )
+    .unwrap();
+    let hold = tmp.path().join("hold");
+    let build = |mark: &str| {
+        let number = if mark == "first" { 1 } else { 2 };
+        let mut cmd = kiln();
+        cmd.arg("build")
+            .arg(&project)
+            .args(["--platform", "linux/amd64"])
+            .arg("--target-dir")
+            .arg(tmp.path().join("target"))
+            .arg("--out-dir")
+            .arg(tmp.path().join(mark))
+            .env("CFLAGS", format!("-DMARK={number}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let (first, second) = race_in_one_target_dir(
+        build("first"),
+        build("second"),
+        &hold,
+        std::time::Duration::from_secs(10),
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    for (mark, number) in [("first", "1"), ("second", "2")] {
+        let ran = run_ok(&mut std::process::Command::new(
+            tmp.path().join(mark).join("linux-amd64/mark"),
+        ));
+        assert_eq!(
+            stdout(&ran).trim(),
+            number,
+            "the {mark} build shipped another binary"
+        );
+    }
+    assert!(
+        stderr(&second).contains("waiting for another kiln build"),
+        "{}",
+        stderr(&second)
+    );
+}
+
 /// zig cc on its own builds C without -O with UBSan in trap mode, which gcc and clang never
 /// do: an unoptimised Makefile build would then die on a signed overflow gcc lets wrap.
 /// kiln passes -fno-sanitize=all first (a build's own -fsanitize still wins).

@@ -425,27 +425,12 @@ fn a_second_build_in_the_same_target_dir_waits_for_the_first_to_copy_its_binary(
             .stderr(std::process::Stdio::piped());
         cmd
     };
-    let first = build("auditable", &["--auditable"])
-        .env("KILN_TEST_HOLD_AFTER_BUILD", &hold)
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !hold.exists() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(600),
-            "the first build never reached its copy"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let mut second = build("plain", &[]).spawn().unwrap();
-    // Give the second build time to run cargo (a relink) if nothing stops it.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while second.try_wait().unwrap().is_none() && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    std::fs::remove_file(&hold).unwrap();
-    let first = first.wait_with_output().unwrap();
-    let second = second.wait_with_output().unwrap();
+    let (first, second) = race_in_one_target_dir(
+        build("auditable", &["--auditable"]),
+        build("plain", &[]),
+        &hold,
+        std::time::Duration::from_secs(30),
+    );
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(second.status.success(), "{}", stderr(&second));
     let audited = |dir: &str| {
@@ -469,41 +454,42 @@ fn a_second_build_in_the_same_target_dir_waits_for_the_first_to_copy_its_binary(
     );
 }
 
-/// Every file under `dir` with its bytes.
-fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
+/// Set every file and directory under `dir` a minute back: kiln keeps no answer read from a
+/// file modified within a second of the question (it may have changed while read).
+fn age_tree(dir: &std::path::Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            age_tree(&e.path());
         }
+        std::fs::File::open(e.path())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
     }
-    out
+    std::fs::File::open(dir).unwrap().set_modified(old).unwrap();
 }
 
-/// A rebuild that changed nothing takes its compressed layers and cargo's answers from
-/// what the build before kept in the target dir; what it writes (the image layout, the
-/// binaries, SBOMs, provenance, SHA256SUMS) is byte for byte what a build without them
-/// writes.
+/// A rebuild that changed nothing takes its compressed layers, the sysroot, cargo's
+/// answers from what the build before kept in the target dir; what it writes (the image
+/// layout, the binaries, SBOMs, provenance, SHA256SUMS) is byte for byte what a build
+/// without them writes. Then a binary added by a file in src/bin (Cargo.toml untouched)
+/// and one added by a `[[bin]]` in Cargo.toml are built: a kept project answer that missed
+/// either change would leave it out.
 #[test]
 fn a_no_op_rebuild_writes_what_a_build_without_kept_answers_writes() {
     let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("hello-rust");
+    copy_dir(&example("hello-rust"), &project);
+    age_tree(&project);
     let target = tmp.path().join("target");
     let dist = tmp.path().join("dist");
     let img = tmp.path().join("img");
     let build = || {
-        capture(
+        let out = capture(
             kiln()
                 .arg("build")
-                .arg(example("hello-rust"))
+                .arg(&project)
                 .args(["--platform", "linux/amd64,linux/arm64", "--release"])
                 .arg("--target-dir")
                 .arg(&target)
@@ -511,7 +497,8 @@ fn a_no_op_rebuild_writes_what_a_build_without_kept_answers_writes() {
                 .arg(&dist)
                 .arg("-o")
                 .arg(format!("oci:{}", img.display())),
-        )
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
     };
     build();
     let kept = target.join("kiln").join("layers");
@@ -520,10 +507,21 @@ fn a_no_op_rebuild_writes_what_a_build_without_kept_answers_writes() {
         2,
         "one layer per platform kept"
     );
+    let plan_answers = target.join("kiln").join("plan-answers");
+    assert_eq!(
+        std::fs::read_dir(&plan_answers).unwrap().count(),
+        2,
+        "the sysroot and `cargo metadata --no-deps` kept"
+    );
     assert!(target.join("kiln").join("release-answers").is_dir());
     build();
+    let tree = |dir: &std::path::Path| kiln::fsutil::tree_bytes(dir).unwrap();
     let (dist_kept, img_kept) = (tree(&dist), tree(&img));
-    for d in [&kept, &target.join("kiln").join("release-answers")] {
+    for d in [
+        &kept,
+        &target.join("kiln").join("release-answers"),
+        &plan_answers,
+    ] {
         std::fs::remove_dir_all(d).unwrap();
     }
     build();
@@ -534,6 +532,29 @@ fn a_no_op_rebuild_writes_what_a_build_without_kept_answers_writes() {
             .keys()
             .any(|p| p.to_string_lossy().ends_with(".intoto.json"))
     );
+
+    let bins = |name: &str| ["linux-amd64", "linux-arm64"].map(|d| dist.join(d).join(name));
+    assert!(plan_answers.is_dir(), "answers kept again");
+    std::fs::create_dir_all(project.join("src/bin")).unwrap();
+    std::fs::write(project.join("src/bin/extra.rs"), "fn main() {}\n").unwrap();
+    // Old enough to be kept after this build: the next change meets a kept answer.
+    age_tree(&project);
+    build();
+    for b in bins("extra") {
+        assert!(b.is_file(), "{} not built", b.display());
+    }
+    let manifest = project.join("Cargo.toml");
+    let mut toml = std::fs::read_to_string(&manifest).unwrap();
+    toml = toml.replace(
+        "[dependencies]",
+        "[[bin]]\nname = \"third\"\npath = \"src/third.rs\"\n\n[dependencies]",
+    );
+    std::fs::write(project.join("src/third.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(&manifest, toml).unwrap();
+    build();
+    for b in bins("third") {
+        assert!(b.is_file(), "{} not built", b.display());
+    }
 }
 
 /// A relative `--target-dir`: the C compiler kiln hands to build scripts must still be found

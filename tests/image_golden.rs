@@ -18,12 +18,9 @@ fn images() -> Vec<kiln::oci::PlatformImage> {
     ]
 }
 
-#[test]
-fn golden_index_digests() {
-    let gzip = build_index(&images(), &BuildOptions::default()).unwrap();
-    assert_eq!(gzip.digest, GOLDEN_GZIP);
-
-    let opts = BuildOptions {
+/// The options of the zstd golden digest: zstd, an epoch, a title and a version.
+fn zstd_opts() -> BuildOptions {
+    BuildOptions {
         source_date_epoch: Some(1700000000),
         compression: Compression::Zstd,
         metadata: Metadata {
@@ -32,7 +29,15 @@ fn golden_index_digests() {
             ..Default::default()
         },
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn golden_index_digests() {
+    let gzip = build_index(&images(), &BuildOptions::default()).unwrap();
+    assert_eq!(gzip.digest, GOLDEN_GZIP);
+
+    let opts = zstd_opts();
     let zstd = build_index(&images(), &opts).unwrap();
     assert_eq!(zstd.digest, GOLDEN_ZSTD_EPOCH);
 }
@@ -78,16 +83,7 @@ fn kept_layers_give_the_golden_digests() {
         reuse: Some(store.clone()),
         ..opts
     };
-    let zstd = BuildOptions {
-        source_date_epoch: Some(1700000000),
-        compression: Compression::Zstd,
-        metadata: Metadata {
-            title: Some("hello".into()),
-            version: Some("1.0.0".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let zstd = zstd_opts();
     for round in ["cold", "warm"] {
         let gzip = build_index(&images(), &kept(BuildOptions::default())).unwrap();
         assert_eq!(gzip.digest, GOLDEN_GZIP, "{round}");

@@ -1,5 +1,6 @@
-//! One kiln build at a time in a cargo target dir, from the start of cargo until the
-//! executables are copied out of it.
+//! One kiln build at a time in a build directory (cargo's target dir, a Go target's output
+//! dir, a C target's build dir), from the start of the compiler until the executables are
+//! copied out of it.
 //!
 //! cargo locks its build directory only while it runs. Two kiln builds of one project with
 //! different flags (`--auditable` and plain, two feature sets) that share a target dir
@@ -47,9 +48,19 @@ fn slot(dir: &Path) -> Slot {
     s
 }
 
-/// Lock `dir` (created if missing) for this build, waiting for another kiln that holds it;
-/// `waiting` is called once before a wait.
-pub fn lock(dir: &Path, waiting: impl FnOnce()) -> anyhow::Result<Arc<BuildDirLock>> {
+/// Lock `dir` (created if missing) for this build; when another kiln holds it, say so on
+/// stderr and wait for it.
+pub fn lock(dir: &Path) -> anyhow::Result<Arc<BuildDirLock>> {
+    lock_with(dir, |dir| {
+        eprintln!(
+            "kiln: waiting for another kiln build that uses {} (it is copying its binaries out)",
+            dir.display()
+        );
+    })
+}
+
+/// [`lock`], with `waiting` called once before a wait instead of the message.
+fn lock_with(dir: &Path, waiting: impl FnOnce(&Path)) -> anyhow::Result<Arc<BuildDirLock>> {
     fs_err::create_dir_all(dir)?;
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let slot = slot(&dir);
@@ -62,7 +73,7 @@ pub fn lock(dir: &Path, waiting: impl FnOnce()) -> anyhow::Result<Arc<BuildDirLo
         Ok(()) => {}
         // Not this process's (that one would be in the slot): another kiln's.
         Err(TryLockError::WouldBlock) => {
-            waiting();
+            waiting(&dir);
             file.lock()
                 .with_context(|| format!("locking {}", dir.display()))?;
         }
@@ -75,14 +86,6 @@ pub fn lock(dir: &Path, waiting: impl FnOnce()) -> anyhow::Result<Arc<BuildDirLo
     Ok(lock)
 }
 
-/// What a build prints before it waits for `dir`.
-pub fn waiting_message(dir: &Path) -> String {
-    format!(
-        "kiln: waiting for another kiln build that uses {} (it is copying its binaries out)",
-        dir.display()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,8 +94,8 @@ mod tests {
     fn stages_of_one_build_share_the_lock_and_it_is_released_with_the_last() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("cargo");
-        let a = lock(&dir, || panic!("the first lock waited")).unwrap();
-        let b = lock(&dir, || panic!("a second stage of the same build waited")).unwrap();
+        let a = lock_with(&dir, |_| panic!("the first lock waited")).unwrap();
+        let b = lock_with(&dir, |_| panic!("a second stage of the same build waited")).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         // Another process (here: another open file description) cannot take it meanwhile.
         let other = File::open(&dir).unwrap();
@@ -119,7 +122,9 @@ mod tests {
                 let (dir, barrier, tx) = (dir.clone(), Arc::clone(&barrier), tx.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    let _ = tx.send(lock(&dir, || panic!("a stage waited for its own build")));
+                    let _ = tx.send(lock_with(&dir, |_| {
+                        panic!("a stage waited for its own build")
+                    }));
                 });
             }
             let got: Vec<Arc<BuildDirLock>> = (0..8)

@@ -2,6 +2,7 @@
 //! target, which returns the binaries it built ([`Built`]). What happens to them next (the
 //! gate, `dist/`, smoke runs, images) is the pipeline's business (`crate::pipeline`).
 
+pub mod answers;
 pub mod c;
 pub mod dir_lock;
 pub mod fresh;

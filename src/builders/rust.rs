@@ -10,6 +10,7 @@ use anyhow::Context;
 use cargo_metadata::{Metadata, MetadataCommand};
 
 use crate::builders::PackageInfo;
+use crate::builders::answers::{self, Answers, Watch};
 use crate::config::CargoConfig;
 use crate::error::UsageError;
 use crate::exec::Cmd;
@@ -36,6 +37,9 @@ pub struct RustProject {
     pub package: Option<PackageInfo>,
 }
 
+/// Where the answers a Rust build asks before cargo runs are kept ([`Answers::for_build`]).
+pub const PLAN_ANSWERS: &str = "plan-answers";
+
 /// `$CARGO` (set when kiln runs as `cargo kiln`), else `cargo`.
 pub fn cargo_program() -> PathBuf {
     std::env::var_os("CARGO")
@@ -56,37 +60,166 @@ pub fn detect(project_dir: &Path, flags: &CargoConfig) -> bool {
     manifest_path(project_dir, flags).is_file()
 }
 
-/// Read the project with `cargo metadata` and pick the binaries to build (`bins`, default
-/// all); `target_dir` overrides the workspace's.
+/// Read the project with `cargo metadata --no-deps` and pick the binaries to build (`bins`,
+/// default all); `target_dir` overrides the workspace's. The answer is kept in
+/// `answers` ([`metadata_inputs`] says what it depends on); `sysroot` (the toolchain rustc
+/// names, when known) is part of its key: a toolchain updated in place asks again.
 pub fn plan(
     project_dir: &Path,
     flags: &CargoConfig,
     bins: &[String],
     target_dir: Option<PathBuf>,
+    answers: &Answers,
+    sysroot: Option<&Path>,
 ) -> anyhow::Result<RustProject> {
     let manifest = manifest_path(project_dir, flags);
-    let mut cmd = MetadataCommand::new();
-    cmd.cargo_path(cargo_program())
-        .manifest_path(&manifest)
-        .no_deps();
-    let mut other = Vec::new();
+    let manifest = std::path::absolute(&manifest).unwrap_or(manifest);
+    let mut cmd = Cmd::new(cargo_program(), "read the cargo project")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .arg("--manifest-path")
+        .arg(&manifest);
     if flags.locked {
-        other.push("--locked".to_string());
+        cmd = cmd.arg("--locked");
     }
     if flags.offline {
-        other.push("--offline".to_string());
+        cmd = cmd.arg("--offline");
     }
     if flags.frozen {
-        other.push("--frozen".to_string());
+        cmd = cmd.arg("--frozen");
     }
-    cmd.other_options(other);
-    let meta: Metadata = cmd.exec().with_context(|| {
-        format!(
-            "reading the cargo project at {} (`cargo metadata` failed; does `cargo build` work there?)",
-            manifest.display()
-        )
-    })?;
+    let toolchain_files: Vec<PathBuf> = sysroot
+        .map(|s| vec![s.join("bin").join("cargo"), s.join("bin").join("rustc")])
+        .unwrap_or_default();
+    let files: Vec<&Path> = toolchain_files.iter().map(PathBuf::as_path).collect();
+    let key = answers::toolchain_key("cargo metadata --no-deps", &cmd, &[], &files);
+    let kept = answers
+        .get(&key)
+        .and_then(|json| MetadataCommand::parse(json).ok());
+    let meta: Metadata = match kept {
+        Some(meta) => meta,
+        None => {
+            let asked = std::time::SystemTime::now();
+            let json = cmd.read().map_err(anyhow::Error::from).with_context(|| {
+                format!(
+                    "reading the cargo project at {} (`cargo metadata` failed; does `cargo build` work there?)",
+                    manifest.display()
+                )
+            })?;
+            let meta = MetadataCommand::parse(&json)
+                .with_context(|| format!("reading `cargo metadata` of {}", manifest.display()))?;
+            answers.put(&key, &metadata_inputs(&cmd, &meta, &manifest), asked, &json);
+            meta
+        }
+    };
     select_bins(&meta, flags, bins, target_dir)
+}
+
+/// What a `cargo metadata --no-deps` answer depends on besides its command, the
+/// environment and the toolchain: the choice of toolchain ([`answers::toolchain_inputs`]),
+/// cargo's config files, every workspace manifest and Cargo.lock by content; whether a
+/// `Cargo.toml` exists above the workspace root (cargo looks there for a workspace);
+/// each package's `build.rs`, `src/main.rs`, `src/lib.rs` (by presence), `src/bin` and
+/// its subdirectories (by listing: the binaries cargo finds on its own); the directories
+/// between the workspace root and each member, and the fixed part of each `members` glob
+/// (by listing: a new directory may be a new member).
+pub fn metadata_inputs(cmd: &Cmd, meta: &Metadata, manifest: &Path) -> Vec<(PathBuf, Watch)> {
+    let root = meta.workspace_root.as_std_path();
+    let manifest_dir = manifest.parent().unwrap_or(root);
+    let mut out = answers::toolchain_inputs(cmd, &[manifest_dir, root]);
+    out.extend(answers::cargo_config_inputs(cmd, &[manifest_dir, root]));
+    let mut push = |p: PathBuf, w: Watch| {
+        if !out.iter().any(|(q, _)| *q == p) {
+            out.push((p, w));
+        }
+    };
+    push(manifest.to_path_buf(), Watch::Content);
+    push(root.join("Cargo.toml"), Watch::Content);
+    push(root.join("Cargo.lock"), Watch::Content);
+    for a in root.ancestors().skip(1).chain(manifest_dir.ancestors()) {
+        push(a.join("Cargo.toml"), Watch::Content);
+    }
+    for p in meta.workspace_packages() {
+        let m = p.manifest_path.as_std_path();
+        push(m.to_path_buf(), Watch::Content);
+        let Some(dir) = m.parent() else { continue };
+        for f in ["build.rs", "src/main.rs", "src/lib.rs"] {
+            push(dir.join(f), Watch::Presence);
+        }
+        let bin = dir.join("src").join("bin");
+        push(bin.clone(), Watch::Listing);
+        for e in std::fs::read_dir(&bin).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                push(e.path(), Watch::Listing);
+            }
+        }
+        for a in dir.ancestors().skip(1) {
+            if !a.starts_with(root) {
+                break;
+            }
+            push(a.to_path_buf(), Watch::Listing);
+        }
+    }
+    for glob in member_globs(&root.join("Cargo.toml")) {
+        let fixed: PathBuf = Path::new(&glob)
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .collect();
+        let mut d = root.join(fixed);
+        loop {
+            push(d.clone(), Watch::Listing);
+            if d == root || !d.pop() {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The `workspace.members` patterns of a manifest that are globs.
+fn member_globs(manifest: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(manifest) else {
+        return Vec::new();
+    };
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    doc.get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str())
+        .filter(|m| m.contains(['*', '?', '[']))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The sysroot of the toolchain `rustc` (`$RUSTC`, else from PATH) runs, with
+/// `+toolchain`; kept in `answers` with the files that choose rustup's toolchain
+/// ([`answers::toolchain_inputs`] of `project_dir`), and asked again when it no longer
+/// holds `bin/rustc`. None when rustc cannot say.
+pub fn sysroot(toolchain: Option<&str>, project_dir: &Path, answers: &Answers) -> Option<PathBuf> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let mut cmd = Cmd::new(rustc, "find the Rust sysroot");
+    if let Some(t) = toolchain {
+        cmd = cmd.arg(format!("+{t}"));
+    }
+    sysroot_of(cmd.args(["--print", "sysroot"]), project_dir, answers)
+}
+
+/// [`sysroot`] with the command given.
+fn sysroot_of(cmd: Cmd, project_dir: &Path, answers: &Answers) -> Option<PathBuf> {
+    let key = answers::toolchain_key("rust sysroot", &cmd, &[project_dir], &[]);
+    if let Some(kept) = answers.get(&key) {
+        return Some(PathBuf::from(kept));
+    }
+    let asked = std::time::SystemTime::now();
+    let answer = cmd.read().ok().filter(|s| !s.is_empty())?;
+    let root = PathBuf::from(&answer);
+    let mut inputs = answers::toolchain_inputs(&cmd, &[project_dir]);
+    inputs.push((root.join("bin").join("rustc"), Watch::Presence));
+    answers.put(&key, &inputs, asked, &answer);
+    Some(root)
 }
 
 /// Pick the packages and binaries from metadata (pure, for tests).
@@ -495,5 +628,71 @@ mod tests {
             line.contains("--release --bin hello --features 'a b'"),
             "{line}"
         );
+    }
+
+    /// The sysroot is kept, and a `rust-toolchain.toml` that switches between stable and
+    /// nightly is seen at once (a kept answer that missed it would name the old toolchain).
+    #[test]
+    fn the_kept_sysroot_follows_rust_toolchain_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let answers = Answers::in_dir(dir.path().join("answers"));
+        // Run in the project as a user would; cargo's test run sets RUSTUP_TOOLCHAIN, which
+        // would win over the file.
+        let ask = || {
+            Cmd::new("rustc", "test")
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .dir(dir.path())
+                .args(["--print", "sysroot"])
+        };
+        let real = |tc: &str| {
+            Cmd::new("rustc", "test")
+                .arg(format!("+{tc}"))
+                .args(["--print", "sysroot"])
+                .read()
+                .ok()
+                .map(PathBuf::from)
+        };
+        let (Some(stable), Some(nightly)) = (real("stable"), real("nightly")) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "rustup with stable and nightly is installed by `cargo xtask setup`"
+            );
+            eprintln!("skipped: rustup's stable and nightly are needed");
+            return;
+        };
+        let toolchain = dir.path().join("rust-toolchain.toml");
+        std::fs::write(&toolchain, "[toolchain]\nchannel = \"stable\"\n").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let set_old = || {
+            std::fs::File::options()
+                .write(true)
+                .open(&toolchain)
+                .unwrap()
+                .set_modified(old)
+                .unwrap()
+        };
+        set_old();
+        assert_eq!(
+            sysroot_of(ask(), dir.path(), &answers),
+            Some(stable.clone())
+        );
+        let kept = std::fs::read_dir(dir.path().join("answers"))
+            .unwrap()
+            .count();
+        assert_eq!(kept, 1, "the answer is kept");
+        assert_eq!(
+            sysroot_of(ask(), dir.path(), &answers),
+            Some(stable.clone())
+        );
+        std::fs::write(&toolchain, "[toolchain]\nchannel = \"nightly\"\n").unwrap();
+        set_old();
+        assert_eq!(
+            sysroot_of(ask(), dir.path(), &answers),
+            Some(nightly.clone())
+        );
+        assert_eq!(sysroot_of(ask(), dir.path(), &answers), Some(nightly));
+        std::fs::remove_file(&toolchain).unwrap();
+        let default = ask().read().ok().map(PathBuf::from);
+        assert_eq!(sysroot_of(ask(), dir.path(), &answers), default);
     }
 }

@@ -18,8 +18,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cargo_metadata::Message;
 
 use crate::builders::Plan;
+use crate::builders::answers::Answers;
 use crate::builders::dir_lock::{self, BuildDirLock};
-use crate::builders::rust::{Member, RustProject, build_command, manifest_path, plan};
+use crate::builders::rust::{
+    self, Member, PLAN_ANSWERS, RustProject, build_command, manifest_path, plan,
+};
 use crate::builders::{Built, Stage};
 use crate::config::BuildConfig;
 use crate::config::CargoConfig;
@@ -146,7 +149,7 @@ impl SharedBuild {
         let complete = match self.outcome.get() {
             Some(done) => done,
             None => {
-                let hold = lock_target_dir(&self.dir)?;
+                let hold = dir_lock::lock(&self.dir)?;
                 self.outcome.get_or_init(|| {
                     // A failure here is not reported: the targets it hit build again alone
                     // and report their own.
@@ -167,11 +170,6 @@ impl SharedBuild {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(triple))
     }
-}
-
-/// Lock a cargo target dir for this build (waiting, with a message, for another kiln).
-fn lock_target_dir(dir: &Path) -> anyhow::Result<Arc<BuildDirLock>> {
-    dir_lock::lock(dir, || eprintln!("{}", dir_lock::waiting_message(dir)))
 }
 
 fn held_by(built: Vec<Built>, hold: &Arc<BuildDirLock>) -> Vec<Built> {
@@ -220,7 +218,7 @@ pub fn executables(stdout: &[u8], wanted: &[String]) -> HashMap<String, Vec<Buil
 /// Run cargo for one target in `dir` and return the binaries it produced (holding `dir`'s
 /// lock).
 pub fn build_target(cmd: &Cmd, dir: &Path, wanted: &[String]) -> anyhow::Result<Vec<Built>> {
-    let hold = lock_target_dir(dir)?;
+    let hold = dir_lock::lock(dir)?;
     let out = cmd.run()?;
     let built = held_by(
         executables(&out.stdout, wanted)
@@ -281,20 +279,20 @@ fn groups(
     kiln_exe: &Path,
 ) -> anyhow::Result<(RustProject, PathBuf, Vec<Group>)> {
     let zig = toolchain::find_zig()?;
-    // cargo reads the project while rustc names its sysroot: two process starts at once.
-    let (project, mut rust) = std::thread::scope(|s| {
-        let rust = s.spawn(toolchain::RustToolchains::detect);
-        let project = plan(
-            &cfg.project_dir,
-            &cfg.cargo,
-            &cfg.bins,
-            cfg.target_dir.clone(),
-        );
-        let rust = rust
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (project, rust)
-    });
+    // Both answers are usually kept from the last build (`<target dir>/kiln/plan-answers`):
+    // no rustc or cargo starts before the build's own cargo. The sysroot comes first: the
+    // toolchain's binaries are part of the project answer's key.
+    let answers = Answers::for_build(cfg.target_dir.as_deref(), PLAN_ANSWERS);
+    let sysroot = rust::sysroot(None, &cfg.project_dir, &answers);
+    let mut rust = toolchain::RustToolchains::in_sysroot(sysroot.as_deref());
+    let project = plan(
+        &cfg.project_dir,
+        &cfg.cargo,
+        &cfg.bins,
+        cfg.target_dir.clone(),
+        &answers,
+        sysroot.as_deref(),
+    );
     let project = project?;
     let manifest = manifest_path(&cfg.project_dir, &cfg.cargo);
     let mut members = Vec::new();

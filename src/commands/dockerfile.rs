@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::Ctx;
+use crate::builders::rust;
 use crate::cli::{BuildArgs, DockerfileArgs};
 use crate::config;
 use crate::dockerfile::generate::{self, FinalBase, GENERATED_MARK, Input, Language};
@@ -170,7 +171,17 @@ fn rust_facts(
 ) -> anyhow::Result<Facts> {
     let dir = &cfg.project_dir;
     let flags = &cfg.cargo;
-    let project = crate::builders::rust::plan(dir, flags, &cfg.bins, cfg.target_dir.clone())?;
+    let answers =
+        crate::builders::answers::Answers::for_build(cfg.target_dir.as_deref(), rust::PLAN_ANSWERS);
+    let sysroot = rust::sysroot(None, dir, &answers);
+    let project = rust::plan(
+        dir,
+        flags,
+        &cfg.bins,
+        cfg.target_dir.clone(),
+        &answers,
+        sysroot.as_deref(),
+    )?;
     if let Some(p) = &project.package {
         labels.insert(
             "org.opencontainers.image.version".to_string(),

@@ -243,7 +243,7 @@ pub fn run(args: &ImageArgs, ctx: &Ctx) -> anyhow::Result<BuiltIndex> {
     // Layouts are opened first, so each layer is written while the others compress; a
     // failed gate or build drops them, leaving nothing behind.
     let opened = oci::output::Opened::open(&outs)?;
-    let built = pipeline::pack_prebuilt(&binaries, &images, &opts, &opened.sinks())?;
+    let built = pipeline::pack_prebuilt(&binaries, &images, &opts, &opened, &outs)?;
     let mut err = std::io::stderr().lock();
     for w in &built.warnings {
         writeln!(err, "warning: {w}")?;

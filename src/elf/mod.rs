@@ -232,7 +232,32 @@ pub fn inspect_walked_path(path: &Path) -> Result<ElfReport, ElfError> {
 
 /// Inspect ELF bytes.
 pub fn inspect_bytes(data: &[u8]) -> Result<ElfReport, ElfError> {
-    parse::parse(data)
+    parse::parse(data, Detail::Full)
+}
+
+/// How much of a file the parser looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything an [`ElfReport`] holds.
+    Full,
+    /// What the gate's verdict needs (`inspect::verify`: kind, linkage, loader, libraries,
+    /// machine, ARM variant). A static file's constant data is not searched: its `language`
+    /// is told only by symbols, `.comment`, Go build info or cargo-auditable data, and its
+    /// `libc` only by symbols. That search reads all of a static binary's `.rodata`
+    /// (megabytes) twice: most of the gate's time when `kiln image` packs large binaries.
+    Verdict,
+}
+
+/// [`inspect_bytes`] looking at `detail`.
+pub fn inspect_bytes_with(data: &[u8], detail: Detail) -> Result<ElfReport, ElfError> {
+    parse::parse(data, detail)
+}
+
+/// The gate's look at a file that is about to be read whole anyway (packed into an image):
+/// [`Detail::Verdict`], through a plain mapping — no read plan asked of the disk ahead, as
+/// [`inspect_path`] does for a cold page cache; the packer reads every page next.
+pub fn verdict_path(path: &Path) -> Result<ElfReport, ElfError> {
+    read::with_mapped_file_bytes(path, |data| parse::parse(data, Detail::Verdict))?
 }
 
 /// The byte ranges of `data` that [`inspect_bytes`] reads, as planned from its headers

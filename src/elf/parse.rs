@@ -14,7 +14,7 @@ use super::lang::language;
 use super::libc::{detect_libc, highest_glibc, scan_symbols};
 use super::mapped::{Image, cstr};
 use super::{
-    ElfError, ElfReport, Hardening, Kind, Linkage, Relro, arm, auditable, goinfo, oci_arch,
+    Detail, ElfError, ElfReport, Hardening, Kind, Linkage, Relro, arm, auditable, goinfo, oci_arch,
 };
 
 /// How many `.comment` strings are kept: enough for compiler + linker + a few tools.
@@ -22,14 +22,14 @@ const MAX_COMMENTS: usize = 16;
 /// Longest `.comment` string kept.
 const MAX_COMMENT_LEN: usize = 200;
 
-pub fn parse(data: &[u8]) -> Result<ElfReport, ElfError> {
+pub fn parse(data: &[u8], detail: Detail) -> Result<ElfReport, ElfError> {
     if !super::is_elf(data) {
         return Err(ElfError::NotElf);
     }
     // e_ident[EI_CLASS] is byte 4.
     match data.get(4) {
-        Some(1) => parse_as::<elf::FileHeader32<Endianness>>(data),
-        Some(2) => parse_as::<elf::FileHeader64<Endianness>>(data),
+        Some(1) => parse_as::<elf::FileHeader32<Endianness>>(data, detail),
+        Some(2) => parse_as::<elf::FileHeader64<Endianness>>(data, detail),
         Some(c) => Err(ElfError::Malformed(format!(
             "unknown ELF class {c} (byte 4 must be 1 for 32-bit or 2 for 64-bit); the file is damaged"
         ))),
@@ -90,7 +90,10 @@ fn read_dynamic<D: Dyn<Endian = Endianness>>(endian: Endianness, entries: &[D]) 
     info
 }
 
-fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport, ElfError> {
+fn parse_as<H: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+    detail: Detail,
+) -> Result<ElfReport, ElfError> {
     let header = H::parse(data).map_err(malformed("ELF header"))?;
     let endian = header.endian().map_err(malformed("ELF header"))?;
     let class = if header.is_class_64() { 64 } else { 32 };
@@ -140,8 +143,9 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfReport
 
     // Only constant data can hold the marker strings; searching just `.rodata` keeps this
     // cheap for 10 MB static binaries. Without a section table, search what PT_LOAD maps
-    // (never the whole file: a sparse file can claim gigabytes of nothing).
-    let marker_data = if load_error.is_some() {
+    // (never the whole file: a sparse file can claim gigabytes of nothing). A verdict needs
+    // neither the language nor a static file's libc: nothing is searched.
+    let marker_data = if load_error.is_some() || detail == Detail::Verdict {
         None
     } else if sections.is_empty() {
         loaded_bytes(&img)

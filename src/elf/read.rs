@@ -42,6 +42,28 @@ pub fn with_walked_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Res
     read_open(file, meta.len(), f)
 }
 
+/// [`with_file_bytes`] for a caller that reads every page of the file next anyway: small
+/// files read, large ones mapped as they are (no read plan, no prefetch: on a warm page
+/// cache the hints cost more than the parser's few faults).
+pub fn with_mapped_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, ElfError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let meta = std::fs::metadata(path).map_err(io_error)?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io_error)?;
+    let meta = file.metadata().map_err(io_error)?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let bytes = fsutil::read_or_map(&file, meta.len(), false).map_err(io_error)?;
+    Ok(f(&bytes))
+}
+
 /// Why what is not a regular file is not read.
 fn not_regular(meta: &std::fs::Metadata) -> ElfError {
     if meta.is_dir() {

@@ -453,3 +453,69 @@ fn host_ls_is_dynamic_glibc() {
         "{text}"
     );
 }
+
+/// The gate's look at a file it packs next (`Detail::Verdict`) gives every target's
+/// policy the same problems as the full report, on every real ELF fixture, and never reads
+/// a static file's constant data: with `.rodata` zeroed the verdict's report is the same,
+/// while the full report (which searches it for libc and Rust markers) changes.
+#[test]
+fn a_verdict_agrees_with_the_full_report_without_reading_constant_data() {
+    use object::{Object, ObjectSection};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/elf");
+    let targets = crate::target::Targets::builtin();
+    let mut zeroing_changed_the_full_report = 0;
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        if !is_elf(&data) {
+            continue;
+        }
+        files += 1;
+        let name = path.display().to_string();
+        let full = inspect_bytes(&data).unwrap();
+        let verdict = inspect_bytes_with(&data, Detail::Verdict).unwrap();
+        for t in &targets.all {
+            for require in [Require::Static, Require::StaticPie, Require::Any] {
+                let policy = Policy {
+                    require,
+                    target: Some(t.clone()),
+                };
+                assert_eq!(
+                    verify(&full, &policy),
+                    verify(&verdict, &policy),
+                    "{name} for {}",
+                    t.platform
+                );
+            }
+        }
+        let Some((at, len)) = object::File::parse(&*data)
+            .unwrap()
+            .section_by_name(".rodata")
+            .and_then(|s| s.file_range())
+        else {
+            continue;
+        };
+        let mut zeroed = data.clone();
+        zeroed[at as usize..(at + len) as usize].fill(0);
+        let json = |r: &ElfReport| serde_json::to_string(r).unwrap();
+        assert_eq!(
+            json(&inspect_bytes_with(&zeroed, Detail::Verdict).unwrap()),
+            json(&verdict),
+            "{name}: the verdict read .rodata"
+        );
+        if json(&inspect_bytes(&zeroed).unwrap()) != json(&full) {
+            zeroing_changed_the_full_report += 1;
+        }
+    }
+    assert!(
+        files >= 8,
+        "the ELF fixtures are missing from {}",
+        dir.display()
+    );
+    // Else this test could not tell a verdict that reads .rodata from one that does not.
+    assert!(
+        zeroing_changed_the_full_report >= 3,
+        "{zeroing_changed_the_full_report}"
+    );
+}

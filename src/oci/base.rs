@@ -159,11 +159,13 @@ mod tests {
                 }
             }
         }
+        let blob = b.into_inner().unwrap();
         Layer {
             media_type: "application/vnd.oci.image.layer.v1.tar".into(),
             digest: "sha256:test".into(),
             diff_id: "sha256:test".into(),
-            blob: b.into_inner().unwrap(),
+            size: blob.len() as u64,
+            blob,
         }
     }
 

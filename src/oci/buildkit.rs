@@ -184,6 +184,7 @@ mod tests {
             index_json,
             blobs: BTreeMap::from([(d1.clone(), m1), (d2.clone(), m2)]),
             unread: BTreeMap::new(),
+            ahead: BTreeMap::new(),
             manifests: vec![
                 ("linux/amd64".parse().unwrap(), d1),
                 ("linux/arm64".parse().unwrap(), d2),

@@ -296,13 +296,7 @@ fn runtime_config(
 
 /// A layer as a manifest sees it.
 pub fn layer_descriptor(l: &Layer) -> anyhow::Result<Descriptor> {
-    descriptor(
-        &l.media_type,
-        &l.digest,
-        l.blob.len() as u64,
-        None,
-        &BTreeMap::new(),
-    )
+    descriptor(&l.media_type, &l.digest, l.size, None, &BTreeMap::new())
 }
 
 /// The image manifest document.

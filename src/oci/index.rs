@@ -107,6 +107,27 @@ pub fn build_index_to(
     opts: &BuildOptions,
     sinks: &[&dyn BlobSink],
 ) -> anyhow::Result<BuiltIndex> {
+    build(images, opts, sinks, true)
+}
+
+/// [`build_index_to`] when `sinks` are every output (OCI layouts opened before the build:
+/// `output::Opened::takes_all`): kiln's own layer blobs go only to them and are not kept in
+/// memory (listed in [`BuiltIndex::ahead`]), unless `opts.reuse` keeps them for the next
+/// build.
+pub fn build_index_only_to(
+    images: &[PlatformImage],
+    opts: &BuildOptions,
+    sinks: &[&dyn BlobSink],
+) -> anyhow::Result<BuiltIndex> {
+    build(images, opts, sinks, sinks.is_empty())
+}
+
+fn build(
+    images: &[PlatformImage],
+    opts: &BuildOptions,
+    sinks: &[&dyn BlobSink],
+    keep: bool,
+) -> anyhow::Result<BuiltIndex> {
     if images.is_empty() {
         bail!("no platform images to pack: give at least one binary");
     }
@@ -135,7 +156,7 @@ pub fn build_index_to(
     let OwnLayers {
         compressed,
         per_image,
-    } = own_layers(images, opts, sinks)?;
+    } = own_layers(images, opts, sinks, keep)?;
 
     let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut warnings: Vec<super::Warning> = Vec::new();
@@ -205,14 +226,21 @@ pub fn build_index_to(
     for (_, m) in manifest_blobs {
         blobs.insert(m.digest, m.bytes);
     }
+    let mut ahead = BTreeMap::new();
     for (_, l) in compressed {
-        blobs.insert(l.digest, l.blob);
+        // A tar is never empty: a blob shorter than its size was not kept.
+        if l.blob.len() as u64 == l.size {
+            blobs.insert(l.digest, l.blob);
+        } else {
+            ahead.insert(l.digest, l.size);
+        }
     }
     Ok(BuiltIndex {
         digest: index.digest,
         index_json: index.bytes,
         blobs,
         unread: BTreeMap::new(),
+        ahead,
         manifests,
         images: built,
         warnings,
@@ -236,11 +264,13 @@ fn index_annotations(
 }
 
 /// Each tar compressed, or its blob from `opts.reuse` when one was kept for it (handed to
-/// `sinks` like a fresh one); fresh blobs are kept there for the next build.
+/// `sinks` like a fresh one); fresh blobs are kept there for the next build (so kept in
+/// memory whatever `keep` says).
 fn compress_or_reuse(
     tars: &[TarStream],
     opts: &BuildOptions,
     sinks: &[&dyn BlobSink],
+    keep: bool,
 ) -> anyhow::Result<Vec<layer::Compressed>> {
     let c = opts.compression;
     let Some(store) = opts
@@ -249,7 +279,7 @@ fn compress_or_reuse(
         .filter(|_| c != super::Compression::None)
     else {
         let streams: Vec<&TarStream> = tars.iter().collect();
-        return layer::compress_all(&streams, c, sinks);
+        return layer::compress_all(&streams, c, sinks, keep);
     };
     // A lookup needs the tar's digest first: one more pass over the tar when it misses
     // (a hash is ~20x faster than the compression a hit saves).
@@ -260,7 +290,7 @@ fn compress_or_reuse(
         .filter(|(_, f)| f.is_none())
         .map(|(t, _)| t)
         .collect();
-    let mut fresh = layer::compress_all(&misses, c, sinks)?.into_iter();
+    let mut fresh = layer::compress_all(&misses, c, sinks, true)?.into_iter();
     let mut done = Vec::with_capacity(tars.len());
     for f in found {
         match f {
@@ -297,6 +327,7 @@ fn own_layers(
     images: &[PlatformImage],
     opts: &BuildOptions,
     sinks: &[&dyn BlobSink],
+    keep: bool,
 ) -> anyhow::Result<OwnLayers> {
     let mtime = opts.source_date_epoch.unwrap_or(0);
     let wanted: Vec<(usize, &[LayerEntry], String)> = images
@@ -344,7 +375,7 @@ fn own_layers(
     })
     .into_iter()
     .collect::<anyhow::Result<_>>()?;
-    let done = compress_or_reuse(&tars, opts, sinks)?;
+    let done = compress_or_reuse(&tars, opts, sinks, keep)?;
     let diff_ids: Vec<String> = done.iter().map(|c| c.diff_id.clone()).collect();
     let compressed: BTreeMap<String, Layer> = done
         .into_iter()
@@ -354,6 +385,7 @@ fn own_layers(
                 digest: c.digest,
                 diff_id: c.diff_id,
                 blob: c.blob,
+                size: c.size,
             };
             (l.diff_id.clone(), l)
         })

@@ -28,8 +28,11 @@ pub struct Layer {
     pub digest: String,
     /// `sha256:…` of the uncompressed tar.
     pub diff_id: String,
-    /// The compressed (or plain, for `Compression::None`) tar.
+    /// The compressed (or plain, for `Compression::None`) tar; empty for kiln's own layers
+    /// when every output took them as they were made (`BuiltIndex::ahead`).
     pub blob: Vec<u8>,
+    /// The blob's length.
+    pub size: u64,
 }
 
 /// A layer's identity without its bytes.
@@ -47,7 +50,7 @@ impl Layer {
             media_type: self.media_type.clone(),
             digest: self.digest.clone(),
             diff_id: self.diff_id.clone(),
-            size: self.blob.len() as u64,
+            size: self.size,
         }
     }
 }
@@ -69,9 +72,10 @@ pub fn build_layer(entries: &[LayerEntry], mtime: u64, c: Compression) -> anyhow
 fn layer_from_stream(tar: &TarStream, c: Compression) -> anyhow::Result<Layer> {
     let Compressed {
         blob,
+        size,
         digest,
         diff_id,
-    } = compress_all(&[tar], c, &[])?
+    } = compress_all(&[tar], c, &[], true)?
         .pop()
         .expect("one tar in, one blob out");
     Ok(Layer {
@@ -79,6 +83,7 @@ fn layer_from_stream(tar: &TarStream, c: Compression) -> anyhow::Result<Layer> {
         digest,
         diff_id,
         blob,
+        size,
     })
 }
 
@@ -348,7 +353,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stream = TarStream::build(&mixed(dir.path(), 2 * GZIP_MEMBER + 12345), 0).unwrap();
         let tar = stream.to_vec();
-        let blob = compress_all(&[&stream], Compression::Gzip, &[])
+        let blob = compress_all(&[&stream], Compression::Gzip, &[], true)
             .unwrap()
             .pop()
             .unwrap()

@@ -287,6 +287,19 @@ impl LayoutWriter {
         let new_layout = !todo.is_empty();
         let mut check = Vec::new();
         let mut seen = BTreeSet::new();
+        // Layers that went only to the outputs' writers (not in memory): this writer has
+        // them, or a writer of the same directory put them there before.
+        for (digest, &size) in &index.ahead {
+            seen.insert(digest.as_str());
+            if !ahead.iter().any(|(d, _)| d == digest)
+                && !blob_is_intact(&blob_path(&dir, digest)?, digest, size)
+            {
+                bail!(
+                    "internal error: layer {digest} was not written into {}",
+                    dir.display()
+                );
+            }
+        }
         for (digest, bytes) in all_blobs(index, referrers) {
             if seen.insert(digest) && !ahead.iter().any(|(d, _)| d == digest) {
                 check.push((blob_path(&dir, digest)?, digest, bytes));
@@ -318,9 +331,12 @@ impl LayoutWriter {
         // (its bytes and every blob it names are already there).
         let changed = (existing.as_deref() != Some(merged.as_slice())).then_some(&merged);
         let (written, new_index, renamed) = std::thread::scope(|s| {
-            // Temporary files live in the layout's root, never in blobs/sha256.
+            // Temporary files live in the layout's root, never in blobs/sha256. One thread
+            // per file (they wait on the disk, not the CPU): the syncs of one wave share the
+            // file system's journal commits, and a second wave (10 files: 4 platforms'
+            // configs and manifests, the index, oci-layout) waited ~10 ms more.
             let written = s.spawn(|| {
-                crate::par::par_map(&todo, 8, |(path, bytes)| {
+                crate::par::par_map(&todo, todo.len().min(64), |(path, bytes)| {
                     write_atomic_in(&dir, path, bytes, WriteOptions::DURABLE)
                 })
                 .into_iter()
@@ -532,22 +548,8 @@ mod tests {
     use crate::oci::layer::{Compressed, TarStream, compress_all};
     use crate::oci::{BuildOptions, Compression, LayerEntry, PlatformImage, build_index};
 
-    /// Every file under `dir` (relative path, bytes).
-    fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        let mut todo = vec![dir.to_path_buf()];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    todo.push(p);
-                } else {
-                    let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-        out
+    fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        crate::fsutil::tree_bytes(dir).unwrap()
     }
 
     /// Two platforms' images of several gzip members each (bytes that compress like code).
@@ -593,9 +595,31 @@ mod tests {
         // The layer blobs are in the layout already, as temporary files in its root.
         let early = files(&ahead);
         assert_eq!(early.len(), 2, "{:?}", early.keys());
-        assert!(early.keys().all(|k| k.starts_with(TEMP_PREFIX)));
+        assert!(
+            early
+                .keys()
+                .all(|k| k.to_string_lossy().starts_with(TEMP_PREFIX))
+        );
         w.finish(&again, Some("t"), &[]).unwrap();
         assert_eq!(files(&ahead), files(&after));
+
+        // Layers not kept in memory (the layout the only output): the same layout, and a
+        // second writing of the index into it finds them there.
+        let only = tmp.path().join("only");
+        let w = LayoutWriter::open(&only).unwrap();
+        let lean = crate::oci::index::build_index_only_to(&images, &opts, &[&w]).unwrap();
+        assert_eq!(lean.digest, built.digest);
+        assert_eq!(lean.total_size(), built.total_size());
+        assert_eq!(lean.ahead.len(), 2, "{:?}", lean.ahead);
+        assert!(lean.ahead.keys().all(|d| !lean.blobs.contains_key(d)));
+        w.finish(&lean, Some("t"), &[]).unwrap();
+        assert_eq!(files(&only), files(&after));
+        write_oci_dir(&only, &lean, Some("t")).unwrap();
+        assert_eq!(files(&only), files(&after));
+        // Anywhere else those layers are missing: an error, never a layout without them.
+        let elsewhere = tmp.path().join("elsewhere");
+        let err = write_oci_dir(&elsewhere, &lean, Some("t")).unwrap_err();
+        assert!(format!("{err:#}").contains("was not written"), "{err:#}");
     }
 
     #[test]
@@ -687,7 +711,7 @@ mod tests {
                     n,
                     writes: Mutex::new(0),
                 };
-                let err = compress_all(&tars, Compression::Gzip, &[&sink])
+                let err = compress_all(&tars, Compression::Gzip, &[&sink], true)
                     .err()
                     .expect("the sink fails");
                 assert!(format!("{err:#}").contains("on purpose"), "{err:#}");
@@ -701,7 +725,7 @@ mod tests {
         }
         // And without a failure the same sinks get every blob, whole.
         let w = LayoutWriter::open(&fresh).unwrap();
-        let done: Vec<Compressed> = compress_all(&tars, Compression::Gzip, &[&w]).unwrap();
+        let done: Vec<Compressed> = compress_all(&tars, Compression::Gzip, &[&w], true).unwrap();
         let staged: Vec<Vec<u8>> = files(&fresh).into_values().collect();
         assert_eq!(staged.len(), 2);
         for c in &done {

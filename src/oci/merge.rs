@@ -140,6 +140,7 @@ pub fn merge_images(
         index_json: index.bytes,
         blobs,
         unread,
+        ahead: BTreeMap::new(),
         manifests: parts
             .iter()
             .map(|p| (p.platform.clone(), p.digest.clone()))

@@ -357,6 +357,10 @@ pub struct BuiltIndex {
     /// for registries, which stream them and check their digests): only registry outputs
     /// take an index with some.
     pub unread: BTreeMap<String, read::LayerRef>,
+    /// kiln's own layer blobs that went only to the outputs opened before the build (every
+    /// output an OCI layout: `index::build_index_only_to`), not kept in memory: digest and
+    /// size. Only those layouts' writers take an index with some.
+    pub ahead: BTreeMap<String, u64>,
     /// Per-platform manifest digests, in the canonical platform order.
     pub manifests: Vec<(Platform, String)>,
     /// Per-platform details, in the same order.
@@ -368,7 +372,9 @@ pub struct BuiltIndex {
 impl BuiltIndex {
     /// Total size of all blobs plus the index, in bytes.
     pub fn total_size(&self) -> u64 {
-        self.blobs.values().map(|b| b.len() as u64).sum::<u64>() + self.index_json.len() as u64
+        self.blobs.values().map(|b| b.len() as u64).sum::<u64>()
+            + self.ahead.values().sum::<u64>()
+            + self.index_json.len() as u64
     }
 }
 

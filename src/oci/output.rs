@@ -160,6 +160,13 @@ impl Opened {
         Ok(Opened { layouts })
     }
 
+    /// Are these writers every output of `specs` (all OCI layouts)? Then kiln's layers
+    /// need not stay in memory once they are written (`index::build_index_only_to`).
+    pub fn takes_all(&self, specs: &[OutputSpec]) -> bool {
+        self.layouts.iter().any(Option::is_some)
+            && specs.iter().all(|s| matches!(s, OutputSpec::OciDir { .. }))
+    }
+
     /// Where kiln's layers go while they are compressed.
     pub fn sinks(&self) -> Vec<&dyn BlobSink> {
         self.layouts
@@ -182,6 +189,13 @@ pub fn write_opened(
     if !index.unread.is_empty() && specs.iter().any(|s| !matches!(s, OutputSpec::Registry(_))) {
         anyhow::bail!(
             "internal error: an index with unread layer blobs can only be pushed to registries"
+        );
+    }
+    let ahead_ok = opened.takes_all(specs);
+    if !index.ahead.is_empty() && !ahead_ok {
+        anyhow::bail!(
+            "internal error: an index whose layers are not in memory can only go to the OCI \
+             layouts that took them"
         );
     }
     let mut refs = Vec::new();

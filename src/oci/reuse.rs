@@ -53,6 +53,7 @@ impl LayerStore {
         let digest = std::str::from_utf8(&bytes[..nl]).ok()?.to_string();
         let blob = bytes[nl + 1..].to_vec();
         (sha256_digest(&blob) == digest).then(|| Compressed {
+            size: blob.len() as u64,
             blob,
             digest,
             diff_id: diff_id.to_string(),
@@ -106,6 +107,7 @@ mod tests {
     fn layer(blob: &[u8], diff_id: &str) -> Compressed {
         Compressed {
             blob: blob.to_vec(),
+            size: blob.len() as u64,
             digest: sha256_digest(blob),
             diff_id: diff_id.into(),
         }

@@ -66,10 +66,11 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     // Nothing before the release files writes into the tree from here on.
     git.start_status();
     let packing = std::time::SystemTime::now();
-    let (index, debug_index) = if outputs.is_empty() {
-        (None, None)
+    // `files`: the `[image] files` the image holds, for its SBOM.
+    let (index, debug_index, files) = if outputs.is_empty() {
+        (None, None, Vec::new())
     } else {
-        let (index, debug_index) = pack::pack_build(
+        let (index, debug_index, files) = pack::pack_build(
             cfg,
             &artifacts,
             &plan,
@@ -78,7 +79,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
             twin.as_ref(),
             &git,
         )?;
-        (Some(index), debug_index)
+        (Some(index), debug_index, files)
     };
     crate::exec::trace("pack the images", packing, packing, 0);
     let parts = [attest::Part {
@@ -86,12 +87,6 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
         plan: &plan,
         artifacts: &artifacts,
     }];
-    // `[image] files`, for the image's SBOM.
-    let files = if index.is_some() {
-        pack::extra_files(&cfg.image)?
-    } else {
-        Vec::new()
-    };
     let written = finish(
         Made {
             cfg,

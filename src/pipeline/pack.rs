@@ -14,7 +14,6 @@ use crate::oci::registry::Pushed;
 use crate::oci::{
     self, BuildOptions, BuiltIndex, EntrySource, LayerEntry, Metadata, OutputSpec, PlatformImage,
 };
-use crate::par::{cpus, par_map};
 use crate::progress::Progress;
 use crate::target::Target;
 
@@ -60,7 +59,8 @@ pub(super) fn layer_store(cfg: &BuildConfig) -> oci::reuse::LayerStore {
 }
 
 /// One image per platform (the binaries, extra files, config) and the index, in memory;
-/// [`write_outputs`] writes them. With `twin`, also the debug twins' index.
+/// [`write_outputs`] writes them. With `twin`, also the debug twins' index. Also the
+/// `[image] files` entries the images hold, for the image's SBOM.
 pub fn pack_build(
     cfg: &BuildConfig,
     artifacts: &[Artifact],
@@ -69,7 +69,7 @@ pub fn pack_build(
     progress: &Progress,
     twin: Option<&super::debug::Twin>,
     git: &super::git::GitProbe,
-) -> anyhow::Result<(BuiltIndex, Option<BuiltIndex>)> {
+) -> anyhow::Result<(BuiltIndex, Option<BuiltIndex>, Vec<LayerEntry>)> {
     let img = &cfg.image;
     let extra = extra_files(img)?;
     let package = plan.package.as_ref();
@@ -114,7 +114,7 @@ pub fn pack_build(
     let debug = twin
         .map(|t| super::debug::build(t, &images, &opts))
         .transpose()?;
-    Ok((index, debug))
+    Ok((index, debug, extra))
 }
 
 /// Write the index to every output (`docker://` ones pushed as `push` says), with
@@ -155,19 +155,25 @@ pub struct Prebuilt {
 }
 
 /// Build the index over `images` while gating `binaries` (every one static and for its
-/// platform, or exit 3 with the reasons). The gate's scan of a large binary would
-/// otherwise be time the cores sit half idle. Layer blobs go to `sinks` as they are made
-/// (outputs opened ahead, which keep nothing when dropped unfinished); the gate's verdict
-/// comes first.
+/// platform, or exit 3 with the reasons). Layer blobs go to the `opened` outputs as they
+/// are made (they keep nothing when dropped unfinished), and stay in memory only when
+/// another of `outputs` needs them; the gate's verdict comes first.
 pub fn pack_prebuilt(
     binaries: &[Prebuilt],
     images: &[PlatformImage],
     opts: &BuildOptions,
-    sinks: &[&dyn oci::layer::BlobSink],
+    opened: &oci::output::Opened,
+    outputs: &[OutputSpec],
 ) -> anyhow::Result<BuiltIndex> {
+    let sinks = opened.sinks();
     let (gated, built) = std::thread::scope(|s| {
         let gated = s.spawn(|| gate_prebuilt(binaries));
-        let built = oci::index::build_index_to(images, opts, sinks);
+        // Layouts only: the layers are written as they are made and not kept in memory.
+        let built = if opened.takes_all(outputs) {
+            oci::index::build_index_only_to(images, opts, &sinks)
+        } else {
+            oci::index::build_index_to(images, opts, &sinks)
+        };
         (
             gated
                 .join()
@@ -179,18 +185,16 @@ pub fn pack_prebuilt(
     built.context("building the image")
 }
 
-/// The ELF gate for prebuilt binaries, inspected side by side (a large one takes
-/// milliseconds to scan).
+/// The ELF gate for prebuilt binaries, one after another on the gate's thread: the
+/// verdict reads only headers and small sections (microseconds), while the compressors
+/// have every core.
 fn gate_prebuilt(binaries: &[Prebuilt]) -> anyhow::Result<()> {
     for b in binaries {
         if !b.path.is_file() {
             bail!("{}: no such file", b.path.display());
         }
     }
-    let failures: Vec<String> = par_map(binaries, cpus(), check_prebuilt)
-        .into_iter()
-        .flatten()
-        .collect();
+    let failures: Vec<String> = binaries.iter().filter_map(check_prebuilt).collect();
     if failures.is_empty() {
         Ok(())
     } else {
@@ -201,7 +205,8 @@ fn gate_prebuilt(binaries: &[Prebuilt]) -> anyhow::Result<()> {
 /// Why `b` cannot go into an image, if it cannot.
 fn check_prebuilt(b: &Prebuilt) -> Option<String> {
     let label = format!("{} ({})", b.path.display(), b.target.platform);
-    match crate::elf::inspect_path(&b.path) {
+    // The verdict only: the binary is compressed next, every byte of it.
+    match crate::elf::verdict_path(&b.path) {
         Ok(report) => gate::problems(&label, &report, &b.target),
         Err(e) => Some(format!(
             "{label}: {e}; an image needs a static Linux executable built for {}",

@@ -263,7 +263,12 @@ pub fn rust_targets_installed(toolchain: Option<&str>) -> Vec<String> {
     let Ok(sysroot) = cmd.args(["--print", "sysroot"]).read() else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir(Path::new(&sysroot).join("lib").join("rustlib")) else {
+    rust_targets_in(Path::new(&sysroot))
+}
+
+/// Targets whose std `sysroot` has: the directories under `lib/rustlib` with a `lib`.
+pub fn rust_targets_in(sysroot: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(sysroot.join("lib").join("rustlib")) else {
         return Vec::new();
     };
     let mut out: Vec<String> = entries
@@ -303,6 +308,14 @@ impl RustToolchains {
     pub fn detect() -> Self {
         RustToolchains {
             installed_targets: rust_targets_installed(None),
+            nightly_rust_src: None,
+        }
+    }
+
+    /// What the default toolchain has, from its sysroot (None: rustc could not say).
+    pub fn in_sysroot(sysroot: Option<&Path>) -> Self {
+        RustToolchains {
+            installed_targets: sysroot.map(rust_targets_in).unwrap_or_default(),
             nightly_rust_src: None,
         }
     }

@@ -116,3 +116,46 @@ pub fn build_every_platform(
     }
     err
 }
+
+/// Run two builds that share a target dir so that the second starts while the first is
+/// stopped between its compiler's end and the copy of its binaries out (the debug-build hook
+/// `KILN_TEST_HOLD_AFTER_BUILD`), give the second up to `gap` to do its own build in that
+/// gap (long enough for its compiler to run when nothing stops it), then let the first go on. Returns both outputs (first, second). Each command should pipe
+/// stdout and stderr.
+pub fn race_in_one_target_dir(
+    mut first: std::process::Command,
+    mut second: std::process::Command,
+    hold: &Path,
+    gap: std::time::Duration,
+) -> (Output, Output) {
+    let mut first = first
+        .env("KILN_TEST_HOLD_AFTER_BUILD", hold)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !hold.exists() {
+        if first.try_wait().unwrap().is_some() {
+            let out = first.wait_with_output().unwrap();
+            panic!(
+                "the first build ended before its copy: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(600),
+            "the first build never reached its copy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut second = second.spawn().unwrap();
+    // Give the second build time to run its compiler (a rebuild) if nothing stops it.
+    let until = std::time::Instant::now() + gap;
+    while second.try_wait().unwrap().is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::fs::remove_file(hold).unwrap();
+    (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    )
+}

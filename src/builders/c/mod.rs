@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::Arc;
 
 mod cmake;
 mod job;
@@ -15,7 +16,7 @@ pub use job::mirror;
 use cmake::cmake_executables_declared;
 pub use cmake::{cmake_executables, toolchain_file_text};
 
-use crate::builders::{PackageInfo, Plan, Stage};
+use crate::builders::{Built, PackageInfo, Plan, Stage, dir_lock};
 use crate::config::{BuildConfig, CConfig};
 use crate::error::UsageError;
 use crate::progress::Progress;
@@ -155,10 +156,23 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
         let shape = shape.clone();
         stages.push(Stage {
             target: target.clone(),
-            run: Box::new(move || match &shape {
-                Shape::Command { build, output } => job.run_command(build, output),
-                Shape::CMake => job.run_cmake(),
-                Shape::Sources => job.run_sources(),
+            run: Box::new(move || {
+                // Another kiln building this project into the same target dir (other flags)
+                // rebuilds in the same directory: one at a time, until the binaries are
+                // copied out.
+                let hold = dir_lock::lock(&job.dir)?;
+                let built = match &shape {
+                    Shape::Command { build, output } => job.run_command(build, output),
+                    Shape::CMake => job.run_cmake(),
+                    Shape::Sources => job.run_sources(),
+                }?;
+                Ok(built
+                    .into_iter()
+                    .map(|b| Built {
+                        hold: Some(Arc::clone(&hold)),
+                        ..b
+                    })
+                    .collect())
             }),
         });
     }

@@ -141,8 +141,7 @@ pub fn prepare(cfg: &BuildConfig, progress: &Progress) -> anyhow::Result<Plan> {
             run: Box::new(move || {
                 // Another kiln building this project into the same target dir writes the
                 // same executables: one at a time, until the binaries are copied out.
-                let hold =
-                    dir_lock::lock(&out, || eprintln!("{}", dir_lock::waiting_message(&out)))?;
+                let hold = dir_lock::lock(&out)?;
                 if let Some(k) = &key
                     && fresh::is_fresh(&out, k, &bins)
                 {

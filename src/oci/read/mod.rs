@@ -201,11 +201,13 @@ impl LayerRef {
     /// refused here rather than copied into kiln's output (where umoci would reject it).
     pub fn load(&self) -> anyhow::Result<Layer> {
         self.verify()?;
+        let blob = self.blob()?;
         Ok(Layer {
             media_type: self.media_type.clone(),
             digest: self.digest.clone(),
             diff_id: self.diff_id.clone(),
-            blob: self.blob()?,
+            size: blob.len() as u64,
+            blob,
         })
     }
 }

@@ -13,8 +13,8 @@ use crate::oci::Base;
 use crate::pipeline::git::GitProbe;
 
 use super::Part;
-use super::cache::{self, Cache};
 use super::inputs::base_name;
+use crate::builders::answers::{self as cache, Answers as Cache};
 use crate::par::par_map;
 
 /// Source and toolchain facts for provenance, asked once per build.
@@ -86,14 +86,15 @@ impl Facts {
             .map(|a| a.sha256.as_str())
             .collect();
         built.sort();
-        let cache = Cache::for_build(cfg.target_dir.as_deref());
+        let cache = Cache::for_build(cfg.target_dir.as_deref(), "release-answers");
         let answers = par_map(&asks, asks.len(), |(_, cmd)| {
             let key = cache::command_key(cmd, &built);
             if let Some(v) = cache.get(&key) {
                 return Some(v);
             }
+            let asked = std::time::SystemTime::now();
             let v = first_line(cmd.clone())?;
-            cache.put(&key, &[], &v);
+            cache.put(&key, &[], asked, &v);
             Some(v)
         });
         let mut toolchains = BTreeMap::new();

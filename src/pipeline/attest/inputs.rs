@@ -13,7 +13,7 @@ use crate::elf::Libc;
 use crate::oci::{Base, BuiltIndex, distroless::DistrolessSource, distroless::LockFile};
 
 use super::Part;
-use super::cache::{self, Cache};
+use crate::builders::answers::{self as cache, Answers as Cache, Watch};
 use crate::par::par_map;
 
 /// Each artifact of `part` with what is compiled into it; `strip`: its debug info was split
@@ -31,7 +31,7 @@ pub(super) fn binaries(
     } = *part;
     // One cargo resolve per target triple.
     let mut rust_by_triple: BTreeMap<String, Found> = BTreeMap::new();
-    let cache = Cache::for_build(cfg.target_dir.as_deref());
+    let cache = Cache::for_build(cfg.target_dir.as_deref(), "release-answers");
     if plan.language == "rust" {
         let manifest = rust::manifest_path(&cfg.project_dir, &cfg.cargo);
         let mut feature_args = Vec::new();
@@ -62,13 +62,14 @@ pub(super) fn binaries(
             {
                 return Ok(meta);
             }
+            let asked = std::time::SystemTime::now();
             let (meta, json) = gather::cargo_metadata_json(
                 &rust::cargo_program(),
                 &manifest,
                 triple,
                 &feature_args,
             )?;
-            cache.put(key, &metadata_inputs(&meta), &json);
+            cache.put(key, &metadata_inputs(&meta), asked, &json);
             Ok::<_, anyhow::Error>(meta)
         });
         for (triple, meta) in triples.iter().zip(metas) {
@@ -131,8 +132,9 @@ fn musl_version(zig: &Path, cache: &Cache) -> Option<String> {
     if let Some(v) = cache.get(&key) {
         return (!v.is_empty()).then_some(v);
     }
+    let asked = std::time::SystemTime::now();
     let v = gather::musl_version(zig);
-    cache.put(&key, &[], v.as_deref().unwrap_or(""));
+    cache.put(&key, &[], asked, v.as_deref().unwrap_or(""));
     v
 }
 
@@ -162,7 +164,7 @@ fn metadata_key(
 
 /// The files a resolve was read from: Cargo.lock, the workspace manifest and every path
 /// package's manifest.
-fn metadata_inputs(meta: &cargo_metadata::Metadata) -> Vec<std::path::PathBuf> {
+fn metadata_inputs(meta: &cargo_metadata::Metadata) -> Vec<(std::path::PathBuf, Watch)> {
     let root = meta.workspace_root.as_std_path();
     let mut files = vec![root.join("Cargo.lock"), root.join("Cargo.toml")];
     for p in &meta.packages {
@@ -174,7 +176,7 @@ fn metadata_inputs(meta: &cargo_metadata::Metadata) -> Vec<std::path::PathBuf> {
         }
     }
     files.retain(|f| f.is_file());
-    files
+    files.into_iter().map(|f| (f, Watch::Content)).collect()
 }
 
 /// The base, for the SBOM: the distroless lock's packages, or a reference.

@@ -24,7 +24,6 @@ use crate::oci::referrers::{
 use crate::oci::{Base, BuiltIndex, EntrySource, LayerEntry};
 use crate::progress::Progress;
 
-mod cache;
 mod facts;
 mod inputs;
 

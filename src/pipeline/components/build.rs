@@ -59,8 +59,14 @@ pub fn build(
     // Nothing before the release files writes into the tree from here on.
     git.start_status();
 
+    // `[image] files` (checked to exist only now: a build step may make them).
+    let extra = if image_wanted {
+        pack::extra_files(&cfg.image)?
+    } else {
+        Vec::new()
+    };
     let (index, debug_index) = if image_wanted {
-        let images = platform_images(cfg, &comps, &built, &settings, &bins)?;
+        let images = platform_images(cfg, &comps, &built, &settings, &bins, &extra);
         let opts = BuildOptions {
             source_date_epoch,
             compression: cfg.image.compression,
@@ -103,7 +109,7 @@ pub fn build(
     // The image's other files, for its SBOM: the build steps' outputs, then `[image] files`.
     let files: Vec<LayerEntry> = if image_wanted {
         let mut files: Vec<LayerEntry> = built.files.concat();
-        files.extend(pack::extra_files(&cfg.image)?);
+        files.extend(extra);
         files
     } else {
         Vec::new()
@@ -409,10 +415,9 @@ fn platform_images(
     built: &Built,
     settings: &ImageSettings,
     bins: &[&str],
-) -> anyhow::Result<Vec<PlatformImage>> {
-    let extra = pack::extra_files(&cfg.image)?;
-    Ok(cfg
-        .targets
+    extra: &[LayerEntry],
+) -> Vec<PlatformImage> {
+    cfg.targets
         .iter()
         .map(|t| {
             let mut layers: Vec<NamedLayer> = comps
@@ -436,7 +441,7 @@ fn platform_images(
             if !extra.is_empty() {
                 layers.push(NamedLayer {
                     name: "[image] files".into(),
-                    entries: extra.clone(),
+                    entries: extra.to_vec(),
                 });
             }
             PlatformImage {
@@ -446,7 +451,7 @@ fn platform_images(
                 spec: settings.spec(bins, None),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Run a `build` component's command once and list its output for the image.
