@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::ElfError;
-use crate::fsutil::{self, MMAP_THRESHOLD};
+use crate::fsutil;
 
 /// Call `f` with the file's bytes. Files that do not start with the ELF magic are passed as
 /// just their first bytes (enough for `inspect_bytes` to say "not an ELF file").
@@ -78,18 +78,25 @@ fn not_regular(meta: &std::fs::Metadata) -> ElfError {
     }
 }
 
+/// Files up to this size are read whole, in one request. Above it, an ELF file is read by
+/// plan (see `plan`): its first page and section headers, then what the parser uses.
+/// Measured on /usr/bin + /usr/lib (`cargo xtask bench inspect`, docs/build-speed.md):
+/// the 301 ELF files of 64-256 KiB are 37 MiB whole and 5 MiB by plan; below 64 KiB the
+/// extra requests cost more than the bytes they save.
+const READ_WHOLE: u64 = 64 * 1024;
+
 fn read_open<T>(
     mut file: std::fs::File,
     len: u64,
     f: impl FnOnce(&[u8]) -> T,
 ) -> Result<T, ElfError> {
-    if len <= MMAP_THRESHOLD {
+    if len <= READ_WHOLE {
         // Read up to the threshold, not up to `len`: /proc and sysfs files say 0 bytes and
         // still have content (or fail with EIO, which the user must see). The threshold
         // bounds the allocation and guards against a file that grows while we read it.
         let mut buf = Vec::with_capacity(len as usize);
         file.by_ref()
-            .take(MMAP_THRESHOLD)
+            .take(READ_WHOLE)
             .read_to_end(&mut buf)
             .map_err(io_error)?;
         return Ok(f(&buf));
@@ -209,4 +216,35 @@ pub fn io_message(e: &std::io::Error) -> String {
         }
     };
     format!("{e}{advice}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file above [`READ_WHOLE`] is read by plan (first page, section headers, the
+    /// planned ranges through a mapping) and reports what its bytes report read whole:
+    /// every committed fixture, padded past the threshold as a 100 KiB library would be.
+    #[test]
+    fn files_read_by_plan_report_what_their_bytes_say() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/elf");
+        let tmp = tempfile::tempdir().unwrap();
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let mut data = std::fs::read(entry.path()).unwrap();
+            if !super::super::is_elf(&data) {
+                continue;
+            }
+            data.resize(100 * 1024, 0);
+            assert!(data.len() as u64 > READ_WHOLE);
+            let path = tmp.path().join(entry.file_name());
+            std::fs::write(&path, &data).unwrap();
+            let whole = super::super::inspect_bytes(&data);
+            assert!(whole.is_ok(), "{}: {whole:?}", path.display());
+            let by_plan = with_walked_file_bytes(&path, super::super::inspect_bytes).unwrap();
+            assert_eq!(by_plan, whole, "{}", path.display());
+            checked += 1;
+        }
+        assert!(checked >= 10, "fixtures missing");
+    }
 }
