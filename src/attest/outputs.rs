@@ -4,6 +4,10 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
+use crate::digest::sha256_hex;
+
 use super::provenance::{self, ProvenanceInput};
 use super::release::{self, ArchiveFile};
 use super::sign::SigningKey;
@@ -43,7 +47,9 @@ pub struct ShippedBinary {
     pub input: BinaryInput,
     /// `linux-arm64/hello`.
     pub path: PathBuf,
-    pub data: Vec<u8>,
+    /// Its bytes, read only when archives are written (the checksums take
+    /// `input.sha256`).
+    pub data: Option<Vec<u8>>,
     /// `linux-arm64/hello.debug` and its bytes, when debug info was split off.
     pub debug: Option<(PathBuf, Vec<u8>)>,
 }
@@ -180,16 +186,23 @@ fn archives(input: &ReleaseInput, stem: &str) -> anyhow::Result<Vec<OutputFile>>
             break;
         }
         let top = format!("{stem}-{}", platform_dir(platform));
-        let mut entries: Vec<ArchiveFile> = input
+        let mut entries: Vec<ArchiveFile> = Vec::new();
+        for b in input
             .binaries
             .iter()
             .filter(|b| b.input.platform == platform)
-            .map(|b| ArchiveFile {
+        {
+            entries.push(ArchiveFile {
                 name: b.input.name.clone(),
-                data: b.data.clone(),
+                data: b.data.clone().with_context(|| {
+                    format!(
+                        "internal: {} was not read for the archives",
+                        b.path.display()
+                    )
+                })?,
                 mode: 0o755,
-            })
-            .collect();
+            });
+        }
         entries.extend(input.docs.iter().cloned());
         if input.archives.tar_gz {
             files.push(OutputFile {
@@ -218,7 +231,7 @@ fn archives(input: &ReleaseInput, stem: &str) -> anyhow::Result<Vec<OutputFile>>
 /// SHA256SUMS over the archives, binaries and SBOMs (the files a release page offers),
 /// when any release file besides the binaries is written.
 fn checksums(input: &ReleaseInput, files: &[OutputFile], sboms: bool) -> Option<OutputFile> {
-    let mut summed: Vec<(String, Vec<u8>)> = files
+    let mut summed: Vec<(String, String)> = files
         .iter()
         .filter(|f| {
             matches!(
@@ -226,19 +239,19 @@ fn checksums(input: &ReleaseInput, files: &[OutputFile], sboms: bool) -> Option<
                 OutputKind::Archive | OutputKind::Sbom | OutputKind::Debug
             )
         })
-        .map(|f| (f.path.display().to_string(), f.bytes.clone()))
+        .map(|f| (f.path.display().to_string(), sha256_hex(&f.bytes)))
         .collect();
     summed.extend(
         input
             .binaries
             .iter()
-            .map(|b| (b.path.display().to_string(), b.data.clone())),
+            .map(|b| (b.path.display().to_string(), b.input.sha256.clone())),
     );
     let debug = input.binaries.iter().any(|b| b.debug.is_some());
     (!summed.is_empty() && (sboms || input.archives != Archives::default() || debug)).then(|| {
         OutputFile {
             path: "SHA256SUMS".into(),
-            bytes: release::sha256sums(&summed),
+            bytes: release::sha256sums_hashed(&summed),
             kind: OutputKind::Checksums,
             platform: None,
             media_type: None,
@@ -323,11 +336,11 @@ mod tests {
                 platform: platform.into(),
                 name: "hello".into(),
                 version: Some("0.1.0".into()),
-                sha256: "00".repeat(32),
+                sha256: sha256_hex(b"ELF"),
                 ..Default::default()
             },
             path: format!("{}/hello", platform_dir(platform)).into(),
-            data: b"ELF".to_vec(),
+            data: Some(b"ELF".to_vec()),
             debug: None,
         };
         let input = ReleaseInput {

@@ -153,10 +153,16 @@ pub fn zip(top: &str, files: &[ArchiveFile], mtime: u64) -> anyhow::Result<Vec<u
 
 /// `SHA256SUMS`: `<hex>  <path>` per file, sorted by path (paths relative to its directory).
 pub fn sha256sums(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut lines: Vec<String> = files
+    let hashed: Vec<(String, String)> = files
         .iter()
-        .map(|(p, d)| format!("{}  {p}\n", sha256_hex(d)))
+        .map(|(p, d)| (p.clone(), sha256_hex(d)))
         .collect();
+    sha256sums_hashed(&hashed)
+}
+
+/// [`sha256sums`] of files whose sha256 (lowercase hex) is known: (path, sha256).
+pub fn sha256sums_hashed(files: &[(String, String)]) -> Vec<u8> {
+    let mut lines: Vec<String> = files.iter().map(|(p, h)| format!("{h}  {p}\n")).collect();
     lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
     lines.concat().into_bytes()
 }

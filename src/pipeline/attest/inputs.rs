@@ -100,7 +100,11 @@ pub(super) fn binaries(
             found.components.push(m);
         }
         warnings.append(&mut found.warnings);
-        let data = fs_err::read(&a.path)?;
+        // The bytes only for archives: the checksums take the sha256 the gate computed.
+        let archives = cfg.release.archives;
+        let data = (archives.tar_gz || archives.zip)
+            .then(|| fs_err::read(&a.path))
+            .transpose()?;
         let debug_file = super::super::strip::debug_path(&a.path);
         let debug = if strip && debug_file.is_file() {
             Some((
