@@ -29,6 +29,13 @@ pub fn with_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, 
 /// these calls), without blocking, and checked again through the open file, so a file
 /// swapped for a FIFO or a directory since the walk is still refused.
 pub fn with_walked_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, ElfError> {
+    let (file, len) = open_regular(path)?;
+    read_open(file, len, f)
+}
+
+/// Open `path` without blocking (a FIFO) and check through the open file that it is a
+/// regular file; its length.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64), ElfError> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -39,28 +46,20 @@ pub fn with_walked_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Res
     if !meta.is_file() {
         return Err(not_regular(&meta));
     }
-    read_open(file, meta.len(), f)
+    Ok((file, meta.len()))
 }
 
 /// [`with_file_bytes`] for a caller that reads every page of the file next anyway: small
 /// files read, large ones mapped as they are (no read plan, no prefetch: on a warm page
 /// cache the hints cost more than the parser's few faults).
 pub fn with_mapped_file_bytes<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, ElfError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    // A path the user named: looked at before it is opened, as in `with_file_bytes`.
     let meta = std::fs::metadata(path).map_err(io_error)?;
     if !meta.is_file() {
         return Err(not_regular(&meta));
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(io_error)?;
-    let meta = file.metadata().map_err(io_error)?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta));
-    }
-    let bytes = fsutil::read_or_map(&file, meta.len(), false).map_err(io_error)?;
+    let (file, len) = open_regular(path)?;
+    let bytes = fsutil::read_or_map(&file, len, false).map_err(io_error)?;
     Ok(f(&bytes))
 }
 
