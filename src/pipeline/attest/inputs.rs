@@ -17,10 +17,12 @@ use crate::builders::answers::{self as cache, Answers as Cache, Watch};
 use crate::par::par_map;
 
 /// Each artifact of `part` with what is compiled into it; `strip`: its debug info was split
-/// off and ships beside it.
+/// off and ships beside it; `archives`: its bytes are read for the release archives. Both
+/// are the release's settings (a `[[component]]` project's own config does not decide them).
 pub(super) fn binaries(
     part: &Part<'_>,
     strip: bool,
+    archives: bool,
     version: Option<&str>,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<Vec<ShippedBinary>> {
@@ -101,10 +103,7 @@ pub(super) fn binaries(
         }
         warnings.append(&mut found.warnings);
         // The bytes only for archives: the checksums take the sha256 the gate computed.
-        let archives = cfg.release.archives;
-        let data = (archives.tar_gz || archives.zip)
-            .then(|| fs_err::read(&a.path))
-            .transpose()?;
+        let data = archives.then(|| fs_err::read(&a.path)).transpose()?;
         let debug_file = super::super::strip::debug_path(&a.path);
         let debug = if strip && debug_file.is_file() {
             Some((

@@ -92,7 +92,14 @@ pub fn release(
         let mut binaries = Vec::new();
         let mut found = Ok(());
         for part in parts {
-            match self::binaries(part, cfg.release.strip, version.as_deref(), &mut warnings) {
+            let archives = cfg.release.archives.tar_gz || cfg.release.archives.zip;
+            match self::binaries(
+                part,
+                cfg.release.strip,
+                archives,
+                version.as_deref(),
+                &mut warnings,
+            ) {
                 Ok(b) => binaries.extend(b),
                 Err(e) => {
                     found = Err(e);
