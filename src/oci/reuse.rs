@@ -12,14 +12,24 @@ use super::compress::Compressed;
 use crate::digest::{Hasher, sha256_digest};
 use crate::fsutil::{WriteOptions, write_atomic};
 
-/// How many blobs a store keeps (the oldest go first): a few builds' worth of platforms.
+/// How many blobs a store keeps (the least recently used go first): a few builds' worth of
+/// platforms.
 pub const KEEP: usize = 48;
+
+/// How many bytes of blobs a store keeps at most (the least recently used go first). A build
+/// whose layers are larger than this compresses the ones that did not fit again next time.
+pub const KEEP_BYTES: u64 = 512 << 20;
+
+/// The length of the line a kept blob starts with: its `sha256:` digest and a newline.
+const HEADER: usize = "sha256:".len() + 64 + 1;
 
 /// A directory of compressed layer blobs by tar digest, compression and compressor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerStore {
     dir: PathBuf,
     salt: String,
+    keep: usize,
+    keep_bytes: u64,
 }
 
 impl LayerStore {
@@ -29,6 +39,18 @@ impl LayerStore {
         LayerStore {
             dir: dir.to_path_buf(),
             salt: salt.to_string(),
+            keep: KEEP,
+            keep_bytes: KEEP_BYTES,
+        }
+    }
+
+    /// Keep at most `blobs` blobs and `bytes` bytes (for tests).
+    #[cfg(test)]
+    fn with_limits(self, blobs: usize, bytes: u64) -> LayerStore {
+        LayerStore {
+            keep: blobs,
+            keep_bytes: bytes,
+            ..self
         }
     }
 
@@ -45,14 +67,23 @@ impl LayerStore {
     /// still match the digest recorded with them. Never for `Compression::None` (that blob
     /// is the tar itself).
     pub fn get(&self, diff_id: &str, c: Compression) -> Option<Compressed> {
+        use std::io::Read;
         if c == Compression::None {
             return None;
         }
-        let bytes = std::fs::read(self.path(diff_id, c)).ok()?;
-        let nl = bytes.iter().position(|&b| b == b'\n')?;
-        let digest = std::str::from_utf8(&bytes[..nl]).ok()?.to_string();
-        let blob = bytes[nl + 1..].to_vec();
-        (sha256_digest(&blob) == digest).then(|| Compressed {
+        let mut file = std::fs::File::open(self.path(diff_id, c)).ok()?;
+        let len = file.metadata().ok()?.len();
+        let mut header = [0u8; HEADER];
+        file.read_exact(&mut header).ok()?;
+        let digest = std::str::from_utf8(&header[..HEADER - 1]).ok()?.to_string();
+        let mut blob = Vec::with_capacity((len as usize).saturating_sub(HEADER));
+        file.read_to_end(&mut blob).ok()?;
+        if header[HEADER - 1] != b'\n' || sha256_digest(&blob) != digest {
+            return None;
+        }
+        // Used now: the trim keeps what builds use (best effort: at worst it goes sooner).
+        let _ = file.set_modified(std::time::SystemTime::now());
+        Some(Compressed {
             size: blob.len() as u64,
             blob,
             digest,
@@ -63,7 +94,10 @@ impl LayerStore {
     /// Keep `layer` (compressed with `c`). Best effort: a store that cannot be written
     /// only means compressing again next time.
     pub fn put(&self, layer: &Compressed, c: Compression) {
-        if c == Compression::None || std::fs::create_dir_all(&self.dir).is_err() {
+        if c == Compression::None
+            || layer.digest.len() != HEADER - 1
+            || std::fs::create_dir_all(&self.dir).is_err()
+        {
             return;
         }
         let mut bytes = Vec::with_capacity(layer.digest.len() + 1 + layer.blob.len());
@@ -81,21 +115,27 @@ impl LayerStore {
         }
     }
 
-    /// Remove the oldest blobs beyond [`KEEP`].
+    /// Remove the least recently used blobs beyond the store's limits ([`KEEP`] blobs,
+    /// [`KEEP_BYTES`] bytes).
     fn trim(&self) {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return;
         };
-        let mut kept: Vec<(std::time::SystemTime, PathBuf)> = rd
+        let mut kept: Vec<(std::time::SystemTime, u64, PathBuf)> = rd
             .flatten()
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
             .collect();
-        if kept.len() <= KEEP {
-            return;
-        }
-        kept.sort();
-        for (_, p) in &kept[..kept.len() - KEEP] {
-            let _ = std::fs::remove_file(p);
+        // Newest first; keep while both limits hold.
+        kept.sort_by(|a, b| b.cmp(a));
+        let mut bytes = 0u64;
+        for (i, (_, len, path)) in kept.iter().enumerate() {
+            bytes = bytes.saturating_add(*len);
+            if i >= self.keep || bytes > self.keep_bytes {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
@@ -162,5 +202,46 @@ mod tests {
         }
         // File times are coarse: which of the same age go first is not fixed, how many is.
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), KEEP);
+    }
+
+    /// Put `n` blobs of `size` bytes, each one second older than the next.
+    fn put_aged(store: &LayerStore, n: usize, size: usize) -> Vec<PathBuf> {
+        let start = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        (0..n)
+            .map(|i| {
+                let l = layer(&vec![i as u8; size], &format!("sha256:{i}"));
+                store.put(&l, Compression::Gzip);
+                let path = store.path(&l.diff_id, Compression::Gzip);
+                let f = std::fs::File::options().append(true).open(&path).unwrap();
+                f.set_modified(start + std::time::Duration::from_secs(i as u64))
+                    .unwrap();
+                path
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_blob_a_build_uses_outlives_blobs_put_after_it() {
+        let d = tempfile::tempdir().unwrap();
+        let store = LayerStore::new(d.path(), "kiln");
+        let paths = put_aged(&store, KEEP, 1);
+        // The oldest is used by a build: the next put evicts the second oldest instead.
+        assert!(store.get("sha256:0", Compression::Gzip).is_some());
+        store.put(&layer(b"new", "sha256:new"), Compression::Gzip);
+        assert!(paths[0].exists(), "the blob just used was evicted");
+        assert!(!paths[1].exists(), "the least recently used blob was kept");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), KEEP);
+    }
+
+    #[test]
+    fn the_store_is_bounded_in_bytes_too() {
+        let d = tempfile::tempdir().unwrap();
+        // Each kept file is a 72-byte digest line and a 100-byte blob.
+        let store = LayerStore::new(d.path(), "kiln").with_limits(KEEP, 3 * 172 + 10);
+        let paths = put_aged(&store, 5, 100);
+        store.put(&layer(&[9; 100], "sha256:last"), Compression::Gzip);
+        let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        assert_eq!(left, [false, false, false, true, true]);
+        assert!(store.get("sha256:last", Compression::Gzip).is_some());
     }
 }

@@ -61,7 +61,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, push: &Push) -> anyhow::Res
     let plan = stages::prepare(cfg, progress)?;
     let mut artifacts = stages::run(&plan, cfg, progress)?;
     if cfg.release.strip {
-        strip::split_debuginfo(&mut artifacts, progress)?;
+        strip::split_debuginfo(cfg, &mut artifacts, progress)?;
     }
     // Nothing before the release files writes into the tree from here on.
     git.start_status();

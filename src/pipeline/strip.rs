@@ -9,40 +9,52 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::builders::Artifact;
+use crate::builders::answers::Answers;
+use crate::builders::{Artifact, rust};
+use crate::config::BuildConfig;
 use crate::error::ToolchainMissing;
 use crate::exec::Cmd;
 use crate::progress::Progress;
 
 /// `$KILN_OBJCOPY`, else `llvm-objcopy` on PATH, else rustup's `rust-objcopy` (the
-/// llvm-tools component).
-pub fn find_objcopy() -> Result<PathBuf, ToolchainMissing> {
+/// llvm-tools component) in the Rust sysroot `sysroot` finds (asked only then).
+pub fn find_objcopy(
+    sysroot: impl FnOnce() -> Option<PathBuf>,
+) -> Result<PathBuf, ToolchainMissing> {
     if let Some(p) = std::env::var_os("KILN_OBJCOPY").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     if let Ok(p) = which::which("llvm-objcopy") {
         return Ok(p);
     }
-    let sysroot = Cmd::new("rustc", "ask rustc for its sysroot")
-        .args(["--print", "sysroot"])
-        .read()
-        .ok();
-    if let Some(root) = sysroot {
-        let found = std::fs::read_dir(Path::new(root.trim()).join("lib/rustlib"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin/rust-objcopy"))
-            .find(|p| p.is_file());
-        if let Some(p) = found {
-            return Ok(p);
-        }
+    if let Some(p) = sysroot().and_then(|root| objcopy_in_sysroot(&root)) {
+        return Ok(p);
     }
     Err(ToolchainMissing {
         what: "llvm-objcopy (for --strip)".into(),
         install:
             "run `apt-get install llvm` or `rustup component add llvm-tools`, or set KILN_OBJCOPY"
                 .into(),
+    })
+}
+
+/// An objcopy of the Rust sysroot `root` that can run: llvm-tools' `llvm-objcopy`, else
+/// the `rust-objcopy` rustc ships, but only beside the LLVM library it loads (rustc's own
+/// copy finds it only once llvm-tools put it there; without, it exits 127 for want of
+/// `libLLVM`).
+fn objcopy_in_sysroot(root: &Path) -> Option<PathBuf> {
+    let hosts = std::fs::read_dir(root.join("lib/rustlib")).ok()?;
+    let bins: Vec<PathBuf> = hosts.flatten().map(|e| e.path().join("bin")).collect();
+    let llvm_beside = |bin: &Path| {
+        std::fs::read_dir(bin.join("../lib")).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("libLLVM"))
+        })
+    };
+    ["llvm-objcopy", "rust-objcopy"].iter().find_map(|name| {
+        bins.iter()
+            .find(|bin| bin.join(name).is_file() && llvm_beside(bin))
+            .map(|bin| bin.join(name))
     })
 }
 
@@ -56,6 +68,7 @@ pub fn debug_path(binary: &Path) -> PathBuf {
 /// Split and strip every artifact that has symbols or debug info; its sha256, size and
 /// report then describe the stripped binary. Returns the debug files written.
 pub fn split_debuginfo(
+    cfg: &BuildConfig,
     artifacts: &mut [Artifact],
     progress: &Progress,
 ) -> anyhow::Result<Vec<PathBuf>> {
@@ -66,7 +79,12 @@ pub fn split_debuginfo(
     if todo.is_empty() {
         return Ok(written);
     }
-    let objcopy = find_objcopy()?;
+    // The sysroot as the Rust build asked for it (kept between builds; ~20-140 ms each time
+    // through rustup's proxy otherwise).
+    let objcopy = find_objcopy(|| {
+        let answers = Answers::for_build(cfg.target_dir.as_deref(), rust::PLAN_ANSWERS);
+        rust::sysroot(None, &cfg.project_dir, &answers)
+    })?;
     for i in todo {
         let a = &mut artifacts[i];
         let debug = debug_path(&a.path);
@@ -106,4 +124,29 @@ pub fn split_debuginfo(
         written.push(debug);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sysroot_objcopy_is_used_only_beside_the_llvm_library_it_loads() {
+        let d = tempfile::tempdir().unwrap();
+        let host = d.path().join("lib/rustlib/x86_64-unknown-linux-gnu");
+        let touch = |p: PathBuf| {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"").unwrap();
+            p
+        };
+        // What rustc alone ships: rust-objcopy without libLLVM beside it (exits 127).
+        let rust_objcopy = touch(host.join("bin/rust-objcopy"));
+        assert_eq!(objcopy_in_sysroot(d.path()), None);
+        // llvm-tools adds the library (and its own llvm-objcopy, preferred).
+        touch(host.join("lib/libLLVM.so.22.1-rust-1.95.0-stable"));
+        assert_eq!(objcopy_in_sysroot(d.path()), Some(rust_objcopy));
+        let llvm_objcopy = touch(host.join("bin/llvm-objcopy"));
+        assert_eq!(objcopy_in_sysroot(d.path()), Some(llvm_objcopy));
+        assert_eq!(objcopy_in_sysroot(&d.path().join("none")), None);
+    }
 }

@@ -54,7 +54,7 @@ pub fn build(
     }
     let mut built = run_graph(cfg, &comps, &plans, progress)?;
     if cfg.release.strip {
-        super::super::strip::split_debuginfo(&mut built.artifacts, progress)?;
+        super::super::strip::split_debuginfo(cfg, &mut built.artifacts, progress)?;
     }
     // Nothing before the release files writes into the tree from here on.
     git.start_status();
