@@ -293,10 +293,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let small = tmp.path().join("small");
         std::fs::write(&small, b"#!/bin/sh\n").unwrap();
-        assert_eq!(cold_read_ranges(&small).unwrap(), [0..10]);
+        assert_eq!(cold_read_ranges(&small).unwrap(), vec![(0..10)]);
         let text = tmp.path().join("text");
         std::fs::write(&text, vec![b'x'; 200 * 1024]).unwrap();
-        assert_eq!(cold_read_ranges(&text).unwrap(), [0..HEAD as u64]);
+        assert_eq!(cold_read_ranges(&text).unwrap(), vec![(0..HEAD as u64)]);
 
         let data = std::fs::read("/proc/self/exe").unwrap();
         let ranges = cold_read_ranges(Path::new("/proc/self/exe")).unwrap();
