@@ -49,6 +49,28 @@ pub fn trace(what: &str, start: SystemTime, ready: SystemTime, tokens: usize) {
         .and_then(|mut f| f.write_all(line.as_bytes()));
 }
 
+/// Start a process, again while the kernel refuses its program as open for writing
+/// (ETXTBSY). A binary kiln has just written can still be open in a child that another
+/// thread is starting (a child holds a copy of every descriptor until its exec): for
+/// microseconds usually, longer on a loaded machine. Anything else, or still busy after 2 s,
+/// is returned as it came.
+fn retry_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match start() {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            started => return started,
+        }
+    }
+}
+
 /// How many stderr lines a failure report keeps.
 const TAIL_LINES: usize = 40;
 
@@ -290,13 +312,14 @@ impl Cmd {
         let token = self.token()?;
         let ready = SystemTime::now();
         self.log();
-        let out = self
-            .expression()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .map_err(|e| self.error(None, Some(e)))?;
+        let out = retry_busy(|| {
+            self.expression()
+                .stdout_capture()
+                .stderr_capture()
+                .unchecked()
+                .run()
+        })
+        .map_err(|e| self.error(None, Some(e)))?;
         trace(
             &self.summary,
             start,
@@ -313,13 +336,14 @@ impl Cmd {
     pub fn run_with_timeout(&self, limit: std::time::Duration) -> Result<Output, ExecError> {
         let _token = self.token()?;
         self.log();
-        let handle = self
-            .expression()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .start()
-            .map_err(|e| self.error(None, Some(e)))?;
+        let handle = retry_busy(|| {
+            self.expression()
+                .stdout_capture()
+                .stderr_capture()
+                .unchecked()
+                .start()
+        })
+        .map_err(|e| self.error(None, Some(e)))?;
         let deadline = std::time::Instant::now() + limit;
         loop {
             match handle.try_wait() {
@@ -352,10 +376,7 @@ impl Cmd {
     /// Run with stdin/stdout/stderr inherited (for interactive installers); non-zero is an error.
     pub fn run_inherit(&self) -> Result<(), ExecError> {
         self.log();
-        let out = self
-            .expression()
-            .unchecked()
-            .run()
+        let out = retry_busy(|| self.expression().unchecked().run())
             .map_err(|e| self.error(None, Some(e)))?;
         if out.status.success() {
             Ok(())
@@ -398,6 +419,37 @@ pub fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_still_open_for_writing_elsewhere_runs_once_it_is_closed() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let prog = d.path().join("just-written");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&prog)
+            .unwrap();
+        f.write_all(b"#!/bin/sh\necho ran\n").unwrap();
+        // Still open for writing, as in a child another thread has not yet exec'd: the
+        // kernel refuses to run it (ETXTBSY) until the descriptor is closed.
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            drop(f);
+        });
+        let out = Cmd::new(&prog, "run a program just written").read();
+        closer.join().unwrap();
+        assert_eq!(out.unwrap(), "ran");
+        // A program busy for longer than the retries is reported as it came.
+        let mut f = std::fs::OpenOptions::new().write(true).open(&prog).unwrap();
+        f.write_all(b"#").unwrap();
+        let err = Cmd::new(&prog, "run a program held open")
+            .run()
+            .unwrap_err();
+        assert!(err.to_string().contains("could not run"), "{err}");
+    }
 
     #[test]
     fn failure_names_command_and_tail() {

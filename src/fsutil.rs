@@ -156,6 +156,15 @@ pub fn read_or_map(file: &File, len: u64, populate: bool) -> std::io::Result<Fil
     unsafe { options.map(file) }.map(FileBytes::Map)
 }
 
+/// The size of a memory page.
+pub fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: sysconf reads a constant of the system.
+    *PAGE.get_or_init(|| {
+        usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+    })
+}
+
 /// Start reading `range` of `file` into the page cache and return at once
 /// (`POSIX_FADV_WILLNEED`): a reader that asks for all the ranges it will need before it
 /// touches any keeps many requests in flight. Only a hint: errors are ignored.

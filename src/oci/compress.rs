@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 
@@ -167,13 +167,14 @@ pub fn compress_all(
 /// until every member before them is out; one worker at a time (`taking`) takes them.
 struct Layer<'t, 's> {
     tar: &'t TarStream,
+    pool: &'t Pool,
     members: usize,
     queue: Mutex<Queue>,
     out: Mutex<Taken<'s>>,
 }
 
 struct Queue {
-    ready: Vec<Option<Vec<u8>>>,
+    ready: Vec<Option<Member>>,
     next: usize,
     taking: bool,
 }
@@ -188,10 +189,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Layer<'_, '_> {
+impl<'t, 's> Layer<'t, 's> {
+    fn new(tar: &'t TarStream, pool: &'t Pool, sinks: &'s [&'s dyn BlobSink], keep: bool) -> Self {
+        let members = tar.len().div_ceil(GZIP_MEMBER).max(1);
+        Layer {
+            tar,
+            pool,
+            members,
+            queue: Mutex::new(Queue {
+                ready: (0..members).map(|_| None).collect(),
+                next: 0,
+                taking: false,
+            }),
+            // level 1 makes about half the size of code; the blob grows if it must.
+            out: Mutex::new(Taken {
+                diff_id: digest::Hasher::new(),
+                out: Some(Out::new(sinks, keep, tar.len() / 2)),
+                done: None,
+            }),
+        }
+    }
+
     /// Member `m` is compressed: take it and every member after it that is ready, in
     /// order, unless another worker is already doing so (it will find this one too).
-    fn arrive(&self, m: usize, member: Vec<u8>) -> anyhow::Result<()> {
+    fn arrive(&self, m: usize, member: Member) -> anyhow::Result<()> {
         let mut q = lock(&self.queue);
         q.ready[m] = Some(member);
         if q.taking {
@@ -222,10 +243,12 @@ impl Layer<'_, '_> {
         }
     }
 
-    /// Hash the tar bytes of each member (the diff_id), and pass the member on. After a
-    /// failure the layer's output is gone (its sinks' writers dropped): nothing more is
+    /// Hash the tar bytes of each member (the diff_id), and pass the member on: hashed
+    /// (the blob's digest), written to the sinks, its buffer back to the pool, its tar
+    /// bytes let go ([`TarStream::release`]), each while the other workers compress. After
+    /// a failure the layer's output is gone (its sinks' writers dropped): nothing more is
     /// written for it, and the error is the failing worker's to report.
-    fn take(&self, batch: Vec<(usize, Vec<u8>)>) -> anyhow::Result<()> {
+    fn take(&self, batch: Vec<(usize, Member)>) -> anyhow::Result<()> {
         let mut t = lock(&self.out);
         let Some(mut out) = t.out.take() else {
             return Ok(());
@@ -234,7 +257,10 @@ impl Layer<'_, '_> {
             let start = m * GZIP_MEMBER;
             self.tar
                 .for_each_in(start, start + GZIP_MEMBER, |b| t.diff_id.update(b));
-            out.push(&member)?;
+            self.tar.release(start, start + GZIP_MEMBER);
+            let pushed = out.push(member.bytes());
+            self.pool.put(member);
+            pushed?;
             if m + 1 == self.members {
                 let diff_id = std::mem::take(&mut t.diff_id).finish_digest();
                 t.done = Some(out.finish(diff_id)?);
@@ -251,40 +277,28 @@ fn gzip_all(
     sinks: &[&dyn BlobSink],
     keep: bool,
 ) -> anyhow::Result<Vec<Compressed>> {
+    let members: Vec<usize> = tars
+        .iter()
+        .map(|t| t.len().div_ceil(GZIP_MEMBER).max(1))
+        .collect();
+    let pool = Pool::new(members.iter().sum());
     let layers: Vec<Layer<'_, '_>> = tars
         .iter()
-        .map(|t| {
-            let members = t.len().div_ceil(GZIP_MEMBER).max(1);
-            Layer {
-                tar: t,
-                members,
-                queue: Mutex::new(Queue {
-                    ready: vec![None; members],
-                    next: 0,
-                    taking: false,
-                }),
-                // level 1 makes about half the size of code; the blob grows if it must.
-                out: Mutex::new(Taken {
-                    diff_id: digest::Hasher::new(),
-                    out: Some(Out::new(sinks, keep, t.len() / 2)),
-                    done: None,
-                }),
-            }
-        })
+        .map(|t| Layer::new(t, &pool, sinks, keep))
         .collect();
     // Layer by layer, member by member: the first layers are whole (and on their way to
     // the disk) while the last ones still compress.
-    let jobs: Vec<(usize, usize)> = layers
+    let jobs: Vec<(usize, usize)> = members
         .iter()
         .enumerate()
-        .flat_map(|(l, layer)| (0..layer.members).map(move |m| (l, m)))
+        .flat_map(|(l, &n)| (0..n).map(move |m| (l, m)))
         .collect();
     let failed = AtomicBool::new(false);
     let results = super::par_map(&jobs, |&(l, m)| {
         if failed.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let r = gzip_member(layers[l].tar, m).and_then(|member| layers[l].arrive(m, member));
+        let r = gzip_member(layers[l].tar, m, &pool).and_then(|member| layers[l].arrive(m, member));
         if r.is_err() {
             failed.store(true, Ordering::Relaxed);
         }
@@ -304,11 +318,80 @@ fn gzip_all(
         .collect())
 }
 
-/// One worker's gzip state: the compressor, its output buffer, and a buffer for a member
-/// that spans several pieces of the tar.
+/// A compressed gzip member: the first `len` bytes of a buffer from the [`Pool`].
+pub(super) struct Member {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Member {
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Output buffers of members that were taken, for the next members: members are
+/// compressed into the same few buffers again and again, where a fresh buffer per member
+/// cost a page fault per 4 KiB, a copy, and unmapping it when freed. It keeps at most
+/// [`POOLED`] buffers, and no more than members are left to compress: the others are
+/// freed by the worker that took their member, while the rest still compress, not all at
+/// the end.
+pub(super) struct Pool {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    /// Members not yet started.
+    left: AtomicUsize,
+}
+
+/// Buffers a [`Pool`] keeps: on 2 cores, one per member being compressed and one or two
+/// waiting to be taken.
+const POOLED: usize = 4;
+
+impl Pool {
+    /// A pool for compressing `members` members.
+    pub(super) fn new(members: usize) -> Pool {
+        Pool {
+            buffers: Mutex::new(Vec::new()),
+            left: AtomicUsize::new(members),
+        }
+    }
+
+    /// A buffer for the next member. Buffers beyond what the members still to start
+    /// need are freed here, by a worker while the others compress.
+    pub(super) fn get(&self) -> Vec<u8> {
+        let left = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .map_or(0, |n| n - 1);
+        let mut buffers = lock(&self.buffers);
+        let buf = buffers.pop().unwrap_or_default();
+        let spare = buffers.len().saturating_sub(left);
+        let freed: Vec<Vec<u8>> = buffers.drain(..spare).collect();
+        drop(buffers);
+        drop(freed);
+        buf
+    }
+
+    /// `member` was taken: its buffer is kept for a later member, or freed.
+    pub(super) fn put(&self, member: Member) {
+        let mut buffers = lock(&self.buffers);
+        if buffers.len() < POOLED.min(self.left.load(Ordering::Relaxed)) {
+            buffers.push(member.buf);
+            return;
+        }
+        drop(buffers);
+        drop(member);
+    }
+
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        lock(&self.buffers).len()
+    }
+}
+
+/// One worker's gzip state: the compressor, and a buffer for a member that spans several
+/// pieces of the tar.
 struct GzipWorker {
     compressor: libdeflater::Compressor,
-    out: Vec<u8>,
     gather: Vec<u8>,
 }
 
@@ -316,8 +399,9 @@ thread_local! {
     static GZIP: std::cell::RefCell<Option<GzipWorker>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Member `m` of a tar's gzip: the tar bytes `[m * GZIP_MEMBER, (m + 1) * GZIP_MEMBER)`.
-pub(super) fn gzip_member(tar: &TarStream, m: usize) -> anyhow::Result<Vec<u8>> {
+/// Member `m` of a tar's gzip: the tar bytes `[m * GZIP_MEMBER, (m + 1) * GZIP_MEMBER)`,
+/// compressed into a buffer from `pool`.
+pub(super) fn gzip_member(tar: &TarStream, m: usize, pool: &Pool) -> anyhow::Result<Member> {
     GZIP.with(|cell| {
         let mut state = cell.borrow_mut();
         if state.is_none() {
@@ -325,26 +409,26 @@ pub(super) fn gzip_member(tar: &TarStream, m: usize) -> anyhow::Result<Vec<u8>> 
                 .map_err(|e| anyhow::anyhow!("gzip level {GZIP_LEVEL}: {e:?}"))?;
             *state = Some(GzipWorker {
                 compressor: libdeflater::Compressor::new(level),
-                out: Vec::new(),
                 gather: Vec::new(),
             });
         }
-        let GzipWorker {
-            compressor,
-            out,
-            gather,
-        } = state.as_mut().expect("set above");
+        let GzipWorker { compressor, gather } = state.as_mut().expect("set above");
         let start = m * GZIP_MEMBER;
         let end = (start + GZIP_MEMBER).min(tar.len());
         let input = tar.range(start, end, gather);
         let bound = compressor.gzip_compress_bound(input.len());
-        if out.len() < bound {
-            out.resize(bound, 0);
+        let mut buf = pool.get();
+        if buf.len() < bound {
+            buf.resize(bound, 0);
         }
-        let n = compressor
-            .gzip_compress(input, out)
-            .map_err(|e| anyhow::anyhow!("gzip-compressing a layer: {e}"))?;
-        Ok(out[..n].to_vec())
+        let compressed = compressor.gzip_compress(input, &mut buf);
+        match compressed {
+            Ok(len) => Ok(Member { buf, len }),
+            Err(e) => {
+                pool.put(Member { buf, len: 0 });
+                Err(anyhow::anyhow!("gzip-compressing a layer: {e}"))
+            }
+        }
     })
 }
 
@@ -361,11 +445,15 @@ fn zstd_compress(
         .context("zstd option")?;
     enc.include_contentsize(true).context("zstd option")?;
     let mut diff_id = digest::Hasher::new();
+    let mut at = 0;
     for piece in tar.pieces() {
         // In pieces the cache holds, so the hash reads what zstd just read.
         for chunk in piece.chunks(GZIP_MEMBER) {
             enc.write_all(chunk).context("zstd-compressing a layer")?;
             diff_id.update(chunk);
+            // zstd copies what it still needs (its window) into its own buffers.
+            tar.release(at, at + chunk.len());
+            at += chunk.len();
         }
     }
     enc.finish()
@@ -462,6 +550,104 @@ mod tests {
                     "{c:?}: the sink lacks a whole blob"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn members_taken_out_of_order_give_the_blob_its_digest_and_let_go_of_the_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app");
+        let data: Vec<u8> = (0..4 * GZIP_MEMBER + 999)
+            .map(|b| ((b * 7 + b / 3000) % 253) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let entries = [LayerEntry::file("/bin/app", &path, 0o755)];
+        let tar = TarStream::build(&entries, 0).unwrap();
+        let whole = tar.to_vec();
+        assert!(
+            tar.mapped_resident() >= data.len() / 2,
+            "the file is mapped and read"
+        );
+        let pool = Pool::new(6);
+        let sink = Recorder::default();
+        let sinks: [&dyn BlobSink; 1] = [&sink];
+        let layer = Layer::new(&tar, &pool, &sinks, true);
+        assert_eq!(layer.members, 5);
+        let mut members: Vec<Option<Member>> = (0..5)
+            .map(|m| Some(gzip_member(&tar, m, &pool).unwrap()))
+            .collect();
+        let each: Vec<Vec<u8>> = members
+            .iter()
+            .map(|m| m.as_ref().unwrap().bytes().to_vec())
+            .collect();
+        let expected = each.concat();
+        let mut arrive = |m: usize| layer.arrive(m, members[m].take().unwrap()).unwrap();
+        // Later members first: nothing goes out before the first one is there.
+        for m in [3, 1, 4] {
+            arrive(m);
+        }
+        assert!(
+            lock(&sink.0).is_empty(),
+            "a blob started before its first member"
+        );
+        arrive(0);
+        assert_eq!(
+            lock(&sink.0)[0],
+            (each[..2].concat(), None),
+            "members 0 and 1"
+        );
+        arrive(2);
+        let done = layer
+            .out
+            .into_inner()
+            .unwrap()
+            .done
+            .expect("every member taken");
+        assert_eq!(done.blob, expected);
+        assert_eq!(done.digest, sha256_digest(&expected));
+        assert_eq!(done.diff_id, sha256_digest(&whole));
+        assert_eq!(
+            lock(&sink.0)[0],
+            (expected.clone(), Some(done.digest.clone()))
+        );
+        let back = crate::oci::layer::decompress(
+            &done.blob,
+            crate::oci::layer::media_type(Compression::Gzip),
+        );
+        assert_eq!(back.unwrap(), whole);
+        // Every member's tar bytes were let go once taken.
+        let page = crate::fsutil::page_size();
+        assert!(
+            tar.mapped_resident() <= page,
+            "{} bytes still mapped",
+            tar.mapped_resident()
+        );
+        assert_eq!(tar.to_vec(), whole, "released bytes read again");
+        // One member is left to compress: the pool kept one buffer for it and freed the
+        // others.
+        assert_eq!(pool.kept(), 1);
+        let reused = gzip_member(&tar, 2, &pool).unwrap();
+        assert_eq!(
+            reused.bytes(),
+            each[2],
+            "a member compressed into a used buffer"
+        );
+        pool.put(reused);
+        assert_eq!(pool.kept(), 0, "nothing left to compress, nothing kept");
+
+        // The same through compress_all, gzip and zstd: the digests are the blobs' own and
+        // the mapped tar is let go as it is compressed.
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let tar = TarStream::build(&entries, 0).unwrap();
+            assert_eq!(tar.to_vec(), whole);
+            let done = compress_all(&[&tar], c, &[], true).unwrap().pop().unwrap();
+            assert_eq!(done.digest, sha256_digest(&done.blob), "{c:?}");
+            assert_eq!(done.diff_id, sha256_digest(&whole), "{c:?}");
+            assert!(
+                tar.mapped_resident() <= page,
+                "{c:?}: {} bytes still mapped",
+                tar.mapped_resident()
+            );
         }
     }
 }

@@ -155,6 +155,7 @@ fn build(
     }
     let OwnLayers {
         compressed,
+        kept,
         per_image,
     } = own_layers(images, opts, sinks, keep)?;
 
@@ -228,8 +229,7 @@ fn build(
     }
     let mut ahead = BTreeMap::new();
     for (_, l) in compressed {
-        // A tar is never empty: a blob shorter than its size was not kept.
-        if l.blob.len() as u64 == l.size {
+        if kept {
             blobs.insert(l.digest, l.blob);
         } else {
             ahead.insert(l.digest, l.size);
@@ -265,13 +265,14 @@ fn index_annotations(
 
 /// Each tar compressed, or its blob from `opts.reuse` when one was kept for it (handed to
 /// `sinks` like a fresh one); fresh blobs are kept there for the next build (so kept in
-/// memory whatever `keep` says).
+/// memory whatever `keep` says). Also says whether the blobs were kept in memory (else
+/// they went only to `sinks`, and [`layer::Compressed::blob`] is empty).
 fn compress_or_reuse(
     tars: &[TarStream],
     opts: &BuildOptions,
     sinks: &[&dyn BlobSink],
     keep: bool,
-) -> anyhow::Result<Vec<layer::Compressed>> {
+) -> anyhow::Result<(Vec<layer::Compressed>, bool)> {
     let c = opts.compression;
     let Some(store) = opts
         .reuse
@@ -279,7 +280,7 @@ fn compress_or_reuse(
         .filter(|_| c != super::Compression::None)
     else {
         let streams: Vec<&TarStream> = tars.iter().collect();
-        return layer::compress_all(&streams, c, sinks, keep);
+        return Ok((layer::compress_all(&streams, c, sinks, keep)?, keep));
     };
     // A lookup needs the tar's digest first: one more pass over the tar when it misses
     // (a hash is ~20x faster than the compression a hit saves).
@@ -309,13 +310,16 @@ fn compress_or_reuse(
             }
         }
     }
-    Ok(done)
+    Ok((done, true))
 }
 
 /// kiln's own layers of every image: each distinct layer compressed once (by diff_id), and
 /// per image the (diff_id, history) of its layers in order.
 struct OwnLayers {
     compressed: BTreeMap<String, Layer>,
+    /// The blobs are in `compressed` (else they went only to the sinks, and each
+    /// [`Layer::blob`] is empty).
+    kept: bool,
     per_image: Vec<Vec<(String, String)>>,
 }
 
@@ -375,7 +379,7 @@ fn own_layers(
     })
     .into_iter()
     .collect::<anyhow::Result<_>>()?;
-    let done = compress_or_reuse(&tars, opts, sinks, keep)?;
+    let (done, kept) = compress_or_reuse(&tars, opts, sinks, keep)?;
     let diff_ids: Vec<String> = done.iter().map(|c| c.diff_id.clone()).collect();
     let compressed: BTreeMap<String, Layer> = done
         .into_iter()
@@ -396,6 +400,7 @@ fn own_layers(
     }
     Ok(OwnLayers {
         compressed,
+        kept,
         per_image,
     })
 }

@@ -145,6 +145,71 @@ impl TarStream {
         }
     }
 
+    /// The bytes `[start, end)` were read for the last time, and so were those before
+    /// them: let go of the memory that maps them (the pages of mapped files from the one
+    /// holding `start`; the one holding `end` is left for the bytes after it). Reading them again still works (the pages come back
+    /// from the page cache). Called while the layer is compressed, this spreads over the
+    /// run the unmapping that otherwise came at its end: ~1.5 ms per 20 MiB, on one core,
+    /// after the last byte was compressed.
+    pub fn release(&self, start: usize, end: usize) {
+        let end = end.min(self.len);
+        if start >= end {
+            return;
+        }
+        let page = crate::fsutil::page_size();
+        let mut i = self.starts.partition_point(|&s| s <= start) - 1;
+        while i < self.pieces.len() && self.starts[i] < end {
+            if let Piece::File(FileBytes::Map(map)) = &self.pieces[i] {
+                let from = start.saturating_sub(self.starts[i]) / page * page;
+                let to = match (end - self.starts[i]).min(map.len()) {
+                    n if n == map.len() => n,
+                    n => n / page * page,
+                };
+                if to > from {
+                    // SAFETY: the mapping is private and read-only, so no byte written
+                    // through it can be lost; MADV_DONTNEED drops this process's page
+                    // table entries for the range, and a later read faults the same file
+                    // pages back in. A failure only leaves the pages mapped.
+                    let _ = unsafe {
+                        map.unchecked_advise_range(
+                            memmap2::UncheckedAdvice::DontNeed,
+                            from,
+                            to - from,
+                        )
+                    };
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Bytes of the mapped files that are mapped in this process now (resident in its page
+    /// tables, from /proc/self/smaps), to see what [`TarStream::release`] let go.
+    #[cfg(test)]
+    pub(crate) fn mapped_resident(&self) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut total = 0;
+        for p in &self.pieces {
+            let Piece::File(FileBytes::Map(map)) = p else {
+                continue;
+            };
+            let start = format!("{:x}-", map.as_ptr() as usize);
+            let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+            let rss = lines
+                .find_map(|l| l.strip_prefix("Rss:"))
+                .and_then(|kb| {
+                    kb.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
+                .expect("the mapping is in smaps");
+            total += rss * 1024;
+        }
+        total
+    }
+
     /// The bytes `[start, end)`: borrowed when they lie in one piece, else gathered into
     /// `buf`.
     pub fn range<'a>(&'a self, start: usize, end: usize, buf: &'a mut Vec<u8>) -> &'a [u8] {

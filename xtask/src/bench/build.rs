@@ -270,8 +270,26 @@ fn longest_units(target_dir: &Path) {
     }
 }
 
-/// The `n` longest units (duration, start, "name target") of a cargo `--timings` report.
-fn longest(html: &str, n: usize) -> Vec<(f64, f64, String)> {
+/// Print the least wall time a tool doing cargo-zigbuild's CPU work of the run in
+/// `target_dir` could take here ([`perfect_schedule`]): what no scheduling of the same
+/// compiler work can beat.
+fn scheduling_bound(target_dir: &Path, sample: &Sample) {
+    let html = std::fs::read_to_string(target_dir.join("cargo-timings/cargo-timing.html"))
+        .unwrap_or_default();
+    let tail = lone_tail(&html);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bound = perfect_schedule(sample, cpus, tail);
+    println!(
+        "           the same CPU work ({:.1} s) on {cpus} CPUs, the last unit's {tail:.1} s alone: \
+         >= {bound:.1} s = {:.2}x cargo-zigbuild, for any tool running these compilers",
+        sample.cpu.as_secs_f64(),
+        bound / sample.wall.as_secs_f64()
+    );
+}
+
+/// Every unit (duration, start, "name target") of a cargo `--timings` report; empty when
+/// it has none or its format changed.
+fn units(html: &str) -> Vec<(f64, f64, String)> {
     let Some(data) = html
         .split_once("const UNIT_DATA = ")
         .and_then(|(_, rest)| rest.split_once(";\n"))
@@ -279,8 +297,7 @@ fn longest(html: &str, n: usize) -> Vec<(f64, f64, String)> {
     else {
         return Vec::new();
     };
-    let mut units: Vec<(f64, f64, String)> = data
-        .as_array()
+    data.as_array()
         .into_iter()
         .flatten()
         .filter_map(|u| {
@@ -293,10 +310,36 @@ fn longest(html: &str, n: usize) -> Vec<(f64, f64, String)> {
                     .to_string(),
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// The `n` longest units (duration, start, "name target") of a cargo `--timings` report.
+fn longest(html: &str, n: usize) -> Vec<(f64, f64, String)> {
+    let mut units = units(html);
     units.sort_by(|a, b| b.0.total_cmp(&a.0));
     units.truncate(n);
     units
+}
+
+/// How long the unit that ends last runs after every other unit has ended (nothing else is
+/// left to run beside it then), seconds.
+fn lone_tail(html: &str) -> f64 {
+    let mut ends: Vec<(f64, f64)> = units(html).iter().map(|u| (u.1 + u.0, u.1)).collect();
+    ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+    match ends.as_slice() {
+        [] => 0.0,
+        [(end, start)] => end - start,
+        [.., (others, _), (end, start)] => end - others.max(*start),
+    }
+}
+
+/// The least wall time any tool could need for `sample`'s CPU work on `cpus` CPUs, given
+/// that `tail` seconds of it ran on one thread alone at the end: the rest spread over every
+/// CPU, that tail after it.
+fn perfect_schedule(sample: &Sample, cpus: usize, tail: f64) -> f64 {
+    let cpu = sample.cpu.as_secs_f64();
+    let tail = tail.min(cpu);
+    (cpu - tail) / cpus.max(1) as f64 + tail
 }
 
 /// cargo-zigbuild runs `python3 -m ziglang` whenever that imports (a Python start, through
@@ -504,8 +547,10 @@ impl Bench {
                         // --timings: where the time went (kiln runs the same cargo).
                         let mut zb = self.zigbuild(&self.project, triples, &d);
                         zb.arg("--timings");
-                        z = Some((measure(&mut zb)?, self.zig_built(since)));
+                        let sample = measure(&mut zb)?;
+                        z = Some((sample, self.zig_built(since)));
                         longest_units(&d);
+                        scheduling_bound(&d, &sample);
                     }
                 }
                 Ok((k.expect("ran"), z.expect("ran")))
@@ -680,5 +725,25 @@ const CONCURRENCY_DATA = [];
         assert_eq!((top[0].0, top[0].1), (118.2, 23.8));
         assert_eq!(top[1].2, "fd-find fd \"bin\"");
         assert!(longest("no report here", 3).is_empty());
+        // fd's crate runs alone from its start (142.2 s; jemalloc's build script ended at
+        // 142.0 s) to its end.
+        assert!((lone_tail(html) - 55.3).abs() < 1e-9, "{}", lone_tail(html));
+        assert_eq!(lone_tail("no report here"), 0.0);
+    }
+
+    #[test]
+    fn a_perfect_schedule_spreads_all_but_the_lone_tail_over_the_cpus() {
+        let sample = Sample {
+            wall: Duration::from_secs(178),
+            cpu: Duration::from_secs(292),
+            peak_rss: 0,
+        };
+        assert_eq!(
+            perfect_schedule(&sample, 2, 55.0),
+            55.0 + (292.0 - 55.0) / 2.0
+        );
+        assert_eq!(perfect_schedule(&sample, 2, 0.0), 146.0);
+        // A tail longer than the CPU time (a unit waiting, not computing) counts only the CPU.
+        assert_eq!(perfect_schedule(&sample, 2, 500.0), 292.0);
     }
 }

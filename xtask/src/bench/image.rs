@@ -410,8 +410,9 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
     );
     println!(
         "kiln {:.2} s (best; median {:.2} s), floor {:.2} s: kiln is {:.2}x the floor (kiln's \
-         time also covers process start, reading and proving the binaries, the tar, the second \
-         SHA-256 pass over the compressed blobs, writing and syncing the layout); load {}",
+         time also covers process start, reading and proving the binaries, the tar, hashing \
+         the compressed blobs for their digests as they are made, writing and syncing the \
+         layout); load {}",
         kiln.as_secs_f64(),
         kiln_median.as_secs_f64(),
         floor.as_secs_f64(),
