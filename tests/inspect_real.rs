@@ -860,3 +860,148 @@ fn file_and_readelf_call_a_static_pie_without_df_1_pie_a_library() {
     );
     assert!(inspect::verify(&k, &Policy::default()).is_empty());
 }
+
+/// Static binaries stripped as Debian strips them (`objcopy --remove-section=.comment
+/// --strip-all`: no `.comment`, no symbols), inspected from disk (read by plan): a Rust
+/// program is still told by std's paths in its constant data — for musl and for glibc,
+/// whose libc its own sections name (`__libc_IO_vtables`, `__libc_atexit`) — and a C
+/// program is not called Rust. With glibc's marker strings blanked out (as in a glibc
+/// older than 2.26) the sections still name glibc; with the sections renamed, the marker
+/// strings do.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn stripped_static_binaries_without_comment_are_told_by_constant_data() {
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    for (tool, install) in [
+        ("cc", "apt-get install gcc"),
+        ("objcopy", "apt-get install binutils"),
+    ] {
+        if !have(tool) {
+            unavailable(&format!("{tool} not found: install it with `{install}`"));
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("hello/src")).unwrap();
+    std::fs::write(
+        d.join("hello/Cargo.toml"),
+        "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("hello/src/main.rs"),
+        "fn main() { let v: Vec<u32> = std::env::args().map(|a| a.len() as u32).collect(); println!(\"{}\", v[0]); }\n",
+    )
+    .unwrap();
+    let cargo = |target: &str, rustflags: &str| {
+        stdout_ok(
+            Command::new("cargo")
+                .current_dir(d.join("hello"))
+                .args(["build", "--release", "--quiet", "--target", target])
+                .env("CARGO_TARGET_DIR", d.join("target"))
+                .env("RUSTFLAGS", rustflags),
+            &format!("cargo build --target {target}"),
+        );
+        d.join("target").join(target).join("release/hello")
+    };
+    let rust_musl = cargo("x86_64-unknown-linux-musl", "");
+    let rust_glibc = cargo("x86_64-unknown-linux-gnu", "-C target-feature=+crt-static");
+    std::fs::write(d.join("hello.c"), HELLO_C).unwrap();
+    stdout_ok(
+        Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(d.join("c-glibc"))
+            .arg(d.join("hello.c")),
+        "cc -static",
+    );
+    // The files inspected, apart from the build's.
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let stripped = |from: &Path, name: &str, extra: &[&str]| {
+        let to = out.join(name);
+        stdout_ok(
+            Command::new("objcopy")
+                .args(["--remove-section=.comment", "--strip-all"])
+                .args(extra)
+                .arg(from)
+                .arg(&to),
+            "objcopy",
+        );
+        to
+    };
+    let renamed = [
+        "--rename-section=__libc_IO_vtables=.kiln_a",
+        "--rename-section=__libc_atexit=.kiln_b",
+    ];
+    let c_glibc = d.join("c-glibc");
+    let files = [
+        (stripped(&rust_musl, "rust-musl", &[]), Some("rust"), "musl"),
+        (
+            stripped(&rust_glibc, "rust-glibc", &[]),
+            Some("rust"),
+            "glibc",
+        ),
+        (
+            stripped(&rust_glibc, "rust-glibc-renamed", &renamed),
+            Some("rust"),
+            "glibc",
+        ),
+        (stripped(&c_glibc, "c-glibc-stripped", &[]), None, "glibc"),
+        (
+            stripped(&c_glibc, "c-glibc-renamed", &renamed),
+            None,
+            "glibc",
+        ),
+    ];
+    // glibc's marker strings blanked out in one copy (written reversed here so that this
+    // test binary does not carry them).
+    let blanked = out.join("c-glibc-blanked");
+    let mut bytes = std::fs::read(out.join("c-glibc-stripped")).unwrap();
+    for needle in ["SELBANUT_CBILG", "rorre cbilg lataF"] {
+        let needle: Vec<u8> = needle.bytes().rev().collect();
+        let mut hits = 0;
+        while let Some(at) = bytes.windows(needle.len()).position(|w| w == &needle[..]) {
+            bytes[at..at + needle.len()].fill(b'x');
+            hits += 1;
+        }
+        assert!(
+            hits > 0,
+            "{} not in glibc",
+            String::from_utf8_lossy(&needle)
+        );
+    }
+    std::fs::write(&blanked, &bytes).unwrap();
+
+    let inspected = crate::support::capture(
+        crate::support::kiln()
+            .arg("inspect")
+            .arg("--json")
+            .arg(&out),
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    let report = |path: &Path| {
+        doc["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path.display().to_string())
+            .unwrap_or_else(|| panic!("{} not in the report", path.display()))["report"]
+            .clone()
+    };
+    for (path, language, libc) in files.iter().chain([&(blanked.clone(), None, "glibc")]) {
+        let r = report(path);
+        // Large enough to be read by plan, not whole.
+        assert!(std::fs::metadata(path).unwrap().len() > 256 * 1024);
+        assert_eq!(r["stripped"], true, "{}: {r}", path.display());
+        assert_eq!(
+            r["comment"],
+            serde_json::json!([]),
+            "{}: {r}",
+            path.display()
+        );
+        assert_ne!(r["linkage"], "dynamic", "{}: {r}", path.display());
+        assert_eq!(r["language"].as_str(), *language, "{}: {r}", path.display());
+        assert_eq!(r["libc"], *libc, "{}: {r}", path.display());
+    }
+}

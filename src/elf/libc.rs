@@ -1,6 +1,6 @@
 //! Which C library a file was built against, and what its symbol tables say: the loader's
-//! version requirements (DT_VERNEED), telling symbols, and for stripped static files the
-//! marker strings only one libc carries.
+//! version requirements (DT_VERNEED) and telling symbols; for stripped static files,
+//! `markers` searches the strings only one libc carries.
 
 use object::Endianness;
 use object::elf;
@@ -128,17 +128,12 @@ pub(super) fn scan_symbols<H: FileHeader<Endian = Endianness>>(
     facts
 }
 
-/// The strings that tell glibc from musl in a binary without symbols (see below), stored
-/// reversed: kiln's own static binary carries its inspector, and the strings written out
-/// in its constant data would make kiln itself look like a glibc program.
-const LIBC_NEEDLES_REVERSED: [&[u8]; 3] = [
-    b"SELBANUT_CBILG",
-    b"rorre cbilg lataF",
-    b"noitamrofni rorre oN",
-];
-
-fn unreversed(n: &[u8]) -> Vec<u8> {
-    n.iter().rev().copied().collect()
+/// The C library as far as the headers and symbols tell it.
+pub(super) enum LibcAnswer {
+    Known(Option<Libc>),
+    /// A static file without telling symbols: only its constant data can say
+    /// (`markers::search`), or glibc's own sections (see `parse`).
+    Search,
 }
 
 pub(super) fn detect_libc(
@@ -148,11 +143,11 @@ pub(super) fn detect_libc(
     syms: &SymbolFacts,
     go: Option<&goinfo::GoInfo>,
     linkage: Linkage,
-    rodata: Option<&[u8]>,
-) -> Option<Libc> {
+) -> LibcAnswer {
+    use LibcAnswer::Known;
     let interp = interpreter.as_deref().unwrap_or("");
     if interp.contains("ld-musl") || needed.iter().any(|n| n.starts_with("libc.musl")) {
-        return Some(Libc::Musl);
+        return Known(Some(Libc::Musl));
     }
     // glibc's loader is ld-linux*.so on most architectures, ld64.so.N on ppc64/s390x.
     if interp.contains("ld-linux")
@@ -161,59 +156,19 @@ pub(super) fn detect_libc(
         || needed.iter().any(|n| n == "libc.so.6")
         || has_glibc_versions
     {
-        return Some(Libc::Glibc);
+        return Known(Some(Libc::Glibc));
     }
     if linkage == Linkage::Dynamic {
-        return None;
+        return Known(None);
     }
     if go.is_some() && go.and_then(|g| g.setting("CGO_ENABLED")) != Some("1") {
-        return Some(Libc::None);
+        return Known(Some(Libc::None));
     }
     if syms.musl {
-        return Some(Libc::Musl);
+        return Known(Some(Libc::Musl));
     }
     if syms.glibc {
-        return Some(Libc::Glibc);
+        return Known(Some(Libc::Glibc));
     }
-    // No telling symbols (stripped, or only a static-pie's few dynamic symbols): look for
-    // strings only one of them carries. glibc reads the GLIBC_TUNABLES environment variable
-    // at startup (2.26+) and says "Fatal glibc error" (2.35+); musl's strerror(0) text is
-    // "No error information" (glibc says "Success").
-    // One pass over the data for all three (a large binary's .rodata is megabytes); a
-    // glibc string wins over musl's.
-    static NEEDLES: std::sync::LazyLock<aho_corasick::AhoCorasick> =
-        std::sync::LazyLock::new(|| {
-            aho_corasick::AhoCorasick::new(LIBC_NEEDLES_REVERSED.map(unreversed))
-                .expect("fixed patterns build")
-        });
-    let mut musl = false;
-    for m in NEEDLES.find_iter(rodata?) {
-        if m.pattern().as_usize() < 2 {
-            return Some(Libc::Glibc);
-        }
-        musl = true;
-    }
-    musl.then_some(Libc::Musl)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The needles never appear written out in kiln's own binary (this test binary carries
-    /// the same inspector code): kiln inspecting itself must not find glibc's strings.
-    #[test]
-    fn own_binary_does_not_carry_the_libc_needles() {
-        let forward: Vec<Vec<u8>> = LIBC_NEEDLES_REVERSED.map(unreversed).to_vec();
-        // (Written in pieces that cannot sit side by side as the whole string.)
-        assert!(forward[0].starts_with(b"GLIBC") && forward[0].ends_with(b"TUNABLES"));
-        let exe = std::fs::read("/proc/self/exe").unwrap();
-        for n in &forward {
-            assert!(
-                !exe.windows(n.len()).any(|w| w == &n[..]),
-                "{} is in the binary",
-                String::from_utf8_lossy(n)
-            );
-        }
-    }
+    LibcAnswer::Search
 }

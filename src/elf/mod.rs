@@ -10,6 +10,7 @@ mod lang;
 mod libc;
 mod load;
 mod mapped;
+mod markers;
 mod parse;
 mod plan;
 pub(crate) mod read;
@@ -266,6 +267,8 @@ pub fn verdict_path(path: &Path) -> Result<ElfReport, ElfError> {
 pub fn planned_ranges(data: &[u8]) -> Vec<std::ops::Range<u64>> {
     plan::ranges(data, data.len() as u64, &mut |_| {})
 }
+
+pub use read::cold_read_ranges;
 
 /// Whether `data` starts like an ELF file (cheap check before a full parse).
 pub fn is_elf(data: &[u8]) -> bool {

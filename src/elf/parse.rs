@@ -11,10 +11,11 @@ use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, SectionTable};
 
 use super::lang::language;
-use super::libc::{detect_libc, highest_glibc, scan_symbols};
+use super::libc::{LibcAnswer, detect_libc, highest_glibc, scan_symbols};
 use super::mapped::{Image, cstr};
 use super::{
-    Detail, ElfError, ElfReport, Hardening, Kind, Linkage, Relro, arm, auditable, goinfo, oci_arch,
+    Detail, ElfError, ElfReport, Hardening, Kind, Libc, Linkage, Relro, arm, auditable, goinfo,
+    markers, oci_arch,
 };
 
 /// How many `.comment` strings are kept: enough for compiler + linker + a few tools.
@@ -152,26 +153,41 @@ fn parse_as<H: FileHeader<Endian = Endianness>>(
     } else {
         sec.rodata
     };
-    let language = language(
+    let told = language(
         go.as_ref(),
         sec.go_marker,
         auditable.is_some(),
         &comment,
         &syms,
-        // A stripped Rust program is told by std's panic paths in its constant data. Only
-        // searched in static files (kiln's products): scanning every shared library's
-        // .rodata doubled `kiln inspect /usr/lib`'s resident memory and cost 20% of its time.
-        marker_data.filter(|_| linkage != Linkage::Dynamic),
     );
-    let libc = detect_libc(
+    let libc_told = detect_libc(
         &seg.interpreter,
         &dyns.needed,
         dyns.glibc_version.is_some(),
         &syms,
         go.as_ref(),
         linkage,
-        marker_data,
     );
+    // glibc's static files carry its own link sets as sections (`__libc_IO_vtables`,
+    // `__libc_atexit`): they name the libc as surely as its marker strings, where those
+    // would be searched, without the search.
+    let glibc_sections = marker_data.is_some() && sec.glibc_sections;
+    let wanted = markers::Wanted {
+        // A stripped Rust program is told by std's panic paths in its constant data. Only
+        // searched in static files (kiln's products): scanning every shared library's
+        // .rodata doubled `kiln inspect /usr/lib`'s resident memory and cost 20% of its time.
+        rust: told.is_none() && linkage != Linkage::Dynamic,
+        libc: matches!(libc_told, LibcAnswer::Search) && !glibc_sections,
+    };
+    let found = marker_data
+        .map(|d| markers::search(d, wanted))
+        .unwrap_or_default();
+    let language = told.or(found.rust.then_some("rust"));
+    let libc = match libc_told {
+        LibcAnswer::Known(l) => l,
+        LibcAnswer::Search if glibc_sections => Some(Libc::Glibc),
+        LibcAnswer::Search => found.libc,
+    };
 
     let variant = if machine == elf::EM_ARM.0 {
         arm.as_ref()
@@ -449,6 +465,7 @@ fn section_pass<'a, H: FileHeader<Endian = Endianness>>(
             b".comment" => sec.comment = section.data(endian, data).ok(),
             b".rodata" => sec.rodata = section.data(endian, data).ok(),
             b".gopclntab" | b".note.go.buildid" => sec.go_marker = true,
+            b"__libc_IO_vtables" | b"__libc_atexit" => sec.glibc_sections = true,
             // rustc's `.debug_gdb_scripts` (names of gdb pretty-printers) is loaded memory,
             // not DWARF: stripping keeps it.
             b".debug_gdb_scripts" => {}
@@ -511,6 +528,8 @@ struct SectionFacts<'a> {
     symtab: bool,
     debug: bool,
     go_marker: bool,
+    /// A section only glibc's static files have (see `parse_as`).
+    glibc_sections: bool,
     go_buildinfo: Option<&'a [u8]>,
     dep_v0: Option<&'a [u8]>,
     comment: Option<&'a [u8]>,

@@ -110,26 +110,65 @@ fn read_open<T>(
     // Ask for every range the parser will read before it reads any (see `plan`), then let
     // it read them through a mapping: what the plan missed still reads right, one page at a
     // time (MADV_RANDOM) instead of the 8 MiB read-around windows a fault would pull in.
+    ask_plan(&file, len, &head, &mut |r| fsutil::prefetch(&file, r));
+    let bytes = fsutil::map_random(&file).map_err(io_error)?;
+    Ok(f(&bytes))
+}
+
+/// The byte ranges of the file at `path` that [`with_walked_file_bytes`] asks the disk for
+/// (sorted, merged): the whole of a small file; a large file's first page, then for an ELF
+/// file every range its plan asks for (the headers read while planning lie inside them).
+/// For `cargo xtask bench inspect`, which replays them cold to measure what the disk alone
+/// takes to deliver kiln's bytes.
+pub fn cold_read_ranges(path: &Path) -> std::io::Result<Vec<std::ops::Range<u64>>> {
+    let (file, len) = open_regular(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+    if len <= READ_WHOLE {
+        return Ok(std::iter::once(0..len).collect());
+    }
+    let mut head = vec![0u8; HEAD];
+    let n = read_at_most(&file, &mut head, 0)?;
+    let mut out: Vec<std::ops::Range<u64>> = std::iter::once(0..n as u64).collect();
+    if super::is_elf(&head[..n]) {
+        ask_plan(&file, len, &head[..n], &mut |r| out.push(r));
+    }
+    out.retain(|r| r.start < r.end);
+    out.sort_by_key(|r| r.start);
+    let mut merged: Vec<std::ops::Range<u64>> = Vec::with_capacity(out.len());
+    for r in out {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    Ok(merged)
+}
+
+/// Tell `ask` of every range of a large ELF file the parser will read, as early as each is
+/// known (see `plan`); `head` is the file's first page. The headers the plan itself needs
+/// are read with `pread`.
+fn ask_plan(
+    file: &std::fs::File,
+    len: u64,
+    head: &[u8],
+    ask: &mut dyn FnMut(std::ops::Range<u64>),
+) {
     let cache = object::read::ReadCache::new(Preader {
-        file: &file,
+        file,
         len,
-        head: &head,
+        head,
         pos: 0,
     });
     // What a hostile file can make us ask for is bounded (a sparse file can claim
     // terabytes of symbol table); past the budget the parser's faults read what it uses.
     let mut budget = PREFETCH_BUDGET;
-    let mut prefetch = |r: std::ops::Range<u64>| {
+    let mut within_budget = |r: std::ops::Range<u64>| {
         let r = r.start..r.end.min(r.start.saturating_add(budget));
         budget -= r.end.saturating_sub(r.start);
-        fsutil::prefetch(&file, r);
+        ask(r);
     };
-    for r in super::plan::ranges(&cache, len, &mut prefetch) {
-        prefetch(r);
+    for r in super::plan::ranges(&cache, len, &mut within_budget) {
+        within_budget(r);
     }
-    drop(cache);
-    let bytes = fsutil::map_random(&file).map_err(io_error)?;
-    Ok(f(&bytes))
 }
 
 /// Most bytes of one file asked for ahead of the parser (the largest plans on a desktop
@@ -245,5 +284,35 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 10, "fixtures missing");
+    }
+
+    /// What the bench replays as kiln's reads: a small file whole; a large ELF file's first
+    /// page and every planned range, sorted and disjoint; a large non-ELF file's first page.
+    #[test]
+    fn cold_read_ranges_cover_what_the_reader_reads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let small = tmp.path().join("small");
+        std::fs::write(&small, b"#!/bin/sh\n").unwrap();
+        assert_eq!(cold_read_ranges(&small).unwrap(), vec![(0..10)]);
+        let text = tmp.path().join("text");
+        std::fs::write(&text, vec![b'x'; 200 * 1024]).unwrap();
+        assert_eq!(cold_read_ranges(&text).unwrap(), vec![(0..HEAD as u64)]);
+
+        let data = std::fs::read("/proc/self/exe").unwrap();
+        let ranges = cold_read_ranges(Path::new("/proc/self/exe")).unwrap();
+        assert!(
+            ranges.windows(2).all(|w| w[0].end < w[1].start),
+            "{ranges:?}"
+        );
+        let covered =
+            |r: &std::ops::Range<u64>| ranges.iter().any(|c| c.start <= r.start && r.end <= c.end);
+        assert!(covered(&(0..HEAD as u64)));
+        let planned = super::super::planned_ranges(&data);
+        assert!(
+            !planned.is_empty() && planned.iter().all(covered),
+            "{planned:?}"
+        );
+        let bytes: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        assert!(bytes < data.len() as u64 / 2, "{bytes} of {}", data.len());
     }
 }

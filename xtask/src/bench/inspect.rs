@@ -9,6 +9,11 @@
 //! peak RSS. Then the hostile case: `kiln inspect` of an image whose 2 MiB gzip layer
 //! expands to 2 GiB, with kiln's peak RSS next to GNU tar listing the same layer (a
 //! streaming reader), goal < 96 MiB.
+//!
+//! Cold runs also replay kiln's planned reads alone (the floor: what the disk takes to
+//! deliver the bytes kiln reads, with no parsing) and time a cold `kiln --version` (loading
+//! kiln itself). `KILN_BENCH_COLD_RUNS=N` sets the cold runs (default 3);
+//! `KILN_BENCH_BASELINE=/path/to/kiln` alternates a second kiln with the measured one.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,8 +25,16 @@ use super::load_average;
 
 const DIRS: [&str; 2] = ["/usr/bin", "/usr/lib/x86_64-linux-gnu"];
 const RUNS: usize = 7;
-/// Cold runs drop the whole machine's page cache each time: fewer.
+/// Cold runs drop the whole machine's page cache each time: fewer (`KILN_BENCH_COLD_RUNS`).
 const COLD_RUNS: usize = 3;
+
+fn cold_runs_wanted() -> usize {
+    std::env::var("KILN_BENCH_COLD_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(COLD_RUNS)
+}
 const MAX_RATIO: f64 = 0.1;
 const MAX_RSS_KIB: u64 = 64 * 1024;
 /// Peak RSS goal on the gzip bomb: independent of the 2 GiB the layer expands to.
@@ -216,28 +229,155 @@ fn drop_caches() -> bool {
 fn cold_runs(
     kiln: &dyn Fn() -> Command,
     file: &dyn Fn() -> Command,
-) -> anyhow::Result<Option<(Run, Run)>> {
-    let (mut k, mut f) = (Vec::new(), Vec::new());
-    for i in 0..COLD_RUNS {
+    floor: &dyn Fn() -> (Duration, u64),
+    kiln_version: &dyn Fn() -> Command,
+    baseline: Option<&dyn Fn() -> Command>,
+) -> anyhow::Result<Option<Cold>> {
+    let (mut k, mut f, mut fl, mut start) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut base = Vec::new();
+    for i in 0..cold_runs_wanted() {
         if !drop_caches() {
             return Ok(None);
         }
         let kr = run_once(&mut kiln())?;
+        let mut base_wall = String::new();
+        if let Some(b) = baseline {
+            drop_caches();
+            let br = run_once(&mut b())?;
+            base_wall = format!(" | baseline {:.3} s", br.wall.as_secs_f64());
+            base.push(br);
+        }
         drop_caches();
         let fr = run_once(&mut file())?;
+        drop_caches();
+        let (floor_wall, floor_read) = floor();
+        drop_caches();
+        let sr = run_once(&mut kiln_version())?;
         println!(
-            "    run {}: kiln {:.3} s ({}) | file {:.3} s ({}) | load {}",
+            "    run {}: kiln {:.3} s ({}){base_wall} | file {:.3} s ({}) | floor {:.3} s ({:.0} MiB) | kiln --version {:.3} s | load {}",
             i + 1,
             kr.wall.as_secs_f64(),
             kr.costs(true),
             fr.wall.as_secs_f64(),
             fr.costs(true),
+            floor_wall.as_secs_f64(),
+            floor_read as f64 / (1 << 20) as f64,
+            sr.wall.as_secs_f64(),
             load_average()
         );
         k.push(kr);
         f.push(fr);
+        fl.push(floor_wall);
+        start.push(sr);
     }
-    Ok(Some((median_run(k), median_run(f))))
+    Ok(Some(Cold {
+        kiln: median_run(k),
+        file: median_run(f),
+        floor: super::median(fl),
+        start: median_run(start),
+        baseline: (!base.is_empty()).then(|| median_run(base)),
+    }))
+}
+
+/// The median cold runs: kiln, `file`, the floor (kiln's reads replayed alone) and a
+/// cold `kiln --version` (what loading kiln itself costs).
+struct Cold {
+    kiln: Run,
+    file: Run,
+    floor: Duration,
+    start: Run,
+    /// `KILN_BENCH_BASELINE`: another kiln, alternated with the one measured.
+    baseline: Option<Run>,
+}
+
+/// What kiln asks of the disk for the bench's files, worked out warm by kiln's own planner
+/// (`kiln::elf::cold_read_ranges`): the ranges per file, their bytes and how many.
+struct ReadPlan {
+    ranges: std::collections::HashMap<PathBuf, Vec<std::ops::Range<u64>>>,
+    bytes: u64,
+    count: usize,
+}
+
+fn read_plan(files: &[PathBuf]) -> ReadPlan {
+    let mut plan = ReadPlan {
+        ranges: Default::default(),
+        bytes: 0,
+        count: 0,
+    };
+    for f in files {
+        let Ok(r) = kiln::elf::cold_read_ranges(f) else {
+            continue;
+        };
+        plan.bytes += r.iter().map(|r| r.end - r.start).sum::<u64>();
+        plan.count += r.len();
+        plan.ranges.insert(f.clone(), r);
+    }
+    plan
+}
+
+/// The floor: the same directories walked the same way (sorted, while `readers` threads
+/// read what it finds, as many as kiln's inspector uses), each file opened and exactly
+/// kiln's planned ranges asked for at once (`fadvise`) and read with `pread`; no parsing,
+/// no output, no process start. The wall time and the bytes read from disk.
+fn replay(dirs: &[&str], plan: &ReadPlan, readers: usize) -> (Duration, u64) {
+    fn walk(dir: &Path, found: &mut dyn FnMut(PathBuf)) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut children: Vec<_> = rd
+            .flatten()
+            .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+            .collect();
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, t) in children {
+            if t.is_dir() {
+                walk(&path, found);
+            } else if t.is_file() {
+                found(path);
+            }
+        }
+    }
+    let read = |path: PathBuf| {
+        use std::os::unix::fs::FileExt;
+        let (Ok(file), Some(ranges)) = (std::fs::File::open(&path), plan.ranges.get(&path)) else {
+            return;
+        };
+        for r in ranges {
+            kiln::fsutil::prefetch(&file, r.clone());
+        }
+        // Read in pieces through one buffer (kiln maps large files instead: the copy costs
+        // about what its page faults do).
+        let mut buf = vec![0u8; 256 << 10];
+        for r in ranges {
+            let mut at = r.start;
+            while at < r.end {
+                let n = buf.len().min((r.end - at) as usize);
+                if file.read_exact_at(&mut buf[..n], at).is_err() {
+                    break;
+                }
+                at += n as u64;
+            }
+        }
+    };
+    let inblock = || {
+        // SAFETY: rusage is plain data the call fills in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: fills `usage` for this process.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+        usage.ru_inblock as u64 * 512
+    };
+    let before = inblock();
+    let start = Instant::now();
+    kiln::par::par_map_fed(
+        readers,
+        |found: &mut dyn FnMut(PathBuf)| {
+            for d in dirs {
+                walk(Path::new(d), found);
+            }
+        },
+        read,
+    );
+    (start.elapsed(), inblock() - before)
 }
 
 /// System calls per file of one warm kiln run, from `strace -f -c` (a profile line for the
@@ -388,10 +528,29 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
     }
 
     println!(
-        "  cold page cache (echo 3 > /proc/sys/vm/drop_caches before each run, as root; median of {COLD_RUNS}):"
+        "  cold page cache (echo 3 > /proc/sys/vm/drop_caches before each run, as root; median of {}):",
+        cold_runs_wanted()
     );
-    match cold_runs(&kiln_cmd, &file_cmd)? {
-        Some((kc, fc)) => {
+    let plan = read_plan(&files);
+    let readers = 4 * kiln::par::cpus();
+    let floor = || replay(&dirs, &plan, readers);
+    let kiln_version = || {
+        let mut c = Command::new(kiln);
+        c.arg("--version");
+        c
+    };
+    // KILN_BENCH_BASELINE=/path/to/kiln: a second kiln (e.g. main's) alternated with the
+    // measured one in the cold runs, so a change is judged under the same load.
+    let baseline_exe = std::env::var_os("KILN_BENCH_BASELINE").map(PathBuf::from);
+    let baseline_cmd = || {
+        let mut c = Command::new(baseline_exe.as_deref().unwrap_or(kiln));
+        c.args(&kiln_args);
+        c
+    };
+    let baseline: Option<&dyn Fn() -> Command> = baseline_exe.as_ref().map(|_| &baseline_cmd as _);
+    match cold_runs(&kiln_cmd, &file_cmd, &floor, &kiln_version, baseline)? {
+        Some(cold) => {
+            let (kc, fc) = (cold.kiln, cold.file);
             rss = rss.max(kc.rss_kib);
             let r = kc.wall.as_secs_f64() / fc.wall.as_secs_f64();
             println!(
@@ -405,6 +564,32 @@ pub fn run_bench(kiln: &Path) -> anyhow::Result<()> {
                 fc.costs(true)
             );
             println!("  ratio kiln/file     : {r:>8.3}   (goal <= {MAX_RATIO}, cold)");
+            if let (Some(b), Some(exe)) = (cold.baseline, &baseline_exe) {
+                println!(
+                    "  baseline kiln       : {:>8.3} s ({}; {}), kiln/baseline {:.3}, baseline/file {:.3}",
+                    b.wall.as_secs_f64(),
+                    exe.display(),
+                    b.costs(true),
+                    kc.wall.as_secs_f64() / b.wall.as_secs_f64(),
+                    b.wall.as_secs_f64() / fc.wall.as_secs_f64()
+                );
+            }
+            println!(
+                "  floor               : {:>8.3} s (kiln's {} planned reads, {:.0} MiB, replayed alone by {readers} readers: walk, open, fadvise, pread; no parsing)",
+                cold.floor.as_secs_f64(),
+                plan.count,
+                plan.bytes as f64 / (1 << 20) as f64
+            );
+            println!(
+                "  kiln --version      : {:>8.3} s (loading kiln itself, cold: {:.0} MiB read)",
+                cold.start.wall.as_secs_f64(),
+                cold.start.disk_read as f64 / (1 << 20) as f64
+            );
+            println!(
+                "  kiln / floor        : {:>8.2}x   (kiln - floor - start = {:.3} s of parsing, searching, output and waits the replay does not have)",
+                kc.wall.as_secs_f64() / cold.floor.as_secs_f64(),
+                kc.wall.as_secs_f64() - cold.floor.as_secs_f64() - cold.start.wall.as_secs_f64()
+            );
             if r > MAX_RATIO {
                 missed.push(format!(
                     "kiln took {r:.3}x file's time with a cold page cache (goal {MAX_RATIO})"
