@@ -88,19 +88,26 @@ impl Want {
         }
     }
 
-    fn merged(mut self, gap: u64) -> Vec<Range<u64>> {
-        self.ranges.sort_by_key(|r| r.start);
-        let mut out: Vec<Range<u64>> = Vec::with_capacity(self.ranges.len());
-        for r in self.ranges {
-            match out.last_mut() {
-                Some(last) if r.start <= last.end.saturating_add(gap) => {
-                    last.end = last.end.max(r.end);
-                }
-                _ => out.push(r),
-            }
-        }
-        out
+    fn merged(self, gap: u64) -> Vec<Range<u64>> {
+        merge(self.ranges, gap)
     }
+}
+
+/// `ranges` sorted, the empty ones dropped, and those less than `gap` bytes apart (or
+/// overlapping) joined.
+pub(super) fn merge(mut ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
+    ranges.retain(|r| r.start < r.end);
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end.saturating_add(gap) => {
+                last.end = last.end.max(r.end);
+            }
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 fn plan_as<'a, H: FileHeader<Endian = Endianness>, R: ReadRef<'a>>(

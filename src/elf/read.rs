@@ -131,16 +131,7 @@ pub fn cold_read_ranges(path: &Path) -> std::io::Result<Vec<std::ops::Range<u64>
     if super::is_elf(&head[..n]) {
         ask_plan(&file, len, &head[..n], &mut |r| out.push(r));
     }
-    out.retain(|r| r.start < r.end);
-    out.sort_by_key(|r| r.start);
-    let mut merged: Vec<std::ops::Range<u64>> = Vec::with_capacity(out.len());
-    for r in out {
-        match merged.last_mut() {
-            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-            _ => merged.push(r),
-        }
-    }
-    Ok(merged)
+    Ok(super::plan::merge(out, 0))
 }
 
 /// Tell `ask` of every range of a large ELF file the parser will read, as early as each is
