@@ -61,6 +61,13 @@ pub struct Archives {
     pub zip: bool,
 }
 
+impl Archives {
+    /// Whether any archive is written.
+    pub fn any(&self) -> bool {
+        self.tar_gz || self.zip
+    }
+}
+
 /// Everything the release outputs are made from.
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseInput {
@@ -182,7 +189,7 @@ fn archives(input: &ReleaseInput, stem: &str) -> anyhow::Result<Vec<OutputFile>>
     platforms.dedup();
     let mtime = input.source_date_epoch.unwrap_or(0);
     for platform in platforms {
-        if !input.archives.tar_gz && !input.archives.zip {
+        if !input.archives.any() {
             break;
         }
         let top = format!("{stem}-{}", platform_dir(platform));

@@ -63,7 +63,7 @@ pub(super) fn resolve_release(
                 "[release] sbom: `{s}` is not spdx, cyclonedx, both or none"
             ))
         })?,
-        (None, None) if !outputs.is_empty() || archives != Archives::default() => SbomFormat::Spdx,
+        (None, None) if !outputs.is_empty() || archives.any() => SbomFormat::Spdx,
         (None, None) => SbomFormat::None,
     };
     let attestations = match (args.attestations, &file.attestations) {

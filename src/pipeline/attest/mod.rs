@@ -45,7 +45,7 @@ pub struct Written {
 /// Whether there is anything to write.
 pub fn wanted(cfg: &BuildConfig) -> bool {
     let r = &cfg.release;
-    r.sbom.is_some() || r.provenance || r.strip || r.archives != outputs::Archives::default()
+    r.sbom.is_some() || r.provenance || r.strip || r.archives.any()
 }
 
 /// One project's share of a release: its config (cargo features, `[c] components`), its
@@ -92,11 +92,10 @@ pub fn release(
         let mut binaries = Vec::new();
         let mut found = Ok(());
         for part in parts {
-            let archives = cfg.release.archives.tar_gz || cfg.release.archives.zip;
             match self::binaries(
                 part,
                 cfg.release.strip,
-                archives,
+                cfg.release.archives.any(),
                 version.as_deref(),
                 &mut warnings,
             ) {
