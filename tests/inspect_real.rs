@@ -871,15 +871,10 @@ fn file_and_readelf_call_a_static_pie_without_df_1_pie_a_library() {
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn stripped_static_binaries_without_comment_are_told_by_constant_data() {
-    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
-    for (tool, install) in [
-        ("cc", "apt-get install gcc"),
-        ("objcopy", "apt-get install binutils"),
-    ] {
-        if !have(tool) {
-            unavailable(&format!("{tool} not found: install it with `{install}`"));
-            return;
-        }
+    if !crate::support::have_tool("cc", "apt-get install gcc")
+        || !crate::support::have_tool("objcopy", "apt-get install binutils")
+    {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
