@@ -147,10 +147,10 @@ impl TarStream {
 
     /// The bytes `[start, end)` were read for the last time, and so were those before
     /// them: let go of the memory that maps them (the pages of mapped files from the one
-    /// holding `start`; the one holding `end` is left for the bytes after it). Reading them again still works (the pages come back
-    /// from the page cache). Called while the layer is compressed, this spreads over the
-    /// run the unmapping that otherwise came at its end: ~1.5 ms per 20 MiB, on one core,
-    /// after the last byte was compressed.
+    /// holding `start`; the one holding `end` is left for the bytes after it). Reading them
+    /// again still works (the pages come back from the page cache). Called while the layer
+    /// is compressed, this spreads over the run the unmapping that otherwise came at its
+    /// end: ~1.5 ms per 20 MiB, on one core, after the last byte was compressed.
     pub fn release(&self, start: usize, end: usize) {
         let end = end.min(self.len);
         if start >= end {

@@ -254,15 +254,16 @@ fn fetch_project(bench: &Path) -> anyhow::Result<PathBuf> {
     Ok(dest)
 }
 
-/// Print the three longest units of the cargo run in `target_dir` (its `--timings`
-/// report), with when each started: the build's critical path is made of them. Nothing when
-/// the report is missing or its format changed.
-fn longest_units(target_dir: &Path) {
-    let Ok(html) = std::fs::read_to_string(target_dir.join("cargo-timings/cargo-timing.html"))
-    else {
-        return;
-    };
-    for (duration, start, name) in longest(&html, 3) {
+/// The `--timings` report of the cargo run in `target_dir` (empty when it is missing).
+fn timings_report(target_dir: &Path) -> String {
+    std::fs::read_to_string(target_dir.join("cargo-timings/cargo-timing.html")).unwrap_or_default()
+}
+
+/// Print the three longest units of a cargo `--timings` report, with when each started: the
+/// build's critical path is made of them. Nothing when the report is missing or its format
+/// changed.
+fn longest_units(html: &str) {
+    for (duration, start, name) in longest(html, 3) {
         println!(
             "           cargo --timings: {name:<36} start {start:6.1} s  ran {duration:6.1} s  end {:6.1} s",
             start + duration
@@ -270,13 +271,11 @@ fn longest_units(target_dir: &Path) {
     }
 }
 
-/// Print the least wall time a tool doing cargo-zigbuild's CPU work of the run in
-/// `target_dir` could take here ([`perfect_schedule`]): what no scheduling of the same
-/// compiler work can beat.
-fn scheduling_bound(target_dir: &Path, sample: &Sample) {
-    let html = std::fs::read_to_string(target_dir.join("cargo-timings/cargo-timing.html"))
-        .unwrap_or_default();
-    let tail = lone_tail(&html);
+/// Print the least wall time a tool doing cargo-zigbuild's CPU work (`sample`, whose
+/// `--timings` report is `html`) could take here ([`perfect_schedule`]): what no
+/// scheduling of the same compiler work can beat.
+fn scheduling_bound(html: &str, sample: &Sample) {
+    let tail = lone_tail(html);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bound = perfect_schedule(sample, cpus, tail);
     println!(
@@ -549,8 +548,9 @@ impl Bench {
                         zb.arg("--timings");
                         let sample = measure(&mut zb)?;
                         z = Some((sample, self.zig_built(since)));
-                        longest_units(&d);
-                        scheduling_bound(&d, &sample);
+                        let html = timings_report(&d);
+                        longest_units(&html);
+                        scheduling_bound(&html, &sample);
                     }
                 }
                 Ok((k.expect("ran"), z.expect("ran")))

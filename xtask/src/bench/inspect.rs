@@ -27,7 +27,12 @@ const DIRS: [&str; 2] = ["/usr/bin", "/usr/lib/x86_64-linux-gnu"];
 const RUNS: usize = 7;
 /// Cold runs drop the whole machine's page cache each time: fewer (`KILN_BENCH_COLD_RUNS`).
 const COLD_RUNS: usize = 3;
+const MAX_RATIO: f64 = 0.1;
+const MAX_RSS_KIB: u64 = 64 * 1024;
+/// Peak RSS goal on the gzip bomb: independent of the 2 GiB the layer expands to.
+const MAX_BOMB_RSS_KIB: u64 = 96 * 1024;
 
+/// The cold runs: `KILN_BENCH_COLD_RUNS`, else [`COLD_RUNS`].
 fn cold_runs_wanted() -> usize {
     std::env::var("KILN_BENCH_COLD_RUNS")
         .ok()
@@ -35,10 +40,6 @@ fn cold_runs_wanted() -> usize {
         .filter(|&n| n > 0)
         .unwrap_or(COLD_RUNS)
 }
-const MAX_RATIO: f64 = 0.1;
-const MAX_RSS_KIB: u64 = 64 * 1024;
-/// Peak RSS goal on the gzip bomb: independent of the 2 GiB the layer expands to.
-const MAX_BOMB_RSS_KIB: u64 = 96 * 1024;
 
 /// Writes an OCI layout whose one gzip layer holds a 2 GiB file of zeros (and a small file
 /// first), computing the diff_id on the way; prints the layer's size.
